@@ -1,0 +1,76 @@
+//! Sign-up, log-in and log-out. Sign-up and log-in are rate limited per client address.
+
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::models::{LogInRequest, SessionDto, SignUpRequest};
+use super::problem::ApiError;
+use super::{ApiTags, BearerAuth};
+use crate::state::AppState;
+
+/// Authentication endpoints.
+pub struct AuthApi;
+
+#[derive(ApiResponse)]
+enum SignUpResponse {
+    /// Registered; the personal organization exists and is active.
+    #[oai(status = 201)]
+    Created(Json<SessionDto>),
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Sign up: creates the user, their personal organization (as owner) and a session.
+    #[oai(path = "/auth/signup", method = "post", operation_id = "signUp")]
+    async fn sign_up(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<SignUpRequest>,
+    ) -> Result<SignUpResponse, ApiError> {
+        state.check_auth_rate(req)?;
+        let body = body.0;
+        let signed_in = state.tenancy.sign_up(&body.email, &body.name, body.password).await?;
+        tracing::info!(user = %signed_in.user.id, "user signed up");
+        Ok(SignUpResponse::Created(Json(SessionDto {
+            token: signed_in.token,
+            expires_at: signed_in.expires_at,
+            user: signed_in.user.into(),
+        })))
+    }
+
+    /// Log in with email and password; returns a session token.
+    #[oai(path = "/auth/login", method = "post", operation_id = "logIn")]
+    async fn log_in(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<LogInRequest>,
+    ) -> Result<Json<SessionDto>, ApiError> {
+        state.check_auth_rate(req)?;
+        let body = body.0;
+        let signed_in = state.tenancy.log_in(&body.email, body.password).await?;
+        Ok(Json(SessionDto {
+            token: signed_in.token,
+            expires_at: signed_in.expires_at,
+            user: signed_in.user.into(),
+        }))
+    }
+
+    /// Log out: the presented session token stops working.
+    #[oai(path = "/auth/logout", method = "post", operation_id = "logOut")]
+    async fn log_out(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<NoContent, ApiError> {
+        let principal = auth.principal(&state).await?;
+        state.tenancy.log_out(&principal, &auth.0.token).await?;
+        Ok(NoContent::Done)
+    }
+}

@@ -1,0 +1,115 @@
+//! The signed-in user: profile, organizations, active organization, API keys, invitations.
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use uuid::Uuid;
+
+use super::models::{
+    ActiveOrganizationRequest, ApiKeyDto, CreateApiKeyRequest, CreatedApiKeyDto, MeDto, MyOrganizationDto,
+    ReceivedInvitationDto,
+};
+use super::problem::ApiError;
+use super::{ApiTags, BearerAuth};
+use crate::state::AppState;
+use canopy_kernel::id::ApiKeyId;
+
+/// Endpoints about the caller.
+pub struct MeApi;
+
+#[derive(ApiResponse)]
+enum CreatedKey {
+    /// Created; the token is shown only in this response.
+    #[oai(status = 201)]
+    Created(Json<CreatedApiKeyDto>),
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+#[OpenApi(tag = "ApiTags::Me")]
+impl MeApi {
+    /// The caller, every organization they belong to with their role, and the active one.
+    #[oai(path = "/me", method = "get", operation_id = "getMe")]
+    async fn me(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<MeDto>, ApiError> {
+        let principal = auth.principal(&state).await?;
+        let me = state.tenancy.me(&principal).await?;
+        Ok(Json(MeDto {
+            user: me.user.into(),
+            organizations: me.organizations.into_iter().map(Into::into).collect(),
+            active_organization_id: me.active_organization_id.map(|o| o.as_uuid()),
+        }))
+    }
+
+    /// Persists the active organization (the caller must be a member).
+    #[oai(path = "/me/active-organization", method = "put", operation_id = "setActiveOrganization")]
+    async fn set_active_organization(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<ActiveOrganizationRequest>,
+    ) -> Result<Json<MyOrganizationDto>, ApiError> {
+        let principal = auth.principal(&state).await?;
+        let access = state
+            .tenancy
+            .set_active_organization(&principal, &body.0.organization)
+            .await?;
+        Ok(Json(MyOrganizationDto {
+            organization: access.organization.into(),
+            role: access.role.into(),
+            member_count: None,
+        }))
+    }
+
+    /// The caller's API keys, newest first (never their secrets).
+    #[oai(path = "/me/api-keys", method = "get", operation_id = "listApiKeys")]
+    async fn list_api_keys(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
+        let principal = auth.principal(&state).await?;
+        let keys = state.tenancy.list_api_keys(&principal).await?;
+        Ok(Json(keys.into_iter().map(Into::into).collect()))
+    }
+
+    /// Creates an API key for CLIs and generated clients; the token is shown once.
+    #[oai(path = "/me/api-keys", method = "post", operation_id = "createApiKey")]
+    async fn create_api_key(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<CreateApiKeyRequest>,
+    ) -> Result<CreatedKey, ApiError> {
+        let principal = auth.principal(&state).await?;
+        let issued = state
+            .tenancy
+            .create_api_key(&principal, &body.0.name, body.0.expires_in_days)
+            .await?;
+        Ok(CreatedKey::Created(Json(CreatedApiKeyDto {
+            api_key: issued.key.into(),
+            token: issued.token,
+        })))
+    }
+
+    /// Revokes one of the caller's API keys; it stops working at once.
+    #[oai(path = "/me/api-keys/:id", method = "delete", operation_id = "revokeApiKey")]
+    async fn revoke_api_key(&self, state: Data<&AppState>, auth: BearerAuth, id: Path<Uuid>) -> Result<NoContent, ApiError> {
+        let principal = auth.principal(&state).await?;
+        state.tenancy.revoke_api_key(&principal, ApiKeyId(id.0)).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Pending invitations addressed to the caller's email.
+    #[oai(path = "/me/invitations", method = "get", operation_id = "listMyInvitations")]
+    async fn my_invitations(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Json<Vec<ReceivedInvitationDto>>, ApiError> {
+        let principal = auth.principal(&state).await?;
+        let invitations = state.tenancy.my_invitations(&principal).await?;
+        Ok(Json(invitations.into_iter().map(Into::into).collect()))
+    }
+}

@@ -1,0 +1,75 @@
+//! The `/v1` HTTP API. Handlers parse, call a domain service and map the answer; they hold no
+//! business rules. The OpenAPI document is generated from these same handlers.
+
+mod auth;
+mod invitations;
+mod me;
+mod members;
+mod models;
+mod organizations;
+pub mod problem;
+
+use poem_openapi::auth::Bearer;
+use poem_openapi::{OpenApiService, SecurityScheme, Tags};
+
+use crate::state::AppState;
+use canopy_tenancy::Principal;
+use problem::ApiError;
+
+/// Tags group the operations in the docs and in generated clients.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Sign up, log in, log out.
+    Auth,
+    /// The signed-in user, their API keys and invitations.
+    Me,
+    /// Organizations (tenants).
+    Organizations,
+    /// Members and roles.
+    Members,
+    /// Invitations to join an organization.
+    Invitations,
+    /// The audit log.
+    Audit,
+}
+
+/// `Authorization: Bearer <token>`: a session token from log-in or an API key.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "opaque")]
+pub struct BearerAuth(pub Bearer);
+
+impl BearerAuth {
+    /// Resolves the token to its caller or answers 401.
+    pub async fn principal(&self, state: &AppState) -> Result<Principal, ApiError> {
+        Ok(state.tenancy.authenticate(&self.0.token).await?)
+    }
+}
+
+/// Every API group, as served and as documented.
+pub type Api = (
+    auth::AuthApi,
+    me::MeApi,
+    organizations::OrganizationsApi,
+    members::MembersApi,
+    invitations::InvitationsApi,
+);
+
+/// Builds the OpenAPI service over the real handlers; the spec and the router come from it.
+pub fn service() -> OpenApiService<Api, ()> {
+    OpenApiService::new(
+        (
+            auth::AuthApi,
+            me::MeApi,
+            organizations::OrganizationsApi,
+            members::MembersApi,
+            invitations::InvitationsApi,
+        ),
+        "Canopy API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Multi-tenant control plane for cloud estates. Errors are application/problem+json \
+         with `status`, `title`, `detail`, `code` and, for validation, per-field `errors`.",
+    )
+    .url_prefix("/v1")
+}

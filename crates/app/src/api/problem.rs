@@ -1,0 +1,289 @@
+//! RFC 7807 problem responses. Every error a client sees, from a handler or from the
+//! framework (malformed JSON, missing credentials, unknown route), is one of these.
+
+use canopy_kernel::ValidationErrors;
+use canopy_tenancy::TenancyError;
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{IntoResponse, Response};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::{ApiResponse, Object};
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One field that broke one rule.
+#[derive(Debug, Clone, Object)]
+pub struct ProblemFieldError {
+    /// Request field name.
+    pub field: String,
+    /// Rule name (`length`, `format`, `reserved`, `range`, `required`, `enum`).
+    pub rule: String,
+    /// Human sentence.
+    pub message: String,
+}
+
+/// An RFC 7807 problem document.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Problem {
+    /// URI reference naming the problem type.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened, for a person.
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Per-field validation failures.
+    #[oai(skip_serializing_if_is_empty)]
+    pub errors: Vec<ProblemFieldError>,
+}
+
+/// An error answer: a status and a problem body (plus `Retry-After` when rate limited).
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The problem.
+    pub problem: Problem,
+    /// Seconds to wait, for 429.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// A problem with a status, a stable code and a detail sentence.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            problem: Problem {
+                kind: format!("https://canopy.dev/problems/{code}"),
+                title: status.canonical_reason().unwrap_or("Error").to_string(),
+                status: status.as_u16(),
+                detail: detail.into(),
+                code: code.to_string(),
+                errors: vec![],
+            },
+            retry_after: None,
+        }
+    }
+
+    /// 422 with every field error.
+    pub fn validation(errors: ValidationErrors) -> Self {
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "The request has invalid fields.",
+        );
+        e.problem.errors = errors
+            .errors
+            .into_iter()
+            .map(|f| ProblemFieldError {
+                field: f.field,
+                rule: f.rule,
+                message: f.message,
+            })
+            .collect();
+        e
+    }
+
+    /// 401.
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "A valid bearer token (session or API key) is required.",
+        )
+    }
+
+    /// 404 for an object that does not exist or is not visible to the caller.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("The {what} does not exist."))
+    }
+
+    /// 500 without internals; the cause is logged in the request's span.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Something went wrong on our side. It has been logged.",
+        )
+    }
+
+    /// 429 with the seconds after which a retry may succeed.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("Too many attempts from your address. Retry in {retry_after} s."),
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.problem.status, self.problem.code, self.problem.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.problem.to_json_string();
+        let mut resp = Response::builder()
+            .status(self.status())
+            .header(header::CONTENT_TYPE, PROBLEM_JSON)
+            .body(body);
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        ApiError::status(self)
+    }
+
+    fn as_response(&self) -> Response {
+        self.clone().into_response()
+    }
+}
+
+/// The statuses any endpoint may answer with a problem, documented once for all of them.
+const DOCUMENTED: &[(u16, &str)] = &[
+    (400, "Malformed request (bad JSON, bad parameter)"),
+    (401, "Missing, unknown, expired or revoked credentials"),
+    (403, "Your role does not allow this"),
+    (404, "Not found, or not visible to you"),
+    (409, "Conflicts with the current state"),
+    (410, "Gone (an expired invitation)"),
+    (413, "Request body too large"),
+    (422, "Validation failed; `errors` names each field and rule"),
+    (429, "Rate limited; see Retry-After"),
+    (500, "Unexpected server error"),
+];
+
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: DOCUMENTED
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: PROBLEM_JSON,
+                        schema: Problem::schema_ref(),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        Problem::register(registry);
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        Self::validation(e)
+    }
+}
+
+impl From<TenancyError> for ApiError {
+    fn from(e: TenancyError) -> Self {
+        use StatusCode as S;
+        match e {
+            TenancyError::Invalid(errors) => Self::validation(errors),
+            TenancyError::Unauthenticated => Self::unauthenticated(),
+            TenancyError::InvalidCredentials => {
+                Self::new(S::UNAUTHORIZED, "invalid_credentials", "Invalid email or password.")
+            }
+            TenancyError::NotFound(what) => Self::not_found(what),
+            TenancyError::Forbidden(action) => Self::new(
+                S::FORBIDDEN,
+                "forbidden",
+                format!("Your role in this organization does not allow {action:?}."),
+            ),
+            TenancyError::OwnerProtected => Self::new(
+                S::FORBIDDEN,
+                "owner_protected",
+                "Only an owner can remove or change another owner.",
+            ),
+            TenancyError::OwnerInviteRequiresOwner => Self::new(
+                S::FORBIDDEN,
+                "owner_invite_requires_owner",
+                "Only an owner can invite someone as owner.",
+            ),
+            TenancyError::EmailTaken => Self::new(S::CONFLICT, "email_taken", "This email is already registered."),
+            TenancyError::SlugTaken => Self::new(S::CONFLICT, "slug_taken", "This slug is already taken."),
+            TenancyError::LastOwner => Self::new(
+                S::CONFLICT,
+                "last_owner",
+                "An organization must keep at least one owner. Make another member owner first.",
+            ),
+            TenancyError::AlreadyMember => Self::new(
+                S::CONFLICT,
+                "already_member",
+                "This person is already a member of the organization.",
+            ),
+            TenancyError::InvitationNotPending => Self::new(
+                S::CONFLICT,
+                "invitation_not_pending",
+                "This invitation was already answered, cancelled or replaced.",
+            ),
+            TenancyError::InvitationExpired => Self::new(
+                S::GONE,
+                "invitation_expired",
+                "This invitation has expired. Ask for a new one.",
+            ),
+            TenancyError::InvitationEmailMismatch => Self::new(
+                S::FORBIDDEN,
+                "invitation_email_mismatch",
+                "This invitation is addressed to a different email than yours.",
+            ),
+            TenancyError::Store(cause) => {
+                tracing::error!(error = %cause, "storage failure");
+                Self::internal()
+            }
+        }
+    }
+}
+
+/// Turns any framework error into a problem: the ones handlers raised pass through, the
+/// rest (bad JSON, missing auth header, unknown route, body too large) get a matching code.
+pub fn problem_from_poem(err: poem::Error) -> Response {
+    if let Some(api) = err.downcast_ref::<ApiError>() {
+        return api.clone().into_response();
+    }
+    let status = err.status();
+    let (code, detail) = match status {
+        StatusCode::BAD_REQUEST => ("malformed_request", err.to_string()),
+        StatusCode::UNAUTHORIZED => ("unauthenticated", "A valid bearer token is required.".to_string()),
+        StatusCode::NOT_FOUND => ("not_found", "No such resource.".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed on this resource.".to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is too large.".to_string()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "Send the body as application/json.".to_string(),
+        ),
+        s if s.is_server_error() => {
+            tracing::error!(error = %err, "unhandled error");
+            ("internal", "Something went wrong on our side. It has been logged.".to_string())
+        }
+        _ => ("error", err.to_string()),
+    };
+    ApiError::new(status, code, detail).into_response()
+}

@@ -1,0 +1,110 @@
+//! Configuration in layers (lowest first): defaults, an optional TOML file, `CANOPY_*`
+//! environment variables (plus the conventional `DATABASE_URL`), then command-line flags.
+//! Adapters receive small typed pieces of it and never read the environment themselves.
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything `canopy serve` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to listen on.
+    pub bind: String,
+    /// Database URL: SQLite (the embedded default) or `postgres://...`.
+    pub database_url: String,
+    /// PostgreSQL pool size.
+    pub database_max_connections: u32,
+    /// Public base URL of the console, for links in invitations.
+    pub public_url: String,
+    /// Log-in session lifetime, hours.
+    pub session_ttl_hours: u32,
+    /// Invitation lifetime, hours (spec: 48).
+    pub invitation_ttl_hours: u32,
+    /// Sign-up and log-in attempts allowed per client address per minute.
+    pub auth_rate_per_minute: u32,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    /// Trust the first `X-Forwarded-For` address as the client (only behind a proxy you run).
+    pub trust_forwarded_for: bool,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// argon2id memory cost, KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    pub argon2_iterations: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            database_url: "sqlite://canopy.db?mode=rwc".into(),
+            database_max_connections: 32,
+            public_url: "http://localhost:8080".into(),
+            session_ttl_hours: 24 * 7,
+            invitation_ttl_hours: 48,
+            auth_rate_per_minute: 10,
+            max_body_bytes: 256 * 1024,
+            trust_forwarded_for: false,
+            log_format: LogFormat::Text,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (or `./canopy.toml` when present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("canopy.toml")),
+        }
+        figment
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+            .merge(Env::prefixed("CANOPY_"))
+            .extract()
+            .map_err(Box::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "bind = \"0.0.0.0:9000\"\ninvitation_ttl_hours = 12\n")?;
+            jail.set_env("CANOPY_INVITATION_TTL_HOURS", "24");
+            jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.bind, "0.0.0.0:9000");
+            assert_eq!(c.invitation_ttl_hours, 24, "env wins over file");
+            assert_eq!(c.database_url, "postgres://x@localhost/db");
+            assert_eq!(c.session_ttl_hours, 168, "default kept");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn default_is_an_embedded_sqlite_file() {
+        assert!(Config::default().database_url.starts_with("sqlite://canopy.db"));
+    }
+}

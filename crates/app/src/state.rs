@@ -1,0 +1,58 @@
+//! Shared request state: the domain services and the edge's own machinery (rate limiter).
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use canopy_store::Store;
+use canopy_tenancy::TenancyService;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use poem::Request;
+
+use crate::api::problem::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Tenancy use cases.
+    pub tenancy: TenancyService,
+    /// The database, for readiness checks.
+    pub store: Store,
+    auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    trust_forwarded_for: bool,
+}
+
+impl AppState {
+    /// Builds the state; `auth_per_minute` bounds sign-up and log-in attempts per address.
+    pub fn new(tenancy: TenancyService, store: Store, auth_per_minute: u32, trust_forwarded_for: bool) -> Self {
+        let per_minute = NonZeroU32::new(auth_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        Self {
+            tenancy,
+            store,
+            auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            trust_forwarded_for,
+        }
+    }
+
+    fn client_ip(&self, req: &Request) -> Option<IpAddr> {
+        if self.trust_forwarded_for
+            && let Some(ip) = req
+                .header("x-forwarded-for")
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok())
+        {
+            return Some(ip);
+        }
+        req.remote_addr().as_socket_addr().map(|a| a.ip())
+    }
+
+    /// Refuses with 429 and `Retry-After` when the client's address used up its quota.
+    pub fn check_auth_rate(&self, req: &Request) -> Result<(), ApiError> {
+        let Some(ip) = self.client_ip(req) else { return Ok(()) };
+        self.auth_limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::rate_limited(wait.as_secs().max(1))
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! Canopy kernel: identifiers, the clock port, pagination and validation errors.
+//!
+//! Architecture invariant: this crate performs no IO and depends on nothing but
+//! serde, uuid, chrono and thiserror. Every other crate may depend on it.
+
+pub mod clock;
+pub mod id;
+pub mod page;
+pub mod validation;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use page::{Cursor, Page, PageRequest};
+pub use validation::{FieldError, ValidationErrors};

@@ -1,0 +1,10 @@
+//! sea-orm entities. Crate-private: domain types cross the adapter boundary, entities never do.
+
+pub(crate) mod api_keys;
+pub(crate) mod audit_events;
+pub(crate) mod invitations;
+pub(crate) mod memberships;
+pub(crate) mod organizations;
+pub(crate) mod outbox_messages;
+pub(crate) mod sessions;
+pub(crate) mod users;

@@ -1,0 +1,115 @@
+//! Canopy's persistence adapter: sea-orm repositories for every storage port, on SQLite (the
+//! embedded default) or PostgreSQL.
+//!
+//! API boundary: [`Store`] (connect, migrate, ping, and the port implementations) and
+//! [`OutboxSender`]. Entities and row mappings are crate-private.
+
+mod entity;
+mod outbox;
+mod tenancy;
+
+use std::time::Duration;
+
+use canopy_migrations::{Migrator, MigratorTrait};
+use canopy_tenancy::StoreError;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+
+pub use outbox::{OutboxMessage, OutboxSender};
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://path?mode=rwc`, `sqlite::memory:` or `postgres://...`.
+    pub url: String,
+    /// Pool size for PostgreSQL. SQLite always uses one connection (see [`Store::connect`]).
+    pub max_connections: u32,
+}
+
+impl StoreConfig {
+    /// Settings for a database URL with the default pool size.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 32,
+        }
+    }
+}
+
+/// The database behind every repository port.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+pub(crate) fn db_err(e: DbErr) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl Store {
+    /// Opens the database. SQLite gets a single connection, WAL and a busy timeout: one writer
+    /// at a time is what SQLite allows anyway, and serializing in the pool makes the
+    /// transactional invariants (last owner, single-use tokens) hold without lock upgrades.
+    pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
+        let mut options = ConnectOptions::new(config.url.clone());
+        options
+            .sqlx_logging(false)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(10));
+        if config.url.starts_with("sqlite") {
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(|o| {
+                    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .busy_timeout(Duration::from_secs(10))
+                        .foreign_keys(true)
+                        .create_if_missing(true)
+                });
+        } else {
+            options.max_connections(config.max_connections).min_connections(2);
+        }
+        let db = Database::connect(options).await.map_err(db_err)?;
+        Ok(Self { db })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None).await.map_err(db_err)
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(db_err)
+    }
+
+    /// `"sqlite"` or `"postgres"`, for logs and readiness output.
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => "sqlite",
+            DbBackend::Postgres => "postgres",
+            _ => "other",
+        }
+    }
+
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Postgres
+    }
+
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.db.close().await.map_err(db_err)
+    }
+
+    /// Runs a raw statement; for test fixtures and operator commands only.
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        self.db
+            .execute_unprepared(sql)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(db_err)
+    }
+}

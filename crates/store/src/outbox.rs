@@ -1,0 +1,106 @@
+//! The default invitation delivery: an outbox row per message, with the accept link, for a
+//! mail relay to drain. Nothing is lost when no mail server is configured.
+
+use async_trait::async_trait;
+use canopy_tenancy::StoreError;
+use canopy_tenancy::invitation::InvitationMessage;
+use canopy_tenancy::ports::InvitationSender;
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::entity::outbox_messages;
+use crate::{Store, db_err};
+
+/// An outbox row as an operator or a relay reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxMessage {
+    /// Id.
+    pub id: Uuid,
+    /// Message kind (`invitation`).
+    pub kind: String,
+    /// Email address.
+    pub recipient: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body with the link.
+    pub body: String,
+    /// Structured content (accept URL, invitation id, role).
+    pub payload: serde_json::Value,
+    /// When queued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// [`InvitationSender`] that writes to the outbox table.
+#[derive(Debug, Clone)]
+pub struct OutboxSender {
+    store: Store,
+}
+
+impl OutboxSender {
+    /// Writes into `store`'s outbox.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl InvitationSender for OutboxSender {
+    async fn send(&self, message: InvitationMessage) -> Result<(), StoreError> {
+        let inv = &message.invitation;
+        let subject = format!("You're invited to join {} on Canopy", message.organization_name);
+        let body = format!(
+            "{} invited you to join {} as {}.\n\nAccept: {}\n\nThis invitation expires at {}.\n",
+            if message.invited_by_name.is_empty() { "Someone" } else { &message.invited_by_name },
+            message.organization_name,
+            inv.role.as_str(),
+            message.accept_url,
+            inv.expires_at.to_rfc3339(),
+        );
+        outbox_messages::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            kind: Set("invitation".into()),
+            recipient: Set(inv.email.clone()),
+            subject: Set(subject),
+            body: Set(body),
+            payload: Set(json!({
+                "invitationId": inv.id.to_string(),
+                "organizationId": inv.organization_id.to_string(),
+                "role": inv.role.as_str(),
+                "acceptUrl": message.accept_url,
+                "expiresAt": inv.expires_at.to_rfc3339(),
+            })),
+            created_at: Set(inv.created_at),
+            sent_at: Set(None),
+        }
+        .insert(self.store.db())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Unsent outbox messages for `recipient`, oldest first.
+    pub async fn outbox_for(&self, recipient: &str) -> Result<Vec<OutboxMessage>, StoreError> {
+        Ok(outbox_messages::Entity::find()
+            .filter(outbox_messages::Column::Recipient.eq(recipient))
+            .filter(outbox_messages::Column::SentAt.is_null())
+            .order_by_asc(outbox_messages::Column::Id)
+            .all(self.db())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|m| OutboxMessage {
+                id: m.id,
+                kind: m.kind,
+                recipient: m.recipient,
+                subject: m.subject,
+                body: m.body,
+                payload: m.payload,
+                created_at: m.created_at,
+            })
+            .collect())
+    }
+}

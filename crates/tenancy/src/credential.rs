@@ -1,0 +1,75 @@
+//! Credentials: sessions and API keys. Both are opaque random bearer tokens, stored only as a
+//! digest, and authenticate the same way.
+
+use canopy_kernel::id::{ApiKeyId, SessionId, UserId};
+use chrono::{DateTime, Utc};
+
+/// Which kind of token a caller presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// A log-in session.
+    Session(SessionId),
+    /// An API key.
+    ApiKey(ApiKeyId),
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    /// Who.
+    pub user_id: UserId,
+    /// With which credential.
+    pub credential: CredentialKind,
+}
+
+/// A freshly issued secret: the plain token goes to the client once, the digest to storage.
+pub struct NewSecret {
+    /// The token the client presents. Never stored, never logged.
+    pub plain: String,
+    /// The digest stored and looked up.
+    pub digest: String,
+    /// A short, non-secret prefix shown in listings.
+    pub display_prefix: String,
+}
+
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSecret").field("display_prefix", &self.display_prefix).finish_non_exhaustive()
+    }
+}
+
+/// A log-in session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Id.
+    pub id: SessionId,
+    /// Owner.
+    pub user_id: UserId,
+    /// Digest of the bearer token.
+    pub token_digest: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API key as listed (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Id.
+    pub id: ApiKeyId,
+    /// Owner.
+    pub user_id: UserId,
+    /// Name the user gave it.
+    pub name: String,
+    /// First characters of the token, to recognise it.
+    pub prefix: String,
+    /// Digest of the token.
+    pub token_digest: String,
+    /// Optional expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revocation time; a revoked key no longer authenticates.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,114 @@
+//! The authorization policy: one function decides what each role may do in an organization.
+//! Handlers ask it; they never compare roles themselves.
+
+use crate::membership::Role;
+
+/// Everything a member can attempt inside an organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// See the organization, its dashboard, members and cloud accounts.
+    View,
+    /// Rename, change slug, logo or metadata.
+    UpdateOrganization,
+    /// Delete the organization and everything it owns.
+    DeleteOrganization,
+    /// Invite people and cancel invitations.
+    Invite,
+    /// Remove another member.
+    RemoveMember,
+    /// Change another member's role.
+    ChangeRole,
+    /// Give ownership to another member.
+    TransferOwnership,
+    /// Connect a cloud account.
+    ConnectCloudAccount,
+    /// Disconnect a cloud account.
+    DisconnectCloudAccount,
+    /// Read the audit log.
+    ReadAuditLog,
+}
+
+impl Action {
+    /// Every action, for exhaustive policy tests.
+    pub const ALL: [Action; 10] = [
+        Action::View,
+        Action::UpdateOrganization,
+        Action::DeleteOrganization,
+        Action::Invite,
+        Action::RemoveMember,
+        Action::ChangeRole,
+        Action::TransferOwnership,
+        Action::ConnectCloudAccount,
+        Action::DisconnectCloudAccount,
+        Action::ReadAuditLog,
+    ];
+
+    /// The least role that may perform the action (spec: "Per-Operation Checks").
+    pub fn minimum_role(self) -> Role {
+        match self {
+            Action::View => Role::Member,
+            Action::UpdateOrganization
+            | Action::Invite
+            | Action::RemoveMember
+            | Action::ConnectCloudAccount
+            | Action::DisconnectCloudAccount
+            | Action::ReadAuditLog => Role::Admin,
+            Action::DeleteOrganization | Action::ChangeRole | Action::TransferOwnership => Role::Owner,
+        }
+    }
+}
+
+/// Allows `action` for a member holding `role`, or says which action was refused.
+pub fn authorize(role: Role, action: Action) -> Result<(), Action> {
+    if role.rank() >= action.minimum_role().rank() {
+        Ok(())
+    } else {
+        Err(action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(role: Role) -> Vec<Action> {
+        Action::ALL.into_iter().filter(|a| authorize(role, *a).is_ok()).collect()
+    }
+
+    #[test]
+    fn member_may_only_view() {
+        assert_eq!(allowed(Role::Member), vec![Action::View]);
+    }
+
+    #[test]
+    fn admin_manages_accounts_and_invites_but_not_roles_or_deletion() {
+        let admin = allowed(Role::Admin);
+        for action in [
+            Action::View,
+            Action::UpdateOrganization,
+            Action::Invite,
+            Action::RemoveMember,
+            Action::ConnectCloudAccount,
+            Action::DisconnectCloudAccount,
+            Action::ReadAuditLog,
+        ] {
+            assert!(admin.contains(&action), "admin must be allowed {action:?}");
+        }
+        for action in [Action::ChangeRole, Action::DeleteOrganization, Action::TransferOwnership] {
+            assert_eq!(authorize(Role::Admin, action), Err(action));
+        }
+    }
+
+    #[test]
+    fn owner_may_do_everything() {
+        assert_eq!(allowed(Role::Owner), Action::ALL.to_vec());
+    }
+
+    #[test]
+    fn member_cannot_change_roles_or_connect_accounts() {
+        assert!(authorize(Role::Member, Action::ChangeRole).is_err());
+        assert!(authorize(Role::Member, Action::ConnectCloudAccount).is_err());
+        assert!(authorize(Role::Member, Action::DisconnectCloudAccount).is_err());
+        assert!(authorize(Role::Member, Action::Invite).is_err());
+    }
+}

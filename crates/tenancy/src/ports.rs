@@ -1,0 +1,287 @@
+//! Ports: what the tenancy domain needs from the outside world. Adapters implement them
+//! (`canopy-store` for storage, `canopy-credentials` for hashing and tokens); tests swap them.
+//!
+//! Every storage method that changes an organization takes the [`NewAuditEvent`] describing the
+//! change and MUST write it in the same transaction.
+
+use async_trait::async_trait;
+use canopy_kernel::PageRequest;
+use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, UserId};
+use canopy_kernel::page::Page;
+use chrono::{DateTime, Utc};
+
+use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::credential::{ApiKey, NewSecret, Principal, Session};
+use crate::error::StoreError;
+use crate::invitation::{Invitation, InvitationMessage, InvitationView};
+use crate::membership::{Member, Role};
+use crate::organization::{OrgRef, Organization, OrganizationPatch, OrganizationSummary};
+use crate::user::{User, UserCredentials};
+
+/// Conflicts when registering a user.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    /// Another user has this email.
+    #[error("email taken")]
+    EmailTaken,
+    /// The personal organization's slug clashed.
+    #[error("slug taken")]
+    SlugTaken,
+    /// Anything else.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Conflicts when creating or renaming an organization.
+#[derive(Debug, thiserror::Error)]
+pub enum SlugConflict {
+    /// Another organization has this slug.
+    #[error("slug taken")]
+    SlugTaken,
+    /// The organization does not exist (update only).
+    #[error("not found")]
+    NotFound,
+    /// Anything else.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Refusals when changing memberships.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipChangeError {
+    /// The user is not a member of the organization.
+    #[error("not a member")]
+    NotFound,
+    /// The change would leave the organization without an owner.
+    #[error("last owner")]
+    LastOwner,
+    /// Anything else.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Refusals when answering an invitation.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerInvitationError {
+    /// No such invitation.
+    #[error("not found")]
+    NotFound,
+    /// It is no longer pending (answered, cancelled, replaced, or a concurrent answer won).
+    #[error("not pending")]
+    NotPending,
+    /// The invitee already belongs to the organization.
+    #[error("already a member")]
+    AlreadyMember,
+    /// Anything else.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A new user with the personal organization sign-up creates.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// The user (its `active_organization_id` is the personal organization).
+    pub user: User,
+    /// PHC password hash.
+    pub password_hash: String,
+}
+
+/// Users and their passwords.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Stores the user, their personal organization with them as owner, and the audit event.
+    /// MUST return `EmailTaken` when the email exists and `SlugTaken` when the slug does, and
+    /// store nothing in either case.
+    async fn create_with_organization(
+        &self,
+        user: NewUser,
+        organization: Organization,
+        audit: NewAuditEvent,
+    ) -> Result<(), CreateUserError>;
+
+    /// The user with this normalized email and their hash, or `None`.
+    async fn find_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError>;
+
+    /// The user, or `None`.
+    async fn get(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// Persists the active organization. The caller has checked membership.
+    async fn set_active_organization(
+        &self,
+        id: UserId,
+        organization: Option<OrganizationId>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Sessions and API keys.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait CredentialRepository: Send + Sync {
+    /// Stores a session.
+    async fn insert_session(&self, session: Session) -> Result<(), StoreError>;
+
+    /// The caller owning this token digest if it is an unexpired session or an unrevoked,
+    /// unexpired API key at `now`; `None` otherwise.
+    async fn authenticate(&self, digest: &str, now: DateTime<Utc>) -> Result<Option<Principal>, StoreError>;
+
+    /// Deletes the session with this digest; deleting an unknown one is not an error.
+    async fn delete_session(&self, digest: &str) -> Result<(), StoreError>;
+
+    /// Stores an API key.
+    async fn insert_api_key(&self, key: ApiKey) -> Result<(), StoreError>;
+
+    /// The user's API keys, newest first, revoked ones included.
+    async fn list_api_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revokes the user's key. MUST return `false` when the key does not exist, belongs to
+    /// another user or is already revoked.
+    async fn revoke_api_key(&self, user: UserId, id: ApiKeyId, now: DateTime<Utc>) -> Result<bool, StoreError>;
+}
+
+/// Organizations and who may see them.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait OrganizationRepository: Send + Sync {
+    /// Stores the organization with `owner` as its first owner. MUST return `SlugTaken` when
+    /// the slug exists, also under concurrent creation.
+    async fn create(&self, organization: Organization, owner: UserId, audit: NewAuditEvent) -> Result<(), SlugConflict>;
+
+    /// The organization by id or slug together with `user`'s role in it; `None` when it does not
+    /// exist or `user` is not a member (the two are indistinguishable by design).
+    async fn find_for_member(&self, org: &OrgRef, user: UserId) -> Result<Option<(Organization, Role)>, StoreError>;
+
+    /// Every organization `user` belongs to, with role and member count, oldest membership first.
+    async fn list_for_user(&self, user: UserId) -> Result<Vec<OrganizationSummary>, StoreError>;
+
+    /// Applies the patch. MUST return `SlugTaken` on a slug clash and `NotFound` when missing.
+    async fn update(
+        &self,
+        id: OrganizationId,
+        patch: OrganizationPatch,
+        now: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<Organization, SlugConflict>;
+
+    /// Deletes the organization and everything it owns. Returns `false` when it did not exist.
+    async fn delete(&self, id: OrganizationId) -> Result<bool, StoreError>;
+
+    /// True when some organization has this slug.
+    async fn slug_exists(&self, slug: &str) -> Result<bool, StoreError>;
+}
+
+/// Memberships. Changes MUST keep at least one owner per organization under concurrency.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait MembershipRepository: Send + Sync {
+    /// Members ordered by join time, paginated.
+    async fn list(&self, org: OrganizationId, page: PageRequest) -> Result<Page<Member>, StoreError>;
+
+    /// One member, or `None`.
+    async fn get(&self, org: OrganizationId, user: UserId) -> Result<Option<Member>, StoreError>;
+
+    /// Sets the member's role. MUST return `NotFound` for a non-member and `LastOwner` when it
+    /// would demote the only owner; concurrent demotions MUST NOT both succeed if together they
+    /// would leave no owner.
+    async fn change_role(
+        &self,
+        org: OrganizationId,
+        user: UserId,
+        role: Role,
+        audit: NewAuditEvent,
+    ) -> Result<Member, MembershipChangeError>;
+
+    /// Removes the member (also used for leaving). Same errors and guarantee as `change_role`.
+    async fn remove(&self, org: OrganizationId, user: UserId, audit: NewAuditEvent) -> Result<(), MembershipChangeError>;
+
+    /// Makes `to` an owner and `from` an admin, atomically. `NotFound` when `to` is not a member.
+    async fn transfer_ownership(
+        &self,
+        org: OrganizationId,
+        from: UserId,
+        to: UserId,
+        audit: NewAuditEvent,
+    ) -> Result<(), MembershipChangeError>;
+}
+
+/// Invitations.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait InvitationRepository: Send + Sync {
+    /// Stores a pending invitation, marking any pending one for the same (organization, email)
+    /// as replaced in the same transaction, so at most one is ever pending.
+    async fn create_replacing(&self, invitation: Invitation, audit: NewAuditEvent) -> Result<(), StoreError>;
+
+    /// Pending, unexpired invitations of the organization, newest first.
+    async fn list_pending(
+        &self,
+        org: OrganizationId,
+        now: DateTime<Utc>,
+        page: PageRequest,
+    ) -> Result<Page<Invitation>, StoreError>;
+
+    /// Cancels a pending invitation of this organization. `false` when there is none.
+    async fn cancel(&self, org: OrganizationId, id: InvitationId, audit: NewAuditEvent) -> Result<bool, StoreError>;
+
+    /// Pending, unexpired invitations addressed to this normalized email, newest first.
+    async fn list_for_email(&self, email: &str, now: DateTime<Utc>) -> Result<Vec<InvitationView>, StoreError>;
+
+    /// The invitation with its organization and inviter names, whatever its status.
+    async fn get(&self, id: InvitationId) -> Result<Option<InvitationView>, StoreError>;
+
+    /// Marks the invitation accepted and adds `user` with its role, atomically. MUST return
+    /// `NotPending` if it is not pending at commit time (so two accepts cannot both win) and
+    /// `AlreadyMember` when `user` already belongs to the organization.
+    async fn accept(&self, id: InvitationId, user: UserId, now: DateTime<Utc>, audit: NewAuditEvent)
+    -> Result<Member, AnswerInvitationError>;
+
+    /// Marks the invitation rejected. MUST return `NotPending` if it is not pending.
+    async fn reject(&self, id: InvitationId, audit: NewAuditEvent) -> Result<(), AnswerInvitationError>;
+}
+
+/// The audit log, read side.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Events of the organization, newest first, paginated.
+    async fn list(&self, org: OrganizationId, page: PageRequest) -> Result<Page<AuditEvent>, StoreError>;
+}
+
+/// Delivers invitations. The default adapter writes an outbox row with the accept link, so an
+/// invitation is never lost when no mail server is configured.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait InvitationSender: Send + Sync {
+    /// Queues or sends the message.
+    async fn send(&self, message: InvitationMessage) -> Result<(), StoreError>;
+}
+
+/// Errors of the hashing and token port.
+#[derive(Debug, thiserror::Error)]
+#[error("credential crypto failure: {0}")]
+pub struct CryptoError(pub String);
+
+/// Password hashing and token generation.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait CredentialCrypto: Send + Sync {
+    /// Hashes a password (argon2id in the real adapter).
+    async fn hash_password(&self, password: String) -> Result<String, CryptoError>;
+
+    /// Checks a password against a stored hash; a malformed hash is `Ok(false)`.
+    async fn verify_password(&self, password: String, hash: String) -> Result<bool, CryptoError>;
+
+    /// Spends as long as a real verification on a missing user, so log-in timing does not
+    /// reveal which emails are registered.
+    async fn verify_dummy(&self, password: String);
+
+    /// A new random token of at least 256 bits with a visible `kind` prefix.
+    fn new_token(&self, kind: &'static str) -> NewSecret;
+
+    /// The digest under which a presented token is stored.
+    fn digest(&self, token: &str) -> String;
+
+    /// A short random lower-case suffix for generated slugs.
+    fn slug_suffix(&self) -> String;
+}

@@ -1,0 +1,864 @@
+//! The tenancy service: every use case of users, organizations, members and invitations.
+//! Each org-scoped call takes the organization from the caller's path, checks membership,
+//! then asks the policy; a non-member gets `NotFound`, never `Forbidden`.
+
+use std::sync::Arc;
+
+use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, SessionId, UserId};
+use canopy_kernel::page::Page;
+use canopy_kernel::{Clock, FieldError, PageRequest, ValidationErrors};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::credential::{ApiKey, CredentialKind, Principal, Session};
+use crate::error::{StoreError, TenancyError};
+use crate::invitation::{Invitation, InvitationMessage, InvitationStatus, InvitationView};
+use crate::membership::{Member, Role};
+use crate::organization::{
+    OrgRef, Organization, OrganizationPatch, OrganizationSummary, Slug, check_metadata, parse_logo,
+};
+use crate::policy::{Action, authorize};
+use crate::ports::{
+    AnswerInvitationError, AuditLog, CreateUserError, CredentialCrypto, CredentialRepository, InvitationRepository,
+    InvitationSender, MembershipChangeError, MembershipRepository, NewUser, OrganizationRepository, SlugConflict,
+    UserRepository,
+};
+use crate::user::{Email, Password, User, parse_name};
+
+/// Token prefixes make leaked tokens recognisable by secret scanners.
+const SESSION_TOKEN_KIND: &str = "cnp_sess";
+const API_KEY_TOKEN_KIND: &str = "cnp_key";
+
+/// Tunables of the tenancy service.
+#[derive(Debug, Clone)]
+pub struct TenancyConfig {
+    /// How long a log-in session lasts.
+    pub session_ttl: Duration,
+    /// How long an invitation stays acceptable (spec: 48 hours).
+    pub invitation_ttl: Duration,
+    /// Public base URL of the console, for accept links.
+    pub public_url: String,
+}
+
+impl Default for TenancyConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::days(7),
+            invitation_ttl: Duration::hours(48),
+            public_url: "http://localhost:8080".to_string(),
+        }
+    }
+}
+
+/// The adapters the service runs on.
+#[derive(Clone)]
+pub struct TenancyPorts {
+    /// Users.
+    pub users: Arc<dyn UserRepository>,
+    /// Sessions and API keys.
+    pub credentials: Arc<dyn CredentialRepository>,
+    /// Organizations.
+    pub organizations: Arc<dyn OrganizationRepository>,
+    /// Memberships.
+    pub members: Arc<dyn MembershipRepository>,
+    /// Invitations.
+    pub invitations: Arc<dyn InvitationRepository>,
+    /// Audit log reader.
+    pub audit: Arc<dyn AuditLog>,
+    /// Invitation delivery.
+    pub sender: Arc<dyn InvitationSender>,
+    /// Hashing and tokens.
+    pub crypto: Arc<dyn CredentialCrypto>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A successful sign-up or log-in: the session token is shown to the client once.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The user.
+    pub user: User,
+    /// The bearer token.
+    pub token: String,
+    /// When the session expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The caller's standing in one organization, established before any org-scoped action.
+#[derive(Debug, Clone)]
+pub struct OrgAccess {
+    /// The organization from the path.
+    pub organization: Organization,
+    /// The caller's role in it.
+    pub role: Role,
+    /// The caller.
+    pub principal: Principal,
+}
+
+impl OrgAccess {
+    /// Refuses with `Forbidden` unless the caller's role allows `action`.
+    pub fn require(&self, action: Action) -> Result<(), TenancyError> {
+        authorize(self.role, action).map_err(TenancyError::Forbidden)
+    }
+
+    /// The organization id.
+    pub fn org_id(&self) -> OrganizationId {
+        self.organization.id
+    }
+}
+
+/// What `GET /v1/me` shows.
+#[derive(Debug, Clone)]
+pub struct Me {
+    /// The user.
+    pub user: User,
+    /// Every organization with the user's role.
+    pub organizations: Vec<OrganizationSummary>,
+    /// The active organization (the stored one, or the first membership when unset or stale).
+    pub active_organization_id: Option<OrganizationId>,
+}
+
+/// A new API key with its secret, shown once.
+#[derive(Debug, Clone)]
+pub struct IssuedApiKey {
+    /// The stored key.
+    pub key: ApiKey,
+    /// The token; never retrievable again.
+    pub token: String,
+}
+
+/// Raw organization changes from a client, validated by [`TenancyService::update_organization`].
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New slug.
+    pub slug: Option<String>,
+    /// New logo; `Some(None)` clears it.
+    pub logo: Option<Option<String>>,
+    /// Replacement metadata.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// The tenancy use cases.
+#[derive(Clone)]
+pub struct TenancyService {
+    ports: TenancyPorts,
+    config: TenancyConfig,
+}
+
+fn store(e: impl Into<StoreError>) -> TenancyError {
+    TenancyError::Store(e.into())
+}
+
+fn membership_error(e: MembershipChangeError) -> TenancyError {
+    match e {
+        MembershipChangeError::NotFound => TenancyError::NotFound("member"),
+        MembershipChangeError::LastOwner => TenancyError::LastOwner,
+        MembershipChangeError::Store(e) => store(e),
+    }
+}
+
+fn answer_error(e: AnswerInvitationError) -> TenancyError {
+    match e {
+        AnswerInvitationError::NotFound => TenancyError::NotFound("invitation"),
+        AnswerInvitationError::NotPending => TenancyError::InvitationNotPending,
+        AnswerInvitationError::AlreadyMember => TenancyError::AlreadyMember,
+        AnswerInvitationError::Store(e) => store(e),
+    }
+}
+
+impl TenancyService {
+    /// Builds the service over its adapters.
+    pub fn new(ports: TenancyPorts, config: TenancyConfig) -> Self {
+        Self { ports, config }
+    }
+
+    /// The clock the service reads; other domains share it.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.ports.clock
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &TenancyConfig {
+        &self.config
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.ports.clock.now()
+    }
+
+    fn audit(
+        &self,
+        org: OrganizationId,
+        actor: Option<UserId>,
+        action: &str,
+        target: (&str, String),
+        details: serde_json::Value,
+    ) -> NewAuditEvent {
+        NewAuditEvent::new(org, actor, action, target, details, self.now())
+    }
+
+    // ----- accounts and credentials -------------------------------------------------------
+
+    /// Registers a user, creates their personal organization with them as owner, makes it
+    /// active and signs them in.
+    pub async fn sign_up(&self, email: &str, name: &str, password: String) -> Result<SignedIn, TenancyError> {
+        let mut errors = ValidationErrors::default();
+        let email = errors.collect(Email::parse(email, "email"));
+        let name = errors.collect(parse_name(name, "name"));
+        let password = errors.collect(Password::parse(password, "password"));
+        errors.clone().into_result()?;
+        let (Some(email), Some(name), Some(password)) = (email, name, password) else {
+            return Err(errors.into());
+        };
+
+        let password_hash = self
+            .ports
+            .crypto
+            .hash_password(password.expose().to_string())
+            .await
+            .map_err(|e| store(StoreError(e.0)))?;
+        let now = self.now();
+        let user_id = UserId::new();
+        let org_name = format!("{name}'s Organization");
+        // A random suffix makes clashes rare; retry the rare one rather than fail a sign-up.
+        for _ in 0..4 {
+            let organization = Organization {
+                id: OrganizationId::new(),
+                name: org_name.clone(),
+                slug: Slug::derive(&name, &self.ports.crypto.slug_suffix()).as_str().to_string(),
+                logo: None,
+                metadata: json!({}),
+                created_at: now,
+                updated_at: now,
+            };
+            let user = User {
+                id: user_id,
+                email: email.as_str().to_string(),
+                name: name.clone(),
+                active_organization_id: Some(organization.id),
+                created_at: now,
+                updated_at: now,
+            };
+            let audit = self.audit(
+                organization.id,
+                Some(user_id),
+                "organization.created",
+                ("organization", organization.id.to_string()),
+                json!({"name": organization.name, "slug": organization.slug, "personal": true}),
+            );
+            match self
+                .ports
+                .users
+                .create_with_organization(
+                    NewUser {
+                        user: user.clone(),
+                        password_hash: password_hash.clone(),
+                    },
+                    organization,
+                    audit,
+                )
+                .await
+            {
+                Ok(()) => return self.start_session(user).await,
+                Err(CreateUserError::SlugTaken) => continue,
+                Err(CreateUserError::EmailTaken) => return Err(TenancyError::EmailTaken),
+                Err(CreateUserError::Store(e)) => return Err(store(e)),
+            }
+        }
+        Err(TenancyError::SlugTaken)
+    }
+
+    /// Checks email and password and opens a session. Unknown email and wrong password fail
+    /// identically, in message and in time.
+    pub async fn log_in(&self, email: &str, password: String) -> Result<SignedIn, TenancyError> {
+        let Ok(email) = Email::parse(email, "email") else {
+            self.ports.crypto.verify_dummy(password).await;
+            return Err(TenancyError::InvalidCredentials);
+        };
+        let Some(found) = self.ports.users.find_credentials(email.as_str()).await? else {
+            self.ports.crypto.verify_dummy(password).await;
+            return Err(TenancyError::InvalidCredentials);
+        };
+        let ok = self
+            .ports
+            .crypto
+            .verify_password(password, found.password_hash)
+            .await
+            .map_err(|e| store(StoreError(e.0)))?;
+        if !ok {
+            return Err(TenancyError::InvalidCredentials);
+        }
+        self.start_session(found.user).await
+    }
+
+    async fn start_session(&self, user: User) -> Result<SignedIn, TenancyError> {
+        let secret = self.ports.crypto.new_token(SESSION_TOKEN_KIND);
+        let now = self.now();
+        let session = Session {
+            id: SessionId::new(),
+            user_id: user.id,
+            token_digest: secret.digest,
+            expires_at: now + self.config.session_ttl,
+            created_at: now,
+        };
+        let expires_at = session.expires_at;
+        self.ports.credentials.insert_session(session).await?;
+        Ok(SignedIn {
+            user,
+            token: secret.plain,
+            expires_at,
+        })
+    }
+
+    /// Ends the session of this token. Only sessions end this way; API keys are revoked.
+    pub async fn log_out(&self, principal: &Principal, token: &str) -> Result<(), TenancyError> {
+        if let CredentialKind::Session(_) = principal.credential {
+            self.ports.credentials.delete_session(&self.ports.crypto.digest(token)).await?;
+        }
+        Ok(())
+    }
+
+    /// Resolves a bearer token (session or API key) to its caller.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, TenancyError> {
+        if token.is_empty() || token.len() > 512 {
+            return Err(TenancyError::Unauthenticated);
+        }
+        let digest = self.ports.crypto.digest(token);
+        self.ports
+            .credentials
+            .authenticate(&digest, self.now())
+            .await?
+            .ok_or(TenancyError::Unauthenticated)
+    }
+
+    /// The caller, their organizations and the active one.
+    pub async fn me(&self, principal: &Principal) -> Result<Me, TenancyError> {
+        let user = self
+            .ports
+            .users
+            .get(principal.user_id)
+            .await?
+            .ok_or(TenancyError::Unauthenticated)?;
+        let organizations = self.ports.organizations.list_for_user(user.id).await?;
+        let active_organization_id = user
+            .active_organization_id
+            .filter(|id| organizations.iter().any(|o| o.organization.id == *id))
+            .or_else(|| organizations.first().map(|o| o.organization.id));
+        Ok(Me {
+            user,
+            organizations,
+            active_organization_id,
+        })
+    }
+
+    /// Persists the active organization; the caller must be a member.
+    pub async fn set_active_organization(&self, principal: &Principal, org: &str) -> Result<OrgAccess, TenancyError> {
+        let access = self.access(principal, org).await?;
+        self.ports
+            .users
+            .set_active_organization(principal.user_id, Some(access.org_id()), self.now())
+            .await?;
+        Ok(access)
+    }
+
+    /// Creates an API key; the token is in the result and nowhere else.
+    pub async fn create_api_key(
+        &self,
+        principal: &Principal,
+        name: &str,
+        expires_in_days: Option<u32>,
+    ) -> Result<IssuedApiKey, TenancyError> {
+        let mut errors = ValidationErrors::default();
+        let name = errors.collect(parse_name(name, "name"));
+        if let Some(days) = expires_in_days
+            && !(1..=3650).contains(&days)
+        {
+            errors.push(FieldError::new("expiresInDays", "range", "must be between 1 and 3650"));
+        }
+        errors.clone().into_result()?;
+        let Some(name) = name else { return Err(errors.into()) };
+        let secret = self.ports.crypto.new_token(API_KEY_TOKEN_KIND);
+        let now = self.now();
+        let key = ApiKey {
+            id: ApiKeyId::new(),
+            user_id: principal.user_id,
+            name,
+            prefix: secret.display_prefix,
+            token_digest: secret.digest,
+            expires_at: expires_in_days.map(|d| now + Duration::days(i64::from(d))),
+            revoked_at: None,
+            created_at: now,
+        };
+        self.ports.credentials.insert_api_key(key.clone()).await?;
+        Ok(IssuedApiKey {
+            key,
+            token: secret.plain,
+        })
+    }
+
+    /// The caller's API keys, newest first.
+    pub async fn list_api_keys(&self, principal: &Principal) -> Result<Vec<ApiKey>, TenancyError> {
+        Ok(self.ports.credentials.list_api_keys(principal.user_id).await?)
+    }
+
+    /// Revokes one of the caller's API keys.
+    pub async fn revoke_api_key(&self, principal: &Principal, id: ApiKeyId) -> Result<(), TenancyError> {
+        if self
+            .ports
+            .credentials
+            .revoke_api_key(principal.user_id, id, self.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(TenancyError::NotFound("api key"))
+        }
+    }
+
+    // ----- organizations --------------------------------------------------------------------
+
+    /// Establishes the caller's membership in the organization named by the path segment `org`
+    /// (id or slug). A non-member and a missing organization are both `NotFound`.
+    pub async fn access(&self, principal: &Principal, org: &str) -> Result<OrgAccess, TenancyError> {
+        let reference = OrgRef::parse(org);
+        let (organization, role) = self
+            .ports
+            .organizations
+            .find_for_member(&reference, principal.user_id)
+            .await?
+            .ok_or(TenancyError::NotFound("organization"))?;
+        Ok(OrgAccess {
+            organization,
+            role,
+            principal: *principal,
+        })
+    }
+
+    /// Establishes access and checks the policy for `action` in one step.
+    pub async fn authorize(&self, principal: &Principal, org: &str, action: Action) -> Result<OrgAccess, TenancyError> {
+        let access = self.access(principal, org).await?;
+        access.require(action)?;
+        Ok(access)
+    }
+
+    /// Creates an organization; the caller becomes its owner. Without a slug one is derived.
+    pub async fn create_organization(
+        &self,
+        principal: &Principal,
+        name: &str,
+        slug: Option<&str>,
+    ) -> Result<Organization, TenancyError> {
+        let mut errors = ValidationErrors::default();
+        let name = errors.collect(parse_name(name, "name"));
+        let slug = slug.map(|s| errors.collect(Slug::parse(s, "slug")));
+        errors.clone().into_result()?;
+        let Some(name) = name else { return Err(errors.into()) };
+        let chosen = slug.flatten();
+        let attempts = if chosen.is_some() { 1 } else { 4 };
+        for _ in 0..attempts {
+            let slug = chosen
+                .clone()
+                .unwrap_or_else(|| Slug::derive(&name, &self.ports.crypto.slug_suffix()));
+            let now = self.now();
+            let organization = Organization {
+                id: OrganizationId::new(),
+                name: name.clone(),
+                slug: slug.as_str().to_string(),
+                logo: None,
+                metadata: json!({}),
+                created_at: now,
+                updated_at: now,
+            };
+            let audit = self.audit(
+                organization.id,
+                Some(principal.user_id),
+                "organization.created",
+                ("organization", organization.id.to_string()),
+                json!({"name": organization.name, "slug": organization.slug}),
+            );
+            match self
+                .ports
+                .organizations
+                .create(organization.clone(), principal.user_id, audit)
+                .await
+            {
+                Ok(()) => return Ok(organization),
+                Err(SlugConflict::SlugTaken) => continue,
+                Err(SlugConflict::NotFound) => return Err(TenancyError::NotFound("organization")),
+                Err(SlugConflict::Store(e)) => return Err(store(e)),
+            }
+        }
+        Err(TenancyError::SlugTaken)
+    }
+
+    /// The caller's organizations with role and member count.
+    pub async fn list_organizations(&self, principal: &Principal) -> Result<Vec<OrganizationSummary>, TenancyError> {
+        Ok(self.ports.organizations.list_for_user(principal.user_id).await?)
+    }
+
+    /// Changes name, slug, logo or metadata (admin or owner).
+    pub async fn update_organization(
+        &self,
+        principal: &Principal,
+        org: &str,
+        changes: OrganizationChanges,
+    ) -> Result<Organization, TenancyError> {
+        let access = self.authorize(principal, org, Action::UpdateOrganization).await?;
+        let mut errors = ValidationErrors::default();
+        let mut patch = OrganizationPatch::default();
+        if let Some(name) = changes.name.as_deref() {
+            patch.name = errors.collect(parse_name(name, "name"));
+        }
+        if let Some(slug) = changes.slug.as_deref() {
+            patch.slug = errors.collect(Slug::parse(slug, "slug"));
+        }
+        if let Some(logo) = changes.logo {
+            patch.logo = match logo {
+                None => Some(None),
+                Some(raw) => errors.collect(parse_logo(&raw, "logo")).map(Some),
+            };
+        }
+        if let Some(metadata) = changes.metadata {
+            if errors.collect(check_metadata(&metadata, "metadata")).is_some() {
+                patch.metadata = Some(metadata);
+            }
+        }
+        errors.into_result()?;
+        if patch == OrganizationPatch::default() {
+            return Ok(access.organization);
+        }
+        let mut changed = vec![];
+        if patch.name.is_some() {
+            changed.push("name");
+        }
+        if patch.slug.is_some() {
+            changed.push("slug");
+        }
+        if patch.logo.is_some() {
+            changed.push("logo");
+        }
+        if patch.metadata.is_some() {
+            changed.push("metadata");
+        }
+        let audit = self.audit(
+            access.org_id(),
+            Some(principal.user_id),
+            "organization.updated",
+            ("organization", access.org_id().to_string()),
+            json!({"changed": changed, "name": patch.name, "slug": patch.slug.as_ref().map(Slug::as_str)}),
+        );
+        self.ports
+            .organizations
+            .update(access.org_id(), patch, self.now(), audit)
+            .await
+            .map_err(|e| match e {
+                SlugConflict::SlugTaken => TenancyError::SlugTaken,
+                SlugConflict::NotFound => TenancyError::NotFound("organization"),
+                SlugConflict::Store(e) => store(e),
+            })
+    }
+
+    /// Deletes the organization and everything it owns (owner only).
+    pub async fn delete_organization(&self, principal: &Principal, org: &str) -> Result<(), TenancyError> {
+        let access = self.authorize(principal, org, Action::DeleteOrganization).await?;
+        if !self.ports.organizations.delete(access.org_id()).await? {
+            return Err(TenancyError::NotFound("organization"));
+        }
+        tracing::info!(organization = %access.org_id(), actor = %principal.user_id, "organization deleted");
+        Ok(())
+    }
+
+    /// Whether a slug is valid and free. Invalid slugs are a validation error, not "taken".
+    pub async fn slug_available(&self, slug: &str) -> Result<bool, TenancyError> {
+        let slug = Slug::parse(slug, "slug").map_err(ValidationErrors::single)?;
+        Ok(!self.ports.organizations.slug_exists(slug.as_str()).await?)
+    }
+
+    // ----- members --------------------------------------------------------------------------
+
+    /// Members of the organization (any member may look).
+    pub async fn list_members(
+        &self,
+        principal: &Principal,
+        org: &str,
+        page: PageRequest,
+    ) -> Result<Page<Member>, TenancyError> {
+        let access = self.authorize(principal, org, Action::View).await?;
+        Ok(self.ports.members.list(access.org_id(), page).await?)
+    }
+
+    async fn member(&self, org: OrganizationId, user: UserId) -> Result<Member, TenancyError> {
+        self.ports
+            .members
+            .get(org, user)
+            .await?
+            .ok_or(TenancyError::NotFound("member"))
+    }
+
+    /// Changes a member's role (owner only). The last owner cannot be demoted.
+    pub async fn change_role(
+        &self,
+        principal: &Principal,
+        org: &str,
+        user: UserId,
+        role: Role,
+    ) -> Result<Member, TenancyError> {
+        let access = self.authorize(principal, org, Action::ChangeRole).await?;
+        let current = self.member(access.org_id(), user).await?;
+        if current.role == role {
+            return Ok(current);
+        }
+        let audit = self.audit(
+            access.org_id(),
+            Some(principal.user_id),
+            "member.role_changed",
+            ("member", user.to_string()),
+            json!({"email": current.email, "from": current.role.as_str(), "to": role.as_str()}),
+        );
+        self.ports
+            .members
+            .change_role(access.org_id(), user, role, audit)
+            .await
+            .map_err(membership_error)
+    }
+
+    /// Removes a member (admin or owner; an admin cannot remove an owner).
+    pub async fn remove_member(&self, principal: &Principal, org: &str, user: UserId) -> Result<(), TenancyError> {
+        let access = self.authorize(principal, org, Action::RemoveMember).await?;
+        let target = self.member(access.org_id(), user).await?;
+        if target.role == Role::Owner && access.role != Role::Owner {
+            return Err(TenancyError::OwnerProtected);
+        }
+        let audit = self.audit(
+            access.org_id(),
+            Some(principal.user_id),
+            "member.removed",
+            ("member", user.to_string()),
+            json!({"email": target.email, "role": target.role.as_str()}),
+        );
+        self.ports
+            .members
+            .remove(access.org_id(), user, audit)
+            .await
+            .map_err(membership_error)
+    }
+
+    /// Leaves the organization. The last owner must hand over ownership first.
+    pub async fn leave(&self, principal: &Principal, org: &str) -> Result<(), TenancyError> {
+        let access = self.access(principal, org).await?;
+        let audit = self.audit(
+            access.org_id(),
+            Some(principal.user_id),
+            "member.left",
+            ("member", principal.user_id.to_string()),
+            json!({"role": access.role.as_str()}),
+        );
+        self.ports
+            .members
+            .remove(access.org_id(), principal.user_id, audit)
+            .await
+            .map_err(membership_error)
+    }
+
+    /// Gives ownership to another member; the caller becomes an admin.
+    pub async fn transfer_ownership(&self, principal: &Principal, org: &str, to: UserId) -> Result<(), TenancyError> {
+        let access = self.authorize(principal, org, Action::TransferOwnership).await?;
+        if to == principal.user_id {
+            return Err(ValidationErrors::single(FieldError::new(
+                "userId",
+                "different",
+                "must be another member than yourself",
+            ))
+            .into());
+        }
+        let target = self.member(access.org_id(), to).await?;
+        let audit = self.audit(
+            access.org_id(),
+            Some(principal.user_id),
+            "organization.ownership_transferred",
+            ("member", to.to_string()),
+            json!({"to": target.email, "fromRole": target.role.as_str()}),
+        );
+        self.ports
+            .members
+            .transfer_ownership(access.org_id(), principal.user_id, to, audit)
+            .await
+            .map_err(membership_error)
+    }
+
+    // ----- invitations ----------------------------------------------------------------------
+
+    /// Invites an email with a role (admin or owner; only an owner invites an owner). A pending
+    /// invitation for the same email is replaced.
+    pub async fn invite(
+        &self,
+        principal: &Principal,
+        org: &str,
+        email: &str,
+        role: Role,
+    ) -> Result<Invitation, TenancyError> {
+        let access = self.authorize(principal, org, Action::Invite).await?;
+        let email = Email::parse(email, "email").map_err(ValidationErrors::single)?;
+        if role == Role::Owner && access.role != Role::Owner {
+            return Err(TenancyError::OwnerInviteRequiresOwner);
+        }
+        if let Some(existing) = self.ports.users.find_credentials(email.as_str()).await?
+            && self.ports.members.get(access.org_id(), existing.user.id).await?.is_some()
+        {
+            return Err(TenancyError::AlreadyMember);
+        }
+        let now = self.now();
+        let invitation = Invitation {
+            id: InvitationId::new(),
+            organization_id: access.org_id(),
+            email: email.as_str().to_string(),
+            role,
+            status: InvitationStatus::Pending,
+            invited_by: principal.user_id,
+            expires_at: now + self.config.invitation_ttl,
+            created_at: now,
+        };
+        let audit = self.audit(
+            access.org_id(),
+            Some(principal.user_id),
+            "invitation.created",
+            ("invitation", invitation.id.to_string()),
+            json!({"email": invitation.email, "role": role.as_str()}),
+        );
+        self.ports
+            .invitations
+            .create_replacing(invitation.clone(), audit)
+            .await?;
+        let inviter = self.ports.users.get(principal.user_id).await?;
+        let message = InvitationMessage {
+            accept_url: format!(
+                "{}/invitations/{}",
+                self.config.public_url.trim_end_matches('/'),
+                invitation.id
+            ),
+            organization_name: access.organization.name.clone(),
+            invited_by_name: inviter.map(|u| u.name).unwrap_or_default(),
+            invitation: invitation.clone(),
+        };
+        self.ports.sender.send(message).await?;
+        Ok(invitation)
+    }
+
+    /// Pending invitations of the organization (admin or owner).
+    pub async fn list_invitations(
+        &self,
+        principal: &Principal,
+        org: &str,
+        page: PageRequest,
+    ) -> Result<Page<Invitation>, TenancyError> {
+        let access = self.authorize(principal, org, Action::Invite).await?;
+        Ok(self
+            .ports
+            .invitations
+            .list_pending(access.org_id(), self.now(), page)
+            .await?)
+    }
+
+    /// Cancels a pending invitation (admin or owner).
+    pub async fn cancel_invitation(
+        &self,
+        principal: &Principal,
+        org: &str,
+        id: InvitationId,
+    ) -> Result<(), TenancyError> {
+        let access = self.authorize(principal, org, Action::Invite).await?;
+        let audit = self.audit(
+            access.org_id(),
+            Some(principal.user_id),
+            "invitation.cancelled",
+            ("invitation", id.to_string()),
+            json!({}),
+        );
+        if self.ports.invitations.cancel(access.org_id(), id, audit).await? {
+            Ok(())
+        } else {
+            Err(TenancyError::NotFound("invitation"))
+        }
+    }
+
+    /// Invitations addressed to the caller's email.
+    pub async fn my_invitations(&self, principal: &Principal) -> Result<Vec<InvitationView>, TenancyError> {
+        let user = self.current_user(principal).await?;
+        Ok(self.ports.invitations.list_for_email(&user.email, self.now()).await?)
+    }
+
+    async fn current_user(&self, principal: &Principal) -> Result<User, TenancyError> {
+        self.ports
+            .users
+            .get(principal.user_id)
+            .await?
+            .ok_or(TenancyError::Unauthenticated)
+    }
+
+    /// Loads an invitation the caller may answer: theirs, pending and unexpired.
+    async fn answerable(&self, principal: &Principal, id: InvitationId) -> Result<(User, InvitationView), TenancyError> {
+        let user = self.current_user(principal).await?;
+        let view = self
+            .ports
+            .invitations
+            .get(id)
+            .await?
+            .ok_or(TenancyError::NotFound("invitation"))?;
+        if view.invitation.email != user.email {
+            return Err(TenancyError::InvitationEmailMismatch);
+        }
+        if view.invitation.status != InvitationStatus::Pending {
+            return Err(TenancyError::InvitationNotPending);
+        }
+        if view.invitation.is_expired(self.now()) {
+            return Err(TenancyError::InvitationExpired);
+        }
+        Ok((user, view))
+    }
+
+    /// Accepts an invitation addressed to the caller: they join with its role.
+    pub async fn accept_invitation(&self, principal: &Principal, id: InvitationId) -> Result<Member, TenancyError> {
+        let (user, view) = self.answerable(principal, id).await?;
+        let audit = self.audit(
+            view.invitation.organization_id,
+            Some(user.id),
+            "invitation.accepted",
+            ("invitation", id.to_string()),
+            json!({"email": user.email, "role": view.invitation.role.as_str()}),
+        );
+        self.ports
+            .invitations
+            .accept(id, user.id, self.now(), audit)
+            .await
+            .map_err(answer_error)
+    }
+
+    /// Declines an invitation addressed to the caller.
+    pub async fn reject_invitation(&self, principal: &Principal, id: InvitationId) -> Result<(), TenancyError> {
+        let (user, view) = self.answerable(principal, id).await?;
+        let audit = self.audit(
+            view.invitation.organization_id,
+            Some(user.id),
+            "invitation.rejected",
+            ("invitation", id.to_string()),
+            json!({"email": user.email}),
+        );
+        self.ports.invitations.reject(id, audit).await.map_err(answer_error)
+    }
+
+    // ----- audit ----------------------------------------------------------------------------
+
+    /// The organization's audit log, newest first (admin or owner).
+    pub async fn audit_events(
+        &self,
+        principal: &Principal,
+        org: &str,
+        page: PageRequest,
+    ) -> Result<Page<AuditEvent>, TenancyError> {
+        let access = self.authorize(principal, org, Action::ReadAuditLog).await?;
+        Ok(self.ports.audit.list(access.org_id(), page).await?)
+    }
+}

@@ -1,0 +1,19 @@
+//! Canopy's schema, as sea-orm migrations that run unchanged on SQLite and PostgreSQL.
+//!
+//! Architecture invariant: a migration is never edited after it lands; changes come as new
+//! migrations appended to [`Migrator::migrations`].
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_tenancy;
+
+/// Applies every Canopy migration in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_tenancy::Migration)]
+    }
+}
