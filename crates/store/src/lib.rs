@@ -7,6 +7,7 @@
 mod entity;
 mod outbox;
 mod tenancy;
+pub mod testing;
 
 use std::time::Duration;
 

@@ -1,0 +1,631 @@
+//! Contract tests of every tenancy repository port: one body per behaviour, run on SQLite by
+//! plain `cargo test` and on a fresh PostgreSQL database by `.ci/run`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use canopy_kernel::PageRequest;
+use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, SessionId, UserId};
+use canopy_store::Store;
+use canopy_store::testing::migrated;
+use canopy_tenancy::audit::NewAuditEvent;
+use canopy_tenancy::credential::{ApiKey, CredentialKind, Session};
+use canopy_tenancy::invitation::{Invitation, InvitationStatus};
+use canopy_tenancy::membership::Role;
+use canopy_tenancy::organization::{OrgRef, Organization, OrganizationPatch, Slug};
+use canopy_tenancy::ports::{
+    AnswerInvitationError, AuditLog, CreateUserError, CredentialRepository, InvitationRepository,
+    MembershipChangeError, MembershipRepository, NewUser, OrganizationRepository, SlugConflict, UserRepository,
+};
+use canopy_tenancy::user::User;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use serde_json::json;
+
+fn now() -> DateTime<Utc> {
+    Utc::now().duration_trunc(Duration::microseconds(1)).unwrap()
+}
+
+fn audit(org: OrganizationId, action: &str) -> NewAuditEvent {
+    NewAuditEvent::new(org, None, action, ("test", "x".into()), json!({}), now())
+}
+
+fn organization(slug: &str) -> Organization {
+    let at = now();
+    Organization {
+        id: OrganizationId::new(),
+        name: format!("Org {slug}"),
+        slug: slug.to_string(),
+        logo: None,
+        metadata: json!({"defaultRegion": "eu-west-1"}),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+}
+
+/// Registers a user with a personal organization; returns both.
+async fn user(store: &Store, name: &str) -> (User, Organization) {
+    let org = organization(&unique(name));
+    let at = now();
+    let user = User {
+        id: UserId::new(),
+        email: format!("{}@example.com", unique(name)),
+        name: name.to_string(),
+        active_organization_id: Some(org.id),
+        created_at: at,
+        updated_at: at,
+    };
+    store
+        .create_with_organization(
+            NewUser {
+                user: user.clone(),
+                password_hash: "$argon2id$fake".into(),
+            },
+            org.clone(),
+            audit(org.id, "organization.created"),
+        )
+        .await
+        .unwrap();
+    (user, org)
+}
+
+async fn join(store: &Store, org: OrganizationId, user: UserId, role: Role) {
+    let invitation = Invitation {
+        id: InvitationId::new(),
+        organization_id: org,
+        email: UserRepository::get(store, user).await.unwrap().unwrap().email,
+        role,
+        status: InvitationStatus::Pending,
+        invited_by: user,
+        expires_at: now() + Duration::hours(1),
+        created_at: now(),
+    };
+    store
+        .create_replacing(invitation.clone(), audit(org, "invitation.created"))
+        .await
+        .unwrap();
+    store
+        .accept(invitation.id, user, now(), audit(org, "invitation.accepted"))
+        .await
+        .unwrap();
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(canopy_store::testing::migrated("sqlite").await.unwrap()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                #[ignore = "needs postgres"]
+                async fn $name() {
+                    super::$name(canopy_store::testing::migrated("postgres").await.unwrap()).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    user_with_personal_organization_is_stored_atomically,
+    duplicate_email_stores_nothing,
+    duplicate_slug_is_reported_as_slug_taken,
+    organization_is_found_only_by_its_members,
+    organizations_are_listed_with_role_and_member_count,
+    organization_update_applies_patch_and_refuses_taken_slug,
+    deleting_an_organization_removes_what_it_owns,
+    last_owner_cannot_be_demoted_or_removed,
+    concurrent_demotions_keep_one_owner,
+    ownership_transfer_swaps_roles,
+    members_are_paginated_in_join_order,
+    inviting_again_replaces_the_pending_invitation,
+    concurrent_accepts_let_exactly_one_win,
+    accepting_when_already_member_is_refused,
+    cancel_and_reject_only_touch_pending_invitations,
+    sessions_authenticate_until_expiry_or_deletion,
+    api_keys_authenticate_until_revoked_or_expired,
+    audit_events_are_listed_newest_first_and_paginated,
+);
+
+async fn user_with_personal_organization_is_stored_atomically(store: Store) {
+    let (u, org) = user(&store, "ada").await;
+    let creds = store.find_credentials(&u.email).await.unwrap().unwrap();
+    assert_eq!(creds.user, u);
+    assert_eq!(creds.password_hash, "$argon2id$fake");
+    let (found, role) = store.find_for_member(&OrgRef::Id(org.id), u.id).await.unwrap().unwrap();
+    assert_eq!(found, org);
+    assert_eq!(role, Role::Owner);
+    let events = AuditLog::list(&store, org.id, PageRequest::first()).await.unwrap();
+    assert_eq!(events.items.len(), 1);
+    assert_eq!(events.items[0].action, "organization.created");
+}
+
+async fn duplicate_email_stores_nothing(store: Store) {
+    let (u, _) = user(&store, "ada").await;
+    let org = organization(&unique("other"));
+    let again = User {
+        id: UserId::new(),
+        active_organization_id: Some(org.id),
+        ..u.clone()
+    };
+    let err = store
+        .create_with_organization(
+            NewUser {
+                user: again,
+                password_hash: "h".into(),
+            },
+            org.clone(),
+            audit(org.id, "organization.created"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CreateUserError::EmailTaken), "{err:?}");
+    assert!(!store.slug_exists(&org.slug).await.unwrap(), "the organization must roll back too");
+}
+
+async fn duplicate_slug_is_reported_as_slug_taken(store: Store) {
+    let (u, org) = user(&store, "ada").await;
+    let clash = Organization {
+        id: OrganizationId::new(),
+        ..organization(&org.slug)
+    };
+    let err = OrganizationRepository::create(&store, clash.clone(), u.id, audit(clash.id, "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SlugConflict::SlugTaken), "{err:?}");
+
+    let at = now();
+    let newcomer = User {
+        id: UserId::new(),
+        email: format!("{}@example.com", unique("bob")),
+        name: "Bob".into(),
+        active_organization_id: Some(clash.id),
+        created_at: at,
+        updated_at: at,
+    };
+    let err = store
+        .create_with_organization(
+            NewUser {
+                user: newcomer.clone(),
+                password_hash: "h".into(),
+            },
+            clash.clone(),
+            audit(clash.id, "x"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CreateUserError::SlugTaken), "{err:?}");
+    assert!(store.find_credentials(&newcomer.email).await.unwrap().is_none());
+}
+
+async fn organization_is_found_only_by_its_members(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    let (bob, _) = user(&store, "bob").await;
+    assert!(store.find_for_member(&OrgRef::Slug(org.slug.clone()), ada.id).await.unwrap().is_some());
+    assert!(store.find_for_member(&OrgRef::Id(org.id), bob.id).await.unwrap().is_none());
+    assert!(store.find_for_member(&OrgRef::Slug(org.slug.clone()), bob.id).await.unwrap().is_none());
+    assert!(store.find_for_member(&OrgRef::Slug("missing-org".into()), ada.id).await.unwrap().is_none());
+}
+
+async fn organizations_are_listed_with_role_and_member_count(store: Store) {
+    let (ada, ada_org) = user(&store, "ada").await;
+    let (bob, bob_org) = user(&store, "bob").await;
+    join(&store, ada_org.id, bob.id, Role::Member).await;
+    let listed = store.list_for_user(bob.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].organization.id, bob_org.id, "oldest membership first");
+    assert_eq!((listed[0].role, listed[0].member_count), (Role::Owner, 1));
+    assert_eq!((listed[1].role, listed[1].member_count), (Role::Member, 2));
+    assert_eq!(store.list_for_user(ada.id).await.unwrap().len(), 1);
+}
+
+async fn organization_update_applies_patch_and_refuses_taken_slug(store: Store) {
+    let (_, org) = user(&store, "ada").await;
+    let (_, other) = user(&store, "bob").await;
+    let new_slug = unique("renamed");
+    let updated = store
+        .update(
+            org.id,
+            OrganizationPatch {
+                name: Some("Renamed".into()),
+                slug: Some(Slug::parse(&new_slug, "slug").unwrap()),
+                logo: Some(Some("https://example.com/l.png".into())),
+                metadata: None,
+            },
+            now(),
+            audit(org.id, "organization.updated"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.name, "Renamed");
+    assert_eq!(updated.slug, new_slug);
+    assert_eq!(updated.metadata, org.metadata, "untouched fields stay");
+    let err = store
+        .update(
+            org.id,
+            OrganizationPatch {
+                slug: Some(Slug::parse(&other.slug, "slug").unwrap()),
+                ..Default::default()
+            },
+            now(),
+            audit(org.id, "organization.updated"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SlugConflict::SlugTaken), "{err:?}");
+    let missing = store
+        .update(OrganizationId::new(), OrganizationPatch::default(), now(), audit(org.id, "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, SlugConflict::NotFound), "{missing:?}");
+}
+
+async fn deleting_an_organization_removes_what_it_owns(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    let (bob, _) = user(&store, "bob").await;
+    join(&store, org.id, bob.id, Role::Admin).await;
+    store
+        .set_active_organization(bob.id, Some(org.id), now())
+        .await
+        .unwrap();
+    assert!(store.delete(org.id).await.unwrap());
+    assert!(!store.delete(org.id).await.unwrap(), "second delete finds nothing");
+    assert!(store.find_for_member(&OrgRef::Id(org.id), ada.id).await.unwrap().is_none());
+    assert!(MembershipRepository::get(&store, org.id, bob.id).await.unwrap().is_none());
+    assert!(AuditLog::list(&store, org.id, PageRequest::first()).await.unwrap().items.is_empty());
+    let bob_now = UserRepository::get(&store, bob.id).await.unwrap().unwrap();
+    assert_eq!(bob_now.active_organization_id, None, "active organization is cleared");
+    assert!(!store.slug_exists(&org.slug).await.unwrap());
+}
+
+async fn last_owner_cannot_be_demoted_or_removed(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    let err = store
+        .change_role(org.id, ada.id, Role::Admin, audit(org.id, "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MembershipChangeError::LastOwner), "{err:?}");
+    let err = store.remove(org.id, ada.id, audit(org.id, "x")).await.unwrap_err();
+    assert!(matches!(err, MembershipChangeError::LastOwner), "{err:?}");
+    let (bob, _) = user(&store, "bob").await;
+    join(&store, org.id, bob.id, Role::Owner).await;
+    let demoted = store
+        .change_role(org.id, ada.id, Role::Member, audit(org.id, "member.role_changed"))
+        .await
+        .unwrap();
+    assert_eq!(demoted.role, Role::Member);
+    let err = store.remove(org.id, bob.id, audit(org.id, "x")).await.unwrap_err();
+    assert!(matches!(err, MembershipChangeError::LastOwner), "bob is now the only owner");
+    store.remove(org.id, ada.id, audit(org.id, "member.removed")).await.unwrap();
+    let err = store.remove(org.id, ada.id, audit(org.id, "x")).await.unwrap_err();
+    assert!(matches!(err, MembershipChangeError::NotFound), "{err:?}");
+}
+
+async fn concurrent_demotions_keep_one_owner(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    let mut owners = vec![ada.id];
+    for i in 0..3 {
+        let (u, _) = user(&store, &format!("owner{i}")).await;
+        join(&store, org.id, u.id, Role::Owner).await;
+        owners.push(u.id);
+    }
+    let store = Arc::new(store);
+    let tasks: Vec<_> = owners
+        .iter()
+        .map(|id| {
+            let store = store.clone();
+            let id = *id;
+            tokio::spawn(async move {
+                if id.as_uuid().as_bytes()[15] % 2 == 0 {
+                    store
+                        .change_role(org.id, id, Role::Member, audit(org.id, "x"))
+                        .await
+                        .map(|_| ())
+                } else {
+                    store.remove(org.id, id, audit(org.id, "x")).await
+                }
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(MembershipChangeError::LastOwner) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ok, 3, "all but one owner step down");
+    let members = MembershipRepository::list(store.as_ref(), org.id, PageRequest::first()).await.unwrap();
+    let remaining = members.items.iter().filter(|m| m.role == Role::Owner).count();
+    assert_eq!(remaining, 1);
+}
+
+async fn ownership_transfer_swaps_roles(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    let (bob, _) = user(&store, "bob").await;
+    join(&store, org.id, bob.id, Role::Member).await;
+    store
+        .transfer_ownership(org.id, ada.id, bob.id, audit(org.id, "x"))
+        .await
+        .unwrap();
+    let role = |id| {
+        let store = store.clone();
+        async move { MembershipRepository::get(&store, org.id, id).await.unwrap().unwrap().role }
+    };
+    assert_eq!(role(bob.id).await, Role::Owner);
+    assert_eq!(role(ada.id).await, Role::Admin);
+    let err = store
+        .transfer_ownership(org.id, bob.id, UserId::new(), audit(org.id, "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MembershipChangeError::NotFound));
+}
+
+async fn members_are_paginated_in_join_order(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    let mut expected = vec![ada.id];
+    for i in 0..4 {
+        let (u, _) = user(&store, &format!("m{i}")).await;
+        join(&store, org.id, u.id, Role::Member).await;
+        expected.push(u.id);
+    }
+    let mut seen = vec![];
+    let mut page = PageRequest { limit: 2, after: None };
+    loop {
+        let got = MembershipRepository::list(&store, org.id, page).await.unwrap();
+        assert!(got.items.len() <= 2);
+        seen.extend(got.items.iter().map(|m| m.user_id));
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+}
+
+async fn inviting_again_replaces_the_pending_invitation(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    let make = |role| Invitation {
+        id: InvitationId::new(),
+        organization_id: org.id,
+        email: "carol@example.com".into(),
+        role,
+        status: InvitationStatus::Pending,
+        invited_by: ada.id,
+        expires_at: now() + Duration::hours(48),
+        created_at: now(),
+    };
+    let first = make(Role::Member);
+    let second = make(Role::Admin);
+    store.create_replacing(first.clone(), audit(org.id, "x")).await.unwrap();
+    store.create_replacing(second.clone(), audit(org.id, "x")).await.unwrap();
+    let pending = store.list_pending(org.id, now(), PageRequest::first()).await.unwrap();
+    assert_eq!(pending.items.len(), 1);
+    assert_eq!(pending.items[0].id, second.id);
+    assert_eq!(pending.items[0].role, Role::Admin);
+    let old = InvitationRepository::get(&store, first.id).await.unwrap().unwrap();
+    assert_eq!(old.invitation.status, InvitationStatus::Replaced);
+    assert_eq!(old.organization_name, org.name);
+    let later = now() + Duration::hours(49);
+    assert!(store.list_pending(org.id, later, PageRequest::first()).await.unwrap().items.is_empty());
+    assert!(store.list_for_email("carol@example.com", later).await.unwrap().is_empty());
+    assert_eq!(store.list_for_email("carol@example.com", now()).await.unwrap().len(), 1);
+
+    // Concurrent invites of one email still leave exactly one pending.
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            let inv = make(Role::Member);
+            tokio::spawn(async move { store.create_replacing(inv, audit(org.id, "x")).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let pending = store.list_pending(org.id, now(), PageRequest::first()).await.unwrap();
+    assert_eq!(pending.items.len(), 1);
+}
+
+async fn concurrent_accepts_let_exactly_one_win(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    let (bob, _) = user(&store, "bob").await;
+    let invitation = Invitation {
+        id: InvitationId::new(),
+        organization_id: org.id,
+        email: bob.email.clone(),
+        role: Role::Admin,
+        status: InvitationStatus::Pending,
+        invited_by: ada.id,
+        expires_at: now() + Duration::hours(48),
+        created_at: now(),
+    };
+    store.create_replacing(invitation.clone(), audit(org.id, "x")).await.unwrap();
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.accept(invitation.id, bob.id, now(), audit(org.id, "x")).await })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(member) => {
+                won += 1;
+                assert_eq!(member.role, Role::Admin);
+            }
+            Err(AnswerInvitationError::NotPending) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let status = InvitationRepository::get(store.as_ref(), invitation.id).await.unwrap().unwrap();
+    assert_eq!(status.invitation.status, InvitationStatus::Accepted);
+}
+
+async fn accepting_when_already_member_is_refused(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    let invitation = Invitation {
+        id: InvitationId::new(),
+        organization_id: org.id,
+        email: ada.email.clone(),
+        role: Role::Member,
+        status: InvitationStatus::Pending,
+        invited_by: ada.id,
+        expires_at: now() + Duration::hours(48),
+        created_at: now(),
+    };
+    store.create_replacing(invitation.clone(), audit(org.id, "x")).await.unwrap();
+    let err = store
+        .accept(invitation.id, ada.id, now(), audit(org.id, "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AnswerInvitationError::AlreadyMember), "{err:?}");
+    let after = InvitationRepository::get(&store, invitation.id).await.unwrap().unwrap();
+    assert_eq!(after.invitation.status, InvitationStatus::Pending, "refusal rolls back");
+    let role = MembershipRepository::get(&store, org.id, ada.id).await.unwrap().unwrap().role;
+    assert_eq!(role, Role::Owner, "the owner keeps their role");
+}
+
+async fn cancel_and_reject_only_touch_pending_invitations(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    let (_, other_org) = user(&store, "eve").await;
+    let make = || Invitation {
+        id: InvitationId::new(),
+        organization_id: org.id,
+        email: format!("{}@example.com", unique("x")),
+        role: Role::Member,
+        status: InvitationStatus::Pending,
+        invited_by: ada.id,
+        expires_at: now() + Duration::hours(48),
+        created_at: now(),
+    };
+    let a = make();
+    let b = make();
+    store.create_replacing(a.clone(), audit(org.id, "x")).await.unwrap();
+    store.create_replacing(b.clone(), audit(org.id, "x")).await.unwrap();
+    assert!(!store.cancel(other_org.id, a.id, audit(other_org.id, "x")).await.unwrap(), "other tenant");
+    assert!(store.cancel(org.id, a.id, audit(org.id, "x")).await.unwrap());
+    assert!(!store.cancel(org.id, a.id, audit(org.id, "x")).await.unwrap(), "already cancelled");
+    let err = store.reject(a.id, audit(org.id, "x")).await.unwrap_err();
+    assert!(matches!(err, AnswerInvitationError::NotPending));
+    store.reject(b.id, audit(org.id, "x")).await.unwrap();
+    let b_now = InvitationRepository::get(&store, b.id).await.unwrap().unwrap();
+    assert_eq!(b_now.invitation.status, InvitationStatus::Rejected);
+}
+
+async fn sessions_authenticate_until_expiry_or_deletion(store: Store) {
+    let (ada, _) = user(&store, "ada").await;
+    let session = Session {
+        id: SessionId::new(),
+        user_id: ada.id,
+        token_digest: unique("digest"),
+        expires_at: now() + Duration::hours(1),
+        created_at: now(),
+    };
+    store.insert_session(session.clone()).await.unwrap();
+    let p = store.authenticate(&session.token_digest, now()).await.unwrap().unwrap();
+    assert_eq!(p.user_id, ada.id);
+    assert_eq!(p.credential, CredentialKind::Session(session.id));
+    assert!(store
+        .authenticate(&session.token_digest, now() + Duration::hours(2))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.authenticate("unknown", now()).await.unwrap().is_none());
+    store.delete_session(&session.token_digest).await.unwrap();
+    assert!(store.authenticate(&session.token_digest, now()).await.unwrap().is_none());
+}
+
+async fn api_keys_authenticate_until_revoked_or_expired(store: Store) {
+    let (ada, _) = user(&store, "ada").await;
+    let (bob, _) = user(&store, "bob").await;
+    let key = |expires_at| ApiKey {
+        id: ApiKeyId::new(),
+        user_id: ada.id,
+        name: "ci".into(),
+        prefix: "cnp_key_abcd".into(),
+        token_digest: unique("kd"),
+        expires_at,
+        revoked_at: None,
+        created_at: now(),
+    };
+    let forever = key(None);
+    let short = key(Some(now() + Duration::days(1)));
+    store.insert_api_key(forever.clone()).await.unwrap();
+    store.insert_api_key(short.clone()).await.unwrap();
+    let listed = store.list_api_keys(ada.id).await.unwrap();
+    assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), vec![short.id, forever.id]);
+    let p = store.authenticate(&forever.token_digest, now()).await.unwrap().unwrap();
+    assert_eq!(p.credential, CredentialKind::ApiKey(forever.id));
+    assert!(store
+        .authenticate(&short.token_digest, now() + Duration::days(2))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!store.revoke_api_key(bob.id, forever.id, now()).await.unwrap(), "not bob's key");
+    assert!(store.revoke_api_key(ada.id, forever.id, now()).await.unwrap());
+    assert!(!store.revoke_api_key(ada.id, forever.id, now()).await.unwrap(), "already revoked");
+    assert!(store.authenticate(&forever.token_digest, now()).await.unwrap().is_none());
+}
+
+async fn audit_events_are_listed_newest_first_and_paginated(store: Store) {
+    let (_, org) = user(&store, "ada").await;
+    for i in 0..5 {
+        store
+            .update(
+                org.id,
+                OrganizationPatch {
+                    name: Some(format!("Name {i}")),
+                    ..Default::default()
+                },
+                now(),
+                audit(org.id, &format!("organization.updated.{i}")),
+            )
+            .await
+            .unwrap();
+    }
+    let first = AuditLog::list(&store, org.id, PageRequest { limit: 4, after: None }).await.unwrap();
+    let actions: Vec<_> = first.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "organization.updated.4",
+            "organization.updated.3",
+            "organization.updated.2",
+            "organization.updated.1"
+        ]
+    );
+    let rest = AuditLog::list(
+        &store,
+        org.id,
+        PageRequest {
+            limit: 4,
+            after: first.next,
+        },
+    )
+    .await
+    .unwrap();
+    let actions: Vec<_> = rest.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["organization.updated.0", "organization.created"]);
+    assert!(rest.next.is_none());
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let store = migrated("sqlite").await.unwrap();
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}
