@@ -107,11 +107,17 @@ fn id_col<T: IntoIden>(name: T) -> ColumnDef {
 }
 
 fn ts<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name).timestamp_with_time_zone().not_null().take()
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .not_null()
+        .take()
 }
 
 fn ts_null<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name).timestamp_with_time_zone().null().take()
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .null()
+        .take()
 }
 
 fn text<T: IntoIden>(name: T) -> ColumnDef {
@@ -133,7 +139,11 @@ impl MigrationTrait for Migration {
                     .col(text(Organizations::Name))
                     .col(text(Organizations::Slug).unique_key())
                     .col(ColumnDef::new(Organizations::Logo).string().null())
-                    .col(ColumnDef::new(Organizations::Metadata).json_binary().not_null())
+                    .col(
+                        ColumnDef::new(Organizations::Metadata)
+                            .json_binary()
+                            .not_null(),
+                    )
                     .col(ts(Organizations::CreatedAt))
                     .col(ts(Organizations::UpdatedAt))
                     .to_owned(),
@@ -316,7 +326,11 @@ impl MigrationTrait for Migration {
                     .col(text(AuditEvents::Action))
                     .col(text(AuditEvents::TargetType))
                     .col(text(AuditEvents::TargetId))
-                    .col(ColumnDef::new(AuditEvents::Details).json_binary().not_null())
+                    .col(
+                        ColumnDef::new(AuditEvents::Details)
+                            .json_binary()
+                            .not_null(),
+                    )
                     .col(ts(AuditEvents::OccurredAt))
                     .foreign_key(
                         ForeignKey::create()
@@ -347,7 +361,11 @@ impl MigrationTrait for Migration {
                     .col(text(OutboxMessages::Recipient))
                     .col(text(OutboxMessages::Subject))
                     .col(ColumnDef::new(OutboxMessages::Body).text().not_null())
-                    .col(ColumnDef::new(OutboxMessages::Payload).json_binary().not_null())
+                    .col(
+                        ColumnDef::new(OutboxMessages::Payload)
+                            .json_binary()
+                            .not_null(),
+                    )
                     .col(ts(OutboxMessages::CreatedAt))
                     .col(ts_null(OutboxMessages::SentAt))
                     .to_owned(),

@@ -1,1 +1,238 @@
-//! e2e support
+//! Support for black-box tests: start the real server on an ephemeral port over a fresh
+//! database, and drive it over HTTP like any client would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use canopy_app::Config;
+use canopy_app::bootstrap::build_state;
+use canopy_app::server::RunningServer;
+use canopy_kernel::ManualClock;
+use canopy_store::Store;
+use chrono::{DurationRound, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A running Canopy over a fresh database, with a clock the test moves.
+pub struct TestApp {
+    /// The server.
+    pub server: RunningServer,
+    /// Its database, for inspecting what was stored (outbox, rows).
+    pub store: Store,
+    /// The server's clock.
+    pub clock: Arc<ManualClock>,
+    /// HTTP client.
+    pub http: reqwest::Client,
+}
+
+/// Options that differ between tests.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Sign-up and log-in attempts per minute per address.
+    pub auth_rate_per_minute: u32,
+    /// Largest body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            auth_rate_per_minute: 100_000,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl TestApp {
+    /// Starts on `backend` (`sqlite` or `postgres`) with default options.
+    pub async fn start(backend: &str) -> Self {
+        Self::start_with(backend, Options::default()).await
+    }
+
+    /// Starts on `backend` with `options`.
+    pub async fn start_with(backend: &str, options: Options) -> Self {
+        let store = canopy_store::testing::migrated(backend).await.unwrap();
+        let config = Config {
+            bind: "127.0.0.1:0".into(),
+            auth_rate_per_minute: options.auth_rate_per_minute,
+            max_body_bytes: options.max_body_bytes,
+            // Cheap hashes keep the suite fast; production cost is set in Config::default.
+            argon2_memory_kib: 1024,
+            argon2_iterations: 1,
+            ..Config::default()
+        };
+        let start = Utc::now()
+            .duration_trunc(chrono::Duration::microseconds(1))
+            .unwrap();
+        let clock = Arc::new(ManualClock::new(start));
+        let state = build_state(&config, store.clone(), clock.clone()).unwrap();
+        let server = canopy_app::start(&config, state).await.unwrap();
+        Self {
+            server,
+            store,
+            clock,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends a request; `token` becomes a bearer header, `body` JSON.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.server.url(), path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Signs up a fresh user; returns their token and id.
+    pub async fn sign_up(&self, name: &str) -> Session {
+        let email = format!(
+            "{}-{}@example.com",
+            name.to_lowercase(),
+            &uuid::Uuid::now_v7().simple().to_string()[24..]
+        );
+        let resp = self
+            .call(
+                Method::POST,
+                "/v1/auth/signup",
+                None,
+                Some(json!({"email": email, "name": name, "password": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{:?}", resp.body);
+        Session {
+            token: resp.body["token"].as_str().unwrap().to_string(),
+            user_id: resp.body["user"]["id"].as_str().unwrap().to_string(),
+            email,
+        }
+    }
+
+    /// Creates an organization as `owner`; returns its id.
+    pub async fn create_org(&self, owner: &Session, name: &str) -> String {
+        let resp = self
+            .post("/v1/organizations", &owner.token, json!({"name": name}))
+            .await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{:?}", resp.body);
+        resp.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Invites `who` into `org` with `role` as `by` and accepts; `who` becomes a member.
+    pub async fn add_member(&self, org: &str, by: &Session, who: &Session, role: &str) {
+        let inv = self
+            .post(
+                &format!("/v1/organizations/{org}/invitations"),
+                &by.token,
+                json!({"email": who.email, "role": role}),
+            )
+            .await;
+        assert_eq!(inv.status, StatusCode::CREATED, "{:?}", inv.body);
+        let id = inv.body["id"].as_str().unwrap();
+        let accepted = self
+            .post(
+                &format!("/v1/invitations/{id}/accept"),
+                &who.token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.body);
+    }
+}
+
+/// A signed-in test user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Bearer token.
+    pub token: String,
+    /// User id.
+    pub user_id: String,
+    /// Email.
+    pub email: String,
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Response {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// JSON body (or a string, or null).
+    pub body: Value,
+}
+
+impl Response {
+    /// Asserts a problem+json answer with `status` and `code`.
+    pub fn assert_problem(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "{:?}", self.body);
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "{:?}",
+            self.body
+        );
+        assert_eq!(self.body["code"], code, "{:?}", self.body);
+        assert_eq!(self.body["status"], status.as_u16());
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string());
+    }
+}
+
+/// Declares a black-box test that runs on SQLite and (ignored unless `.ci/run`) on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::TestApp::start("sqlite").await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                #[ignore = "needs postgres"]
+                async fn $name() {
+                    super::$name($crate::TestApp::start("postgres").await).await;
+                }
+            )*
+        }
+    };
+}

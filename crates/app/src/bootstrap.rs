@@ -21,7 +21,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         max_connections: config.database_max_connections,
     })
     .await
-    .with_context(|| format!("connecting to the database ({})", redact(&config.database_url)))?;
+    .with_context(|| {
+        format!(
+            "connecting to the database ({})",
+            redact(&config.database_url)
+        )
+    })?;
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }
@@ -41,7 +46,11 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Builds the application state on an opened store with the given clock.
-pub fn build_state(config: &Config, store: Store, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+pub fn build_state(
+    config: &Config,
+    store: Store,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<AppState> {
     let crypto = Arc::new(
         Argon2Crypto::new(Argon2Cost {
             memory_kib: config.argon2_memory_kib,
@@ -95,6 +104,9 @@ mod tests {
             redact("postgres://canopy:s3cret@db:5432/canopy"),
             "postgres://canopy:***@db:5432/canopy"
         );
-        assert_eq!(redact("sqlite://canopy.db?mode=rwc"), "sqlite://canopy.db?mode=rwc");
+        assert_eq!(
+            redact("sqlite://canopy.db?mode=rwc"),
+            "sqlite://canopy.db?mode=rwc"
+        );
     }
 }

@@ -89,9 +89,13 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn layers_override_in_order() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("c.toml", "bind = \"0.0.0.0:9000\"\ninvitation_ttl_hours = 12\n")?;
+            jail.create_file(
+                "c.toml",
+                "bind = \"0.0.0.0:9000\"\ninvitation_ttl_hours = 12\n",
+            )?;
             jail.set_env("CANOPY_INVITATION_TTL_HOURS", "24");
             jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
             let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
@@ -105,6 +109,10 @@ mod tests {
 
     #[test]
     fn default_is_an_embedded_sqlite_file() {
-        assert!(Config::default().database_url.starts_with("sqlite://canopy.db"));
+        assert!(
+            Config::default()
+                .database_url
+                .starts_with("sqlite://canopy.db")
+        );
     }
 }

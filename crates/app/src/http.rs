@@ -30,7 +30,9 @@ fn healthz() -> Json<serde_json::Value> {
 #[handler]
 async fn readyz(state: poem::web::Data<&AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready", "database": state.store.backend_name()})).into_response(),
+        Ok(()) => {
+            Json(json!({"status": "ready", "database": state.store.backend_name()})).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             ApiError::new(
@@ -46,7 +48,11 @@ async fn readyz(state: poem::web::Data<&AppState>) -> Response {
 /// A client-supplied id is kept only if it is short and plain, so it cannot forge log lines.
 fn request_id(req: &Request) -> String {
     req.header(REQUEST_ID_HEADER)
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
         .map(str::to_string)
         .unwrap_or_else(|| Uuid::now_v7().to_string())
 }
@@ -55,7 +61,8 @@ fn request_id(req: &Request) -> String {
 /// logs one completion line, and echoes the id to the client.
 async fn traced<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     let id = request_id(&req);
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    let span =
+        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     async move {
         let started = Instant::now();
         let mut resp = match next.call(req).await {
@@ -92,14 +99,22 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request, max: usize) -> poem:
         )
         .into());
     }
-    let body = req.take_body().into_bytes_limit(max).await.map_err(|e| match e {
-        poem::error::ReadBodyError::PayloadTooLarge => ApiError::new(
-            poem::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("The request body exceeds {max} bytes."),
-        ),
-        other => ApiError::new(poem::http::StatusCode::BAD_REQUEST, "malformed_request", other.to_string()),
-    })?;
+    let body = req
+        .take_body()
+        .into_bytes_limit(max)
+        .await
+        .map_err(|e| match e {
+            poem::error::ReadBodyError::PayloadTooLarge => ApiError::new(
+                poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The request body exceeds {max} bytes."),
+            ),
+            other => ApiError::new(
+                poem::http::StatusCode::BAD_REQUEST,
+                "malformed_request",
+                other.to_string(),
+            ),
+        })?;
     req.set_body(body);
     next.call(req).await.map(IntoResponse::into_response)
 }

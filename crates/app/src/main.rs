@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "canopy", version, about = "Multi-tenant control plane for cloud estates")]
+#[command(
+    name = "canopy",
+    version,
+    about = "Multi-tenant control plane for cloud estates"
+)]
 struct Cli {
     /// TOML configuration file (default: ./canopy.toml when present).
     #[arg(long, global = true)]
@@ -44,7 +48,8 @@ enum Command {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -60,7 +65,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Openapi { output } => {
             let spec = canopy_app::openapi_json();
             match output {
-                Some(path) => std::fs::write(&path, spec + "\n").with_context(|| format!("writing {}", path.display()))?,
+                Some(path) => std::fs::write(&path, spec + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?,
                 None => println!("{spec}"),
             }
         }

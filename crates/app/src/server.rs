@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpListener};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;

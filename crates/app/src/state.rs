@@ -25,7 +25,12 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state; `auth_per_minute` bounds sign-up and log-in attempts per address.
-    pub fn new(tenancy: TenancyService, store: Store, auth_per_minute: u32, trust_forwarded_for: bool) -> Self {
+    pub fn new(
+        tenancy: TenancyService,
+        store: Store,
+        auth_per_minute: u32,
+        trust_forwarded_for: bool,
+    ) -> Self {
         let per_minute = NonZeroU32::new(auth_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Self {
             tenancy,
@@ -49,7 +54,9 @@ impl AppState {
 
     /// Refuses with 429 and `Retry-After` when the client's address used up its quota.
     pub fn check_auth_rate(&self, req: &Request) -> Result<(), ApiError> {
-        let Some(ip) = self.client_ip(req) else { return Ok(()) };
+        let Some(ip) = self.client_ip(req) else {
+            return Ok(());
+        };
         self.auth_limiter.check_key(&ip).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::rate_limited(wait.as_secs().max(1))

@@ -153,9 +153,17 @@ mod tests {
         let c = crypto();
         let hash = c.hash_password("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"), "{hash}");
-        assert!(c.verify_password("correct horse".into(), hash.clone()).await.unwrap());
+        assert!(
+            c.verify_password("correct horse".into(), hash.clone())
+                .await
+                .unwrap()
+        );
         assert!(!c.verify_password("wrong horse".into(), hash).await.unwrap());
-        assert!(!c.verify_password("x".into(), "not a phc string".into()).await.unwrap());
+        assert!(
+            !c.verify_password("x".into(), "not a phc string".into())
+                .await
+                .unwrap()
+        );
     }
 
     #[test]
@@ -177,6 +185,9 @@ mod tests {
         let c = crypto();
         let s = c.slug_suffix();
         assert_eq!(s.len(), 6);
-        assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
     }
 }

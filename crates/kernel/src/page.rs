@@ -18,9 +18,13 @@ impl Cursor {
 
     /// Parses a cursor a client sent; `field` names it in the error.
     pub fn decode(raw: &str, field: &str) -> Result<Self, ValidationErrors> {
-        Uuid::try_parse(raw)
-            .map(Cursor)
-            .map_err(|_| ValidationErrors::single(FieldError::new(field, "cursor", "is not a cursor this API issued")))
+        Uuid::try_parse(raw).map(Cursor).map_err(|_| {
+            ValidationErrors::single(FieldError::new(
+                field,
+                "cursor",
+                "is not a cursor this API issued",
+            ))
+        })
     }
 }
 

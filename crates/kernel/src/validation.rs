@@ -16,7 +16,11 @@ pub struct FieldError {
 
 impl FieldError {
     /// Builds one field error.
-    pub fn new(field: impl Into<String>, rule: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        field: impl Into<String>,
+        rule: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             field: field.into(),
             rule: rule.into(),
@@ -36,7 +40,9 @@ pub struct ValidationErrors {
 impl ValidationErrors {
     /// A single failure.
     pub fn single(error: FieldError) -> Self {
-        Self { errors: vec![error] }
+        Self {
+            errors: vec![error],
+        }
     }
 
     /// Records a failure.
@@ -57,6 +63,10 @@ impl ValidationErrors {
 
     /// `Ok(())` when nothing failed.
     pub fn into_result(self) -> Result<(), Self> {
-        if self.errors.is_empty() { Ok(()) } else { Err(self) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
     }
 }

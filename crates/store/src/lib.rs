@@ -67,7 +67,9 @@ impl Store {
                         .create_if_missing(true)
                 });
         } else {
-            options.max_connections(config.max_connections).min_connections(2);
+            options
+                .max_connections(config.max_connections)
+                .min_connections(2);
         }
         let db = Database::connect(options).await.map_err(db_err)?;
         Ok(Self { db })

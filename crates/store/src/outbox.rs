@@ -49,10 +49,17 @@ impl OutboxSender {
 impl InvitationSender for OutboxSender {
     async fn send(&self, message: InvitationMessage) -> Result<(), StoreError> {
         let inv = &message.invitation;
-        let subject = format!("You're invited to join {} on Canopy", message.organization_name);
+        let subject = format!(
+            "You're invited to join {} on Canopy",
+            message.organization_name
+        );
         let body = format!(
             "{} invited you to join {} as {}.\n\nAccept: {}\n\nThis invitation expires at {}.\n",
-            if message.invited_by_name.is_empty() { "Someone" } else { &message.invited_by_name },
+            if message.invited_by_name.is_empty() {
+                "Someone"
+            } else {
+                &message.invited_by_name
+            },
             message.organization_name,
             inv.role.as_str(),
             message.accept_url,

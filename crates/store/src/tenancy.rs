@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use canopy_kernel::PageRequest;
 use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, SessionId, UserId};
 use canopy_kernel::page::Page;
+use canopy_tenancy::StoreError;
 use canopy_tenancy::audit::{AuditEvent, NewAuditEvent};
 use canopy_tenancy::credential::{ApiKey, CredentialKind, Principal, Session};
 use canopy_tenancy::invitation::{Invitation, InvitationStatus, InvitationView};
@@ -11,19 +12,21 @@ use canopy_tenancy::membership::{Member, Role};
 use canopy_tenancy::organization::{OrgRef, Organization, OrganizationPatch, OrganizationSummary};
 use canopy_tenancy::ports::{
     AnswerInvitationError, AuditLog, CreateUserError, CredentialRepository, InvitationRepository,
-    MembershipChangeError, MembershipRepository, NewUser, OrganizationRepository, SlugConflict, UserRepository,
+    MembershipChangeError, MembershipRepository, NewUser, OrganizationRepository, SlugConflict,
+    UserRepository,
 };
 use canopy_tenancy::user::{User, UserCredentials};
-use canopy_tenancy::StoreError;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
-use crate::entity::{api_keys, audit_events, invitations, memberships, organizations, sessions, users};
+use crate::entity::{
+    api_keys, audit_events, invitations, memberships, organizations, sessions, users,
+};
 use crate::{Store, db_err};
 
 // ----- mappings ---------------------------------------------------------------------------
@@ -147,7 +150,12 @@ fn organization_row(o: &Organization) -> organizations::ActiveModel {
     }
 }
 
-fn membership_row(org: OrganizationId, user: UserId, role: Role, at: DateTime<Utc>) -> memberships::ActiveModel {
+fn membership_row(
+    org: OrganizationId,
+    user: UserId,
+    role: Role,
+    at: DateTime<Utc>,
+) -> memberships::ActiveModel {
     memberships::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(org.as_uuid()),
@@ -160,7 +168,11 @@ fn membership_row(org: OrganizationId, user: UserId, role: Role, at: DateTime<Ut
 impl Store {
     /// Serializes membership changes of one organization: on PostgreSQL by locking its row
     /// (`SELECT ... FOR UPDATE`); SQLite has a single connection, so transactions are serial.
-    async fn lock_organization(&self, txn: &DatabaseTransaction, org: OrganizationId) -> Result<bool, DbErr> {
+    async fn lock_organization(
+        &self,
+        txn: &DatabaseTransaction,
+        org: OrganizationId,
+    ) -> Result<bool, DbErr> {
         let mut query = organizations::Entity::find_by_id(org.as_uuid());
         if self.is_postgres() {
             query = query.lock_exclusive();
@@ -194,7 +206,9 @@ impl Store {
         org: OrganizationId,
         row: &memberships::Model,
     ) -> Result<(), MembershipChangeError> {
-        if row.role == Role::Owner.as_str() && Self::owner_count(txn, org).await.map_err(db_err)? <= 1 {
+        if row.role == Role::Owner.as_str()
+            && Self::owner_count(txn, org).await.map_err(db_err)? <= 1
+        {
             return Err(MembershipChangeError::LastOwner);
         }
         Ok(())
@@ -315,7 +329,11 @@ impl CredentialRepository for Store {
         Ok(())
     }
 
-    async fn authenticate(&self, digest: &str, now: DateTime<Utc>) -> Result<Option<Principal>, StoreError> {
+    async fn authenticate(
+        &self,
+        digest: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>, StoreError> {
         let session = sessions::Entity::find()
             .filter(sessions::Column::TokenDigest.eq(digest))
             .filter(sessions::Column::ExpiresAt.gt(now))
@@ -383,7 +401,12 @@ impl CredentialRepository for Store {
             .collect())
     }
 
-    async fn revoke_api_key(&self, user: UserId, id: ApiKeyId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn revoke_api_key(
+        &self,
+        user: UserId,
+        id: ApiKeyId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let result = api_keys::Entity::update_many()
             .col_expr(api_keys::Column::RevokedAt, Expr::value(Some(now)))
             .filter(api_keys::Column::Id.eq(id.as_uuid()))
@@ -398,7 +421,12 @@ impl CredentialRepository for Store {
 
 #[async_trait]
 impl OrganizationRepository for Store {
-    async fn create(&self, organization: Organization, owner: UserId, audit: NewAuditEvent) -> Result<(), SlugConflict> {
+    async fn create(
+        &self,
+        organization: Organization,
+        owner: UserId,
+        audit: NewAuditEvent,
+    ) -> Result<(), SlugConflict> {
         let result: Result<(), DbErr> = async {
             let txn = self.db().begin().await?;
             organization_row(&organization).insert(&txn).await?;
@@ -415,7 +443,11 @@ impl OrganizationRepository for Store {
         })
     }
 
-    async fn find_for_member(&self, org: &OrgRef, user: UserId) -> Result<Option<(Organization, Role)>, StoreError> {
+    async fn find_for_member(
+        &self,
+        org: &OrgRef,
+        user: UserId,
+    ) -> Result<Option<(Organization, Role)>, StoreError> {
         let mut query = memberships::Entity::find()
             .filter(memberships::Column::UserId.eq(user.as_uuid()))
             .find_also_related(organizations::Entity);
@@ -424,9 +456,10 @@ impl OrganizationRepository for Store {
             OrgRef::Slug(slug) => query.filter(organizations::Column::Slug.eq(slug.as_str())),
         };
         match query.one(self.db()).await.map_err(db_err)? {
-            Some((membership, Some(organization))) => {
-                Ok(Some((organization_from(organization), role_from(&membership.role)?)))
-            }
+            Some((membership, Some(organization))) => Ok(Some((
+                organization_from(organization),
+                role_from(&membership.role)?,
+            ))),
             _ => Ok(None),
         }
     }
@@ -452,7 +485,9 @@ impl OrganizationRepository for Store {
             .map_err(db_err)?;
         let mut out = Vec::with_capacity(rows.len());
         for (membership, organization) in rows {
-            let Some(organization) = organization else { continue };
+            let Some(organization) = organization else {
+                continue;
+            };
             let member_count = counts
                 .iter()
                 .find(|(id, _)| *id == organization.id)
@@ -476,7 +511,10 @@ impl OrganizationRepository for Store {
     ) -> Result<Organization, SlugConflict> {
         let result: Result<Option<organizations::Model>, DbErr> = async {
             let txn = self.db().begin().await?;
-            let Some(row) = organizations::Entity::find_by_id(id.as_uuid()).one(&txn).await? else {
+            let Some(row) = organizations::Entity::find_by_id(id.as_uuid())
+                .one(&txn)
+                .await?
+            else {
                 return Ok(None);
             };
             let mut active: organizations::ActiveModel = row.into();
@@ -529,7 +567,11 @@ impl OrganizationRepository for Store {
 
 #[async_trait]
 impl MembershipRepository for Store {
-    async fn list(&self, org: OrganizationId, page: PageRequest) -> Result<Page<Member>, StoreError> {
+    async fn list(
+        &self,
+        org: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<Member>, StoreError> {
         let mut query = memberships::Entity::find()
             .filter(memberships::Column::OrganizationId.eq(org.as_uuid()))
             .find_also_related(users::Entity)
@@ -546,7 +588,10 @@ impl MembershipRepository for Store {
                 items.push(member_from(m, u)?);
             }
         }
-        Ok(Page { items, next: page.next })
+        Ok(Page {
+            items,
+            next: page.next,
+        })
     }
 
     async fn get(&self, org: OrganizationId, user: UserId) -> Result<Option<Member>, StoreError> {
@@ -591,7 +636,12 @@ impl MembershipRepository for Store {
             .ok_or(MembershipChangeError::NotFound)
     }
 
-    async fn remove(&self, org: OrganizationId, user: UserId, audit: NewAuditEvent) -> Result<(), MembershipChangeError> {
+    async fn remove(
+        &self,
+        org: OrganizationId,
+        user: UserId,
+        audit: NewAuditEvent,
+    ) -> Result<(), MembershipChangeError> {
         let txn = self.db().begin().await.map_err(db_err)?;
         if !self.lock_organization(&txn, org).await.map_err(db_err)? {
             return Err(MembershipChangeError::NotFound);
@@ -643,7 +693,11 @@ impl MembershipRepository for Store {
 
 #[async_trait]
 impl InvitationRepository for Store {
-    async fn create_replacing(&self, invitation: Invitation, audit: NewAuditEvent) -> Result<(), StoreError> {
+    async fn create_replacing(
+        &self,
+        invitation: Invitation,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
         // Two concurrent invites of one email can both find no pending row and race to insert;
         // the partial unique index turns the loser into a violation, and a retry replaces the
         // winner's invitation, as a sequential second invite would.
@@ -657,7 +711,10 @@ impl InvitationRepository for Store {
                         invitations::Column::Status,
                         Expr::value(InvitationStatus::Replaced.as_str()),
                     )
-                    .filter(invitations::Column::OrganizationId.eq(invitation.organization_id.as_uuid()))
+                    .filter(
+                        invitations::Column::OrganizationId
+                            .eq(invitation.organization_id.as_uuid()),
+                    )
                     .filter(invitations::Column::Email.eq(invitation.email.as_str()))
                     .filter(invitations::Column::Status.eq(InvitationStatus::Pending.as_str()))
                     .exec(&txn)
@@ -709,10 +766,18 @@ impl InvitationRepository for Store {
             .into_iter()
             .map(invitation_from)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page { items, next: page.next })
+        Ok(Page {
+            items,
+            next: page.next,
+        })
     }
 
-    async fn cancel(&self, org: OrganizationId, id: InvitationId, audit: NewAuditEvent) -> Result<bool, StoreError> {
+    async fn cancel(
+        &self,
+        org: OrganizationId,
+        id: InvitationId,
+        audit: NewAuditEvent,
+    ) -> Result<bool, StoreError> {
         let txn = self.db().begin().await.map_err(db_err)?;
         let result = invitations::Entity::update_many()
             .col_expr(
@@ -734,7 +799,11 @@ impl InvitationRepository for Store {
         Ok(true)
     }
 
-    async fn list_for_email(&self, email: &str, now: DateTime<Utc>) -> Result<Vec<InvitationView>, StoreError> {
+    async fn list_for_email(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<InvitationView>, StoreError> {
         let rows = invitations::Entity::find()
             .filter(invitations::Column::Email.eq(email))
             .filter(invitations::Column::Status.eq(InvitationStatus::Pending.as_str()))
@@ -794,17 +863,24 @@ impl InvitationRepository for Store {
             return Err(AnswerInvitationError::NotPending);
         }
         let org = OrganizationId(row.organization_id);
-        if Self::membership_row(&txn, org, user).await.map_err(db_err)?.is_some() {
+        if Self::membership_row(&txn, org, user)
+            .await
+            .map_err(db_err)?
+            .is_some()
+        {
             return Err(AnswerInvitationError::AlreadyMember);
         }
         let role = role_from(&row.role)?;
-        membership_row(org, user, role, now).insert(&txn).await.map_err(|e| {
-            if unique_violation(&e).is_some() {
-                AnswerInvitationError::AlreadyMember
-            } else {
-                AnswerInvitationError::Store(db_err(e))
-            }
-        })?;
+        membership_row(org, user, role, now)
+            .insert(&txn)
+            .await
+            .map_err(|e| {
+                if unique_violation(&e).is_some() {
+                    AnswerInvitationError::AlreadyMember
+                } else {
+                    AnswerInvitationError::Store(db_err(e))
+                }
+            })?;
         insert_audit(&txn, audit).await.map_err(db_err)?;
         txn.commit().await.map_err(db_err)?;
         MembershipRepository::get(self, org, user)
@@ -812,14 +888,21 @@ impl InvitationRepository for Store {
             .ok_or(AnswerInvitationError::NotFound)
     }
 
-    async fn reject(&self, id: InvitationId, audit: NewAuditEvent) -> Result<(), AnswerInvitationError> {
+    async fn reject(
+        &self,
+        id: InvitationId,
+        audit: NewAuditEvent,
+    ) -> Result<(), AnswerInvitationError> {
         let txn = self.db().begin().await.map_err(db_err)?;
         let updated = invitations::Entity::update_many()
             .col_expr(
                 invitations::Column::Status,
                 Expr::value(InvitationStatus::Rejected.as_str()),
             )
-            .col_expr(invitations::Column::AnsweredAt, Expr::value(Some(audit.occurred_at)))
+            .col_expr(
+                invitations::Column::AnsweredAt,
+                Expr::value(Some(audit.occurred_at)),
+            )
             .filter(invitations::Column::Id.eq(id.as_uuid()))
             .filter(invitations::Column::Status.eq(InvitationStatus::Pending.as_str()))
             .exec(&txn)
@@ -836,7 +919,11 @@ impl InvitationRepository for Store {
 
 #[async_trait]
 impl AuditLog for Store {
-    async fn list(&self, org: OrganizationId, page: PageRequest) -> Result<Page<AuditEvent>, StoreError> {
+    async fn list(
+        &self,
+        org: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<AuditEvent>, StoreError> {
         let mut query = audit_events::Entity::find()
             .filter(audit_events::Column::OrganizationId.eq(org.as_uuid()))
             .order_by_desc(audit_events::Column::Id)

@@ -35,14 +35,17 @@ fn with_database(url: &str, database: &str) -> String {
 
 /// Creates an empty database named `canopy_test_<random>` and returns its URL.
 pub async fn fresh_postgres_url() -> Result<String, StoreError> {
-    let server = std::env::var(POSTGRES_URL_ENV).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string());
+    let server =
+        std::env::var(POSTGRES_URL_ENV).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string());
     let admin = Store::connect(&StoreConfig {
         url: server.clone(),
         max_connections: 2,
     })
     .await?;
     let name = format!("canopy_test_{}", Uuid::now_v7().simple());
-    admin.execute_raw(&format!("CREATE DATABASE {name}")).await?;
+    admin
+        .execute_raw(&format!("CREATE DATABASE {name}"))
+        .await?;
     admin.close().await?;
     Ok(with_database(&server, &name))
 }
@@ -68,6 +71,9 @@ mod tests {
             with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "x"),
             "postgres://u:p@h:5432/x?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://u:p@h:5432", "x"), "postgres://u:p@h:5432/x");
+        assert_eq!(
+            with_database("postgres://u:p@h:5432", "x"),
+            "postgres://u:p@h:5432/x"
+        );
     }
 }

@@ -16,14 +16,17 @@ use canopy_tenancy::membership::Role;
 use canopy_tenancy::organization::{OrgRef, Organization, OrganizationPatch, Slug};
 use canopy_tenancy::ports::{
     AnswerInvitationError, AuditLog, CreateUserError, CredentialRepository, InvitationRepository,
-    MembershipChangeError, MembershipRepository, NewUser, OrganizationRepository, SlugConflict, UserRepository,
+    MembershipChangeError, MembershipRepository, NewUser, OrganizationRepository, SlugConflict,
+    UserRepository,
 };
 use canopy_tenancy::user::User;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::json;
 
 fn now() -> DateTime<Utc> {
-    Utc::now().duration_trunc(Duration::microseconds(1)).unwrap()
+    Utc::now()
+        .duration_trunc(Duration::microseconds(1))
+        .unwrap()
 }
 
 fn audit(org: OrganizationId, action: &str) -> NewAuditEvent {
@@ -44,7 +47,10 @@ fn organization(slug: &str) -> Organization {
 }
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    )
 }
 
 /// Registers a user with a personal organization; returns both.
@@ -77,7 +83,11 @@ async fn join(store: &Store, org: OrganizationId, user: UserId, role: Role) {
     let invitation = Invitation {
         id: InvitationId::new(),
         organization_id: org,
-        email: UserRepository::get(store, user).await.unwrap().unwrap().email,
+        email: UserRepository::get(store, user)
+            .await
+            .unwrap()
+            .unwrap()
+            .email,
         role,
         status: InvitationStatus::Pending,
         invited_by: user,
@@ -89,7 +99,12 @@ async fn join(store: &Store, org: OrganizationId, user: UserId, role: Role) {
         .await
         .unwrap();
     store
-        .accept(invitation.id, user, now(), audit(org, "invitation.accepted"))
+        .accept(
+            invitation.id,
+            user,
+            now(),
+            audit(org, "invitation.accepted"),
+        )
         .await
         .unwrap();
 }
@@ -142,10 +157,16 @@ async fn user_with_personal_organization_is_stored_atomically(store: Store) {
     let creds = store.find_credentials(&u.email).await.unwrap().unwrap();
     assert_eq!(creds.user, u);
     assert_eq!(creds.password_hash, "$argon2id$fake");
-    let (found, role) = store.find_for_member(&OrgRef::Id(org.id), u.id).await.unwrap().unwrap();
+    let (found, role) = store
+        .find_for_member(&OrgRef::Id(org.id), u.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found, org);
     assert_eq!(role, Role::Owner);
-    let events = AuditLog::list(&store, org.id, PageRequest::first()).await.unwrap();
+    let events = AuditLog::list(&store, org.id, PageRequest::first())
+        .await
+        .unwrap();
     assert_eq!(events.items.len(), 1);
     assert_eq!(events.items[0].action, "organization.created");
 }
@@ -170,7 +191,10 @@ async fn duplicate_email_stores_nothing(store: Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, CreateUserError::EmailTaken), "{err:?}");
-    assert!(!store.slug_exists(&org.slug).await.unwrap(), "the organization must roll back too");
+    assert!(
+        !store.slug_exists(&org.slug).await.unwrap(),
+        "the organization must roll back too"
+    );
 }
 
 async fn duplicate_slug_is_reported_as_slug_taken(store: Store) {
@@ -205,16 +229,46 @@ async fn duplicate_slug_is_reported_as_slug_taken(store: Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, CreateUserError::SlugTaken), "{err:?}");
-    assert!(store.find_credentials(&newcomer.email).await.unwrap().is_none());
+    assert!(
+        store
+            .find_credentials(&newcomer.email)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn organization_is_found_only_by_its_members(store: Store) {
     let (ada, org) = user(&store, "ada").await;
     let (bob, _) = user(&store, "bob").await;
-    assert!(store.find_for_member(&OrgRef::Slug(org.slug.clone()), ada.id).await.unwrap().is_some());
-    assert!(store.find_for_member(&OrgRef::Id(org.id), bob.id).await.unwrap().is_none());
-    assert!(store.find_for_member(&OrgRef::Slug(org.slug.clone()), bob.id).await.unwrap().is_none());
-    assert!(store.find_for_member(&OrgRef::Slug("missing-org".into()), ada.id).await.unwrap().is_none());
+    assert!(
+        store
+            .find_for_member(&OrgRef::Slug(org.slug.clone()), ada.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .find_for_member(&OrgRef::Id(org.id), bob.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_for_member(&OrgRef::Slug(org.slug.clone()), bob.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_for_member(&OrgRef::Slug("missing-org".into()), ada.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn organizations_are_listed_with_role_and_member_count(store: Store) {
@@ -223,7 +277,10 @@ async fn organizations_are_listed_with_role_and_member_count(store: Store) {
     join(&store, ada_org.id, bob.id, Role::Member).await;
     let listed = store.list_for_user(bob.id).await.unwrap();
     assert_eq!(listed.len(), 2);
-    assert_eq!(listed[0].organization.id, bob_org.id, "oldest membership first");
+    assert_eq!(
+        listed[0].organization.id, bob_org.id,
+        "oldest membership first"
+    );
     assert_eq!((listed[0].role, listed[0].member_count), (Role::Owner, 1));
     assert_eq!((listed[1].role, listed[1].member_count), (Role::Member, 2));
     assert_eq!(store.list_for_user(ada.id).await.unwrap().len(), 1);
@@ -264,7 +321,12 @@ async fn organization_update_applies_patch_and_refuses_taken_slug(store: Store) 
         .unwrap_err();
     assert!(matches!(err, SlugConflict::SlugTaken), "{err:?}");
     let missing = store
-        .update(OrganizationId::new(), OrganizationPatch::default(), now(), audit(org.id, "x"))
+        .update(
+            OrganizationId::new(),
+            OrganizationPatch::default(),
+            now(),
+            audit(org.id, "x"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(missing, SlugConflict::NotFound), "{missing:?}");
@@ -279,12 +341,35 @@ async fn deleting_an_organization_removes_what_it_owns(store: Store) {
         .await
         .unwrap();
     assert!(store.delete(org.id).await.unwrap());
-    assert!(!store.delete(org.id).await.unwrap(), "second delete finds nothing");
-    assert!(store.find_for_member(&OrgRef::Id(org.id), ada.id).await.unwrap().is_none());
-    assert!(MembershipRepository::get(&store, org.id, bob.id).await.unwrap().is_none());
-    assert!(AuditLog::list(&store, org.id, PageRequest::first()).await.unwrap().items.is_empty());
+    assert!(
+        !store.delete(org.id).await.unwrap(),
+        "second delete finds nothing"
+    );
+    assert!(
+        store
+            .find_for_member(&OrgRef::Id(org.id), ada.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        MembershipRepository::get(&store, org.id, bob.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        AuditLog::list(&store, org.id, PageRequest::first())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     let bob_now = UserRepository::get(&store, bob.id).await.unwrap().unwrap();
-    assert_eq!(bob_now.active_organization_id, None, "active organization is cleared");
+    assert_eq!(
+        bob_now.active_organization_id, None,
+        "active organization is cleared"
+    );
     assert!(!store.slug_exists(&org.slug).await.unwrap());
 }
 
@@ -295,19 +380,39 @@ async fn last_owner_cannot_be_demoted_or_removed(store: Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, MembershipChangeError::LastOwner), "{err:?}");
-    let err = store.remove(org.id, ada.id, audit(org.id, "x")).await.unwrap_err();
+    let err = store
+        .remove(org.id, ada.id, audit(org.id, "x"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, MembershipChangeError::LastOwner), "{err:?}");
     let (bob, _) = user(&store, "bob").await;
     join(&store, org.id, bob.id, Role::Owner).await;
     let demoted = store
-        .change_role(org.id, ada.id, Role::Member, audit(org.id, "member.role_changed"))
+        .change_role(
+            org.id,
+            ada.id,
+            Role::Member,
+            audit(org.id, "member.role_changed"),
+        )
         .await
         .unwrap();
     assert_eq!(demoted.role, Role::Member);
-    let err = store.remove(org.id, bob.id, audit(org.id, "x")).await.unwrap_err();
-    assert!(matches!(err, MembershipChangeError::LastOwner), "bob is now the only owner");
-    store.remove(org.id, ada.id, audit(org.id, "member.removed")).await.unwrap();
-    let err = store.remove(org.id, ada.id, audit(org.id, "x")).await.unwrap_err();
+    let err = store
+        .remove(org.id, bob.id, audit(org.id, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MembershipChangeError::LastOwner),
+        "bob is now the only owner"
+    );
+    store
+        .remove(org.id, ada.id, audit(org.id, "member.removed"))
+        .await
+        .unwrap();
+    let err = store
+        .remove(org.id, ada.id, audit(org.id, "x"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, MembershipChangeError::NotFound), "{err:?}");
 }
 
@@ -346,8 +451,14 @@ async fn concurrent_demotions_keep_one_owner(store: Store) {
         }
     }
     assert_eq!(ok, 3, "all but one owner step down");
-    let members = MembershipRepository::list(store.as_ref(), org.id, PageRequest::first()).await.unwrap();
-    let remaining = members.items.iter().filter(|m| m.role == Role::Owner).count();
+    let members = MembershipRepository::list(store.as_ref(), org.id, PageRequest::first())
+        .await
+        .unwrap();
+    let remaining = members
+        .items
+        .iter()
+        .filter(|m| m.role == Role::Owner)
+        .count();
     assert_eq!(remaining, 1);
 }
 
@@ -361,7 +472,13 @@ async fn ownership_transfer_swaps_roles(store: Store) {
         .unwrap();
     let role = |id| {
         let store = store.clone();
-        async move { MembershipRepository::get(&store, org.id, id).await.unwrap().unwrap().role }
+        async move {
+            MembershipRepository::get(&store, org.id, id)
+                .await
+                .unwrap()
+                .unwrap()
+                .role
+        }
     };
     assert_eq!(role(bob.id).await, Role::Owner);
     assert_eq!(role(ada.id).await, Role::Admin);
@@ -381,9 +498,14 @@ async fn members_are_paginated_in_join_order(store: Store) {
         expected.push(u.id);
     }
     let mut seen = vec![];
-    let mut page = PageRequest { limit: 2, after: None };
+    let mut page = PageRequest {
+        limit: 2,
+        after: None,
+    };
     loop {
-        let got = MembershipRepository::list(&store, org.id, page).await.unwrap();
+        let got = MembershipRepository::list(&store, org.id, page)
+            .await
+            .unwrap();
         assert!(got.items.len() <= 2);
         seen.extend(got.items.iter().map(|m| m.user_id));
         match got.next {
@@ -408,19 +530,51 @@ async fn inviting_again_replaces_the_pending_invitation(store: Store) {
     };
     let first = make(Role::Member);
     let second = make(Role::Admin);
-    store.create_replacing(first.clone(), audit(org.id, "x")).await.unwrap();
-    store.create_replacing(second.clone(), audit(org.id, "x")).await.unwrap();
-    let pending = store.list_pending(org.id, now(), PageRequest::first()).await.unwrap();
+    store
+        .create_replacing(first.clone(), audit(org.id, "x"))
+        .await
+        .unwrap();
+    store
+        .create_replacing(second.clone(), audit(org.id, "x"))
+        .await
+        .unwrap();
+    let pending = store
+        .list_pending(org.id, now(), PageRequest::first())
+        .await
+        .unwrap();
     assert_eq!(pending.items.len(), 1);
     assert_eq!(pending.items[0].id, second.id);
     assert_eq!(pending.items[0].role, Role::Admin);
-    let old = InvitationRepository::get(&store, first.id).await.unwrap().unwrap();
+    let old = InvitationRepository::get(&store, first.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(old.invitation.status, InvitationStatus::Replaced);
     assert_eq!(old.organization_name, org.name);
     let later = now() + Duration::hours(49);
-    assert!(store.list_pending(org.id, later, PageRequest::first()).await.unwrap().items.is_empty());
-    assert!(store.list_for_email("carol@example.com", later).await.unwrap().is_empty());
-    assert_eq!(store.list_for_email("carol@example.com", now()).await.unwrap().len(), 1);
+    assert!(
+        store
+            .list_pending(org.id, later, PageRequest::first())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_for_email("carol@example.com", later)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_for_email("carol@example.com", now())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Concurrent invites of one email still leave exactly one pending.
     let store = Arc::new(store);
@@ -434,7 +588,10 @@ async fn inviting_again_replaces_the_pending_invitation(store: Store) {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    let pending = store.list_pending(org.id, now(), PageRequest::first()).await.unwrap();
+    let pending = store
+        .list_pending(org.id, now(), PageRequest::first())
+        .await
+        .unwrap();
     assert_eq!(pending.items.len(), 1);
 }
 
@@ -451,12 +608,19 @@ async fn concurrent_accepts_let_exactly_one_win(store: Store) {
         expires_at: now() + Duration::hours(48),
         created_at: now(),
     };
-    store.create_replacing(invitation.clone(), audit(org.id, "x")).await.unwrap();
+    store
+        .create_replacing(invitation.clone(), audit(org.id, "x"))
+        .await
+        .unwrap();
     let store = Arc::new(store);
     let tasks: Vec<_> = (0..5)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.accept(invitation.id, bob.id, now(), audit(org.id, "x")).await })
+            tokio::spawn(async move {
+                store
+                    .accept(invitation.id, bob.id, now(), audit(org.id, "x"))
+                    .await
+            })
         })
         .collect();
     let mut won = 0;
@@ -471,7 +635,10 @@ async fn concurrent_accepts_let_exactly_one_win(store: Store) {
         }
     }
     assert_eq!(won, 1);
-    let status = InvitationRepository::get(store.as_ref(), invitation.id).await.unwrap().unwrap();
+    let status = InvitationRepository::get(store.as_ref(), invitation.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.invitation.status, InvitationStatus::Accepted);
 }
 
@@ -487,15 +654,32 @@ async fn accepting_when_already_member_is_refused(store: Store) {
         expires_at: now() + Duration::hours(48),
         created_at: now(),
     };
-    store.create_replacing(invitation.clone(), audit(org.id, "x")).await.unwrap();
+    store
+        .create_replacing(invitation.clone(), audit(org.id, "x"))
+        .await
+        .unwrap();
     let err = store
         .accept(invitation.id, ada.id, now(), audit(org.id, "x"))
         .await
         .unwrap_err();
-    assert!(matches!(err, AnswerInvitationError::AlreadyMember), "{err:?}");
-    let after = InvitationRepository::get(&store, invitation.id).await.unwrap().unwrap();
-    assert_eq!(after.invitation.status, InvitationStatus::Pending, "refusal rolls back");
-    let role = MembershipRepository::get(&store, org.id, ada.id).await.unwrap().unwrap().role;
+    assert!(
+        matches!(err, AnswerInvitationError::AlreadyMember),
+        "{err:?}"
+    );
+    let after = InvitationRepository::get(&store, invitation.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.invitation.status,
+        InvitationStatus::Pending,
+        "refusal rolls back"
+    );
+    let role = MembershipRepository::get(&store, org.id, ada.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .role;
     assert_eq!(role, Role::Owner, "the owner keeps their role");
 }
 
@@ -514,15 +698,41 @@ async fn cancel_and_reject_only_touch_pending_invitations(store: Store) {
     };
     let a = make();
     let b = make();
-    store.create_replacing(a.clone(), audit(org.id, "x")).await.unwrap();
-    store.create_replacing(b.clone(), audit(org.id, "x")).await.unwrap();
-    assert!(!store.cancel(other_org.id, a.id, audit(other_org.id, "x")).await.unwrap(), "other tenant");
-    assert!(store.cancel(org.id, a.id, audit(org.id, "x")).await.unwrap());
-    assert!(!store.cancel(org.id, a.id, audit(org.id, "x")).await.unwrap(), "already cancelled");
+    store
+        .create_replacing(a.clone(), audit(org.id, "x"))
+        .await
+        .unwrap();
+    store
+        .create_replacing(b.clone(), audit(org.id, "x"))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .cancel(other_org.id, a.id, audit(other_org.id, "x"))
+            .await
+            .unwrap(),
+        "other tenant"
+    );
+    assert!(
+        store
+            .cancel(org.id, a.id, audit(org.id, "x"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .cancel(org.id, a.id, audit(org.id, "x"))
+            .await
+            .unwrap(),
+        "already cancelled"
+    );
     let err = store.reject(a.id, audit(org.id, "x")).await.unwrap_err();
     assert!(matches!(err, AnswerInvitationError::NotPending));
     store.reject(b.id, audit(org.id, "x")).await.unwrap();
-    let b_now = InvitationRepository::get(&store, b.id).await.unwrap().unwrap();
+    let b_now = InvitationRepository::get(&store, b.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(b_now.invitation.status, InvitationStatus::Rejected);
 }
 
@@ -536,17 +746,35 @@ async fn sessions_authenticate_until_expiry_or_deletion(store: Store) {
         created_at: now(),
     };
     store.insert_session(session.clone()).await.unwrap();
-    let p = store.authenticate(&session.token_digest, now()).await.unwrap().unwrap();
-    assert_eq!(p.user_id, ada.id);
-    assert_eq!(p.credential, CredentialKind::Session(session.id));
-    assert!(store
-        .authenticate(&session.token_digest, now() + Duration::hours(2))
+    let p = store
+        .authenticate(&session.token_digest, now())
         .await
         .unwrap()
-        .is_none());
-    assert!(store.authenticate("unknown", now()).await.unwrap().is_none());
+        .unwrap();
+    assert_eq!(p.user_id, ada.id);
+    assert_eq!(p.credential, CredentialKind::Session(session.id));
+    assert!(
+        store
+            .authenticate(&session.token_digest, now() + Duration::hours(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .authenticate("unknown", now())
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.delete_session(&session.token_digest).await.unwrap();
-    assert!(store.authenticate(&session.token_digest, now()).await.unwrap().is_none());
+    assert!(
+        store
+            .authenticate(&session.token_digest, now())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn api_keys_authenticate_until_revoked_or_expired(store: Store) {
@@ -567,18 +795,50 @@ async fn api_keys_authenticate_until_revoked_or_expired(store: Store) {
     store.insert_api_key(forever.clone()).await.unwrap();
     store.insert_api_key(short.clone()).await.unwrap();
     let listed = store.list_api_keys(ada.id).await.unwrap();
-    assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), vec![short.id, forever.id]);
-    let p = store.authenticate(&forever.token_digest, now()).await.unwrap().unwrap();
-    assert_eq!(p.credential, CredentialKind::ApiKey(forever.id));
-    assert!(store
-        .authenticate(&short.token_digest, now() + Duration::days(2))
+    assert_eq!(
+        listed.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![short.id, forever.id]
+    );
+    let p = store
+        .authenticate(&forever.token_digest, now())
         .await
         .unwrap()
-        .is_none());
-    assert!(!store.revoke_api_key(bob.id, forever.id, now()).await.unwrap(), "not bob's key");
-    assert!(store.revoke_api_key(ada.id, forever.id, now()).await.unwrap());
-    assert!(!store.revoke_api_key(ada.id, forever.id, now()).await.unwrap(), "already revoked");
-    assert!(store.authenticate(&forever.token_digest, now()).await.unwrap().is_none());
+        .unwrap();
+    assert_eq!(p.credential, CredentialKind::ApiKey(forever.id));
+    assert!(
+        store
+            .authenticate(&short.token_digest, now() + Duration::days(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .revoke_api_key(bob.id, forever.id, now())
+            .await
+            .unwrap(),
+        "not bob's key"
+    );
+    assert!(
+        store
+            .revoke_api_key(ada.id, forever.id, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_api_key(ada.id, forever.id, now())
+            .await
+            .unwrap(),
+        "already revoked"
+    );
+    assert!(
+        store
+            .authenticate(&forever.token_digest, now())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn audit_events_are_listed_newest_first_and_paginated(store: Store) {
@@ -597,7 +857,16 @@ async fn audit_events_are_listed_newest_first_and_paginated(store: Store) {
             .await
             .unwrap();
     }
-    let first = AuditLog::list(&store, org.id, PageRequest { limit: 4, after: None }).await.unwrap();
+    let first = AuditLog::list(
+        &store,
+        org.id,
+        PageRequest {
+            limit: 4,
+            after: None,
+        },
+    )
+    .await
+    .unwrap();
     let actions: Vec<_> = first.items.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,

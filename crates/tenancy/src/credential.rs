@@ -34,7 +34,9 @@ pub struct NewSecret {
 
 impl std::fmt::Debug for NewSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewSecret").field("display_prefix", &self.display_prefix).finish_non_exhaustive()
+        f.debug_struct("NewSecret")
+            .field("display_prefix", &self.display_prefix)
+            .finish_non_exhaustive()
     }
 }
 

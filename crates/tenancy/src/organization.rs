@@ -8,9 +8,31 @@ use crate::membership::Role;
 
 /// Words that cannot be slugs because the console or API uses them as paths.
 pub const RESERVED_SLUGS: &[&str] = &[
-    "admin", "api", "app", "auth", "billing", "canopy", "connect", "dashboard", "docs", "help", "invitations",
-    "login", "logout", "me", "new", "openapi", "organizations", "settings", "signup", "slug-availability", "static", "support", "system",
-    "v1", "www",
+    "admin",
+    "api",
+    "app",
+    "auth",
+    "billing",
+    "canopy",
+    "connect",
+    "dashboard",
+    "docs",
+    "help",
+    "invitations",
+    "login",
+    "logout",
+    "me",
+    "new",
+    "openapi",
+    "organizations",
+    "settings",
+    "signup",
+    "slug-availability",
+    "static",
+    "support",
+    "system",
+    "v1",
+    "www",
 ];
 
 /// A URL slug: lower-case letters, digits and single hyphens, 3 to 48 characters, not reserved.
@@ -33,7 +55,9 @@ impl Slug {
                 format!("must be {} to {} characters", Self::MIN_LEN, Self::MAX_LEN),
             ));
         }
-        let charset_ok = slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let charset_ok = slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !charset_ok || slug.starts_with('-') || slug.ends_with('-') || slug.contains("--") {
             return Err(FieldError::new(
                 field,
@@ -42,7 +66,11 @@ impl Slug {
             ));
         }
         if RESERVED_SLUGS.contains(&slug) {
-            return Err(FieldError::new(field, "reserved", format!("'{slug}' is reserved")));
+            return Err(FieldError::new(
+                field,
+                "reserved",
+                format!("'{slug}' is reserved"),
+            ));
         }
         Ok(Self(slug.to_string()))
     }
@@ -136,9 +164,15 @@ pub struct OrganizationPatch {
 pub fn parse_logo(raw: &str, field: &str) -> Result<String, FieldError> {
     let logo = raw.trim();
     if logo.len() > 2048 {
-        return Err(FieldError::new(field, "length", "must be at most 2048 characters"));
+        return Err(FieldError::new(
+            field,
+            "length",
+            "must be at most 2048 characters",
+        ));
     }
-    if !(logo.starts_with("https://") || logo.starts_with("http://")) || logo.contains(char::is_whitespace) {
+    if !(logo.starts_with("https://") || logo.starts_with("http://"))
+        || logo.contains(char::is_whitespace)
+    {
         return Err(FieldError::new(field, "format", "must be an http(s) URL"));
     }
     Ok(logo.to_string())
@@ -164,20 +198,40 @@ mod tests {
         assert!(Slug::parse("acme-corp", "slug").is_ok());
         assert!(Slug::parse("a1b", "slug").is_ok());
         assert_eq!(Slug::parse("ab", "slug").unwrap_err().rule, "length");
-        assert_eq!(Slug::parse(&"a".repeat(49), "slug").unwrap_err().rule, "length");
+        assert_eq!(
+            Slug::parse(&"a".repeat(49), "slug").unwrap_err().rule,
+            "length"
+        );
         for bad in ["Acme", "acme--corp", "-acme", "acme-", "ac_me", "acmé"] {
-            assert_eq!(Slug::parse(bad, "slug").unwrap_err().rule, "format", "{bad}");
+            assert_eq!(
+                Slug::parse(bad, "slug").unwrap_err().rule,
+                "format",
+                "{bad}"
+            );
         }
         assert_eq!(Slug::parse("admin", "slug").unwrap_err().rule, "reserved");
     }
 
     #[test]
     fn derived_slugs_are_always_valid() {
-        for name in ["Ada Lovelace's Organization", "  ", "Ünïcødé ©", &"x".repeat(200), "--a--"] {
+        for name in [
+            "Ada Lovelace's Organization",
+            "  ",
+            "Ünïcødé ©",
+            &"x".repeat(200),
+            "--a--",
+        ] {
             let slug = Slug::derive(name, "k3j9x2");
-            assert!(Slug::parse(slug.as_str(), "slug").is_ok(), "{name} gave {}", slug.as_str());
+            assert!(
+                Slug::parse(slug.as_str(), "slug").is_ok(),
+                "{name} gave {}",
+                slug.as_str()
+            );
         }
-        assert_eq!(Slug::derive("Ada Lovelace's Organization", "abc123").as_str(), "ada-lovelace-s-organization-abc123");
+        assert_eq!(
+            Slug::derive("Ada Lovelace's Organization", "abc123").as_str(),
+            "ada-lovelace-s-organization-abc123"
+        );
     }
 
     #[test]
@@ -189,8 +243,16 @@ mod tests {
 
     #[test]
     fn metadata_must_be_a_small_object() {
-        assert!(check_metadata(&serde_json::json!({"defaultRegion": "us-east-1"}), "metadata").is_ok());
+        assert!(
+            check_metadata(
+                &serde_json::json!({"defaultRegion": "us-east-1"}),
+                "metadata"
+            )
+            .is_ok()
+        );
         assert!(check_metadata(&serde_json::json!([1]), "metadata").is_err());
-        assert!(check_metadata(&serde_json::json!({"x": "y".repeat(17 * 1024)}), "metadata").is_err());
+        assert!(
+            check_metadata(&serde_json::json!({"x": "y".repeat(17 * 1024)}), "metadata").is_err()
+        );
     }
 }

@@ -53,7 +53,9 @@ impl Action {
             | Action::ConnectCloudAccount
             | Action::DisconnectCloudAccount
             | Action::ReadAuditLog => Role::Admin,
-            Action::DeleteOrganization | Action::ChangeRole | Action::TransferOwnership => Role::Owner,
+            Action::DeleteOrganization | Action::ChangeRole | Action::TransferOwnership => {
+                Role::Owner
+            }
         }
     }
 }
@@ -72,7 +74,10 @@ mod tests {
     use super::*;
 
     fn allowed(role: Role) -> Vec<Action> {
-        Action::ALL.into_iter().filter(|a| authorize(role, *a).is_ok()).collect()
+        Action::ALL
+            .into_iter()
+            .filter(|a| authorize(role, *a).is_ok())
+            .collect()
     }
 
     #[test]
@@ -94,7 +99,11 @@ mod tests {
         ] {
             assert!(admin.contains(&action), "admin must be allowed {action:?}");
         }
-        for action in [Action::ChangeRole, Action::DeleteOrganization, Action::TransferOwnership] {
+        for action in [
+            Action::ChangeRole,
+            Action::DeleteOrganization,
+            Action::TransferOwnership,
+        ] {
             assert_eq!(authorize(Role::Admin, action), Err(action));
         }
     }

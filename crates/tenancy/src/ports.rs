@@ -124,7 +124,11 @@ pub trait CredentialRepository: Send + Sync {
 
     /// The caller owning this token digest if it is an unexpired session or an unrevoked,
     /// unexpired API key at `now`; `None` otherwise.
-    async fn authenticate(&self, digest: &str, now: DateTime<Utc>) -> Result<Option<Principal>, StoreError>;
+    async fn authenticate(
+        &self,
+        digest: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>, StoreError>;
 
     /// Deletes the session with this digest; deleting an unknown one is not an error.
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError>;
@@ -137,7 +141,12 @@ pub trait CredentialRepository: Send + Sync {
 
     /// Revokes the user's key. MUST return `false` when the key does not exist, belongs to
     /// another user or is already revoked.
-    async fn revoke_api_key(&self, user: UserId, id: ApiKeyId, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn revoke_api_key(
+        &self,
+        user: UserId,
+        id: ApiKeyId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Organizations and who may see them.
@@ -146,11 +155,20 @@ pub trait CredentialRepository: Send + Sync {
 pub trait OrganizationRepository: Send + Sync {
     /// Stores the organization with `owner` as its first owner. MUST return `SlugTaken` when
     /// the slug exists, also under concurrent creation.
-    async fn create(&self, organization: Organization, owner: UserId, audit: NewAuditEvent) -> Result<(), SlugConflict>;
+    async fn create(
+        &self,
+        organization: Organization,
+        owner: UserId,
+        audit: NewAuditEvent,
+    ) -> Result<(), SlugConflict>;
 
     /// The organization by id or slug together with `user`'s role in it; `None` when it does not
     /// exist or `user` is not a member (the two are indistinguishable by design).
-    async fn find_for_member(&self, org: &OrgRef, user: UserId) -> Result<Option<(Organization, Role)>, StoreError>;
+    async fn find_for_member(
+        &self,
+        org: &OrgRef,
+        user: UserId,
+    ) -> Result<Option<(Organization, Role)>, StoreError>;
 
     /// Every organization `user` belongs to, with role and member count, oldest membership first.
     async fn list_for_user(&self, user: UserId) -> Result<Vec<OrganizationSummary>, StoreError>;
@@ -176,7 +194,11 @@ pub trait OrganizationRepository: Send + Sync {
 #[async_trait]
 pub trait MembershipRepository: Send + Sync {
     /// Members ordered by join time, paginated.
-    async fn list(&self, org: OrganizationId, page: PageRequest) -> Result<Page<Member>, StoreError>;
+    async fn list(
+        &self,
+        org: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<Member>, StoreError>;
 
     /// One member, or `None`.
     async fn get(&self, org: OrganizationId, user: UserId) -> Result<Option<Member>, StoreError>;
@@ -193,7 +215,12 @@ pub trait MembershipRepository: Send + Sync {
     ) -> Result<Member, MembershipChangeError>;
 
     /// Removes the member (also used for leaving). Same errors and guarantee as `change_role`.
-    async fn remove(&self, org: OrganizationId, user: UserId, audit: NewAuditEvent) -> Result<(), MembershipChangeError>;
+    async fn remove(
+        &self,
+        org: OrganizationId,
+        user: UserId,
+        audit: NewAuditEvent,
+    ) -> Result<(), MembershipChangeError>;
 
     /// Makes `to` an owner and `from` an admin, atomically. `NotFound` when `to` is not a member.
     async fn transfer_ownership(
@@ -211,7 +238,11 @@ pub trait MembershipRepository: Send + Sync {
 pub trait InvitationRepository: Send + Sync {
     /// Stores a pending invitation, marking any pending one for the same (organization, email)
     /// as replaced in the same transaction, so at most one is ever pending.
-    async fn create_replacing(&self, invitation: Invitation, audit: NewAuditEvent) -> Result<(), StoreError>;
+    async fn create_replacing(
+        &self,
+        invitation: Invitation,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// Pending, unexpired invitations of the organization, newest first.
     async fn list_pending(
@@ -222,10 +253,19 @@ pub trait InvitationRepository: Send + Sync {
     ) -> Result<Page<Invitation>, StoreError>;
 
     /// Cancels a pending invitation of this organization. `false` when there is none.
-    async fn cancel(&self, org: OrganizationId, id: InvitationId, audit: NewAuditEvent) -> Result<bool, StoreError>;
+    async fn cancel(
+        &self,
+        org: OrganizationId,
+        id: InvitationId,
+        audit: NewAuditEvent,
+    ) -> Result<bool, StoreError>;
 
     /// Pending, unexpired invitations addressed to this normalized email, newest first.
-    async fn list_for_email(&self, email: &str, now: DateTime<Utc>) -> Result<Vec<InvitationView>, StoreError>;
+    async fn list_for_email(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<InvitationView>, StoreError>;
 
     /// The invitation with its organization and inviter names, whatever its status.
     async fn get(&self, id: InvitationId) -> Result<Option<InvitationView>, StoreError>;
@@ -233,11 +273,20 @@ pub trait InvitationRepository: Send + Sync {
     /// Marks the invitation accepted and adds `user` with its role, atomically. MUST return
     /// `NotPending` if it is not pending at commit time (so two accepts cannot both win) and
     /// `AlreadyMember` when `user` already belongs to the organization.
-    async fn accept(&self, id: InvitationId, user: UserId, now: DateTime<Utc>, audit: NewAuditEvent)
-    -> Result<Member, AnswerInvitationError>;
+    async fn accept(
+        &self,
+        id: InvitationId,
+        user: UserId,
+        now: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<Member, AnswerInvitationError>;
 
     /// Marks the invitation rejected. MUST return `NotPending` if it is not pending.
-    async fn reject(&self, id: InvitationId, audit: NewAuditEvent) -> Result<(), AnswerInvitationError>;
+    async fn reject(
+        &self,
+        id: InvitationId,
+        audit: NewAuditEvent,
+    ) -> Result<(), AnswerInvitationError>;
 }
 
 /// The audit log, read side.
@@ -245,7 +294,11 @@ pub trait InvitationRepository: Send + Sync {
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     /// Events of the organization, newest first, paginated.
-    async fn list(&self, org: OrganizationId, page: PageRequest) -> Result<Page<AuditEvent>, StoreError>;
+    async fn list(
+        &self,
+        org: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<AuditEvent>, StoreError>;
 }
 
 /// Delivers invitations. The default adapter writes an outbox row with the accept link, so an

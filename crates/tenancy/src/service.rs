@@ -20,9 +20,9 @@ use crate::organization::{
 };
 use crate::policy::{Action, authorize};
 use crate::ports::{
-    AnswerInvitationError, AuditLog, CreateUserError, CredentialCrypto, CredentialRepository, InvitationRepository,
-    InvitationSender, MembershipChangeError, MembershipRepository, NewUser, OrganizationRepository, SlugConflict,
-    UserRepository,
+    AnswerInvitationError, AuditLog, CreateUserError, CredentialCrypto, CredentialRepository,
+    InvitationRepository, InvitationSender, MembershipChangeError, MembershipRepository, NewUser,
+    OrganizationRepository, SlugConflict, UserRepository,
 };
 use crate::user::{Email, Password, User, parse_name};
 
@@ -204,7 +204,12 @@ impl TenancyService {
 
     /// Registers a user, creates their personal organization with them as owner, makes it
     /// active and signs them in.
-    pub async fn sign_up(&self, email: &str, name: &str, password: String) -> Result<SignedIn, TenancyError> {
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        name: &str,
+        password: String,
+    ) -> Result<SignedIn, TenancyError> {
         let mut errors = ValidationErrors::default();
         let email = errors.collect(Email::parse(email, "email"));
         let name = errors.collect(parse_name(name, "name"));
@@ -228,7 +233,9 @@ impl TenancyService {
             let organization = Organization {
                 id: OrganizationId::new(),
                 name: org_name.clone(),
-                slug: Slug::derive(&name, &self.ports.crypto.slug_suffix()).as_str().to_string(),
+                slug: Slug::derive(&name, &self.ports.crypto.slug_suffix())
+                    .as_str()
+                    .to_string(),
                 logo: None,
                 metadata: json!({}),
                 created_at: now,
@@ -316,7 +323,10 @@ impl TenancyService {
     /// Ends the session of this token. Only sessions end this way; API keys are revoked.
     pub async fn log_out(&self, principal: &Principal, token: &str) -> Result<(), TenancyError> {
         if let CredentialKind::Session(_) = principal.credential {
-            self.ports.credentials.delete_session(&self.ports.crypto.digest(token)).await?;
+            self.ports
+                .credentials
+                .delete_session(&self.ports.crypto.digest(token))
+                .await?;
         }
         Ok(())
     }
@@ -355,7 +365,11 @@ impl TenancyService {
     }
 
     /// Persists the active organization; the caller must be a member.
-    pub async fn set_active_organization(&self, principal: &Principal, org: &str) -> Result<OrgAccess, TenancyError> {
+    pub async fn set_active_organization(
+        &self,
+        principal: &Principal,
+        org: &str,
+    ) -> Result<OrgAccess, TenancyError> {
         let access = self.access(principal, org).await?;
         self.ports
             .users
@@ -376,10 +390,16 @@ impl TenancyService {
         if let Some(days) = expires_in_days
             && !(1..=3650).contains(&days)
         {
-            errors.push(FieldError::new("expiresInDays", "range", "must be between 1 and 3650"));
+            errors.push(FieldError::new(
+                "expiresInDays",
+                "range",
+                "must be between 1 and 3650",
+            ));
         }
         errors.clone().into_result()?;
-        let Some(name) = name else { return Err(errors.into()) };
+        let Some(name) = name else {
+            return Err(errors.into());
+        };
         let secret = self.ports.crypto.new_token(API_KEY_TOKEN_KIND);
         let now = self.now();
         let key = ApiKey {
@@ -401,11 +421,19 @@ impl TenancyService {
 
     /// The caller's API keys, newest first.
     pub async fn list_api_keys(&self, principal: &Principal) -> Result<Vec<ApiKey>, TenancyError> {
-        Ok(self.ports.credentials.list_api_keys(principal.user_id).await?)
+        Ok(self
+            .ports
+            .credentials
+            .list_api_keys(principal.user_id)
+            .await?)
     }
 
     /// Revokes one of the caller's API keys.
-    pub async fn revoke_api_key(&self, principal: &Principal, id: ApiKeyId) -> Result<(), TenancyError> {
+    pub async fn revoke_api_key(
+        &self,
+        principal: &Principal,
+        id: ApiKeyId,
+    ) -> Result<(), TenancyError> {
         if self
             .ports
             .credentials
@@ -422,7 +450,11 @@ impl TenancyService {
 
     /// Establishes the caller's membership in the organization named by the path segment `org`
     /// (id or slug). A non-member and a missing organization are both `NotFound`.
-    pub async fn access(&self, principal: &Principal, org: &str) -> Result<OrgAccess, TenancyError> {
+    pub async fn access(
+        &self,
+        principal: &Principal,
+        org: &str,
+    ) -> Result<OrgAccess, TenancyError> {
         let reference = OrgRef::parse(org);
         let (organization, role) = self
             .ports
@@ -438,7 +470,12 @@ impl TenancyService {
     }
 
     /// Establishes access and checks the policy for `action` in one step.
-    pub async fn authorize(&self, principal: &Principal, org: &str, action: Action) -> Result<OrgAccess, TenancyError> {
+    pub async fn authorize(
+        &self,
+        principal: &Principal,
+        org: &str,
+        action: Action,
+    ) -> Result<OrgAccess, TenancyError> {
         let access = self.access(principal, org).await?;
         access.require(action)?;
         Ok(access)
@@ -455,7 +492,9 @@ impl TenancyService {
         let name = errors.collect(parse_name(name, "name"));
         let slug = slug.map(|s| errors.collect(Slug::parse(s, "slug")));
         errors.clone().into_result()?;
-        let Some(name) = name else { return Err(errors.into()) };
+        let Some(name) = name else {
+            return Err(errors.into());
+        };
         let chosen = slug.flatten();
         let attempts = if chosen.is_some() { 1 } else { 4 };
         for _ in 0..attempts {
@@ -495,8 +534,15 @@ impl TenancyService {
     }
 
     /// The caller's organizations with role and member count.
-    pub async fn list_organizations(&self, principal: &Principal) -> Result<Vec<OrganizationSummary>, TenancyError> {
-        Ok(self.ports.organizations.list_for_user(principal.user_id).await?)
+    pub async fn list_organizations(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<OrganizationSummary>, TenancyError> {
+        Ok(self
+            .ports
+            .organizations
+            .list_for_user(principal.user_id)
+            .await?)
     }
 
     /// Changes name, slug, logo or metadata (admin or owner).
@@ -506,7 +552,9 @@ impl TenancyService {
         org: &str,
         changes: OrganizationChanges,
     ) -> Result<Organization, TenancyError> {
-        let access = self.authorize(principal, org, Action::UpdateOrganization).await?;
+        let access = self
+            .authorize(principal, org, Action::UpdateOrganization)
+            .await?;
         let mut errors = ValidationErrors::default();
         let mut patch = OrganizationPatch::default();
         if let Some(name) = changes.name.as_deref() {
@@ -521,10 +569,12 @@ impl TenancyService {
                 Some(raw) => errors.collect(parse_logo(&raw, "logo")).map(Some),
             };
         }
-        if let Some(metadata) = changes.metadata {
-            if errors.collect(check_metadata(&metadata, "metadata")).is_some() {
-                patch.metadata = Some(metadata);
-            }
+        if let Some(metadata) = changes.metadata
+            && errors
+                .collect(check_metadata(&metadata, "metadata"))
+                .is_some()
+        {
+            patch.metadata = Some(metadata);
         }
         errors.into_result()?;
         if patch == OrganizationPatch::default() {
@@ -562,8 +612,14 @@ impl TenancyService {
     }
 
     /// Deletes the organization and everything it owns (owner only).
-    pub async fn delete_organization(&self, principal: &Principal, org: &str) -> Result<(), TenancyError> {
-        let access = self.authorize(principal, org, Action::DeleteOrganization).await?;
+    pub async fn delete_organization(
+        &self,
+        principal: &Principal,
+        org: &str,
+    ) -> Result<(), TenancyError> {
+        let access = self
+            .authorize(principal, org, Action::DeleteOrganization)
+            .await?;
         if !self.ports.organizations.delete(access.org_id()).await? {
             return Err(TenancyError::NotFound("organization"));
         }
@@ -626,7 +682,12 @@ impl TenancyService {
     }
 
     /// Removes a member (admin or owner; an admin cannot remove an owner).
-    pub async fn remove_member(&self, principal: &Principal, org: &str, user: UserId) -> Result<(), TenancyError> {
+    pub async fn remove_member(
+        &self,
+        principal: &Principal,
+        org: &str,
+        user: UserId,
+    ) -> Result<(), TenancyError> {
         let access = self.authorize(principal, org, Action::RemoveMember).await?;
         let target = self.member(access.org_id(), user).await?;
         if target.role == Role::Owner && access.role != Role::Owner {
@@ -664,8 +725,15 @@ impl TenancyService {
     }
 
     /// Gives ownership to another member; the caller becomes an admin.
-    pub async fn transfer_ownership(&self, principal: &Principal, org: &str, to: UserId) -> Result<(), TenancyError> {
-        let access = self.authorize(principal, org, Action::TransferOwnership).await?;
+    pub async fn transfer_ownership(
+        &self,
+        principal: &Principal,
+        org: &str,
+        to: UserId,
+    ) -> Result<(), TenancyError> {
+        let access = self
+            .authorize(principal, org, Action::TransferOwnership)
+            .await?;
         if to == principal.user_id {
             return Err(ValidationErrors::single(FieldError::new(
                 "userId",
@@ -706,7 +774,12 @@ impl TenancyService {
             return Err(TenancyError::OwnerInviteRequiresOwner);
         }
         if let Some(existing) = self.ports.users.find_credentials(email.as_str()).await?
-            && self.ports.members.get(access.org_id(), existing.user.id).await?.is_some()
+            && self
+                .ports
+                .members
+                .get(access.org_id(), existing.user.id)
+                .await?
+                .is_some()
         {
             return Err(TenancyError::AlreadyMember);
         }
@@ -777,7 +850,12 @@ impl TenancyService {
             ("invitation", id.to_string()),
             json!({}),
         );
-        if self.ports.invitations.cancel(access.org_id(), id, audit).await? {
+        if self
+            .ports
+            .invitations
+            .cancel(access.org_id(), id, audit)
+            .await?
+        {
             Ok(())
         } else {
             Err(TenancyError::NotFound("invitation"))
@@ -785,9 +863,16 @@ impl TenancyService {
     }
 
     /// Invitations addressed to the caller's email.
-    pub async fn my_invitations(&self, principal: &Principal) -> Result<Vec<InvitationView>, TenancyError> {
+    pub async fn my_invitations(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<InvitationView>, TenancyError> {
         let user = self.current_user(principal).await?;
-        Ok(self.ports.invitations.list_for_email(&user.email, self.now()).await?)
+        Ok(self
+            .ports
+            .invitations
+            .list_for_email(&user.email, self.now())
+            .await?)
     }
 
     async fn current_user(&self, principal: &Principal) -> Result<User, TenancyError> {
@@ -799,7 +884,11 @@ impl TenancyService {
     }
 
     /// Loads an invitation the caller may answer: theirs, pending and unexpired.
-    async fn answerable(&self, principal: &Principal, id: InvitationId) -> Result<(User, InvitationView), TenancyError> {
+    async fn answerable(
+        &self,
+        principal: &Principal,
+        id: InvitationId,
+    ) -> Result<(User, InvitationView), TenancyError> {
         let user = self.current_user(principal).await?;
         let view = self
             .ports
@@ -820,7 +909,11 @@ impl TenancyService {
     }
 
     /// Accepts an invitation addressed to the caller: they join with its role.
-    pub async fn accept_invitation(&self, principal: &Principal, id: InvitationId) -> Result<Member, TenancyError> {
+    pub async fn accept_invitation(
+        &self,
+        principal: &Principal,
+        id: InvitationId,
+    ) -> Result<Member, TenancyError> {
         let (user, view) = self.answerable(principal, id).await?;
         let audit = self.audit(
             view.invitation.organization_id,
@@ -837,7 +930,11 @@ impl TenancyService {
     }
 
     /// Declines an invitation addressed to the caller.
-    pub async fn reject_invitation(&self, principal: &Principal, id: InvitationId) -> Result<(), TenancyError> {
+    pub async fn reject_invitation(
+        &self,
+        principal: &Principal,
+        id: InvitationId,
+    ) -> Result<(), TenancyError> {
         let (user, view) = self.answerable(principal, id).await?;
         let audit = self.audit(
             view.invitation.organization_id,
@@ -846,7 +943,11 @@ impl TenancyService {
             ("invitation", id.to_string()),
             json!({"email": user.email}),
         );
-        self.ports.invitations.reject(id, audit).await.map_err(answer_error)
+        self.ports
+            .invitations
+            .reject(id, audit)
+            .await
+            .map_err(answer_error)
     }
 
     // ----- audit ----------------------------------------------------------------------------

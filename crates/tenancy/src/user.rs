@@ -19,7 +19,11 @@ impl Email {
             return Err(FieldError::new(field, "required", "is required"));
         }
         if email.len() > Self::MAX_LEN {
-            return Err(FieldError::new(field, "length", format!("must be at most {} characters", Self::MAX_LEN)));
+            return Err(FieldError::new(
+                field,
+                "length",
+                format!("must be at most {} characters", Self::MAX_LEN),
+            ));
         }
         let valid = match email.split_once('@') {
             Some((local, domain)) => {
@@ -34,7 +38,11 @@ impl Email {
             None => false,
         };
         if !valid {
-            return Err(FieldError::new(field, "format", "must be an email address like name@example.com"));
+            return Err(FieldError::new(
+                field,
+                "format",
+                "must be an email address like name@example.com",
+            ));
         }
         Ok(Self(email))
     }
@@ -57,10 +65,18 @@ pub fn parse_name(raw: &str, field: &str) -> Result<String, FieldError> {
         return Err(FieldError::new(field, "required", "is required"));
     }
     if name.chars().count() > 100 {
-        return Err(FieldError::new(field, "length", "must be at most 100 characters"));
+        return Err(FieldError::new(
+            field,
+            "length",
+            "must be at most 100 characters",
+        ));
     }
     if name.chars().any(char::is_control) {
-        return Err(FieldError::new(field, "format", "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "format",
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -91,7 +107,11 @@ impl Password {
             ));
         }
         if raw.len() > Self::MAX_BYTES {
-            return Err(FieldError::new(field, "length", format!("must be at most {} bytes", Self::MAX_BYTES)));
+            return Err(FieldError::new(
+                field,
+                "length",
+                format!("must be at most {} bytes", Self::MAX_BYTES),
+            ));
         }
         Ok(Self(raw))
     }
@@ -134,12 +154,26 @@ mod tests {
 
     #[test]
     fn email_is_trimmed_and_lowercased() {
-        assert_eq!(Email::parse("  Ada@Example.COM ", "email").unwrap().as_str(), "ada@example.com");
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ", "email")
+                .unwrap()
+                .as_str(),
+            "ada@example.com"
+        );
     }
 
     #[test]
     fn malformed_emails_are_refused_with_the_rule() {
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a@b@c.com", "ada @x.com", "ada@.com"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a@b@c.com",
+            "ada @x.com",
+            "ada@.com",
+        ] {
             let err = Email::parse(bad, "email").unwrap_err();
             assert_eq!(err.field, "email", "{bad}");
         }
@@ -148,10 +182,18 @@ mod tests {
 
     #[test]
     fn password_length_is_bounded_both_ways() {
-        assert_eq!(Password::parse("short".into(), "password").unwrap_err().rule, "length");
+        assert_eq!(
+            Password::parse("short".into(), "password")
+                .unwrap_err()
+                .rule,
+            "length"
+        );
         assert!(Password::parse("x".repeat(10), "password").is_ok());
         assert!(Password::parse("x".repeat(257), "password").is_err());
-        assert!(format!("{:?}", Password::parse("supersecret1".into(), "p").unwrap()).contains("redacted"));
+        assert!(
+            format!("{:?}", Password::parse("supersecret1".into(), "p").unwrap())
+                .contains("redacted")
+        );
     }
 
     #[test]

@@ -39,7 +39,10 @@ impl AuthApi {
     ) -> Result<SignUpResponse, ApiError> {
         state.check_auth_rate(req)?;
         let body = body.0;
-        let signed_in = state.tenancy.sign_up(&body.email, &body.name, body.password).await?;
+        let signed_in = state
+            .tenancy
+            .sign_up(&body.email, &body.name, body.password)
+            .await?;
         tracing::info!(user = %signed_in.user.id, "user signed up");
         Ok(SignUpResponse::Created(Json(SessionDto {
             token: signed_in.token,
@@ -68,7 +71,11 @@ impl AuthApi {
 
     /// Log out: the presented session token stops working.
     #[oai(path = "/auth/logout", method = "post", operation_id = "logOut")]
-    async fn log_out(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<NoContent, ApiError> {
+    async fn log_out(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<NoContent, ApiError> {
         let principal = auth.principal(&state).await?;
         state.tenancy.log_out(&principal, &auth.0.token).await?;
         Ok(NoContent::Done)

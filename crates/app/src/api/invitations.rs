@@ -33,7 +33,11 @@ enum NoContent {
 #[OpenApi(tag = "ApiTags::Invitations")]
 impl InvitationsApi {
     /// Pending invitations of the organization, newest first (admin or owner).
-    #[oai(path = "/organizations/:org/invitations", method = "get", operation_id = "listInvitations")]
+    #[oai(
+        path = "/organizations/:org/invitations",
+        method = "get",
+        operation_id = "listInvitations"
+    )]
     async fn list(
         &self,
         state: Data<&AppState>,
@@ -44,12 +48,19 @@ impl InvitationsApi {
     ) -> Result<Json<InvitationPage>, ApiError> {
         let principal = auth.principal(&state).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
-        let invitations = state.tenancy.list_invitations(&principal, &org.0, page).await?;
+        let invitations = state
+            .tenancy
+            .list_invitations(&principal, &org.0, page)
+            .await?;
         Ok(Json(invitations.into()))
     }
 
     /// Invites an email with a role (admin or owner; only an owner can invite an owner).
-    #[oai(path = "/organizations/:org/invitations", method = "post", operation_id = "createInvitation")]
+    #[oai(
+        path = "/organizations/:org/invitations",
+        method = "post",
+        operation_id = "createInvitation"
+    )]
     async fn invite(
         &self,
         state: Data<&AppState>,
@@ -66,7 +77,11 @@ impl InvitationsApi {
     }
 
     /// Cancels a pending invitation (admin or owner).
-    #[oai(path = "/organizations/:org/invitations/:id", method = "delete", operation_id = "cancelInvitation")]
+    #[oai(
+        path = "/organizations/:org/invitations/:id",
+        method = "delete",
+        operation_id = "cancelInvitation"
+    )]
     async fn cancel(
         &self,
         state: Data<&AppState>,
@@ -83,18 +98,42 @@ impl InvitationsApi {
     }
 
     /// Accepts an invitation addressed to the caller's email; 410 when it expired.
-    #[oai(path = "/invitations/:id/accept", method = "post", operation_id = "acceptInvitation")]
-    async fn accept(&self, state: Data<&AppState>, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<MemberDto>, ApiError> {
+    #[oai(
+        path = "/invitations/:id/accept",
+        method = "post",
+        operation_id = "acceptInvitation"
+    )]
+    async fn accept(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<Json<MemberDto>, ApiError> {
         let principal = auth.principal(&state).await?;
-        let member = state.tenancy.accept_invitation(&principal, InvitationId(id.0)).await?;
+        let member = state
+            .tenancy
+            .accept_invitation(&principal, InvitationId(id.0))
+            .await?;
         Ok(Json(member.into()))
     }
 
     /// Rejects an invitation addressed to the caller's email.
-    #[oai(path = "/invitations/:id/reject", method = "post", operation_id = "rejectInvitation")]
-    async fn reject(&self, state: Data<&AppState>, auth: BearerAuth, id: Path<Uuid>) -> Result<NoContent, ApiError> {
+    #[oai(
+        path = "/invitations/:id/reject",
+        method = "post",
+        operation_id = "rejectInvitation"
+    )]
+    async fn reject(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
         let principal = auth.principal(&state).await?;
-        state.tenancy.reject_invitation(&principal, InvitationId(id.0)).await?;
+        state
+            .tenancy
+            .reject_invitation(&principal, InvitationId(id.0))
+            .await?;
         Ok(NoContent::Done)
     }
 }

@@ -7,8 +7,8 @@ use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 
 use super::models::{
-    ActiveOrganizationRequest, ApiKeyDto, CreateApiKeyRequest, CreatedApiKeyDto, MeDto, MyOrganizationDto,
-    ReceivedInvitationDto,
+    ActiveOrganizationRequest, ApiKeyDto, CreateApiKeyRequest, CreatedApiKeyDto, MeDto,
+    MyOrganizationDto, ReceivedInvitationDto,
 };
 use super::problem::ApiError;
 use super::{ApiTags, BearerAuth};
@@ -47,7 +47,11 @@ impl MeApi {
     }
 
     /// Persists the active organization (the caller must be a member).
-    #[oai(path = "/me/active-organization", method = "put", operation_id = "setActiveOrganization")]
+    #[oai(
+        path = "/me/active-organization",
+        method = "put",
+        operation_id = "setActiveOrganization"
+    )]
     async fn set_active_organization(
         &self,
         state: Data<&AppState>,
@@ -68,7 +72,11 @@ impl MeApi {
 
     /// The caller's API keys, newest first (never their secrets).
     #[oai(path = "/me/api-keys", method = "get", operation_id = "listApiKeys")]
-    async fn list_api_keys(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
+    async fn list_api_keys(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
         let principal = auth.principal(&state).await?;
         let keys = state.tenancy.list_api_keys(&principal).await?;
         Ok(Json(keys.into_iter().map(Into::into).collect()))
@@ -94,15 +102,31 @@ impl MeApi {
     }
 
     /// Revokes one of the caller's API keys; it stops working at once.
-    #[oai(path = "/me/api-keys/:id", method = "delete", operation_id = "revokeApiKey")]
-    async fn revoke_api_key(&self, state: Data<&AppState>, auth: BearerAuth, id: Path<Uuid>) -> Result<NoContent, ApiError> {
+    #[oai(
+        path = "/me/api-keys/:id",
+        method = "delete",
+        operation_id = "revokeApiKey"
+    )]
+    async fn revoke_api_key(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
         let principal = auth.principal(&state).await?;
-        state.tenancy.revoke_api_key(&principal, ApiKeyId(id.0)).await?;
+        state
+            .tenancy
+            .revoke_api_key(&principal, ApiKeyId(id.0))
+            .await?;
         Ok(NoContent::Done)
     }
 
     /// Pending invitations addressed to the caller's email.
-    #[oai(path = "/me/invitations", method = "get", operation_id = "listMyInvitations")]
+    #[oai(
+        path = "/me/invitations",
+        method = "get",
+        operation_id = "listMyInvitations"
+    )]
     async fn my_invitations(
         &self,
         state: Data<&AppState>,

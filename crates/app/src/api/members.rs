@@ -26,7 +26,11 @@ enum NoContent {
 #[OpenApi(tag = "ApiTags::Members")]
 impl MembersApi {
     /// Members with name, email, role and join time, paginated (any member).
-    #[oai(path = "/organizations/:org/members", method = "get", operation_id = "listMembers")]
+    #[oai(
+        path = "/organizations/:org/members",
+        method = "get",
+        operation_id = "listMembers"
+    )]
     async fn list(
         &self,
         state: Data<&AppState>,
@@ -42,7 +46,11 @@ impl MembersApi {
     }
 
     /// Changes a member's role (owner only; the last owner cannot be demoted).
-    #[oai(path = "/organizations/:org/members/:user_id", method = "patch", operation_id = "changeMemberRole")]
+    #[oai(
+        path = "/organizations/:org/members/:user_id",
+        method = "patch",
+        operation_id = "changeMemberRole"
+    )]
     async fn change_role(
         &self,
         state: Data<&AppState>,
@@ -60,7 +68,11 @@ impl MembersApi {
     }
 
     /// Removes a member (admin or owner; an admin cannot remove an owner; never the last owner).
-    #[oai(path = "/organizations/:org/members/:user_id", method = "delete", operation_id = "removeMember")]
+    #[oai(
+        path = "/organizations/:org/members/:user_id",
+        method = "delete",
+        operation_id = "removeMember"
+    )]
     async fn remove(
         &self,
         state: Data<&AppState>,
@@ -77,8 +89,17 @@ impl MembersApi {
     }
 
     /// Leaves the organization (the last owner must transfer ownership first).
-    #[oai(path = "/organizations/:org/leave", method = "post", operation_id = "leaveOrganization")]
-    async fn leave(&self, state: Data<&AppState>, auth: BearerAuth, org: Path<String>) -> Result<NoContent, ApiError> {
+    #[oai(
+        path = "/organizations/:org/leave",
+        method = "post",
+        operation_id = "leaveOrganization"
+    )]
+    async fn leave(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+    ) -> Result<NoContent, ApiError> {
         let principal = auth.principal(&state).await?;
         state.tenancy.leave(&principal, &org.0).await?;
         Ok(NoContent::Done)

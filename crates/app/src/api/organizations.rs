@@ -9,8 +9,8 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::models::{
-    AuditEventPage, CreateOrganizationRequest, MyOrganizationDto, OrganizationDto, SlugAvailabilityDto,
-    UpdateOrganizationRequest,
+    AuditEventPage, CreateOrganizationRequest, MyOrganizationDto, OrganizationDto,
+    SlugAvailabilityDto, UpdateOrganizationRequest,
 };
 use super::problem::ApiError;
 use super::{ApiTags, BearerAuth};
@@ -36,15 +36,27 @@ enum NoContent {
 #[OpenApi(tag = "ApiTags::Organizations")]
 impl OrganizationsApi {
     /// Organizations the caller belongs to, with role and member count.
-    #[oai(path = "/organizations", method = "get", operation_id = "listOrganizations")]
-    async fn list(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<Vec<MyOrganizationDto>>, ApiError> {
+    #[oai(
+        path = "/organizations",
+        method = "get",
+        operation_id = "listOrganizations"
+    )]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Json<Vec<MyOrganizationDto>>, ApiError> {
         let principal = auth.principal(&state).await?;
         let orgs = state.tenancy.list_organizations(&principal).await?;
         Ok(Json(orgs.into_iter().map(Into::into).collect()))
     }
 
     /// Creates an organization; the caller becomes its owner.
-    #[oai(path = "/organizations", method = "post", operation_id = "createOrganization")]
+    #[oai(
+        path = "/organizations",
+        method = "post",
+        operation_id = "createOrganization"
+    )]
     async fn create(
         &self,
         state: Data<&AppState>,
@@ -60,7 +72,11 @@ impl OrganizationsApi {
     }
 
     /// Whether a slug is valid and free. An invalid slug is a 422 naming the rule.
-    #[oai(path = "/organizations/slug-availability", method = "get", operation_id = "checkSlugAvailability")]
+    #[oai(
+        path = "/organizations/slug-availability",
+        method = "get",
+        operation_id = "checkSlugAvailability"
+    )]
     async fn slug_availability(
         &self,
         state: Data<&AppState>,
@@ -69,11 +85,18 @@ impl OrganizationsApi {
     ) -> Result<Json<SlugAvailabilityDto>, ApiError> {
         auth.principal(&state).await?;
         let available = state.tenancy.slug_available(&slug.0).await?;
-        Ok(Json(SlugAvailabilityDto { slug: slug.0, available }))
+        Ok(Json(SlugAvailabilityDto {
+            slug: slug.0,
+            available,
+        }))
     }
 
     /// One organization by id or slug, with the caller's role.
-    #[oai(path = "/organizations/:org", method = "get", operation_id = "getOrganization")]
+    #[oai(
+        path = "/organizations/:org",
+        method = "get",
+        operation_id = "getOrganization"
+    )]
     async fn get(
         &self,
         state: Data<&AppState>,
@@ -90,7 +113,11 @@ impl OrganizationsApi {
     }
 
     /// Changes name, slug, logo or metadata (admin or owner).
-    #[oai(path = "/organizations/:org", method = "patch", operation_id = "updateOrganization")]
+    #[oai(
+        path = "/organizations/:org",
+        method = "patch",
+        operation_id = "updateOrganization"
+    )]
     async fn update(
         &self,
         state: Data<&AppState>,
@@ -110,15 +137,30 @@ impl OrganizationsApi {
             },
             metadata: body.metadata,
         };
-        let updated = state.tenancy.update_organization(&principal, &org.0, changes).await?;
+        let updated = state
+            .tenancy
+            .update_organization(&principal, &org.0, changes)
+            .await?;
         Ok(Json(updated.into()))
     }
 
     /// Deletes the organization and everything it owns (owner only).
-    #[oai(path = "/organizations/:org", method = "delete", operation_id = "deleteOrganization")]
-    async fn delete(&self, state: Data<&AppState>, auth: BearerAuth, org: Path<String>) -> Result<NoContent, ApiError> {
+    #[oai(
+        path = "/organizations/:org",
+        method = "delete",
+        operation_id = "deleteOrganization"
+    )]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+    ) -> Result<NoContent, ApiError> {
         let principal = auth.principal(&state).await?;
-        state.tenancy.delete_organization(&principal, &org.0).await?;
+        state
+            .tenancy
+            .delete_organization(&principal, &org.0)
+            .await?;
         Ok(NoContent::Done)
     }
 
@@ -143,4 +185,3 @@ impl OrganizationsApi {
         Ok(Json(events.into()))
     }
 }
-

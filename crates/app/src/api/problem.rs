@@ -46,8 +46,8 @@ pub struct Problem {
 /// An error answer: a status and a problem body (plus `Retry-After` when rate limited).
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    /// The problem.
-    pub problem: Problem,
+    /// The problem (boxed: errors travel through every `Result` and should stay small).
+    pub problem: Box<Problem>,
     /// Seconds to wait, for 429.
     pub retry_after: Option<u64>,
 }
@@ -56,14 +56,14 @@ impl ApiError {
     /// A problem with a status, a stable code and a detail sentence.
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Self {
-            problem: Problem {
+            problem: Box::new(Problem {
                 kind: format!("https://canopy.dev/problems/{code}"),
                 title: status.canonical_reason().unwrap_or("Error").to_string(),
                 status: status.as_u16(),
                 detail: detail.into(),
                 code: code.to_string(),
                 errors: vec![],
-            },
+            }),
             retry_after: None,
         }
     }
@@ -98,7 +98,11 @@ impl ApiError {
 
     /// 404 for an object that does not exist or is not visible to the caller.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("The {what} does not exist."))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("The {what} does not exist."),
+        )
     }
 
     /// 500 without internals; the cause is logged in the request's span.
@@ -128,7 +132,11 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.problem.status, self.problem.code, self.problem.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.problem.status, self.problem.code, self.problem.detail
+        )
     }
 }
 
@@ -142,7 +150,8 @@ impl IntoResponse for ApiError {
             .header(header::CONTENT_TYPE, PROBLEM_JSON)
             .body(body);
         if let Some(secs) = self.retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -208,9 +217,11 @@ impl From<TenancyError> for ApiError {
         match e {
             TenancyError::Invalid(errors) => Self::validation(errors),
             TenancyError::Unauthenticated => Self::unauthenticated(),
-            TenancyError::InvalidCredentials => {
-                Self::new(S::UNAUTHORIZED, "invalid_credentials", "Invalid email or password.")
-            }
+            TenancyError::InvalidCredentials => Self::new(
+                S::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid email or password.",
+            ),
             TenancyError::NotFound(what) => Self::not_found(what),
             TenancyError::Forbidden(action) => Self::new(
                 S::FORBIDDEN,
@@ -227,8 +238,14 @@ impl From<TenancyError> for ApiError {
                 "owner_invite_requires_owner",
                 "Only an owner can invite someone as owner.",
             ),
-            TenancyError::EmailTaken => Self::new(S::CONFLICT, "email_taken", "This email is already registered."),
-            TenancyError::SlugTaken => Self::new(S::CONFLICT, "slug_taken", "This slug is already taken."),
+            TenancyError::EmailTaken => Self::new(
+                S::CONFLICT,
+                "email_taken",
+                "This email is already registered.",
+            ),
+            TenancyError::SlugTaken => {
+                Self::new(S::CONFLICT, "slug_taken", "This slug is already taken.")
+            }
             TenancyError::LastOwner => Self::new(
                 S::CONFLICT,
                 "last_owner",
@@ -271,17 +288,29 @@ pub fn problem_from_poem(err: poem::Error) -> Response {
     let status = err.status();
     let (code, detail) = match status {
         StatusCode::BAD_REQUEST => ("malformed_request", err.to_string()),
-        StatusCode::UNAUTHORIZED => ("unauthenticated", "A valid bearer token is required.".to_string()),
+        StatusCode::UNAUTHORIZED => (
+            "unauthenticated",
+            "A valid bearer token is required.".to_string(),
+        ),
         StatusCode::NOT_FOUND => ("not_found", "No such resource.".to_string()),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed on this resource.".to_string()),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is too large.".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "Method not allowed on this resource.".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "The request body is too large.".to_string(),
+        ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
             "unsupported_media_type",
             "Send the body as application/json.".to_string(),
         ),
         s if s.is_server_error() => {
             tracing::error!(error = %err, "unhandled error");
-            ("internal", "Something went wrong on our side. It has been logged.".to_string())
+            (
+                "internal",
+                "Something went wrong on our side. It has been logged.".to_string(),
+            )
         }
         _ => ("error", err.to_string()),
     };

@@ -1,0 +1,287 @@
+//! Every org-scoped endpoint tried as owner, admin, member, non-member and anonymous, each on
+//! a fresh organization so one role's success cannot change what the next one sees. Also a
+//! member of another organization using this organization's object ids under their own org.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use canopy_e2e::{Session, TestApp, on_both_backends};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+struct Fixture {
+    org: String,
+    owner: Session,
+    admin: Session,
+    member: Session,
+    outsider: Session,
+    outsider_org: String,
+    victim: Session,
+    invitation: String,
+}
+
+async fn fixture(app: &TestApp) -> Fixture {
+    let owner = app.sign_up("Owner").await;
+    let org = app.create_org(&owner, "Matrix").await;
+    let admin = app.sign_up("Admin").await;
+    let member = app.sign_up("Member").await;
+    let victim = app.sign_up("Victim").await;
+    app.add_member(&org, &owner, &admin, "admin").await;
+    app.add_member(&org, &owner, &member, "member").await;
+    app.add_member(&org, &owner, &victim, "member").await;
+    let outsider = app.sign_up("Outsider").await;
+    let outsider_org = app.create_org(&outsider, "Elsewhere").await;
+    let inv = app
+        .post(
+            &format!("/v1/organizations/{org}/invitations"),
+            &owner.token,
+            json!({"email": "pending@example.com", "role": "member"}),
+        )
+        .await;
+    Fixture {
+        org,
+        owner,
+        admin,
+        member,
+        outsider,
+        outsider_org,
+        victim,
+        invitation: inv.body["id"].as_str().unwrap().to_string(),
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Caller {
+    Owner,
+    Admin,
+    Member,
+    Outsider,
+    Anonymous,
+}
+
+const CALLERS: [Caller; 5] = [
+    Caller::Owner,
+    Caller::Admin,
+    Caller::Member,
+    Caller::Outsider,
+    Caller::Anonymous,
+];
+
+struct Case {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+    /// Expected status for owner, admin, member, outsider, anonymous.
+    expect: [u16; 5],
+}
+
+fn cases() -> Vec<Case> {
+    let c = |method: Method, path: &'static str, body: Option<Value>, expect: [u16; 5]| Case {
+        method,
+        path,
+        body,
+        expect,
+    };
+    vec![
+        c(
+            Method::GET,
+            "/v1/organizations/{org}",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::PATCH,
+            "/v1/organizations/{org}",
+            Some(json!({"name": "Renamed"})),
+            [200, 200, 403, 404, 401],
+        ),
+        c(
+            Method::DELETE,
+            "/v1/organizations/{org}",
+            None,
+            [204, 403, 403, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/members",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::PATCH,
+            "/v1/organizations/{org}/members/{victim}",
+            Some(json!({"role": "admin"})),
+            [200, 403, 403, 404, 401],
+        ),
+        c(
+            Method::DELETE,
+            "/v1/organizations/{org}/members/{victim}",
+            None,
+            [204, 204, 403, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/leave",
+            None,
+            [409, 204, 204, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/transfer-ownership",
+            Some(json!({"userId": "{victim}"})),
+            [204, 403, 403, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/invitations",
+            None,
+            [200, 200, 403, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/invitations",
+            Some(json!({"email": "new@example.com", "role": "member"})),
+            [201, 201, 403, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/invitations",
+            Some(json!({"email": "boss@example.com", "role": "owner"})),
+            [201, 403, 403, 404, 401],
+        ),
+        c(
+            Method::DELETE,
+            "/v1/organizations/{org}/invitations/{invitation}",
+            None,
+            [204, 204, 403, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/audit-events",
+            None,
+            [200, 200, 403, 404, 401],
+        ),
+        c(
+            Method::PUT,
+            "/v1/me/active-organization",
+            Some(json!({"organization": "{org}"})),
+            [200, 200, 200, 404, 401],
+        ),
+    ]
+}
+
+fn fill(template: &str, f: &Fixture) -> String {
+    template
+        .replace("{org}", &f.org)
+        .replace("{victim}", &f.victim.user_id)
+        .replace("{invitation}", &f.invitation)
+}
+
+fn fill_json(body: &Value, f: &Fixture) -> Value {
+    serde_json::from_str(&fill(&body.to_string(), f)).unwrap()
+}
+
+async fn every_org_endpoint_enforces_the_role_matrix(app: TestApp) {
+    let mut failures = vec![];
+    for case in cases() {
+        for (i, caller) in CALLERS.iter().enumerate() {
+            let f = fixture(&app).await;
+            let token = match caller {
+                Caller::Owner => Some(f.owner.token.as_str()),
+                Caller::Admin => Some(f.admin.token.as_str()),
+                Caller::Member => Some(f.member.token.as_str()),
+                Caller::Outsider => Some(f.outsider.token.as_str()),
+                Caller::Anonymous => None,
+            };
+            let path = fill(case.path, &f);
+            let body = case.body.as_ref().map(|b| fill_json(b, &f));
+            let resp = app.call(case.method.clone(), &path, token, body).await;
+            if resp.status.as_u16() != case.expect[i] {
+                failures.push(format!(
+                    "{} {} as {caller:?}: expected {}, got {} {}",
+                    case.method, case.path, case.expect[i], resp.status, resp.body
+                ));
+            }
+            if resp.status.is_client_error() {
+                assert_eq!(
+                    resp.headers.get("content-type").unwrap(),
+                    "application/problem+json",
+                    "{} {} as {caller:?}",
+                    case.method,
+                    case.path
+                );
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "authorization matrix violations:\n{}",
+        failures.join("\n")
+    );
+}
+
+async fn another_tenants_ids_are_not_found_under_your_own_organization(app: TestApp) {
+    let f = fixture(&app).await;
+    let mine = &f.outsider_org;
+    let token = f.outsider.token.as_str();
+    let attempts = [
+        (
+            Method::DELETE,
+            format!("/v1/organizations/{mine}/invitations/{}", f.invitation),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/organizations/{mine}/members/{}", f.victim.user_id),
+            Some(json!({"role": "admin"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/organizations/{mine}/members/{}", f.victim.user_id),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/organizations/{mine}/transfer-ownership"),
+            Some(json!({"userId": f.victim.user_id})),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let resp = app.call(method.clone(), &path, Some(token), body).await;
+        resp.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    }
+    // The victim is untouched and the invitation still pending.
+    let members = app
+        .get(
+            &format!("/v1/organizations/{}/members", f.org),
+            &f.owner.token,
+        )
+        .await;
+    let victim = members.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["userId"] == f.victim.user_id.as_str())
+        .unwrap();
+    assert_eq!(victim["role"], "member");
+    let pending = app
+        .get(
+            &format!("/v1/organizations/{}/invitations", f.org),
+            &f.owner.token,
+        )
+        .await;
+    assert_eq!(pending.body["items"].as_array().unwrap().len(), 1);
+    // Someone else's invitation cannot be answered either.
+    let accept = app
+        .post(
+            &format!("/v1/invitations/{}/accept", f.invitation),
+            token,
+            json!({}),
+        )
+        .await;
+    accept.assert_problem(StatusCode::FORBIDDEN, "invitation_email_mismatch");
+}
+
+on_both_backends!(
+    every_org_endpoint_enforces_the_role_matrix,
+    another_tenants_ids_are_not_found_under_your_own_organization,
+);
