@@ -54,7 +54,7 @@ impl Default for Config {
         Self {
             bind: "127.0.0.1:8080".into(),
             database_url: "sqlite://canopy.db?mode=rwc".into(),
-            database_max_connections: 32,
+            database_max_connections: 16,
             public_url: "http://localhost:8080".into(),
             session_ttl_hours: 24 * 7,
             invitation_ttl_hours: 48,

@@ -31,7 +31,7 @@ impl StoreConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            max_connections: 32,
+            max_connections: 16,
         }
     }
 }
@@ -54,6 +54,9 @@ impl Store {
         let mut options = ConnectOptions::new(config.url.clone());
         options
             .sqlx_logging(false)
+            // sqlx pings every connection it hands out by default: one extra round trip per
+            // query. Ping only connections idle long enough to have been dropped.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .acquire_timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(10));
         if config.url.starts_with("sqlite") {

@@ -11,9 +11,9 @@ use canopy_tenancy::invitation::{Invitation, InvitationStatus, InvitationView};
 use canopy_tenancy::membership::{Member, Role};
 use canopy_tenancy::organization::{OrgRef, Organization, OrganizationPatch, OrganizationSummary};
 use canopy_tenancy::ports::{
-    AnswerInvitationError, AuditLog, CreateUserError, CredentialRepository, InvitationRepository,
-    MembershipChangeError, MembershipRepository, NewUser, OrganizationRepository, SlugConflict,
-    UserRepository,
+    AnswerInvitationError, AuditLog, CreateUserError, CredentialAccess, CredentialRepository,
+    InvitationRepository, MembershipChangeError, MembershipRepository, NewUser,
+    OrganizationRepository, SlugConflict, UserRepository,
 };
 use canopy_tenancy::user::{User, UserCredentials};
 use chrono::{DateTime, Utc};
@@ -22,6 +22,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
+use sea_orm::{DbBackend, FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
 use crate::entity::{
@@ -163,6 +164,75 @@ fn membership_row(
         role: Set(role.as_str().to_string()),
         created_at: Set(at),
     }
+}
+
+/// Writes `{pN}` placeholders in the backend's syntax (`$N` or SQLite's `?N`).
+fn placeholders(backend: DbBackend, sql: &str, count: usize) -> String {
+    let mut out = sql.to_string();
+    for n in 1..=count {
+        let marker = match backend {
+            DbBackend::Postgres => format!("${n}"),
+            _ => format!("?{n}"),
+        };
+        out = out.replace(&format!("{{p{n}}}"), &marker);
+    }
+    out
+}
+
+/// One round trip from a token digest to the caller and, if a member, the organization.
+/// Sessions and API keys are tried together (UNION ALL) so either costs the same.
+const CREDENTIAL_ACCESS_SQL: &str = "\
+SELECT cred.kind AS kind, cred.user_id AS user_id, cred.credential_id AS credential_id, \
+       o.id AS org_id, o.name AS org_name, o.slug AS org_slug, o.logo AS org_logo, \
+       o.metadata AS org_metadata, o.created_at AS org_created_at, o.updated_at AS org_updated_at, \
+       m.role AS role \
+FROM ( \
+    SELECT 'session' AS kind, s.user_id AS user_id, s.id AS credential_id \
+    FROM sessions s WHERE s.token_digest = {p1} AND s.expires_at > {p2} \
+    UNION ALL \
+    SELECT 'api_key' AS kind, k.user_id AS user_id, k.id AS credential_id \
+    FROM api_keys k WHERE k.token_digest = {p1} AND k.revoked_at IS NULL \
+      AND (k.expires_at IS NULL OR k.expires_at > {p2}) \
+) cred \
+LEFT JOIN organizations o ON o.{org_column} = {p3} \
+LEFT JOIN memberships m ON m.organization_id = o.id AND m.user_id = cred.user_id \
+LIMIT 1";
+
+#[derive(Debug, FromQueryResult)]
+struct CredentialAccessRow {
+    kind: String,
+    user_id: Uuid,
+    credential_id: Uuid,
+    org_id: Option<Uuid>,
+    org_name: Option<String>,
+    org_slug: Option<String>,
+    org_logo: Option<String>,
+    org_metadata: Option<serde_json::Value>,
+    org_created_at: Option<DateTime<Utc>>,
+    org_updated_at: Option<DateTime<Utc>>,
+    role: Option<String>,
+}
+
+/// Organizations of a user with their member counts, in one query.
+const ORGANIZATIONS_OF_USER_SQL: &str = "\
+SELECT o.id AS id, o.name AS name, o.slug AS slug, o.logo AS logo, o.metadata AS metadata, \
+       o.created_at AS created_at, o.updated_at AS updated_at, m.role AS role, \
+       (SELECT COUNT(*) FROM memberships c WHERE c.organization_id = o.id) AS member_count \
+FROM memberships m JOIN organizations o ON o.id = m.organization_id \
+WHERE m.user_id = {p1} \
+ORDER BY m.id";
+
+#[derive(Debug, FromQueryResult)]
+struct OrganizationOfUserRow {
+    id: Uuid,
+    name: String,
+    slug: String,
+    logo: Option<String>,
+    metadata: serde_json::Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    role: String,
+    member_count: i64,
 }
 
 impl Store {
@@ -464,42 +534,101 @@ impl OrganizationRepository for Store {
         }
     }
 
+    async fn find_for_credential(
+        &self,
+        digest: &str,
+        now: DateTime<Utc>,
+        org: &OrgRef,
+    ) -> Result<Option<CredentialAccess>, StoreError> {
+        let backend = self.db().get_database_backend();
+        let (column, key): (&str, Value) = match org {
+            OrgRef::Id(id) => ("id", id.as_uuid().into()),
+            OrgRef::Slug(slug) => ("slug", slug.clone().into()),
+        };
+        let sql = placeholders(
+            backend,
+            &CREDENTIAL_ACCESS_SQL.replace("{org_column}", column),
+            3,
+        );
+        let statement =
+            Statement::from_sql_and_values(backend, sql, [digest.into(), now.into(), key]);
+        let Some(row) = CredentialAccessRow::find_by_statement(statement)
+            .one(self.db())
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        let principal = Principal {
+            user_id: UserId(row.user_id),
+            credential: if row.kind == "session" {
+                CredentialKind::Session(SessionId(row.credential_id))
+            } else {
+                CredentialKind::ApiKey(ApiKeyId(row.credential_id))
+            },
+        };
+        let membership = match (
+            row.role,
+            row.org_id,
+            row.org_name,
+            row.org_slug,
+            row.org_metadata,
+            row.org_created_at,
+            row.org_updated_at,
+        ) {
+            (
+                Some(role),
+                Some(id),
+                Some(name),
+                Some(slug),
+                Some(metadata),
+                Some(created_at),
+                Some(updated_at),
+            ) => Some((
+                Organization {
+                    id: OrganizationId(id),
+                    name,
+                    slug,
+                    logo: row.org_logo,
+                    metadata,
+                    created_at,
+                    updated_at,
+                },
+                role_from(&role)?,
+            )),
+            _ => None,
+        };
+        Ok(Some((principal, membership)))
+    }
+
     async fn list_for_user(&self, user: UserId) -> Result<Vec<OrganizationSummary>, StoreError> {
-        let rows = memberships::Entity::find()
-            .filter(memberships::Column::UserId.eq(user.as_uuid()))
-            .find_also_related(organizations::Entity)
-            .order_by_asc(memberships::Column::Id)
+        let backend = self.db().get_database_backend();
+        let statement = Statement::from_sql_and_values(
+            backend,
+            placeholders(backend, ORGANIZATIONS_OF_USER_SQL, 1),
+            [user.as_uuid().into()],
+        );
+        OrganizationOfUserRow::find_by_statement(statement)
             .all(self.db())
             .await
-            .map_err(db_err)?;
-        let ids: Vec<Uuid> = rows.iter().map(|(m, _)| m.organization_id).collect();
-        let counts: Vec<(Uuid, i64)> = memberships::Entity::find()
-            .select_only()
-            .column(memberships::Column::OrganizationId)
-            .column_as(memberships::Column::Id.count(), "member_count")
-            .filter(memberships::Column::OrganizationId.is_in(ids))
-            .group_by(memberships::Column::OrganizationId)
-            .into_tuple()
-            .all(self.db())
-            .await
-            .map_err(db_err)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (membership, organization) in rows {
-            let Some(organization) = organization else {
-                continue;
-            };
-            let member_count = counts
-                .iter()
-                .find(|(id, _)| *id == organization.id)
-                .map(|(_, c)| u64::try_from(*c).unwrap_or(0))
-                .unwrap_or(0);
-            out.push(OrganizationSummary {
-                organization: organization_from(organization),
-                role: role_from(&membership.role)?,
-                member_count,
-            });
-        }
-        Ok(out)
+            .map_err(db_err)?
+            .into_iter()
+            .map(|row| {
+                Ok(OrganizationSummary {
+                    role: role_from(&row.role)?,
+                    member_count: u64::try_from(row.member_count).unwrap_or(0),
+                    organization: Organization {
+                        id: OrganizationId(row.id),
+                        name: row.name,
+                        slug: row.slug,
+                        logo: row.logo,
+                        metadata: row.metadata,
+                        created_at: row.created_at,
+                        updated_at: row.updated_at,
+                    },
+                })
+            })
+            .collect()
     }
 
     async fn update(

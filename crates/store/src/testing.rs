@@ -33,12 +33,18 @@ fn with_database(url: &str, database: &str) -> String {
     }
 }
 
-/// Creates an empty database named `canopy_test_<random>` and returns its URL.
+/// Creates an empty database named `canopy_test_<random>` on the server named by
+/// [`POSTGRES_URL_ENV`] and returns its URL.
 pub async fn fresh_postgres_url() -> Result<String, StoreError> {
     let server =
         std::env::var(POSTGRES_URL_ENV).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string());
+    fresh_postgres_url_on(&server).await
+}
+
+/// Creates an empty database named `canopy_test_<random>` on `server` and returns its URL.
+pub async fn fresh_postgres_url_on(server: &str) -> Result<String, StoreError> {
     let admin = Store::connect(&StoreConfig {
-        url: server.clone(),
+        url: server.to_string(),
         max_connections: 2,
     })
     .await?;
@@ -47,7 +53,7 @@ pub async fn fresh_postgres_url() -> Result<String, StoreError> {
         .execute_raw(&format!("CREATE DATABASE {name}"))
         .await?;
     admin.close().await?;
-    Ok(with_database(&server, &name))
+    Ok(with_database(server, &name))
 }
 
 /// A migrated store on a fresh database of the named backend (`sqlite` or `postgres`).

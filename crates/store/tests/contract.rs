@@ -150,6 +150,7 @@ contract!(
     sessions_authenticate_until_expiry_or_deletion,
     api_keys_authenticate_until_revoked_or_expired,
     audit_events_are_listed_newest_first_and_paginated,
+    credential_and_membership_resolve_in_one_call,
 );
 
 async fn user_with_personal_organization_is_stored_atomically(store: Store) {
@@ -890,6 +891,99 @@ async fn audit_events_are_listed_newest_first_and_paginated(store: Store) {
     let actions: Vec<_> = rest.items.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["organization.updated.0", "organization.created"]);
     assert!(rest.next.is_none());
+}
+
+async fn credential_and_membership_resolve_in_one_call(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    let (bob, bob_org) = user(&store, "bob").await;
+    let session = Session {
+        id: SessionId::new(),
+        user_id: ada.id,
+        token_digest: unique("sd"),
+        expires_at: now() + Duration::hours(1),
+        created_at: now(),
+    };
+    store.insert_session(session.clone()).await.unwrap();
+    let key = ApiKey {
+        id: ApiKeyId::new(),
+        user_id: bob.id,
+        name: "k".into(),
+        prefix: "p".into(),
+        token_digest: unique("kd"),
+        expires_at: None,
+        revoked_at: None,
+        created_at: now(),
+    };
+    store.insert_api_key(key.clone()).await.unwrap();
+
+    let (principal, membership) = store
+        .find_for_credential(
+            &session.token_digest,
+            now(),
+            &OrgRef::Slug(org.slug.clone()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(principal.credential, CredentialKind::Session(session.id));
+    assert_eq!(membership, Some((org.clone(), Role::Owner)));
+    let by_id = store
+        .find_for_credential(&session.token_digest, now(), &OrgRef::Id(org.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_id.1.map(|(o, _)| o.id), Some(org.id));
+
+    // Authenticated but not a member: the caller without the organization.
+    let (principal, membership) = store
+        .find_for_credential(&key.token_digest, now(), &OrgRef::Id(org.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(principal.user_id, bob.id);
+    assert_eq!(principal.credential, CredentialKind::ApiKey(key.id));
+    assert_eq!(membership, None);
+    let own = store
+        .find_for_credential(&key.token_digest, now(), &OrgRef::Id(bob_org.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(own.1.map(|(_, r)| r), Some(Role::Owner));
+    let missing = store
+        .find_for_credential(
+            &key.token_digest,
+            now(),
+            &OrgRef::Slug("no-such-org".into()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(missing.1, None);
+
+    // Expired, revoked and unknown credentials resolve to nothing.
+    let later = now() + Duration::hours(2);
+    assert!(
+        store
+            .find_for_credential(&session.token_digest, later, &OrgRef::Id(org.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.revoke_api_key(bob.id, key.id, now()).await.unwrap();
+    assert!(
+        store
+            .find_for_credential(&key.token_digest, now(), &OrgRef::Id(bob_org.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_for_credential("nope", now(), &OrgRef::Id(org.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]

@@ -77,6 +77,10 @@ pub enum AnswerInvitationError {
     Store(#[from] StoreError),
 }
 
+/// A resolved credential: the caller, and the organization with their role when they are a
+/// member of the one asked about.
+pub type CredentialAccess = (Principal, Option<(Organization, Role)>);
+
 /// A new user with the personal organization sign-up creates.
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -87,7 +91,7 @@ pub struct NewUser {
 }
 
 /// Users and their passwords.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync {
     /// Stores the user, their personal organization with them as owner, and the audit event.
@@ -116,7 +120,7 @@ pub trait UserRepository: Send + Sync {
 }
 
 /// Sessions and API keys.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait CredentialRepository: Send + Sync {
     /// Stores a session.
@@ -150,7 +154,7 @@ pub trait CredentialRepository: Send + Sync {
 }
 
 /// Organizations and who may see them.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OrganizationRepository: Send + Sync {
     /// Stores the organization with `owner` as its first owner. MUST return `SlugTaken` when
@@ -169,6 +173,16 @@ pub trait OrganizationRepository: Send + Sync {
         org: &OrgRef,
         user: UserId,
     ) -> Result<Option<(Organization, Role)>, StoreError>;
+
+    /// Resolves a credential digest and an organization together, in one round trip: `None`
+    /// when no unexpired session or unrevoked, unexpired API key has this digest at `now`;
+    /// otherwise the caller and, only when they are a member, the organization and their role.
+    async fn find_for_credential(
+        &self,
+        digest: &str,
+        now: DateTime<Utc>,
+        org: &OrgRef,
+    ) -> Result<Option<CredentialAccess>, StoreError>;
 
     /// Every organization `user` belongs to, with role and member count, oldest membership first.
     async fn list_for_user(&self, user: UserId) -> Result<Vec<OrganizationSummary>, StoreError>;
@@ -190,7 +204,7 @@ pub trait OrganizationRepository: Send + Sync {
 }
 
 /// Memberships. Changes MUST keep at least one owner per organization under concurrency.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait MembershipRepository: Send + Sync {
     /// Members ordered by join time, paginated.
@@ -233,7 +247,7 @@ pub trait MembershipRepository: Send + Sync {
 }
 
 /// Invitations.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait InvitationRepository: Send + Sync {
     /// Stores a pending invitation, marking any pending one for the same (organization, email)
@@ -290,7 +304,7 @@ pub trait InvitationRepository: Send + Sync {
 }
 
 /// The audit log, read side.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     /// Events of the organization, newest first, paginated.
@@ -303,7 +317,7 @@ pub trait AuditLog: Send + Sync {
 
 /// Delivers invitations. The default adapter writes an outbox row with the accept link, so an
 /// invitation is never lost when no mail server is configured.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait InvitationSender: Send + Sync {
     /// Queues or sends the message.
@@ -316,7 +330,7 @@ pub trait InvitationSender: Send + Sync {
 pub struct CryptoError(pub String);
 
 /// Password hashing and token generation.
-#[cfg_attr(feature = "mocks", mockall::automock)]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait CredentialCrypto: Send + Sync {
     /// Hashes a password (argon2id in the real adapter).

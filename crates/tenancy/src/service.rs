@@ -88,12 +88,9 @@ pub struct SignedIn {
 /// The caller's standing in one organization, established before any org-scoped action.
 #[derive(Debug, Clone)]
 pub struct OrgAccess {
-    /// The organization from the path.
-    pub organization: Organization,
-    /// The caller's role in it.
-    pub role: Role,
-    /// The caller.
-    pub principal: Principal,
+    organization: Organization,
+    role: Role,
+    principal: Principal,
 }
 
 impl OrgAccess {
@@ -105,6 +102,21 @@ impl OrgAccess {
     /// The organization id.
     pub fn org_id(&self) -> OrganizationId {
         self.organization.id
+    }
+
+    /// The organization named in the request path.
+    pub fn organization(&self) -> &Organization {
+        &self.organization
+    }
+
+    /// The caller's role in it.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The caller.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 }
 
@@ -469,16 +481,25 @@ impl TenancyService {
         })
     }
 
-    /// Establishes access and checks the policy for `action` in one step.
-    pub async fn authorize(
-        &self,
-        principal: &Principal,
-        org: &str,
-        action: Action,
-    ) -> Result<OrgAccess, TenancyError> {
-        let access = self.access(principal, org).await?;
-        access.require(action)?;
-        Ok(access)
+    /// Resolves a bearer token and the caller's membership in `org` in one storage round
+    /// trip: `Unauthenticated` for a bad token, `NotFound` for a non-member.
+    pub async fn access_by_token(&self, token: &str, org: &str) -> Result<OrgAccess, TenancyError> {
+        if token.is_empty() || token.len() > 512 {
+            return Err(TenancyError::Unauthenticated);
+        }
+        let digest = self.ports.crypto.digest(token);
+        let (principal, membership) = self
+            .ports
+            .organizations
+            .find_for_credential(&digest, self.now(), &OrgRef::parse(org))
+            .await?
+            .ok_or(TenancyError::Unauthenticated)?;
+        let (organization, role) = membership.ok_or(TenancyError::NotFound("organization"))?;
+        Ok(OrgAccess {
+            organization,
+            role,
+            principal,
+        })
     }
 
     /// Creates an organization; the caller becomes its owner. Without a slug one is derived.
@@ -548,13 +569,10 @@ impl TenancyService {
     /// Changes name, slug, logo or metadata (admin or owner).
     pub async fn update_organization(
         &self,
-        principal: &Principal,
-        org: &str,
+        access: &OrgAccess,
         changes: OrganizationChanges,
     ) -> Result<Organization, TenancyError> {
-        let access = self
-            .authorize(principal, org, Action::UpdateOrganization)
-            .await?;
+        access.require(Action::UpdateOrganization)?;
         let mut errors = ValidationErrors::default();
         let mut patch = OrganizationPatch::default();
         if let Some(name) = changes.name.as_deref() {
@@ -578,7 +596,7 @@ impl TenancyService {
         }
         errors.into_result()?;
         if patch == OrganizationPatch::default() {
-            return Ok(access.organization);
+            return Ok(access.organization.clone());
         }
         let mut changed = vec![];
         if patch.name.is_some() {
@@ -595,7 +613,7 @@ impl TenancyService {
         }
         let audit = self.audit(
             access.org_id(),
-            Some(principal.user_id),
+            Some(access.principal.user_id),
             "organization.updated",
             ("organization", access.org_id().to_string()),
             json!({"changed": changed, "name": patch.name, "slug": patch.slug.as_ref().map(Slug::as_str)}),
@@ -612,18 +630,12 @@ impl TenancyService {
     }
 
     /// Deletes the organization and everything it owns (owner only).
-    pub async fn delete_organization(
-        &self,
-        principal: &Principal,
-        org: &str,
-    ) -> Result<(), TenancyError> {
-        let access = self
-            .authorize(principal, org, Action::DeleteOrganization)
-            .await?;
+    pub async fn delete_organization(&self, access: &OrgAccess) -> Result<(), TenancyError> {
+        access.require(Action::DeleteOrganization)?;
         if !self.ports.organizations.delete(access.org_id()).await? {
             return Err(TenancyError::NotFound("organization"));
         }
-        tracing::info!(organization = %access.org_id(), actor = %principal.user_id, "organization deleted");
+        tracing::info!(organization = %access.org_id(), actor = %access.principal.user_id, "organization deleted");
         Ok(())
     }
 
@@ -638,11 +650,10 @@ impl TenancyService {
     /// Members of the organization (any member may look).
     pub async fn list_members(
         &self,
-        principal: &Principal,
-        org: &str,
+        access: &OrgAccess,
         page: PageRequest,
     ) -> Result<Page<Member>, TenancyError> {
-        let access = self.authorize(principal, org, Action::View).await?;
+        access.require(Action::View)?;
         Ok(self.ports.members.list(access.org_id(), page).await?)
     }
 
@@ -657,19 +668,18 @@ impl TenancyService {
     /// Changes a member's role (owner only). The last owner cannot be demoted.
     pub async fn change_role(
         &self,
-        principal: &Principal,
-        org: &str,
+        access: &OrgAccess,
         user: UserId,
         role: Role,
     ) -> Result<Member, TenancyError> {
-        let access = self.authorize(principal, org, Action::ChangeRole).await?;
+        access.require(Action::ChangeRole)?;
         let current = self.member(access.org_id(), user).await?;
         if current.role == role {
             return Ok(current);
         }
         let audit = self.audit(
             access.org_id(),
-            Some(principal.user_id),
+            Some(access.principal.user_id),
             "member.role_changed",
             ("member", user.to_string()),
             json!({"email": current.email, "from": current.role.as_str(), "to": role.as_str()}),
@@ -684,18 +694,17 @@ impl TenancyService {
     /// Removes a member (admin or owner; an admin cannot remove an owner).
     pub async fn remove_member(
         &self,
-        principal: &Principal,
-        org: &str,
+        access: &OrgAccess,
         user: UserId,
     ) -> Result<(), TenancyError> {
-        let access = self.authorize(principal, org, Action::RemoveMember).await?;
+        access.require(Action::RemoveMember)?;
         let target = self.member(access.org_id(), user).await?;
         if target.role == Role::Owner && access.role != Role::Owner {
             return Err(TenancyError::OwnerProtected);
         }
         let audit = self.audit(
             access.org_id(),
-            Some(principal.user_id),
+            Some(access.principal.user_id),
             "member.removed",
             ("member", user.to_string()),
             json!({"email": target.email, "role": target.role.as_str()}),
@@ -708,18 +717,17 @@ impl TenancyService {
     }
 
     /// Leaves the organization. The last owner must hand over ownership first.
-    pub async fn leave(&self, principal: &Principal, org: &str) -> Result<(), TenancyError> {
-        let access = self.access(principal, org).await?;
+    pub async fn leave(&self, access: &OrgAccess) -> Result<(), TenancyError> {
         let audit = self.audit(
             access.org_id(),
-            Some(principal.user_id),
+            Some(access.principal.user_id),
             "member.left",
-            ("member", principal.user_id.to_string()),
+            ("member", access.principal.user_id.to_string()),
             json!({"role": access.role.as_str()}),
         );
         self.ports
             .members
-            .remove(access.org_id(), principal.user_id, audit)
+            .remove(access.org_id(), access.principal.user_id, audit)
             .await
             .map_err(membership_error)
     }
@@ -727,14 +735,11 @@ impl TenancyService {
     /// Gives ownership to another member; the caller becomes an admin.
     pub async fn transfer_ownership(
         &self,
-        principal: &Principal,
-        org: &str,
+        access: &OrgAccess,
         to: UserId,
     ) -> Result<(), TenancyError> {
-        let access = self
-            .authorize(principal, org, Action::TransferOwnership)
-            .await?;
-        if to == principal.user_id {
+        access.require(Action::TransferOwnership)?;
+        if to == access.principal.user_id {
             return Err(ValidationErrors::single(FieldError::new(
                 "userId",
                 "different",
@@ -745,14 +750,14 @@ impl TenancyService {
         let target = self.member(access.org_id(), to).await?;
         let audit = self.audit(
             access.org_id(),
-            Some(principal.user_id),
+            Some(access.principal.user_id),
             "organization.ownership_transferred",
             ("member", to.to_string()),
             json!({"to": target.email, "fromRole": target.role.as_str()}),
         );
         self.ports
             .members
-            .transfer_ownership(access.org_id(), principal.user_id, to, audit)
+            .transfer_ownership(access.org_id(), access.principal.user_id, to, audit)
             .await
             .map_err(membership_error)
     }
@@ -763,12 +768,11 @@ impl TenancyService {
     /// invitation for the same email is replaced.
     pub async fn invite(
         &self,
-        principal: &Principal,
-        org: &str,
+        access: &OrgAccess,
         email: &str,
         role: Role,
     ) -> Result<Invitation, TenancyError> {
-        let access = self.authorize(principal, org, Action::Invite).await?;
+        access.require(Action::Invite)?;
         let email = Email::parse(email, "email").map_err(ValidationErrors::single)?;
         if role == Role::Owner && access.role != Role::Owner {
             return Err(TenancyError::OwnerInviteRequiresOwner);
@@ -790,13 +794,13 @@ impl TenancyService {
             email: email.as_str().to_string(),
             role,
             status: InvitationStatus::Pending,
-            invited_by: principal.user_id,
+            invited_by: access.principal.user_id,
             expires_at: now + self.config.invitation_ttl,
             created_at: now,
         };
         let audit = self.audit(
             access.org_id(),
-            Some(principal.user_id),
+            Some(access.principal.user_id),
             "invitation.created",
             ("invitation", invitation.id.to_string()),
             json!({"email": invitation.email, "role": role.as_str()}),
@@ -805,7 +809,7 @@ impl TenancyService {
             .invitations
             .create_replacing(invitation.clone(), audit)
             .await?;
-        let inviter = self.ports.users.get(principal.user_id).await?;
+        let inviter = self.ports.users.get(access.principal.user_id).await?;
         let message = InvitationMessage {
             accept_url: format!(
                 "{}/invitations/{}",
@@ -823,11 +827,10 @@ impl TenancyService {
     /// Pending invitations of the organization (admin or owner).
     pub async fn list_invitations(
         &self,
-        principal: &Principal,
-        org: &str,
+        access: &OrgAccess,
         page: PageRequest,
     ) -> Result<Page<Invitation>, TenancyError> {
-        let access = self.authorize(principal, org, Action::Invite).await?;
+        access.require(Action::Invite)?;
         Ok(self
             .ports
             .invitations
@@ -838,14 +841,13 @@ impl TenancyService {
     /// Cancels a pending invitation (admin or owner).
     pub async fn cancel_invitation(
         &self,
-        principal: &Principal,
-        org: &str,
+        access: &OrgAccess,
         id: InvitationId,
     ) -> Result<(), TenancyError> {
-        let access = self.authorize(principal, org, Action::Invite).await?;
+        access.require(Action::Invite)?;
         let audit = self.audit(
             access.org_id(),
-            Some(principal.user_id),
+            Some(access.principal.user_id),
             "invitation.cancelled",
             ("invitation", id.to_string()),
             json!({}),
@@ -955,11 +957,265 @@ impl TenancyService {
     /// The organization's audit log, newest first (admin or owner).
     pub async fn audit_events(
         &self,
-        principal: &Principal,
-        org: &str,
+        access: &OrgAccess,
         page: PageRequest,
     ) -> Result<Page<AuditEvent>, TenancyError> {
-        let access = self.authorize(principal, org, Action::ReadAuditLog).await?;
+        access.require(Action::ReadAuditLog)?;
         Ok(self.ports.audit.list(access.org_id(), page).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use canopy_kernel::ManualClock;
+    use chrono::Utc;
+
+    use super::*;
+    use crate::credential::NewSecret;
+    use crate::ports::{
+        MockAuditLog, MockCredentialCrypto, MockCredentialRepository, MockInvitationRepository,
+        MockInvitationSender, MockMembershipRepository, MockOrganizationRepository,
+        MockUserRepository,
+    };
+    use crate::user::UserCredentials;
+
+    #[derive(Default)]
+    struct Mocks {
+        users: MockUserRepository,
+        credentials: MockCredentialRepository,
+        organizations: MockOrganizationRepository,
+        members: MockMembershipRepository,
+        invitations: MockInvitationRepository,
+        crypto: MockCredentialCrypto,
+    }
+
+    impl Mocks {
+        fn service(self) -> TenancyService {
+            let mut crypto = self.crypto;
+            crypto.expect_digest().returning(|t| format!("digest:{t}"));
+            TenancyService::new(
+                TenancyPorts {
+                    users: Arc::new(self.users),
+                    credentials: Arc::new(self.credentials),
+                    organizations: Arc::new(self.organizations),
+                    members: Arc::new(self.members),
+                    invitations: Arc::new(self.invitations),
+                    audit: Arc::new(MockAuditLog::new()),
+                    sender: Arc::new(MockInvitationSender::new()),
+                    crypto: Arc::new(crypto),
+                    clock: Arc::new(ManualClock::new(Utc::now())),
+                },
+                TenancyConfig::default(),
+            )
+        }
+    }
+
+    fn org() -> Organization {
+        Organization {
+            id: OrganizationId::new(),
+            name: "Acme".into(),
+            slug: "acme".into(),
+            logo: None,
+            metadata: json!({}),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn principal() -> Principal {
+        Principal {
+            user_id: UserId::new(),
+            credential: CredentialKind::Session(SessionId::new()),
+        }
+    }
+
+    fn member_as(role: Role, org: &Organization, mocks: &mut Mocks) {
+        let org = org.clone();
+        mocks
+            .organizations
+            .expect_find_for_credential()
+            .returning(move |_, _, _| Ok(Some((principal(), Some((org.clone(), role))))));
+    }
+
+    #[tokio::test]
+    async fn unknown_email_spends_a_dummy_verification_and_says_the_same_as_a_wrong_password() {
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_credentials()
+            .returning(|_| Ok(None));
+        mocks
+            .crypto
+            .expect_verify_dummy()
+            .times(1)
+            .returning(|_| ());
+        mocks.crypto.expect_verify_password().never();
+        let err = mocks
+            .service()
+            .log_in("nobody@example.com", "whatever".into())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TenancyError::InvalidCredentials), "{err:?}");
+
+        let mut mocks = Mocks::default();
+        mocks.users.expect_find_credentials().returning(|_| {
+            Ok(Some(UserCredentials {
+                user: User {
+                    id: UserId::new(),
+                    email: "ada@example.com".into(),
+                    name: "Ada".into(),
+                    active_organization_id: None,
+                    created_at: Utc::now(),
+                    updated_at: Utc::now(),
+                },
+                password_hash: "hash".into(),
+            }))
+        });
+        mocks
+            .crypto
+            .expect_verify_password()
+            .returning(|_, _| Ok(false));
+        mocks.credentials.expect_insert_session().never();
+        let wrong = mocks
+            .service()
+            .log_in("ada@example.com", "nope".into())
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.to_string(), err.to_string());
+    }
+
+    #[tokio::test]
+    async fn non_member_is_told_not_found_never_forbidden() {
+        let mut mocks = Mocks::default();
+        mocks
+            .organizations
+            .expect_find_for_credential()
+            .returning(|_, _, _| Ok(Some((principal(), None))));
+        let err = mocks
+            .service()
+            .access_by_token("tok", "acme")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, TenancyError::NotFound("organization")),
+            "{err:?}"
+        );
+
+        let mut mocks = Mocks::default();
+        mocks
+            .organizations
+            .expect_find_for_credential()
+            .returning(|_, _, _| Ok(None));
+        let err = mocks
+            .service()
+            .access_by_token("tok", "acme")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TenancyError::Unauthenticated), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn admin_cannot_remove_an_owner_and_storage_is_never_asked() {
+        let organization = org();
+        let mut mocks = Mocks::default();
+        member_as(Role::Admin, &organization, &mut mocks);
+        let owner = UserId::new();
+        let org_id = organization.id;
+        mocks.members.expect_get().returning(move |_, user| {
+            Ok(Some(Member {
+                organization_id: org_id,
+                user_id: user,
+                name: "Root".into(),
+                email: "root@example.com".into(),
+                role: Role::Owner,
+                joined_at: Utc::now(),
+            }))
+        });
+        mocks.members.expect_remove().never();
+        let service = mocks.service();
+        let access = service.access_by_token("tok", "acme").await.unwrap();
+        let err = service.remove_member(&access, owner).await.unwrap_err();
+        assert!(matches!(err, TenancyError::OwnerProtected), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn member_cannot_invite_and_admin_cannot_invite_an_owner() {
+        let organization = org();
+        let mut mocks = Mocks::default();
+        member_as(Role::Member, &organization, &mut mocks);
+        mocks.invitations.expect_create_replacing().never();
+        let service = mocks.service();
+        let access = service.access_by_token("tok", "acme").await.unwrap();
+        let err = service
+            .invite(&access, "x@example.com", Role::Member)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, TenancyError::Forbidden(Action::Invite)),
+            "{err:?}"
+        );
+
+        let mut mocks = Mocks::default();
+        member_as(Role::Admin, &organization, &mut mocks);
+        mocks.invitations.expect_create_replacing().never();
+        let service = mocks.service();
+        let access = service.access_by_token("tok", "acme").await.unwrap();
+        let err = service
+            .invite(&access, "x@example.com", Role::Owner)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, TenancyError::OwnerInviteRequiresOwner),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sign_up_retries_a_slug_clash_with_a_new_suffix() {
+        let mut mocks = Mocks::default();
+        mocks
+            .crypto
+            .expect_hash_password()
+            .returning(|_| Ok("hash".into()));
+        let mut suffixes = vec!["bbbbbb".to_string(), "aaaaaa".to_string()];
+        mocks
+            .crypto
+            .expect_slug_suffix()
+            .times(2)
+            .returning(move || suffixes.pop().unwrap());
+        mocks.crypto.expect_new_token().returning(|kind| NewSecret {
+            plain: format!("{kind}_secret"),
+            digest: "d".into(),
+            display_prefix: kind.into(),
+        });
+        let mut seen = vec![];
+        mocks
+            .users
+            .expect_create_with_organization()
+            .times(2)
+            .returning(move |_, org, _| {
+                seen.push(org.slug.clone());
+                if seen.len() == 1 {
+                    assert_eq!(org.slug, "ada-aaaaaa");
+                    Err(CreateUserError::SlugTaken)
+                } else {
+                    assert_eq!(org.slug, "ada-bbbbbb");
+                    Ok(())
+                }
+            });
+        mocks
+            .credentials
+            .expect_insert_session()
+            .times(1)
+            .returning(|_| Ok(()));
+        let signed_in = mocks
+            .service()
+            .sign_up("Ada@Example.com", "Ada", "long enough password".into())
+            .await
+            .unwrap();
+        assert_eq!(signed_in.user.email, "ada@example.com");
+        assert_eq!(signed_in.token, "cnp_sess_secret");
     }
 }

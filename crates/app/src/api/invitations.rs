@@ -46,12 +46,9 @@ impl InvitationsApi {
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<InvitationPage>, ApiError> {
-        let principal = auth.principal(&state).await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
-        let invitations = state
-            .tenancy
-            .list_invitations(&principal, &org.0, page)
-            .await?;
+        let invitations = state.tenancy.list_invitations(&access, page).await?;
         Ok(Json(invitations.into()))
     }
 
@@ -68,10 +65,10 @@ impl InvitationsApi {
         org: Path<String>,
         body: Json<InviteRequest>,
     ) -> Result<Created, ApiError> {
-        let principal = auth.principal(&state).await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
         let invitation = state
             .tenancy
-            .invite(&principal, &org.0, &body.0.email, body.0.role.into())
+            .invite(&access, &body.0.email, body.0.role.into())
             .await?;
         Ok(Created::Created(Json(invitation.into())))
     }
@@ -89,10 +86,10 @@ impl InvitationsApi {
         org: Path<String>,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        let principal = auth.principal(&state).await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
         state
             .tenancy
-            .cancel_invitation(&principal, &org.0, InvitationId(id.0))
+            .cancel_invitation(&access, InvitationId(id.0))
             .await?;
         Ok(NoContent::Done)
     }

@@ -64,8 +64,8 @@ impl MeApi {
             .set_active_organization(&principal, &body.0.organization)
             .await?;
         Ok(Json(MyOrganizationDto {
-            organization: access.organization.into(),
-            role: access.role.into(),
+            organization: access.organization().clone().into(),
+            role: access.role().into(),
             member_count: None,
         }))
     }

@@ -39,9 +39,9 @@ impl MembersApi {
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<MemberPage>, ApiError> {
-        let principal = auth.principal(&state).await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
-        let members = state.tenancy.list_members(&principal, &org.0, page).await?;
+        let members = state.tenancy.list_members(&access, page).await?;
         Ok(Json(members.into()))
     }
 
@@ -59,10 +59,10 @@ impl MembersApi {
         user_id: Path<Uuid>,
         body: Json<ChangeRoleRequest>,
     ) -> Result<Json<MemberDto>, ApiError> {
-        let principal = auth.principal(&state).await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
         let member = state
             .tenancy
-            .change_role(&principal, &org.0, UserId(user_id.0), body.0.role.into())
+            .change_role(&access, UserId(user_id.0), body.0.role.into())
             .await?;
         Ok(Json(member.into()))
     }
@@ -80,10 +80,10 @@ impl MembersApi {
         org: Path<String>,
         user_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        let principal = auth.principal(&state).await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
         state
             .tenancy
-            .remove_member(&principal, &org.0, UserId(user_id.0))
+            .remove_member(&access, UserId(user_id.0))
             .await?;
         Ok(NoContent::Done)
     }
@@ -100,8 +100,8 @@ impl MembersApi {
         auth: BearerAuth,
         org: Path<String>,
     ) -> Result<NoContent, ApiError> {
-        let principal = auth.principal(&state).await?;
-        state.tenancy.leave(&principal, &org.0).await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        state.tenancy.leave(&access).await?;
         Ok(NoContent::Done)
     }
 
@@ -118,10 +118,10 @@ impl MembersApi {
         org: Path<String>,
         body: Json<TransferOwnershipRequest>,
     ) -> Result<NoContent, ApiError> {
-        let principal = auth.principal(&state).await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
         state
             .tenancy
-            .transfer_ownership(&principal, &org.0, UserId(body.0.user_id))
+            .transfer_ownership(&access, UserId(body.0.user_id))
             .await?;
         Ok(NoContent::Done)
     }

@@ -103,11 +103,10 @@ impl OrganizationsApi {
         auth: BearerAuth,
         org: Path<String>,
     ) -> Result<Json<MyOrganizationDto>, ApiError> {
-        let principal = auth.principal(&state).await?;
-        let access = state.tenancy.access(&principal, &org.0).await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
         Ok(Json(MyOrganizationDto {
-            organization: access.organization.into(),
-            role: access.role.into(),
+            organization: access.organization().clone().into(),
+            role: access.role().into(),
             member_count: None,
         }))
     }
@@ -125,7 +124,7 @@ impl OrganizationsApi {
         org: Path<String>,
         body: Json<UpdateOrganizationRequest>,
     ) -> Result<Json<OrganizationDto>, ApiError> {
-        let principal = auth.principal(&state).await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
         let body = body.0;
         let changes = OrganizationChanges {
             name: body.name,
@@ -137,10 +136,7 @@ impl OrganizationsApi {
             },
             metadata: body.metadata,
         };
-        let updated = state
-            .tenancy
-            .update_organization(&principal, &org.0, changes)
-            .await?;
+        let updated = state.tenancy.update_organization(&access, changes).await?;
         Ok(Json(updated.into()))
     }
 
@@ -156,11 +152,8 @@ impl OrganizationsApi {
         auth: BearerAuth,
         org: Path<String>,
     ) -> Result<NoContent, ApiError> {
-        let principal = auth.principal(&state).await?;
-        state
-            .tenancy
-            .delete_organization(&principal, &org.0)
-            .await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        state.tenancy.delete_organization(&access).await?;
         Ok(NoContent::Done)
     }
 
@@ -179,9 +172,9 @@ impl OrganizationsApi {
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<AuditEventPage>, ApiError> {
-        let principal = auth.principal(&state).await?;
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
-        let events = state.tenancy.audit_events(&principal, &org.0, page).await?;
+        let events = state.tenancy.audit_events(&access, page).await?;
         Ok(Json(events.into()))
     }
 }

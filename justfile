@@ -1,0 +1,34 @@
+# The commands people type. `just --list` shows them.
+
+# Format the workspace.
+fmt:
+    cargo fmt --all
+
+# Lints as CI runs them.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Tests that need no services (SQLite, in-process servers).
+test:
+    cargo test --workspace
+
+# Everything, with PostgreSQL started and provisioned as CI does.
+test-all:
+    bash -c '. .ci/services.sh && cargo test --workspace -- --include-ignored'
+
+# The full CI gate.
+ci:
+    bash .ci/run
+
+# Regenerate the committed OpenAPI document from the handlers.
+openapi:
+    cargo run -q -p canopy-app -- openapi --output openapi/openapi.json
+
+# Run the service on the embedded SQLite database.
+serve:
+    cargo run -p canopy-app -- serve
+
+# API benchmark on PostgreSQL (see docs/benchmarks.md).
+bench:
+    bash -c '. .ci/services.sh && cargo run --release -p canopy-e2e --bin canopy-bench -- --database-url "${CANOPY_TEST_POSTGRES_URL}"'
