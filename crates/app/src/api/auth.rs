@@ -7,7 +7,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::models::{LogInRequest, SessionDto, SignUpRequest};
 use super::problem::ApiError;
-use super::{ApiTags, BearerAuth};
+use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
 /// Authentication endpoints.
@@ -18,13 +18,6 @@ enum SignUpResponse {
     /// Registered; the personal organization exists and is active.
     #[oai(status = 201)]
     Created(Json<SessionDto>),
-}
-
-#[derive(ApiResponse)]
-enum NoContent {
-    /// Done.
-    #[oai(status = 204)]
-    Done,
 }
 
 #[OpenApi(tag = "ApiTags::Auth")]

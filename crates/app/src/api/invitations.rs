@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::models::{InvitationDto, InvitationPage, InviteRequest, MemberDto};
 use super::problem::ApiError;
-use super::{ApiTags, BearerAuth};
+use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
 /// Invitation endpoints.
@@ -21,13 +21,6 @@ enum Created {
     /// Invited; a pending invitation to the same email was replaced.
     #[oai(status = 201)]
     Created(Json<InvitationDto>),
-}
-
-#[derive(ApiResponse)]
-enum NoContent {
-    /// Done.
-    #[oai(status = 204)]
-    Done,
 }
 
 #[OpenApi(tag = "ApiTags::Invitations")]

@@ -11,7 +11,7 @@ use super::models::{
     MyOrganizationDto, ReceivedInvitationDto,
 };
 use super::problem::ApiError;
-use super::{ApiTags, BearerAuth};
+use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 use canopy_kernel::id::ApiKeyId;
 
@@ -23,13 +23,6 @@ enum CreatedKey {
     /// Created; the token is shown only in this response.
     #[oai(status = 201)]
     Created(Json<CreatedApiKeyDto>),
-}
-
-#[derive(ApiResponse)]
-enum NoContent {
-    /// Done.
-    #[oai(status = 204)]
-    Done,
 }
 
 #[OpenApi(tag = "ApiTags::Me")]

@@ -3,25 +3,18 @@
 use canopy_kernel::PageRequest;
 use canopy_kernel::id::UserId;
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 
 use super::models::{ChangeRoleRequest, MemberDto, MemberPage, TransferOwnershipRequest};
 use super::problem::ApiError;
-use super::{ApiTags, BearerAuth};
+use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
 /// Member endpoints.
 pub struct MembersApi;
-
-#[derive(ApiResponse)]
-enum NoContent {
-    /// Done.
-    #[oai(status = 204)]
-    Done,
-}
 
 #[OpenApi(tag = "ApiTags::Members")]
 impl MembersApi {

@@ -10,7 +10,7 @@ mod organizations;
 pub mod problem;
 
 use poem_openapi::auth::Bearer;
-use poem_openapi::{OpenApiService, SecurityScheme, Tags};
+use poem_openapi::{ApiResponse, OpenApiService, SecurityScheme, Tags};
 
 use crate::state::AppState;
 use canopy_tenancy::Principal;
@@ -43,6 +43,14 @@ impl BearerAuth {
     pub async fn principal(&self, state: &AppState) -> Result<Principal, ApiError> {
         Ok(state.tenancy.authenticate(&self.0.token).await?)
     }
+}
+
+/// The answer of operations that return nothing.
+#[derive(ApiResponse)]
+pub enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
 }
 
 /// Every API group, as served and as documented.

@@ -13,7 +13,7 @@ use super::models::{
     SlugAvailabilityDto, UpdateOrganizationRequest,
 };
 use super::problem::ApiError;
-use super::{ApiTags, BearerAuth};
+use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
 /// Organization endpoints.
@@ -24,13 +24,6 @@ enum Created {
     /// Created; the caller is its owner.
     #[oai(status = 201)]
     Created(Json<OrganizationDto>),
-}
-
-#[derive(ApiResponse)]
-enum NoContent {
-    /// Done.
-    #[oai(status = 204)]
-    Done,
 }
 
 #[OpenApi(tag = "ApiTags::Organizations")]
