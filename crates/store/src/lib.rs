@@ -4,6 +4,7 @@
 //! API boundary: [`Store`] (connect, migrate, ping, and the port implementations) and
 //! [`OutboxSender`]. Entities and row mappings are crate-private.
 
+mod cloud;
 mod entity;
 mod outbox;
 mod tenancy;

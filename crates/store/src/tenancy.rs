@@ -116,14 +116,17 @@ fn audit_from(m: audit_events::Model) -> AuditEvent {
 }
 
 /// Which unique constraint a violation hit, by the column name the backend reports.
-fn unique_violation(e: &DbErr) -> Option<String> {
+pub(crate) fn unique_violation(e: &DbErr) -> Option<String> {
     match e.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(message)) => Some(message),
         _ => None,
     }
 }
 
-async fn insert_audit(txn: &DatabaseTransaction, audit: NewAuditEvent) -> Result<(), DbErr> {
+pub(crate) async fn insert_audit(
+    txn: &DatabaseTransaction,
+    audit: NewAuditEvent,
+) -> Result<(), DbErr> {
     audit_events::ActiveModel {
         id: Set(audit.id.as_uuid()),
         organization_id: Set(audit.organization_id.as_uuid()),

@@ -2,6 +2,10 @@
 
 pub(crate) mod api_keys;
 pub(crate) mod audit_events;
+pub(crate) mod cloud_account_checks;
+pub(crate) mod cloud_account_tags;
+pub(crate) mod cloud_accounts;
+pub(crate) mod external_ids;
 pub(crate) mod invitations;
 pub(crate) mod memberships;
 pub(crate) mod organizations;

@@ -1,0 +1,90 @@
+//! Connection checks: the outcome of assuming an account's role, kept as a timeline.
+
+use chrono::{DateTime, Utc};
+
+use crate::account::CloudAccountId;
+
+/// Why a check failed, in terms a person can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The role refused us: wrong External ID, missing trust, or an SCP.
+    AccessDenied,
+    /// The role (or account) does not exist.
+    RoleNotFound,
+    /// AWS throttled the call; retry later.
+    Throttled,
+    /// The endpoint could not be reached.
+    Network,
+    /// The call did not answer in time.
+    Timeout,
+    /// Anything else the provider said.
+    Other,
+}
+
+impl FailureKind {
+    /// Stored and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::AccessDenied => "access_denied",
+            FailureKind::RoleNotFound => "role_not_found",
+            FailureKind::Throttled => "throttled",
+            FailureKind::Network => "network",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Other => "other",
+        }
+    }
+
+    /// Reads the stored spelling.
+    pub fn from_stored(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "access_denied" => FailureKind::AccessDenied,
+            "role_not_found" => FailureKind::RoleNotFound,
+            "throttled" => FailureKind::Throttled,
+            "network" => FailureKind::Network,
+            "timeout" => FailureKind::Timeout,
+            "other" => FailureKind::Other,
+            _ => return None,
+        })
+    }
+
+    /// What the customer should do about it.
+    pub fn advice(self) -> &'static str {
+        match self {
+            FailureKind::AccessDenied => {
+                "The role refused Canopy. Check its trust policy names Canopy's principal and the current External ID."
+            }
+            FailureKind::RoleNotFound => {
+                "The role does not exist. Check the role ARN and that the stack deployed it."
+            }
+            FailureKind::Throttled => {
+                "AWS throttled the request. Canopy will retry; no action needed."
+            }
+            FailureKind::Network => "AWS could not be reached. Canopy will retry.",
+            FailureKind::Timeout => "AWS did not answer in time. Canopy will retry.",
+            FailureKind::Other => "AWS returned an unexpected error.",
+        }
+    }
+}
+
+/// A failed role assumption, classified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct AccessFailure {
+    /// Class.
+    pub kind: FailureKind,
+    /// The provider's own words (error code and message), for operators.
+    pub message: String,
+}
+
+/// One recorded check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// The account.
+    pub account_id: CloudAccountId,
+    /// When it ran.
+    pub checked_at: DateTime<Utc>,
+    /// `None` when it succeeded.
+    pub failure: Option<AccessFailure>,
+    /// How long it took, milliseconds.
+    pub duration_ms: u64,
+}

@@ -1,0 +1,148 @@
+//! Ports of the cloud-account domain. Storage methods that change an organization take the
+//! audit event and MUST write it in the same transaction.
+
+use async_trait::async_trait;
+use canopy_kernel::PageRequest;
+use canopy_kernel::id::OrganizationId;
+use canopy_kernel::page::Page;
+use canopy_tenancy::{NewAuditEvent, StoreError};
+use chrono::{DateTime, Utc};
+
+use crate::account::{AccountStatus, CloudAccount, CloudAccountId, Environment, Provider};
+use crate::external_id::ExternalId;
+use crate::health::{AccessFailure, HealthCheck};
+
+/// Why a connection was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// This organization already has this account.
+    #[error("already connected to this organization")]
+    AlreadyConnected,
+    /// Another organization has it (nothing else about it may be revealed).
+    #[error("connected to another organization")]
+    ConnectedElsewhere,
+    /// Anything else.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Filters of the account list; `None` means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountFilter {
+    /// Only this provider.
+    pub provider: Option<Provider>,
+    /// Only this environment.
+    pub environment: Option<Environment>,
+    /// Only this status.
+    pub status: Option<AccountStatus>,
+    /// Only accounts carrying this tag key (and value, when given).
+    pub tag: Option<(String, Option<String>)>,
+}
+
+/// Cloud accounts.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CloudAccountRepository: Send + Sync {
+    /// Stores a new account. MUST return `AlreadyConnected` when this organization has the same
+    /// (provider, account) and `ConnectedElsewhere` when another does, decided by a unique
+    /// constraint so that concurrent connects create exactly one row.
+    async fn create(&self, account: CloudAccount, audit: NewAuditEvent)
+    -> Result<(), ConnectError>;
+
+    /// The organization's accounts, oldest first, filtered and paginated.
+    async fn list(
+        &self,
+        org: OrganizationId,
+        filter: &AccountFilter,
+        page: PageRequest,
+    ) -> Result<Page<CloudAccount>, StoreError>;
+
+    /// One account of the organization; `None` when missing or another organization's.
+    async fn get(
+        &self,
+        org: OrganizationId,
+        id: CloudAccountId,
+    ) -> Result<Option<CloudAccount>, StoreError>;
+
+    /// Replaces the account's settings and role/region (identity keys never change).
+    /// `None` when missing.
+    async fn update(
+        &self,
+        account: CloudAccount,
+        audit: NewAuditEvent,
+    ) -> Result<Option<CloudAccount>, StoreError>;
+
+    /// Deletes the account with its health history. `false` when missing.
+    async fn delete(
+        &self,
+        org: OrganizationId,
+        id: CloudAccountId,
+        audit: NewAuditEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a check and sets status, last-synced time and last error from it, atomically.
+    async fn record_check(
+        &self,
+        org: OrganizationId,
+        check: HealthCheck,
+    ) -> Result<Option<CloudAccount>, StoreError>;
+
+    /// The account's latest checks, newest first.
+    async fn health(
+        &self,
+        org: OrganizationId,
+        id: CloudAccountId,
+        limit: u32,
+    ) -> Result<Vec<HealthCheck>, StoreError>;
+}
+
+/// External IDs, one current per organization, with history.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ExternalIdRepository: Send + Sync {
+    /// The current External ID, creating `candidate` as the first one if there is none. Two
+    /// concurrent first calls MUST return the same value.
+    async fn current_or_create(&self, candidate: ExternalId) -> Result<ExternalId, StoreError>;
+
+    /// Retires the current one and makes `next` current, atomically.
+    async fn rotate(
+        &self,
+        next: ExternalId,
+        audit: NewAuditEvent,
+    ) -> Result<ExternalId, StoreError>;
+
+    /// Every External ID of the organization, newest first.
+    async fn history(&self, org: OrganizationId) -> Result<Vec<ExternalId>, StoreError>;
+}
+
+/// What a role assumption proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumedRole {
+    /// The assumed role's ARN as AWS reports it.
+    pub assumed_role_arn: String,
+    /// When the temporary credentials expire.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Assumes a customer's role to prove access.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RoleVerifier: Send + Sync {
+    /// Assumes `role_arn` with `external_id` under `session_name`. MUST classify failures:
+    /// AccessDenied for refusals (including a wrong External ID), RoleNotFound, Throttled,
+    /// Network, Timeout, Other.
+    async fn assume_role(
+        &self,
+        role_arn: &str,
+        external_id: &str,
+        session_name: &str,
+        region: &str,
+    ) -> Result<AssumedRole, AccessFailure>;
+}
+
+/// Sources of random External ID values.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait SecretSource: Send + Sync {
+    /// A new External ID value (random, at least 128 bits).
+    fn external_id(&self) -> String;
+}

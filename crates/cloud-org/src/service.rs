@@ -1,0 +1,481 @@
+//! Cloud-account use cases. Every call takes the caller's `OrgAccess` (membership already
+//! established from the request path) and asks the tenancy policy for the action.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use canopy_kernel::page::Page;
+use canopy_kernel::{Clock, FieldError, PageRequest, ValidationErrors};
+use canopy_tenancy::{Action, NewAuditEvent, OrgAccess, StoreError, TenancyError};
+use serde_json::json;
+
+use crate::account::{
+    AccountInput, AccountSettings, AccountStatus, CloudAccount, CloudAccountId, CloudIdentity,
+    check_configuration_set, check_domains, check_tags, parse_environment, validate_new,
+};
+use crate::external_id::{ConnectionInstructions, ExternalId, trust_policy};
+use crate::health::{AccessFailure, HealthCheck};
+use crate::identifiers::{AwsRegion, RoleArn};
+use crate::ports::{
+    AccountFilter, CloudAccountRepository, ConnectError, ExternalIdRepository, RoleVerifier,
+    SecretSource,
+};
+
+/// Everything a cloud-account operation can refuse with.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudAccountError {
+    /// Membership or role refusals, and storage failures, from tenancy.
+    #[error(transparent)]
+    Tenancy(#[from] TenancyError),
+    /// The account is already connected to this organization.
+    #[error("already connected to this organization")]
+    AlreadyConnected,
+    /// The account is connected to another organization.
+    #[error("connected to another organization")]
+    ConnectedElsewhere,
+    /// No such account in this organization.
+    #[error("cloud account not found")]
+    NotFound,
+    /// The provider has no verification adapter yet.
+    #[error("{0} connections cannot be verified yet")]
+    VerificationUnsupported(&'static str),
+}
+
+impl From<ValidationErrors> for CloudAccountError {
+    fn from(e: ValidationErrors) -> Self {
+        Self::Tenancy(TenancyError::Invalid(e))
+    }
+}
+
+impl From<StoreError> for CloudAccountError {
+    fn from(e: StoreError) -> Self {
+        Self::Tenancy(TenancyError::Store(e))
+    }
+}
+
+/// Settings of the service.
+#[derive(Debug, Clone)]
+pub struct CloudAccountConfig {
+    /// The AWS principal customers trust (Canopy's account root or role ARN).
+    pub trusted_principal: String,
+}
+
+/// The adapters the service runs on.
+#[derive(Clone)]
+pub struct CloudAccountPorts {
+    /// Accounts.
+    pub accounts: Arc<dyn CloudAccountRepository>,
+    /// External IDs.
+    pub external_ids: Arc<dyn ExternalIdRepository>,
+    /// AWS role verification.
+    pub aws: Arc<dyn RoleVerifier>,
+    /// Randomness.
+    pub secrets: Arc<dyn SecretSource>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Changes to an account; `None` leaves a field alone, `Some(None)` clears an optional one.
+#[derive(Debug, Clone, Default)]
+pub struct AccountChanges {
+    /// Alias.
+    pub alias: Option<Option<String>>,
+    /// Environment.
+    pub environment: Option<Option<String>>,
+    /// Tags (replaced whole).
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
+    /// AWS primary region.
+    pub region: Option<String>,
+    /// AWS role ARN.
+    pub role_arn: Option<String>,
+    /// Features (replaced whole).
+    pub features: Option<crate::account::Features>,
+    /// SES domains (replaced whole).
+    pub ses_domains: Option<Vec<String>>,
+    /// SES configuration set.
+    pub ses_configuration_set: Option<Option<String>>,
+}
+
+/// The cloud-account use cases.
+#[derive(Clone)]
+pub struct CloudAccountService {
+    ports: CloudAccountPorts,
+    config: CloudAccountConfig,
+}
+
+impl CloudAccountService {
+    /// Builds the service.
+    pub fn new(ports: CloudAccountPorts, config: CloudAccountConfig) -> Self {
+        Self { ports, config }
+    }
+
+    fn audit(
+        &self,
+        access: &OrgAccess,
+        action: &str,
+        id: CloudAccountId,
+        details: serde_json::Value,
+    ) -> NewAuditEvent {
+        NewAuditEvent::new(
+            access.org_id(),
+            Some(access.principal().user_id),
+            action,
+            ("cloud_account", id.to_string()),
+            details,
+            self.ports.clock.now(),
+        )
+    }
+
+    async fn current_external_id(
+        &self,
+        access: &OrgAccess,
+    ) -> Result<ExternalId, CloudAccountError> {
+        Ok(self
+            .ports
+            .external_ids
+            .current_or_create(ExternalId {
+                organization_id: access.org_id(),
+                value: self.ports.secrets.external_id(),
+                created_at: self.ports.clock.now(),
+                retired_at: None,
+            })
+            .await?)
+    }
+
+    /// The principal to trust, the External ID and a ready trust policy (admin or owner).
+    pub async fn connection_instructions(
+        &self,
+        access: &OrgAccess,
+    ) -> Result<ConnectionInstructions, CloudAccountError> {
+        access.require(Action::ConnectCloudAccount)?;
+        let external_id = self.current_external_id(access).await?;
+        Ok(ConnectionInstructions {
+            trust_policy: trust_policy(&self.config.trusted_principal, &external_id.value),
+            trusted_principal: self.config.trusted_principal.clone(),
+            external_id: external_id.value,
+        })
+    }
+
+    /// Replaces the External ID; the old one is kept in the history (admin or owner).
+    pub async fn rotate_external_id(
+        &self,
+        access: &OrgAccess,
+    ) -> Result<ExternalId, CloudAccountError> {
+        access.require(Action::ConnectCloudAccount)?;
+        self.current_external_id(access).await?;
+        let now = self.ports.clock.now();
+        let audit = NewAuditEvent::new(
+            access.org_id(),
+            Some(access.principal().user_id),
+            "external_id.rotated",
+            ("organization", access.org_id().to_string()),
+            json!({}),
+            now,
+        );
+        Ok(self
+            .ports
+            .external_ids
+            .rotate(
+                ExternalId {
+                    organization_id: access.org_id(),
+                    value: self.ports.secrets.external_id(),
+                    created_at: now,
+                    retired_at: None,
+                },
+                audit,
+            )
+            .await?)
+    }
+
+    /// Every External ID of the organization, newest first (admin or owner).
+    pub async fn external_id_history(
+        &self,
+        access: &OrgAccess,
+    ) -> Result<Vec<ExternalId>, CloudAccountError> {
+        access.require(Action::ConnectCloudAccount)?;
+        self.current_external_id(access).await?;
+        Ok(self.ports.external_ids.history(access.org_id()).await?)
+    }
+
+    /// Connects an account from validated details (admin or owner).
+    pub async fn connect(
+        &self,
+        access: &OrgAccess,
+        input: &AccountInput,
+    ) -> Result<CloudAccount, CloudAccountError> {
+        access.require(Action::ConnectCloudAccount)?;
+        let (identity, settings) = validate_new(input)?;
+        let now = self.ports.clock.now();
+        let account = CloudAccount {
+            id: CloudAccountId::new(),
+            organization_id: access.org_id(),
+            identity,
+            settings,
+            status: AccountStatus::Active,
+            last_synced_at: None,
+            last_error: None,
+            created_by: access.principal().user_id,
+            created_at: now,
+            updated_at: now,
+        };
+        let audit = self.audit(
+            access,
+            "cloud_account.connected",
+            account.id,
+            json!({
+                "provider": account.identity.provider().as_str(),
+                "account": account.identity.account_key(),
+                "alias": account.settings.alias,
+            }),
+        );
+        self.ports
+            .accounts
+            .create(account.clone(), audit)
+            .await
+            .map_err(|e| match e {
+                ConnectError::AlreadyConnected => CloudAccountError::AlreadyConnected,
+                ConnectError::ConnectedElsewhere => CloudAccountError::ConnectedElsewhere,
+                ConnectError::Store(e) => e.into(),
+            })?;
+        Ok(account)
+    }
+
+    /// The organization's accounts (any member).
+    pub async fn list(
+        &self,
+        access: &OrgAccess,
+        filter: &AccountFilter,
+        page: PageRequest,
+    ) -> Result<Page<CloudAccount>, CloudAccountError> {
+        access.require(Action::View)?;
+        Ok(self
+            .ports
+            .accounts
+            .list(access.org_id(), filter, page)
+            .await?)
+    }
+
+    /// One account (any member).
+    pub async fn get(
+        &self,
+        access: &OrgAccess,
+        id: CloudAccountId,
+    ) -> Result<CloudAccount, CloudAccountError> {
+        access.require(Action::View)?;
+        self.ports
+            .accounts
+            .get(access.org_id(), id)
+            .await?
+            .ok_or(CloudAccountError::NotFound)
+    }
+
+    /// Edits alias, environment, tags, region, role ARN, features and SES settings (admin or owner).
+    pub async fn update(
+        &self,
+        access: &OrgAccess,
+        id: CloudAccountId,
+        changes: AccountChanges,
+    ) -> Result<CloudAccount, CloudAccountError> {
+        access.require(Action::ConnectCloudAccount)?;
+        let mut account = self.get(access, id).await?;
+        let mut errors = ValidationErrors::default();
+        let mut settings: AccountSettings = account.settings.clone();
+        let mut changed = vec![];
+        if let Some(alias) = changes.alias {
+            changed.push("alias");
+            settings.alias = match alias {
+                None => None,
+                Some(a) if a.trim().is_empty() || a.chars().count() > 255 => {
+                    errors.push(FieldError::new(
+                        "alias",
+                        "length",
+                        "must be 1 to 255 characters",
+                    ));
+                    None
+                }
+                Some(a) => Some(a.trim().to_string()),
+            };
+        }
+        if let Some(env) = changes.environment {
+            changed.push("environment");
+            settings.environment =
+                env.and_then(|e| errors.collect(parse_environment(&e, "environment")));
+        }
+        if let Some(tags) = changes.tags {
+            changed.push("tags");
+            if errors.collect(check_tags(&tags, "tags")).is_some() {
+                settings.tags = tags;
+            }
+        }
+        if let Some(features) = changes.features {
+            changed.push("features");
+            settings.features = features;
+        }
+        if let Some(domains) = changes.ses_domains {
+            changed.push("sesDomains");
+            if let Some(d) = errors.collect(check_domains(&domains, "sesDomains")) {
+                settings.ses_domains = d;
+            }
+        }
+        if let Some(set) = changes.ses_configuration_set {
+            changed.push("sesConfigurationSet");
+            settings.ses_configuration_set = set
+                .and_then(|s| errors.collect(check_configuration_set(&s, "sesConfigurationSet")));
+        }
+        if changes.region.is_some() || changes.role_arn.is_some() {
+            match &mut account.identity {
+                CloudIdentity::Aws {
+                    account_id,
+                    role_arn,
+                    region,
+                } => {
+                    if let Some(raw) = changes.role_arn.as_deref() {
+                        changed.push("roleArn");
+                        if let Some(arn) = errors.collect(RoleArn::parse(raw, "roleArn")) {
+                            if arn.account() == account_id {
+                                *role_arn = arn;
+                            } else {
+                                errors.push(FieldError::new(
+                                    "roleArn",
+                                    "account_mismatch",
+                                    format!("the role must be in account {}", account_id.as_str()),
+                                ));
+                            }
+                        }
+                    }
+                    if let Some(raw) = changes.region.as_deref() {
+                        changed.push("region");
+                        if let Some(r) = errors.collect(AwsRegion::parse(raw, "region")) {
+                            *region = r;
+                        }
+                    }
+                    if region.partition() != role_arn.partition() {
+                        errors.push(FieldError::new(
+                            "region",
+                            "partition",
+                            "region and role must share a partition",
+                        ));
+                    }
+                }
+                CloudIdentity::Gcp { .. } => {
+                    errors.push(FieldError::new(
+                        "region",
+                        "provider",
+                        "region and role apply to AWS accounts only",
+                    ));
+                }
+            }
+        }
+        errors.into_result()?;
+        account.settings = settings;
+        account.updated_at = self.ports.clock.now();
+        let audit = self.audit(
+            access,
+            "cloud_account.updated",
+            id,
+            json!({"changed": changed}),
+        );
+        self.ports
+            .accounts
+            .update(account, audit)
+            .await?
+            .ok_or(CloudAccountError::NotFound)
+    }
+
+    /// Disconnects an account; the caller repeats the provider's account id to confirm
+    /// (admin or owner).
+    pub async fn disconnect(
+        &self,
+        access: &OrgAccess,
+        id: CloudAccountId,
+        confirmation: &str,
+    ) -> Result<(), CloudAccountError> {
+        access.require(Action::DisconnectCloudAccount)?;
+        let account = self.get(access, id).await?;
+        if confirmation.trim() != account.identity.account_key() {
+            return Err(ValidationErrors::single(FieldError::new(
+                "confirmAccountId",
+                "confirmation",
+                "must repeat the account id (or project id) being disconnected",
+            ))
+            .into());
+        }
+        let audit = self.audit(
+            access,
+            "cloud_account.disconnected",
+            id,
+            json!({"provider": account.identity.provider().as_str(), "account": account.identity.account_key()}),
+        );
+        if self
+            .ports
+            .accounts
+            .delete(access.org_id(), id, audit)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(CloudAccountError::NotFound)
+        }
+    }
+
+    /// Assumes the account's role with the organization's External ID and records the outcome
+    /// (admin or owner).
+    pub async fn sync(
+        &self,
+        access: &OrgAccess,
+        id: CloudAccountId,
+    ) -> Result<(CloudAccount, HealthCheck), CloudAccountError> {
+        access.require(Action::ConnectCloudAccount)?;
+        let account = self.get(access, id).await?;
+        let CloudIdentity::Aws {
+            role_arn, region, ..
+        } = &account.identity
+        else {
+            return Err(CloudAccountError::VerificationUnsupported("GCP"));
+        };
+        let external_id = self.current_external_id(access).await?;
+        let session_name = format!("canopy-{}", &access.org_id().to_string()[..8]);
+        let started = Instant::now();
+        let outcome = self
+            .ports
+            .aws
+            .assume_role(
+                role_arn.as_str(),
+                &external_id.value,
+                &session_name,
+                region.as_str(),
+            )
+            .await;
+        let check = HealthCheck {
+            account_id: id,
+            checked_at: self.ports.clock.now(),
+            failure: outcome.err().inspect(|f: &AccessFailure| {
+                tracing::info!(account = %id, kind = f.kind.as_str(), "role assumption failed");
+            }),
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        let updated = self
+            .ports
+            .accounts
+            .record_check(access.org_id(), check.clone())
+            .await?
+            .ok_or(CloudAccountError::NotFound)?;
+        Ok((updated, check))
+    }
+
+    /// The account's recent checks, newest first (any member).
+    pub async fn health(
+        &self,
+        access: &OrgAccess,
+        id: CloudAccountId,
+        limit: u32,
+    ) -> Result<Vec<HealthCheck>, CloudAccountError> {
+        access.require(Action::View)?;
+        self.get(access, id).await?;
+        Ok(self
+            .ports
+            .accounts
+            .health(access.org_id(), id, limit.clamp(1, 200))
+            .await?)
+    }
+}
