@@ -34,9 +34,34 @@ ensure_postgres() {
   # postgres OS user), then connect over TCP with it.
   as_postgres "psql -q -v ON_ERROR_STOP=1 -c \"ALTER USER postgres PASSWORD '$PG_PASSWORD'\""
   # Drop databases left by earlier runs' tests (each test run creates its own).
-  as_postgres "psql -q -At -c \"SELECT 'DROP DATABASE IF EXISTS ' || quote_ident(datname) FROM pg_database WHERE datname LIKE 'canopy_test_%'\" | psql -q" || true
+  as_postgres "psql -q -At -c \"SELECT 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ';' FROM pg_database WHERE datname LIKE 'canopy_test_%'\" | psql -q" || true
   export CANOPY_TEST_POSTGRES_URL="postgres://postgres:${PG_PASSWORD}@127.0.0.1:5432/postgres"
 }
 
+MOTO_PORT="${CANOPY_CI_MOTO_PORT:-5123}"
+
+moto_up() {
+  python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:${MOTO_PORT}/moto-api/', timeout=2)" >/dev/null 2>&1
+}
+
+ensure_moto() {
+  if ! command -v moto_server >/dev/null 2>&1; then
+    echo "ci: installing moto[server] from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
+    hash -r
+  fi
+  if ! moto_up; then
+    echo "ci: starting moto on 127.0.0.1:${MOTO_PORT}"
+    nohup moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"${TMPDIR:-/tmp}/canopy-moto.log" 2>&1 &
+    for _ in $(seq 1 50); do
+      moto_up && break
+      sleep 0.2
+    done
+  fi
+  moto_up || { echo "ci: moto did not start"; cat "${TMPDIR:-/tmp}/canopy-moto.log"; return 1; }
+  export CANOPY_TEST_MOTO_URL="http://127.0.0.1:${MOTO_PORT}"
+}
+
 ensure_postgres
-echo "ci: services ready (CANOPY_TEST_POSTGRES_URL set)"
+ensure_moto
+echo "ci: services ready (CANOPY_TEST_POSTGRES_URL, CANOPY_TEST_MOTO_URL set)"

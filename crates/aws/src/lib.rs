@@ -1,0 +1,170 @@
+//! Canopy's AWS adapter: proves access to a customer account by assuming its role through STS
+//! with the organization's External ID, and classifies every failure.
+//!
+//! API boundary: [`StsRoleVerifier`], [`AwsSettings`], [`classify_code`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use canopy_cloud_org::health::{AccessFailure, FailureKind};
+use canopy_cloud_org::ports::{AssumedRole, RoleVerifier};
+use chrono::{DateTime, Utc};
+
+/// Settings of the AWS adapter, from the app's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// Endpoint override (a local emulator in tests); `None` for AWS itself.
+    pub endpoint_url: Option<String>,
+    /// Time allowed for one STS call.
+    pub timeout: Duration,
+}
+
+/// [`RoleVerifier`] on aws-sdk-sts.
+#[derive(Debug, Clone)]
+pub struct StsRoleVerifier {
+    base: SdkConfig,
+    settings: AwsSettings,
+}
+
+impl StsRoleVerifier {
+    /// Uses Canopy's own credentials from the default provider chain (environment, profile,
+    /// instance role). Credentials are resolved on first use, so starting without them works.
+    pub async fn from_environment(settings: AwsSettings) -> Self {
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .load()
+            .await;
+        Self { base, settings }
+    }
+
+    /// Uses an explicit SDK configuration (tests, embedding services).
+    pub fn new(base: SdkConfig, settings: AwsSettings) -> Self {
+        Self { base, settings }
+    }
+
+    fn client(&self, region: &str) -> aws_sdk_sts::Client {
+        let mut config =
+            aws_sdk_sts::config::Builder::from(&self.base).region(Region::new(region.to_string()));
+        if let Some(url) = &self.settings.endpoint_url {
+            config = config.endpoint_url(url);
+        }
+        aws_sdk_sts::Client::from_conf(config.build())
+    }
+}
+
+/// Classifies an AWS error code. STS answers a wrong External ID, a missing trust
+/// relationship and (for cross-account calls) a missing role alike with `AccessDenied`.
+pub fn classify_code(code: &str) -> FailureKind {
+    match code {
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "UnrecognizedClientException" => FailureKind::AccessDenied,
+        "NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException" => {
+            FailureKind::RoleNotFound
+        }
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "RequestThrottled"
+        | "SlowDown" => FailureKind::Throttled,
+        _ => FailureKind::Other,
+    }
+}
+
+fn classify<E, R>(err: &SdkError<E, R>) -> AccessFailure
+where
+    E: ProvideErrorMetadata + std::error::Error,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            let code = inner.code().unwrap_or("Unknown");
+            AccessFailure {
+                kind: classify_code(code),
+                message: format!("{code}: {}", inner.message().unwrap_or("no message")),
+            }
+        }
+        SdkError::TimeoutError(_) => AccessFailure {
+            kind: FailureKind::Timeout,
+            message: "the request timed out".into(),
+        },
+        SdkError::DispatchFailure(failure) => AccessFailure {
+            kind: if failure.is_timeout() {
+                FailureKind::Timeout
+            } else {
+                FailureKind::Network
+            },
+            message: format!("could not reach STS: {:?}", failure.as_connector_error()),
+        },
+        other => AccessFailure {
+            kind: FailureKind::Other,
+            message: format!("{other}"),
+        },
+    }
+}
+
+#[async_trait]
+impl RoleVerifier for StsRoleVerifier {
+    async fn assume_role(
+        &self,
+        role_arn: &str,
+        external_id: &str,
+        session_name: &str,
+        region: &str,
+    ) -> Result<AssumedRole, AccessFailure> {
+        let call = self
+            .client(region)
+            .assume_role()
+            .role_arn(role_arn)
+            .external_id(external_id)
+            .role_session_name(session_name)
+            .duration_seconds(900)
+            .send();
+        let output = match tokio::time::timeout(self.settings.timeout, call).await {
+            Err(_) => {
+                return Err(AccessFailure {
+                    kind: FailureKind::Timeout,
+                    message: format!(
+                        "no answer from STS within {} ms",
+                        self.settings.timeout.as_millis()
+                    ),
+                });
+            }
+            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Ok(output)) => output,
+        };
+        let assumed_role_arn = output
+            .assumed_role_user()
+            .map(|u| u.arn().to_string())
+            .unwrap_or_default();
+        let expires_at = output.credentials().and_then(|c| {
+            let secs = c.expiration().secs();
+            DateTime::<Utc>::from_timestamp(secs, 0)
+        });
+        Ok(AssumedRole {
+            assumed_role_arn,
+            expires_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_classified() {
+        assert_eq!(classify_code("AccessDenied"), FailureKind::AccessDenied);
+        assert_eq!(classify_code("Throttling"), FailureKind::Throttled);
+        assert_eq!(classify_code("NoSuchEntity"), FailureKind::RoleNotFound);
+        assert_eq!(classify_code("RegionDisabledException"), FailureKind::Other);
+    }
+}

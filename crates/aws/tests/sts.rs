@@ -1,0 +1,177 @@
+//! The STS adapter through the real aws-sdk-sts: against moto (role assumption with an
+//! External ID) and against tiny local servers that answer the way AWS does when it refuses,
+//! throttles, or is unreachable or silent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use canopy_aws::{AwsSettings, StsRoleVerifier};
+use canopy_cloud_org::health::FailureKind;
+use canopy_cloud_org::ports::RoleVerifier;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+fn sdk_config() -> SdkConfig {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "AKIDTESTTESTTEST",
+            "secret",
+            None,
+            None,
+            "canopy-tests",
+        )))
+        .build()
+}
+
+fn verifier(endpoint: String, timeout: Duration) -> StsRoleVerifier {
+    StsRoleVerifier::new(
+        sdk_config(),
+        AwsSettings {
+            endpoint_url: Some(endpoint),
+            timeout,
+        },
+    )
+}
+
+/// Serves one canned HTTP response to every request, like STS does for a given failure.
+async fn canned(status: u16, body: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut read = 0;
+                // Read headers and the declared body before answering.
+                loop {
+                    let n = sock.read(&mut buf[read..]).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    read += n;
+                    let text = String::from_utf8_lossy(&buf[..read]).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if read >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+const ACCESS_DENIED: &str = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::111111111111:user/canopy is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/CanopyAccess</Message></Error><RequestId>r1</RequestId></ErrorResponse>"#;
+const THROTTLED: &str = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r2</RequestId></ErrorResponse>"#;
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/CanopyAccess";
+
+#[tokio::test]
+async fn a_refused_assumption_is_access_denied() {
+    let v = verifier(canned(403, ACCESS_DENIED).await, Duration::from_secs(5));
+    let err = v
+        .assume_role(ROLE, "ext", "canopy-test", "us-east-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, FailureKind::AccessDenied);
+    assert!(
+        err.message.starts_with("AccessDenied: User:"),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_classified_as_throttled() {
+    // The SDK retries throttling itself (standard retry mode) before giving up.
+    let v = verifier(canned(400, THROTTLED).await, Duration::from_secs(20));
+    let err = v
+        .assume_role(ROLE, "ext", "canopy-test", "us-east-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, FailureKind::Throttled, "{}", err.message);
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_a_network_failure() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let v = verifier(format!("http://127.0.0.1:{port}"), Duration::from_secs(20));
+    let err = v
+        .assume_role(ROLE, "ext", "canopy-test", "us-east-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, FailureKind::Network, "{}", err.message);
+}
+
+#[tokio::test]
+async fn a_silent_endpoint_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let v = verifier(format!("http://{addr}"), Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = v
+        .assume_role(ROLE, "ext", "canopy-test", "us-east-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, FailureKind::Timeout, "{}", err.message);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+fn moto_url() -> String {
+    std::env::var("CANOPY_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5123".into())
+}
+
+#[tokio::test]
+#[ignore = "needs moto"]
+async fn assumes_a_role_in_moto_with_the_external_id() {
+    let v = verifier(moto_url(), Duration::from_secs(10));
+    let account = format!(
+        "{:012}",
+        u64::from(std::process::id()) * 7919 % 1_000_000_000_000
+    );
+    let role = format!("arn:aws:iam::{account}:role/CanopyAccess");
+    let assumed = v
+        .assume_role(&role, "cnp-ext-123", "canopy-0191abcd", "eu-west-1")
+        .await
+        .unwrap();
+    assert!(
+        assumed.assumed_role_arn.contains(&account)
+            && assumed.assumed_role_arn.ends_with("/canopy-0191abcd"),
+        "{}",
+        assumed.assumed_role_arn
+    );
+    assert!(assumed.expires_at.unwrap() > chrono::Utc::now());
+}
