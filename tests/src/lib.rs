@@ -33,6 +33,9 @@ pub struct Options {
     pub auth_rate_per_minute: u32,
     /// Largest body.
     pub max_body_bytes: usize,
+    /// Where STS calls go: moto, a canned local server, or (default) a closed local port so a
+    /// test never reaches the internet.
+    pub aws_endpoint_url: String,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
         Self {
             auth_rate_per_minute: 100_000,
             max_body_bytes: 64 * 1024,
+            aws_endpoint_url: "http://127.0.0.1:9".into(),
         }
     }
 }
@@ -60,13 +64,19 @@ impl TestApp {
             // Cheap hashes keep the suite fast; production cost is set in Config::default.
             argon2_memory_kib: 1024,
             argon2_iterations: 1,
+            aws_endpoint_url: Some(options.aws_endpoint_url.clone()),
+            aws_access_key_id: Some("AKIDCANOPYTESTS".into()),
+            aws_secret_access_key: Some("test-secret".to_string().into()),
+            aws_timeout_ms: 3_000,
             ..Config::default()
         };
         let start = Utc::now()
             .duration_trunc(chrono::Duration::microseconds(1))
             .unwrap();
         let clock = Arc::new(ManualClock::new(start));
-        let state = build_state(&config, store.clone(), clock.clone()).unwrap();
+        let state = build_state(&config, store.clone(), clock.clone())
+            .await
+            .unwrap();
         let server = canopy_app::start(&config, state).await.unwrap();
         Self {
             server,
@@ -171,6 +181,31 @@ impl TestApp {
             .await;
         assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.body);
     }
+}
+
+/// The moto server `.ci/run` starts, when the test needs one.
+pub fn moto_url() -> String {
+    std::env::var("CANOPY_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5123".into())
+}
+
+/// A random 12-digit AWS account id, so tests sharing one moto or database never collide.
+pub fn random_aws_account() -> String {
+    let n = u64::from_le_bytes(uuid::Uuid::now_v7().as_bytes()[8..16].try_into().unwrap());
+    format!("{:012}", n % 1_000_000_000_000)
+}
+
+/// The body of a manual AWS connect for `account`.
+pub fn aws_account_body(account: &str) -> Value {
+    json!({
+        "provider": "aws",
+        "accountId": account,
+        "roleArn": format!("arn:aws:iam::{account}:role/CanopyAccess"),
+        "region": "us-east-1",
+        "alias": format!("Account {account}"),
+        "environment": "production",
+        "sesDomains": ["mail.example.com"],
+        "tags": {"team": "email"}
+    })
 }
 
 /// A signed-in test user.

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_e2e::{Session, TestApp, on_both_backends};
+use canopy_e2e::{Session, TestApp, aws_account_body, on_both_backends, random_aws_account};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -17,6 +17,8 @@ struct Fixture {
     outsider_org: String,
     victim: Session,
     invitation: String,
+    account: String,
+    account_key: String,
 }
 
 async fn fixture(app: &TestApp) -> Fixture {
@@ -37,7 +39,18 @@ async fn fixture(app: &TestApp) -> Fixture {
             json!({"email": "pending@example.com", "role": "member"}),
         )
         .await;
+    let account_key = random_aws_account();
+    let account = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-accounts"),
+            &owner.token,
+            aws_account_body(&account_key),
+        )
+        .await;
+    assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
     Fixture {
+        account: account.body["id"].as_str().unwrap().to_string(),
+        account_key,
         org,
         owner,
         admin,
@@ -161,6 +174,66 @@ fn cases() -> Vec<Case> {
             [200, 200, 403, 404, 401],
         ),
         c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-accounts",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/cloud-accounts",
+            Some(json!("{newaccount}")),
+            [201, 201, 403, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-accounts/{account}",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::PATCH,
+            "/v1/organizations/{org}/cloud-accounts/{account}",
+            Some(json!({"alias": "Renamed"})),
+            [200, 200, 403, 404, 401],
+        ),
+        c(
+            Method::DELETE,
+            "/v1/organizations/{org}/cloud-accounts/{account}?confirmAccountId={account_key}",
+            None,
+            [204, 204, 403, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/cloud-accounts/{account}/sync",
+            None,
+            [200, 200, 403, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-accounts/{account}/health",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/connection-instructions",
+            None,
+            [200, 200, 403, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/external-id/rotate",
+            None,
+            [200, 200, 403, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/external-ids",
+            None,
+            [200, 200, 403, 404, 401],
+        ),
+        c(
             Method::PUT,
             "/v1/me/active-organization",
             Some(json!({"organization": "{org}"})),
@@ -172,11 +245,16 @@ fn cases() -> Vec<Case> {
 fn fill(template: &str, f: &Fixture) -> String {
     template
         .replace("{org}", &f.org)
+        .replace("{account_key}", &f.account_key)
+        .replace("{account}", &f.account)
         .replace("{victim}", &f.victim.user_id)
         .replace("{invitation}", &f.invitation)
 }
 
 fn fill_json(body: &Value, f: &Fixture) -> Value {
+    if body == "{newaccount}" {
+        return aws_account_body(&random_aws_account());
+    }
     serde_json::from_str(&fill(&body.to_string(), f)).unwrap()
 }
 
@@ -243,6 +321,37 @@ async fn another_tenants_ids_are_not_found_under_your_own_organization(app: Test
             Method::POST,
             format!("/v1/organizations/{mine}/transfer-ownership"),
             Some(json!({"userId": f.victim.user_id})),
+        ),
+        (
+            Method::GET,
+            format!("/v1/organizations/{mine}/cloud-accounts/{}", f.account),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/organizations/{mine}/cloud-accounts/{}", f.account),
+            Some(json!({"alias": "mine now"})),
+        ),
+        (
+            Method::DELETE,
+            format!(
+                "/v1/organizations/{mine}/cloud-accounts/{}?confirmAccountId={}",
+                f.account, f.account_key
+            ),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/organizations/{mine}/cloud-accounts/{}/sync", f.account),
+            None,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/v1/organizations/{mine}/cloud-accounts/{}/health",
+                f.account
+            ),
+            None,
         ),
     ];
     for (method, path, body) in attempts {

@@ -4,12 +4,19 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use canopy_aws::{AwsSettings, StsRoleVerifier};
+use canopy_cloud_org::CloudAccountService;
+use canopy_cloud_org::service::{CloudAccountConfig, CloudAccountPorts};
 use canopy_credentials::{Argon2Cost, Argon2Crypto};
 use canopy_kernel::{Clock, SystemClock};
 use canopy_store::{OutboxSender, Store, StoreConfig};
 use canopy_tenancy::service::TenancyPorts;
 use canopy_tenancy::{TenancyConfig, TenancyService};
 use chrono::Duration;
+use secrecy::ExposeSecret;
 
 use crate::config::Config;
 use crate::state::AppState;
@@ -45,12 +52,39 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Installs the process-wide TLS provider. The dependency graph carries both ring and
+/// aws-lc-rs, and rustls refuses to guess between them (FINDINGS.md).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+async fn aws_verifier(config: &Config) -> StsRoleVerifier {
+    let settings = AwsSettings {
+        endpoint_url: config.aws_endpoint_url.clone(),
+        timeout: std::time::Duration::from_millis(config.aws_timeout_ms),
+    };
+    match (&config.aws_access_key_id, &config.aws_secret_access_key) {
+        (Some(key), Some(secret)) => {
+            let credentials =
+                Credentials::new(key, secret.expose_secret(), None, None, "canopy-config");
+            let sdk = aws_config::SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(SharedCredentialsProvider::new(credentials))
+                .build();
+            StsRoleVerifier::new(sdk, settings)
+        }
+        _ => StsRoleVerifier::from_environment(settings).await,
+    }
+}
+
 /// Builds the application state on an opened store with the given clock.
-pub fn build_state(
+pub async fn build_state(
     config: &Config,
     store: Store,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<AppState> {
+    install_tls_provider();
     let crypto = Arc::new(
         Argon2Crypto::new(Argon2Cost {
             memory_kib: config.argon2_memory_kib,
@@ -69,9 +103,21 @@ pub fn build_state(
         invitations: shared.clone(),
         audit: shared,
         sender: Arc::new(OutboxSender::new(store.clone())),
-        crypto,
-        clock,
+        crypto: crypto.clone(),
+        clock: clock.clone(),
     };
+    let cloud = CloudAccountService::new(
+        CloudAccountPorts {
+            accounts: Arc::new(store.clone()),
+            external_ids: Arc::new(store.clone()),
+            aws: Arc::new(aws_verifier(config).await),
+            secrets: crypto,
+            clock,
+        },
+        CloudAccountConfig {
+            trusted_principal: config.aws_trusted_principal.clone(),
+        },
+    );
     let tenancy = TenancyService::new(
         ports,
         TenancyConfig {
@@ -82,6 +128,7 @@ pub fn build_state(
     );
     Ok(AppState::new(
         tenancy,
+        cloud,
         store,
         config.auth_rate_per_minute,
         config.trust_forwarded_for,
@@ -91,7 +138,7 @@ pub fn build_state(
 /// Opens the store and builds the state with the system clock.
 pub async fn bootstrap(config: &Config) -> anyhow::Result<AppState> {
     let store = open_store(config).await?;
-    build_state(config, store, Arc::new(SystemClock))
+    build_state(config, store, Arc::new(SystemClock)).await
 }
 
 #[cfg(test)]

@@ -47,6 +47,18 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     /// argon2id iterations.
     pub argon2_iterations: u32,
+    /// The AWS principal customers' roles trust (Canopy's own account root or role ARN).
+    pub aws_trusted_principal: String,
+    /// STS endpoint override (an emulator); unset for AWS itself.
+    pub aws_endpoint_url: Option<String>,
+    /// Time allowed for one AWS call, milliseconds.
+    pub aws_timeout_ms: u64,
+    /// Static AWS access key for Canopy's own identity; unset to use the default chain
+    /// (environment, profile, instance or task role).
+    pub aws_access_key_id: Option<String>,
+    /// The secret of `aws_access_key_id`. Never logged.
+    #[serde(skip_serializing)]
+    pub aws_secret_access_key: Option<secrecy::SecretString>,
 }
 
 impl Default for Config {
@@ -64,6 +76,11 @@ impl Default for Config {
             log_format: LogFormat::Text,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
+            aws_trusted_principal: "arn:aws:iam::000000000000:root".into(),
+            aws_endpoint_url: None,
+            aws_timeout_ms: 5_000,
+            aws_access_key_id: None,
+            aws_secret_access_key: None,
         }
     }
 }

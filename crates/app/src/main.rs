@@ -59,6 +59,7 @@ fn init_tracing(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    canopy_app::bootstrap::install_tls_provider();
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
     match cli.command {

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use canopy_cloud_org::CloudAccountService;
 use canopy_store::Store;
 use canopy_tenancy::TenancyService;
 use governor::clock::{Clock as _, DefaultClock};
@@ -17,6 +18,8 @@ use crate::api::problem::ApiError;
 pub struct AppState {
     /// Tenancy use cases.
     pub tenancy: TenancyService,
+    /// Cloud-account use cases.
+    pub cloud: CloudAccountService,
     /// The database, for readiness checks.
     pub store: Store,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
@@ -27,6 +30,7 @@ impl AppState {
     /// Builds the state; `auth_per_minute` bounds sign-up and log-in attempts per address.
     pub fn new(
         tenancy: TenancyService,
+        cloud: CloudAccountService,
         store: Store,
         auth_per_minute: u32,
         trust_forwarded_for: bool,
@@ -34,6 +38,7 @@ impl AppState {
         let per_minute = NonZeroU32::new(auth_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Self {
             tenancy,
+            cloud,
             store,
             auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             trust_forwarded_for,

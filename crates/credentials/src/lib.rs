@@ -135,6 +135,15 @@ impl CredentialCrypto for Argon2Crypto {
     }
 }
 
+/// External IDs: `cnp-` and 160 random bits, within STS's allowed characters.
+impl canopy_cloud_org::ports::SecretSource for Argon2Crypto {
+    fn external_id(&self) -> String {
+        let mut bytes = [0u8; 20];
+        rand::rng().fill_bytes(&mut bytes);
+        format!("cnp-{}", URL_SAFE_NO_PAD.encode(bytes))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +187,20 @@ mod tests {
         assert_eq!(a.digest.len(), 64);
         assert!(a.plain.starts_with(&a.display_prefix));
         assert!(!a.digest.contains(body));
+    }
+
+    #[test]
+    fn external_ids_are_random_and_sts_safe() {
+        use canopy_cloud_org::ports::SecretSource;
+        let c = crypto();
+        let (a, b) = (c.external_id(), c.external_id());
+        assert_ne!(a, b);
+        assert!(a.len() >= 2 + 27 && a.len() <= 1224);
+        assert!(
+            a.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "+=,.@:/-_".contains(ch)),
+            "{a}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! business rules. The OpenAPI document is generated from these same handlers.
 
 mod auth;
+mod cloud_accounts;
 mod invitations;
 mod me;
 mod members;
@@ -60,6 +61,7 @@ pub type Api = (
     organizations::OrganizationsApi,
     members::MembersApi,
     invitations::InvitationsApi,
+    cloud_accounts::CloudAccountsApi,
 );
 
 /// Builds the OpenAPI service over the real handlers; the spec and the router come from it.
@@ -71,6 +73,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             organizations::OrganizationsApi,
             members::MembersApi,
             invitations::InvitationsApi,
+            cloud_accounts::CloudAccountsApi,
         ),
         "Canopy API",
         env!("CARGO_PKG_VERSION"),

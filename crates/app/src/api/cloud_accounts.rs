@@ -1,0 +1,643 @@
+//! Cloud accounts: connect (manual), list with filters, read, edit, disconnect, verify (sync),
+//! health timeline, connection instructions and External ID rotation.
+
+use std::collections::BTreeMap;
+
+use canopy_cloud_org::CloudAccountError;
+use canopy_cloud_org::account::{
+    AccountInput, AccountStatus, CloudAccount, CloudAccountId, CloudIdentity, Environment,
+    Features, Provider,
+};
+use canopy_cloud_org::external_id::ExternalId;
+use canopy_cloud_org::health::HealthCheck;
+use canopy_cloud_org::ports::AccountFilter;
+use canopy_cloud_org::service::AccountChanges;
+use canopy_kernel::page::Page;
+use canopy_kernel::{FieldError, PageRequest, ValidationErrors};
+use chrono::{DateTime, Utc};
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use uuid::Uuid;
+
+use super::problem::ApiError;
+use super::{BearerAuth, NoContent};
+use crate::state::AppState;
+
+/// Tag of these operations.
+#[derive(Tags)]
+enum CloudTags {
+    /// AWS accounts and GCP projects connected to an organization.
+    CloudAccounts,
+}
+
+/// Cloud-account endpoints.
+pub struct CloudAccountsApi;
+
+impl From<CloudAccountError> for ApiError {
+    fn from(e: CloudAccountError) -> Self {
+        match e {
+            CloudAccountError::Tenancy(t) => t.into(),
+            CloudAccountError::AlreadyConnected => ApiError::new(
+                StatusCode::CONFLICT,
+                "cloud_account_already_connected",
+                "This account is already connected to this organization.",
+            ),
+            CloudAccountError::ConnectedElsewhere => ApiError::new(
+                StatusCode::CONFLICT,
+                "cloud_account_connected_elsewhere",
+                "This account is connected to another organization. An account can belong to one organization.",
+            ),
+            CloudAccountError::NotFound => ApiError::not_found("cloud account"),
+            CloudAccountError::VerificationUnsupported(provider) => ApiError::new(
+                StatusCode::CONFLICT,
+                "verification_unsupported",
+                format!("{provider} connections cannot be verified yet."),
+            ),
+        }
+    }
+}
+
+/// SES feature switches.
+#[derive(Debug, Clone, Copy, Object, Default)]
+#[oai(rename_all = "camelCase")]
+pub struct FeaturesDto {
+    /// Sending through SES.
+    #[oai(default)]
+    pub sending_enabled: bool,
+    /// SES event tracking.
+    #[oai(default)]
+    pub event_tracking: bool,
+    /// Message history storage.
+    #[oai(default)]
+    pub history_storage: bool,
+}
+
+impl From<FeaturesDto> for Features {
+    fn from(f: FeaturesDto) -> Self {
+        Features {
+            sending_enabled: f.sending_enabled,
+            event_tracking: f.event_tracking,
+            history_storage: f.history_storage,
+        }
+    }
+}
+
+impl From<Features> for FeaturesDto {
+    fn from(f: Features) -> Self {
+        FeaturesDto {
+            sending_enabled: f.sending_enabled,
+            event_tracking: f.event_tracking,
+            history_storage: f.history_storage,
+        }
+    }
+}
+
+/// Details of an account to connect. AWS needs `accountId`, `roleArn`, `region`; GCP needs
+/// `projectId`.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ConnectAccountRequest {
+    /// `aws` or `gcp`.
+    pub provider: String,
+    /// AWS: the 12-digit account id.
+    pub account_id: Option<String>,
+    /// AWS: the role Canopy assumes, in that account.
+    pub role_arn: Option<String>,
+    /// AWS: primary region.
+    pub region: Option<String>,
+    /// GCP: project id.
+    pub project_id: Option<String>,
+    /// GCP: project number.
+    pub project_number: Option<String>,
+    /// Friendly name.
+    pub alias: Option<String>,
+    /// Infrastructure stack name.
+    pub stack_name: Option<String>,
+    /// SES configuration set.
+    pub ses_configuration_set: Option<String>,
+    /// Verified SES domains.
+    pub ses_domains: Option<Vec<String>>,
+    /// Feature switches.
+    pub features: Option<FeaturesDto>,
+    /// production, staging or development.
+    pub environment: Option<String>,
+    /// Tags.
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+impl From<ConnectAccountRequest> for AccountInput {
+    fn from(r: ConnectAccountRequest) -> Self {
+        AccountInput {
+            provider: r.provider.trim().to_lowercase(),
+            account_id: r.account_id,
+            role_arn: r.role_arn,
+            region: r.region,
+            project_id: r.project_id,
+            project_number: r.project_number,
+            alias: r.alias,
+            stack_name: r.stack_name,
+            ses_configuration_set: r.ses_configuration_set,
+            ses_domains: r.ses_domains.unwrap_or_default(),
+            features: r.features.map(Into::into).unwrap_or_default(),
+            environment: r.environment,
+            tags: r.tags.unwrap_or_default(),
+        }
+    }
+}
+
+/// Changes to an account; absent fields stay, `null` clears alias, environment or
+/// configuration set.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UpdateAccountRequest {
+    /// Friendly name.
+    pub alias: MaybeUndefined<String>,
+    /// Environment.
+    pub environment: MaybeUndefined<String>,
+    /// Tags (replaced whole).
+    pub tags: Option<BTreeMap<String, String>>,
+    /// AWS primary region.
+    pub region: Option<String>,
+    /// AWS role ARN (same account).
+    pub role_arn: Option<String>,
+    /// Feature switches (replaced whole).
+    pub features: Option<FeaturesDto>,
+    /// SES domains (replaced whole).
+    pub ses_domains: Option<Vec<String>>,
+    /// SES configuration set.
+    pub ses_configuration_set: MaybeUndefined<String>,
+}
+
+fn maybe(v: MaybeUndefined<String>) -> Option<Option<String>> {
+    match v {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+/// A connected cloud account.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CloudAccountDto {
+    /// Id.
+    pub id: Uuid,
+    /// `aws` or `gcp`.
+    pub provider: String,
+    /// The 12-digit AWS account id or the GCP project id.
+    pub account_id: String,
+    /// Alias, or the account id when there is none: what a filter dropdown shows.
+    pub display_name: String,
+    /// Friendly name.
+    pub alias: Option<String>,
+    /// AWS primary region.
+    pub region: Option<String>,
+    /// AWS role ARN.
+    pub role_arn: Option<String>,
+    /// GCP project number.
+    pub project_number: Option<String>,
+    /// Stack name.
+    pub stack_name: Option<String>,
+    /// SES configuration set.
+    pub ses_configuration_set: Option<String>,
+    /// SES domains.
+    pub ses_domains: Vec<String>,
+    /// Feature switches.
+    pub features: FeaturesDto,
+    /// production, staging or development.
+    pub environment: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// active, inactive or error.
+    pub status: String,
+    /// Last successful check.
+    pub last_synced_at: Option<DateTime<Utc>>,
+    /// Last failure with advice.
+    pub last_error: Option<String>,
+    /// Who connected it.
+    pub created_by: Uuid,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<CloudAccount> for CloudAccountDto {
+    fn from(a: CloudAccount) -> Self {
+        let (region, role_arn, project_number) = match &a.identity {
+            CloudIdentity::Aws {
+                role_arn, region, ..
+            } => (
+                Some(region.as_str().to_string()),
+                Some(role_arn.as_str().to_string()),
+                None,
+            ),
+            CloudIdentity::Gcp { project_number, .. } => (None, None, project_number.clone()),
+        };
+        let account_id = a.identity.account_key().to_string();
+        Self {
+            id: a.id.as_uuid(),
+            provider: a.identity.provider().as_str().to_string(),
+            display_name: a
+                .settings
+                .alias
+                .clone()
+                .unwrap_or_else(|| account_id.clone()),
+            account_id,
+            alias: a.settings.alias,
+            region,
+            role_arn,
+            project_number,
+            stack_name: a.settings.stack_name,
+            ses_configuration_set: a.settings.ses_configuration_set,
+            ses_domains: a.settings.ses_domains,
+            features: a.settings.features.into(),
+            environment: a.settings.environment.map(|e| e.as_str().to_string()),
+            tags: a.settings.tags,
+            status: a.status.as_str().to_string(),
+            last_synced_at: a.last_synced_at,
+            last_error: a.last_error,
+            created_by: a.created_by.as_uuid(),
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+/// A page of accounts.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CloudAccountPage {
+    /// Oldest first.
+    pub items: Vec<CloudAccountDto>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<CloudAccount>> for CloudAccountPage {
+    fn from(p: Page<CloudAccount>) -> Self {
+        Self {
+            next_cursor: p.next.map(|c| c.encode()),
+            items: p.items.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// One connection check.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct HealthCheckDto {
+    /// When.
+    pub checked_at: DateTime<Utc>,
+    /// True when the role was assumed.
+    pub ok: bool,
+    /// access_denied, role_not_found, throttled, network, timeout or other.
+    pub failure: Option<String>,
+    /// What AWS said.
+    pub message: Option<String>,
+    /// What to do about it.
+    pub advice: Option<String>,
+    /// Duration, milliseconds.
+    pub duration_ms: u64,
+}
+
+impl From<HealthCheck> for HealthCheckDto {
+    fn from(c: HealthCheck) -> Self {
+        Self {
+            checked_at: c.checked_at,
+            ok: c.failure.is_none(),
+            failure: c.failure.as_ref().map(|f| f.kind.as_str().to_string()),
+            message: c.failure.as_ref().map(|f| f.message.clone()),
+            advice: c.failure.as_ref().map(|f| f.kind.advice().to_string()),
+            duration_ms: c.duration_ms,
+        }
+    }
+}
+
+/// Result of a sync.
+#[derive(Debug, Object)]
+pub struct SyncResultDto {
+    /// The account after the check.
+    pub account: CloudAccountDto,
+    /// The check.
+    pub check: HealthCheckDto,
+}
+
+/// How to grant Canopy access to an AWS account.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ConnectionInstructionsDto {
+    /// The principal the role must trust.
+    pub trusted_principal: String,
+    /// The organization's External ID (required by the trust policy).
+    pub external_id: String,
+    /// A ready IAM trust policy.
+    pub trust_policy: serde_json::Value,
+}
+
+/// An External ID.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ExternalIdDto {
+    /// The value.
+    pub value: String,
+    /// Issued.
+    pub created_at: DateTime<Utc>,
+    /// Replaced by a rotation; absent while current.
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+impl From<ExternalId> for ExternalIdDto {
+    fn from(e: ExternalId) -> Self {
+        Self {
+            value: e.value,
+            created_at: e.created_at,
+            retired_at: e.retired_at,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+enum Connected {
+    /// Connected.
+    #[oai(status = 201)]
+    Created(Json<CloudAccountDto>),
+}
+
+fn parse_filter(
+    provider: Option<&str>,
+    environment: Option<&str>,
+    status: Option<&str>,
+    tag: Option<&str>,
+) -> Result<AccountFilter, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let mut filter = AccountFilter::default();
+    if let Some(p) = provider {
+        filter.provider = Provider::from_stored(p);
+        if filter.provider.is_none() {
+            errors.push(FieldError::new("provider", "enum", "must be aws or gcp"));
+        }
+    }
+    if let Some(e) = environment {
+        filter.environment = Environment::from_stored(e);
+        if filter.environment.is_none() {
+            errors.push(FieldError::new(
+                "environment",
+                "enum",
+                "must be production, staging or development",
+            ));
+        }
+    }
+    if let Some(s) = status {
+        filter.status = AccountStatus::from_stored(s);
+        if filter.status.is_none() {
+            errors.push(FieldError::new(
+                "status",
+                "enum",
+                "must be active, inactive or error",
+            ));
+        }
+    }
+    if let Some(t) = tag {
+        filter.tag = Some(match t.split_once(':') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (t.to_string(), None),
+        });
+    }
+    errors.into_result().map(|()| filter)
+}
+
+#[OpenApi(tag = "CloudTags::CloudAccounts")]
+impl CloudAccountsApi {
+    /// The organization's cloud accounts, filterable by provider, environment, status and tag
+    /// (`tag=key` or `tag=key:value`), paginated (any member).
+    #[oai(
+        path = "/organizations/:org/cloud-accounts",
+        method = "get",
+        operation_id = "listCloudAccounts"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+        provider: Query<Option<String>>,
+        environment: Query<Option<String>>,
+        status: Query<Option<String>>,
+        tag: Query<Option<String>>,
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<CloudAccountPage>, ApiError> {
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let filter = parse_filter(
+            provider.0.as_deref(),
+            environment.0.as_deref(),
+            status.0.as_deref(),
+            tag.0.as_deref(),
+        )?;
+        let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
+        Ok(Json(state.cloud.list(&access, &filter, page).await?.into()))
+    }
+
+    /// Connects an AWS account or GCP project by its details (admin or owner).
+    #[oai(
+        path = "/organizations/:org/cloud-accounts",
+        method = "post",
+        operation_id = "connectCloudAccount"
+    )]
+    async fn connect(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+        body: Json<ConnectAccountRequest>,
+    ) -> Result<Connected, ApiError> {
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let account = state.cloud.connect(&access, &body.0.into()).await?;
+        Ok(Connected::Created(Json(account.into())))
+    }
+
+    /// One cloud account (any member).
+    #[oai(
+        path = "/organizations/:org/cloud-accounts/:id",
+        method = "get",
+        operation_id = "getCloudAccount"
+    )]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+        id: Path<Uuid>,
+    ) -> Result<Json<CloudAccountDto>, ApiError> {
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        Ok(Json(
+            state.cloud.get(&access, CloudAccountId(id.0)).await?.into(),
+        ))
+    }
+
+    /// Edits alias, environment, tags, region, role ARN, features and SES settings (admin or owner).
+    #[oai(
+        path = "/organizations/:org/cloud-accounts/:id",
+        method = "patch",
+        operation_id = "updateCloudAccount"
+    )]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+        id: Path<Uuid>,
+        body: Json<UpdateAccountRequest>,
+    ) -> Result<Json<CloudAccountDto>, ApiError> {
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let b = body.0;
+        let changes = AccountChanges {
+            alias: maybe(b.alias),
+            environment: maybe(b.environment),
+            tags: b.tags,
+            region: b.region,
+            role_arn: b.role_arn,
+            features: b.features.map(Into::into),
+            ses_domains: b.ses_domains,
+            ses_configuration_set: maybe(b.ses_configuration_set),
+        };
+        Ok(Json(
+            state
+                .cloud
+                .update(&access, CloudAccountId(id.0), changes)
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Disconnects an account (admin or owner). `confirmAccountId` must repeat its account or
+    /// project id.
+    #[oai(
+        path = "/organizations/:org/cloud-accounts/:id",
+        method = "delete",
+        operation_id = "disconnectCloudAccount"
+    )]
+    async fn disconnect(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+        id: Path<Uuid>,
+        #[oai(name = "confirmAccountId")] confirm: Query<Option<String>>,
+    ) -> Result<NoContent, ApiError> {
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        state
+            .cloud
+            .disconnect(
+                &access,
+                CloudAccountId(id.0),
+                confirm.0.as_deref().unwrap_or_default(),
+            )
+            .await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Verifies access now: assumes the role with the External ID and records the outcome
+    /// (admin or owner).
+    #[oai(
+        path = "/organizations/:org/cloud-accounts/:id/sync",
+        method = "post",
+        operation_id = "syncCloudAccount"
+    )]
+    async fn sync(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+        id: Path<Uuid>,
+    ) -> Result<Json<SyncResultDto>, ApiError> {
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let (account, check) = state.cloud.sync(&access, CloudAccountId(id.0)).await?;
+        Ok(Json(SyncResultDto {
+            account: account.into(),
+            check: check.into(),
+        }))
+    }
+
+    /// The connection's recent checks, newest first (any member).
+    #[oai(
+        path = "/organizations/:org/cloud-accounts/:id/health",
+        method = "get",
+        operation_id = "cloudAccountHealth"
+    )]
+    async fn health(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+        id: Path<Uuid>,
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<Vec<HealthCheckDto>>, ApiError> {
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let checks = state
+            .cloud
+            .health(&access, CloudAccountId(id.0), limit.0.unwrap_or(50))
+            .await?;
+        Ok(Json(checks.into_iter().map(Into::into).collect()))
+    }
+
+    /// The principal to trust, the External ID and a ready trust policy (admin or owner).
+    #[oai(
+        path = "/organizations/:org/connection-instructions",
+        method = "get",
+        operation_id = "getConnectionInstructions"
+    )]
+    async fn instructions(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+    ) -> Result<Json<ConnectionInstructionsDto>, ApiError> {
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let i = state.cloud.connection_instructions(&access).await?;
+        Ok(Json(ConnectionInstructionsDto {
+            trusted_principal: i.trusted_principal,
+            external_id: i.external_id,
+            trust_policy: i.trust_policy,
+        }))
+    }
+
+    /// Replaces the External ID; roles must then trust the new one (admin or owner).
+    #[oai(
+        path = "/organizations/:org/external-id/rotate",
+        method = "post",
+        operation_id = "rotateExternalId"
+    )]
+    async fn rotate(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+    ) -> Result<Json<ExternalIdDto>, ApiError> {
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        Ok(Json(state.cloud.rotate_external_id(&access).await?.into()))
+    }
+
+    /// Every External ID the organization has had, newest first (admin or owner).
+    #[oai(
+        path = "/organizations/:org/external-ids",
+        method = "get",
+        operation_id = "listExternalIds"
+    )]
+    async fn external_ids(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+    ) -> Result<Json<Vec<ExternalIdDto>>, ApiError> {
+        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let history = state.cloud.external_id_history(&access).await?;
+        Ok(Json(history.into_iter().map(Into::into).collect()))
+    }
+}

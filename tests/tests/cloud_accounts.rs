@@ -1,0 +1,417 @@
+//! Cloud accounts over HTTP: manual connection, validation, conflicts (same and other
+//! organization, also concurrent), edits, disconnection with confirmation, External ID
+//! rotation, and verification (sync) against STS answers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use canopy_e2e::{
+    Options, TestApp, aws_account_body, moto_url, on_both_backends, random_aws_account,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+async fn manual_connect_list_edit_and_disconnect(app: TestApp) {
+    let ada = app.sign_up("Ada").await;
+    let org = app.create_org(&ada, "Acme").await;
+    let base = format!("/v1/organizations/{org}");
+
+    let instructions = app
+        .get(&format!("{base}/connection-instructions"), &ada.token)
+        .await;
+    assert_eq!(instructions.status, StatusCode::OK, "{}", instructions.body);
+    let external_id = instructions.body["externalId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(external_id.starts_with("cnp-"));
+    assert_eq!(
+        instructions.body["trustPolicy"]["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
+        external_id.as_str()
+    );
+
+    let bad = app
+        .post(
+            &format!("{base}/cloud-accounts"),
+            &ada.token,
+            json!({"provider": "aws", "accountId": "1234", "roleArn": "arn:aws:iam::999999999999:role/X",
+                   "region": "atlantis-1", "sesDomains": ["bad domain"]}),
+        )
+        .await;
+    bad.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let fields: Vec<&str> = bad.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["accountId", "region", "sesDomains"]);
+
+    let prod_id = random_aws_account();
+    let prod = app
+        .post(
+            &format!("{base}/cloud-accounts"),
+            &ada.token,
+            aws_account_body(&prod_id),
+        )
+        .await;
+    assert_eq!(prod.status, StatusCode::CREATED, "{}", prod.body);
+    assert_eq!(prod.body["accountId"], prod_id.as_str());
+    assert_eq!(prod.body["status"], "active");
+    let prod_uuid = prod.body["id"].as_str().unwrap().to_string();
+    let mut staging_body = aws_account_body(&random_aws_account());
+    staging_body["environment"] = json!("staging");
+    staging_body["tags"] = json!({"team": "web"});
+    staging_body["region"] = json!("eu-west-1");
+    let staging = app
+        .post(&format!("{base}/cloud-accounts"), &ada.token, staging_body)
+        .await;
+    assert_eq!(staging.status, StatusCode::CREATED);
+    let gcp = app
+        .post(
+            &format!("{base}/cloud-accounts"),
+            &ada.token,
+            json!({"provider": "gcp", "projectId": format!("acme-{}", &prod_id[..6]), "alias": "Analytics"}),
+        )
+        .await;
+    assert_eq!(gcp.status, StatusCode::CREATED, "{}", gcp.body);
+
+    let list = app.get(&format!("{base}/cloud-accounts"), &ada.token).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 3);
+    let filtered = app
+        .get(
+            &format!("{base}/cloud-accounts?environment=staging"),
+            &ada.token,
+        )
+        .await;
+    assert_eq!(filtered.body["items"][0]["id"], staging.body["id"]);
+    let tagged = app
+        .get(&format!("{base}/cloud-accounts?tag=team:email"), &ada.token)
+        .await;
+    assert_eq!(tagged.body["items"].as_array().unwrap().len(), 1);
+    let gcp_only = app
+        .get(&format!("{base}/cloud-accounts?provider=gcp"), &ada.token)
+        .await;
+    assert_eq!(gcp_only.body["items"][0]["displayName"], "Analytics");
+    app.get(&format!("{base}/cloud-accounts?status=sleepy"), &ada.token)
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+    let edited = app
+        .call(
+            Method::PATCH,
+            &format!("{base}/cloud-accounts/{prod_uuid}"),
+            Some(&ada.token),
+            Some(json!({"alias": "Production", "environment": null, "tags": {"tier": "gold"}, "region": "us-west-2",
+                        "features": {"sendingEnabled": true}})),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    assert_eq!(edited.body["alias"], "Production");
+    assert_eq!(edited.body["environment"], serde_json::Value::Null);
+    assert_eq!(edited.body["region"], "us-west-2");
+    assert_eq!(edited.body["features"]["sendingEnabled"], true);
+    let wrong_role = app
+        .call(
+            Method::PATCH,
+            &format!("{base}/cloud-accounts/{prod_uuid}"),
+            Some(&ada.token),
+            Some(json!({"roleArn": "arn:aws:iam::111111111111:role/Other"})),
+        )
+        .await;
+    wrong_role.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(wrong_role.body["errors"][0]["rule"], "account_mismatch");
+
+    let unconfirmed = app
+        .call(
+            Method::DELETE,
+            &format!("{base}/cloud-accounts/{prod_uuid}"),
+            Some(&ada.token),
+            None,
+        )
+        .await;
+    unconfirmed.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let removed = app
+        .call(
+            Method::DELETE,
+            &format!("{base}/cloud-accounts/{prod_uuid}?confirmAccountId={prod_id}"),
+            Some(&ada.token),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    app.get(&format!("{base}/cloud-accounts/{prod_uuid}"), &ada.token)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+    let audit = app.get(&format!("{base}/audit-events"), &ada.token).await;
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &actions[..5],
+        [
+            "cloud_account.disconnected",
+            "cloud_account.updated",
+            "cloud_account.connected",
+            "cloud_account.connected",
+            "cloud_account.connected"
+        ]
+    );
+}
+
+async fn one_account_belongs_to_one_organization(app: TestApp) {
+    let ada = app.sign_up("Ada").await;
+    let eve = app.sign_up("Eve").await;
+    let acme = app.create_org(&ada, "Acme").await;
+    let evil = app.create_org(&eve, "Evil").await;
+    let account = random_aws_account();
+    let first = app
+        .post(
+            &format!("/v1/organizations/{acme}/cloud-accounts"),
+            &ada.token,
+            aws_account_body(&account),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let again = app
+        .post(
+            &format!("/v1/organizations/{acme}/cloud-accounts"),
+            &ada.token,
+            aws_account_body(&account),
+        )
+        .await;
+    again.assert_problem(StatusCode::CONFLICT, "cloud_account_already_connected");
+    let stolen = app
+        .post(
+            &format!("/v1/organizations/{evil}/cloud-accounts"),
+            &eve.token,
+            aws_account_body(&account),
+        )
+        .await;
+    stolen.assert_problem(StatusCode::CONFLICT, "cloud_account_connected_elsewhere");
+    let text = stolen.body.to_string();
+    assert!(
+        !text.contains(&acme) && !text.contains("Acme"),
+        "nothing about the holder leaks: {text}"
+    );
+    // The other tenant cannot read it by id either.
+    let id = first.body["id"].as_str().unwrap();
+    app.get(
+        &format!("/v1/organizations/{evil}/cloud-accounts/{id}"),
+        &eve.token,
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+    // Ten simultaneous connects of a new account in one organization create exactly one.
+    let fresh = random_aws_account();
+    let path = format!("/v1/organizations/{acme}/cloud-accounts");
+    let results = futures::future::join_all(
+        (0..10).map(|_| app.post(&path, &ada.token, aws_account_body(&fresh))),
+    )
+    .await;
+    let created = results
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let conflicts = results
+        .iter()
+        .filter(|r| r.status == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, conflicts), (1, 9));
+}
+
+async fn external_id_rotation_keeps_history(app: TestApp) {
+    let ada = app.sign_up("Ada").await;
+    let org = app.create_org(&ada, "Rotator").await;
+    let first = app
+        .get(
+            &format!("/v1/organizations/{org}/connection-instructions"),
+            &ada.token,
+        )
+        .await;
+    let rotated = app
+        .post(
+            &format!("/v1/organizations/{org}/external-id/rotate"),
+            &ada.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    assert_ne!(rotated.body["value"], first.body["externalId"]);
+    let now = app
+        .get(
+            &format!("/v1/organizations/{org}/connection-instructions"),
+            &ada.token,
+        )
+        .await;
+    assert_eq!(now.body["externalId"], rotated.body["value"]);
+    let history = app
+        .get(&format!("/v1/organizations/{org}/external-ids"), &ada.token)
+        .await;
+    let items = history.body.as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items[0]["retiredAt"].is_null() && items[1]["retiredAt"].is_string());
+}
+
+async fn gcp_projects_cannot_be_verified_yet(app: TestApp) {
+    let ada = app.sign_up("Ada").await;
+    let org = app.create_org(&ada, "Gcp").await;
+    let project = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-accounts"),
+            &ada.token,
+            json!({"provider": "gcp", "projectId": format!("p-{}", &random_aws_account()[..8])}),
+        )
+        .await;
+    let id = project.body["id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/organizations/{org}/cloud-accounts/{id}/sync"),
+        &ada.token,
+        json!({}),
+    )
+    .await
+    .assert_problem(StatusCode::CONFLICT, "verification_unsupported");
+}
+
+on_both_backends!(
+    manual_connect_list_edit_and_disconnect,
+    one_account_belongs_to_one_organization,
+    external_id_rotation_keeps_history,
+    gcp_projects_cannot_be_verified_yet,
+);
+
+/// STS's answer to a role that does not trust Canopy with this External ID.
+const ACCESS_DENIED: &str = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform: sts:AssumeRole</Message></Error><RequestId>r</RequestId></ErrorResponse>"#;
+
+async fn refusing_sts() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut read = 0;
+                loop {
+                    let n = sock.read(&mut buf[read..]).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    read += n;
+                    let text = String::from_utf8_lossy(&buf[..read]).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if read >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let resp = format!(
+                    "HTTP/1.1 403 Forbidden\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{ACCESS_DENIED}",
+                    ACCESS_DENIED.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_refused_role_marks_the_account_in_error_with_a_health_timeline() {
+    let app = TestApp::start_with(
+        "sqlite",
+        Options {
+            aws_endpoint_url: refusing_sts().await,
+            ..Options::default()
+        },
+    )
+    .await;
+    let ada = app.sign_up("Ada").await;
+    let org = app.create_org(&ada, "Refused").await;
+    let account = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-accounts"),
+            &ada.token,
+            aws_account_body(&random_aws_account()),
+        )
+        .await;
+    let id = account.body["id"].as_str().unwrap();
+    let sync = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-accounts/{id}/sync"),
+            &ada.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(sync.status, StatusCode::OK, "{}", sync.body);
+    assert_eq!(sync.body["check"]["ok"], false);
+    assert_eq!(sync.body["check"]["failure"], "access_denied");
+    assert_eq!(sync.body["account"]["status"], "error");
+    assert!(
+        sync.body["account"]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("External ID")
+    );
+    let health = app
+        .get(
+            &format!("/v1/organizations/{org}/cloud-accounts/{id}/health"),
+            &ada.token,
+        )
+        .await;
+    assert_eq!(health.body.as_array().unwrap().len(), 1);
+    assert_eq!(health.body[0]["failure"], "access_denied");
+}
+
+#[tokio::test]
+#[ignore = "needs moto"]
+async fn sync_assumes_the_role_through_moto_and_marks_the_account_active() {
+    let app = TestApp::start_with(
+        "sqlite",
+        Options {
+            aws_endpoint_url: moto_url(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let ada = app.sign_up("Ada").await;
+    let org = app.create_org(&ada, "Moto").await;
+    let account = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-accounts"),
+            &ada.token,
+            aws_account_body(&random_aws_account()),
+        )
+        .await;
+    let id = account.body["id"].as_str().unwrap();
+    let sync = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-accounts/{id}/sync"),
+            &ada.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(sync.status, StatusCode::OK, "{}", sync.body);
+    assert_eq!(sync.body["check"]["ok"], true, "{}", sync.body);
+    assert_eq!(sync.body["account"]["status"], "active");
+    assert!(sync.body["account"]["lastSyncedAt"].is_string());
+    let health = app
+        .get(
+            &format!("/v1/organizations/{org}/cloud-accounts/{id}/health"),
+            &ada.token,
+        )
+        .await;
+    assert_eq!(health.body[0]["ok"], true);
+}
