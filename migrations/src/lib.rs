@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_tenancy;
 mod m20261122_000002_cloud_accounts;
+mod m20261122_000003_connection_tokens;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_tenancy::Migration),
             Box::new(m20261122_000002_cloud_accounts::Migration),
+            Box::new(m20261122_000003_connection_tokens::Migration),
         ]
     }
 }

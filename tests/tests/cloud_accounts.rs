@@ -277,7 +277,209 @@ async fn gcp_projects_cannot_be_verified_yet(app: TestApp) {
     .assert_problem(StatusCode::CONFLICT, "verification_unsupported");
 }
 
+async fn web_initiated_connect_token_is_single_use_and_expires(app: TestApp) {
+    let ada = app.sign_up("Ada").await;
+    let org = app.create_org(&ada, "Tokens").await;
+    let issued = app
+        .post(
+            &format!("/v1/organizations/{org}/connect-tokens"),
+            &ada.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.body);
+    let token = issued.body["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        issued.body["command"],
+        format!("canopy connect --token {token}")
+    );
+
+    let connect = |token: String, account: String| {
+        app.call(
+            Method::POST,
+            "/v1/connect",
+            None,
+            Some(json!({"token": token, "account": aws_account_body(&account)})),
+        )
+    };
+    // Bad details are refused and leave the token usable.
+    let bad = app
+        .call(
+            Method::POST,
+            "/v1/connect",
+            None,
+            Some(json!({"token": token, "account": {"provider": "aws", "accountId": "x"}})),
+        )
+        .await;
+    bad.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+    // Five simultaneous uses of one token create one account.
+    let results =
+        futures::future::join_all((0..5).map(|_| connect(token.clone(), random_aws_account())))
+            .await;
+    let created: Vec<_> = results
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?}",
+        results.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for r in results.iter().filter(|r| r.status != StatusCode::CREATED) {
+        r.assert_problem(StatusCode::CONFLICT, "connection_token_used");
+    }
+    let listed = app
+        .get(
+            &format!("/v1/organizations/{org}/cloud-accounts"),
+            &ada.token,
+        )
+        .await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(listed.body["items"][0]["createdBy"], ada.user_id.as_str());
+
+    // A conflict leaves the token usable: it is consumed only with the account it creates.
+    let existing = listed.body["items"][0]["accountId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let retry = app
+        .post(
+            &format!("/v1/organizations/{org}/connect-tokens"),
+            &ada.token,
+            json!({}),
+        )
+        .await;
+    let retry_token = retry.body["token"].as_str().unwrap().to_string();
+    connect(retry_token.clone(), existing)
+        .await
+        .assert_problem(StatusCode::CONFLICT, "cloud_account_already_connected");
+    assert_eq!(
+        connect(retry_token, random_aws_account()).await.status,
+        StatusCode::CREATED
+    );
+
+    connect("cnp_conn_not-a-real-token".into(), random_aws_account())
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "connection_token_unknown");
+    let late = app
+        .post(
+            &format!("/v1/organizations/{org}/connect-tokens"),
+            &ada.token,
+            json!({}),
+        )
+        .await;
+    app.clock.advance(chrono::Duration::minutes(11));
+    connect(
+        late.body["token"].as_str().unwrap().into(),
+        random_aws_account(),
+    )
+    .await
+    .assert_problem(StatusCode::GONE, "connection_token_expired");
+}
+
+async fn cli_initiated_request_is_previewed_and_confirmed_by_an_admin(app: TestApp) {
+    let ada = app.sign_up("Ada").await;
+    let member = app.sign_up("Mia").await;
+    let eve = app.sign_up("Eve").await;
+    let org = app.create_org(&ada, "Requests").await;
+    app.add_member(&org, &ada, &member, "member").await;
+    let account = random_aws_account();
+    let path = format!("/v1/organizations/{org}/connection-requests");
+    app.post(
+        &path,
+        &ada.token,
+        json!({"provider": "aws", "accountId": "nope"}),
+    )
+    .await
+    .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let request = app
+        .post(&path, &ada.token, aws_account_body(&account))
+        .await;
+    assert_eq!(request.status, StatusCode::CREATED, "{}", request.body);
+    let token = request.body["token"].as_str().unwrap().to_string();
+    assert!(
+        request.body["confirmUrl"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/connect?token={token}"))
+    );
+
+    let preview_path = format!("/v1/connection-requests/{token}");
+    app.get(&preview_path, &eve.token)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "connection_token_unknown");
+    app.get(&preview_path, &member.token)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.post(&format!("{preview_path}/confirm"), &eve.token, json!({}))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "connection_token_unknown");
+    let preview = app.get(&preview_path, &ada.token).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["organizationName"], "Requests");
+    assert_eq!(preview.body["accountId"], account.as_str());
+    assert_eq!(preview.body["status"], "pending");
+
+    let confirmed = app
+        .post(&format!("{preview_path}/confirm"), &ada.token, json!({}))
+        .await;
+    assert_eq!(confirmed.status, StatusCode::CREATED, "{}", confirmed.body);
+    assert_eq!(confirmed.body["accountId"], account.as_str());
+    app.post(&format!("{preview_path}/confirm"), &ada.token, json!({}))
+        .await
+        .assert_problem(StatusCode::CONFLICT, "connection_token_used");
+    let after = app.get(&preview_path, &ada.token).await;
+    assert_eq!(after.body["status"], "used");
+    assert_eq!(after.body["cloudAccountId"], confirmed.body["id"]);
+
+    let second = app
+        .post(&path, &ada.token, aws_account_body(&random_aws_account()))
+        .await;
+    let second_token = second.body["token"].as_str().unwrap();
+    let cancel = app
+        .post(
+            &format!("/v1/connection-requests/{second_token}/cancel"),
+            &ada.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancel.status, StatusCode::NO_CONTENT);
+    app.post(
+        &format!("/v1/connection-requests/{second_token}/confirm"),
+        &ada.token,
+        json!({}),
+    )
+    .await
+    .assert_problem(StatusCode::CONFLICT, "connection_token_cancelled");
+
+    let third = app
+        .post(&path, &ada.token, aws_account_body(&random_aws_account()))
+        .await;
+    let third_token = third.body["token"].as_str().unwrap();
+    app.clock.advance(chrono::Duration::minutes(10));
+    assert_eq!(
+        app.get(
+            &format!("/v1/connection-requests/{third_token}"),
+            &ada.token
+        )
+        .await
+        .body["expired"],
+        true
+    );
+    app.post(
+        &format!("/v1/connection-requests/{third_token}/confirm"),
+        &ada.token,
+        json!({}),
+    )
+    .await
+    .assert_problem(StatusCode::GONE, "connection_token_expired");
+}
+
 on_both_backends!(
+    web_initiated_connect_token_is_single_use_and_expires,
+    cli_initiated_request_is_previewed_and_confirmed_by_an_admin,
     manual_connect_list_edit_and_disconnect,
     one_account_belongs_to_one_organization,
     external_id_rotation_keeps_history,

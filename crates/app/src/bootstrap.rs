@@ -106,23 +106,26 @@ pub async fn build_state(
         crypto: crypto.clone(),
         clock: clock.clone(),
     };
+    let tenancy = TenancyService::new(
+        ports,
+        TenancyConfig {
+            session_ttl: Duration::hours(i64::from(config.session_ttl_hours)),
+            invitation_ttl: Duration::hours(i64::from(config.invitation_ttl_hours)),
+            public_url: config.public_url.clone(),
+        },
+    );
     let cloud = CloudAccountService::new(
         CloudAccountPorts {
             accounts: Arc::new(store.clone()),
             external_ids: Arc::new(store.clone()),
+            tokens: Arc::new(store.clone()),
+            tenancy: tenancy.clone(),
             aws: Arc::new(aws_verifier(config).await),
             secrets: crypto,
             clock,
         },
         CloudAccountConfig {
             trusted_principal: config.aws_trusted_principal.clone(),
-        },
-    );
-    let tenancy = TenancyService::new(
-        ports,
-        TenancyConfig {
-            session_ttl: Duration::hours(i64::from(config.session_ttl_hours)),
-            invitation_ttl: Duration::hours(i64::from(config.invitation_ttl_hours)),
             public_url: config.public_url.clone(),
         },
     );

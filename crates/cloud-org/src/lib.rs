@@ -5,6 +5,7 @@
 //! Architecture invariant: no IO here; AWS calls go through [`ports::RoleVerifier`].
 
 pub mod account;
+pub mod connection;
 pub mod external_id;
 pub mod health;
 pub mod identifiers;

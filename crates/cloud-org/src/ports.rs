@@ -9,6 +9,7 @@ use canopy_tenancy::{NewAuditEvent, StoreError};
 use chrono::{DateTime, Utc};
 
 use crate::account::{AccountStatus, CloudAccount, CloudAccountId, Environment, Provider};
+use crate::connection::{ConnectionToken, TokenRefusal};
 use crate::external_id::ExternalId;
 use crate::health::{AccessFailure, HealthCheck};
 
@@ -140,9 +141,51 @@ pub trait RoleVerifier: Send + Sync {
     ) -> Result<AssumedRole, AccessFailure>;
 }
 
-/// Sources of random External ID values.
+/// Why a token could not be redeemed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    /// The token is unknown, expired, used or cancelled.
+    #[error(transparent)]
+    Refused(#[from] TokenRefusal),
+    /// The account could not be connected; the token stays usable.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+}
+
+/// Connect tokens and connection requests.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ConnectionTokenRepository: Send + Sync {
+    /// Stores a new token.
+    async fn insert(&self, token: ConnectionToken, audit: NewAuditEvent) -> Result<(), StoreError>;
+
+    /// The token with this digest, whatever its status.
+    async fn find(&self, digest: &str) -> Result<Option<ConnectionToken>, StoreError>;
+
+    /// Marks the token used and creates `account`, atomically. MUST refuse a token that is not
+    /// pending or has expired at `now`, and MUST let exactly one of concurrent redemptions
+    /// succeed. When the account cannot be created the token stays pending.
+    async fn redeem(
+        &self,
+        digest: &str,
+        now: DateTime<Utc>,
+        account: CloudAccount,
+        audit: NewAuditEvent,
+    ) -> Result<(), RedeemError>;
+
+    /// Cancels a pending token. `false` when it is not pending.
+    async fn cancel(&self, digest: &str, audit: NewAuditEvent) -> Result<bool, StoreError>;
+}
+
+/// Sources of random secrets.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait SecretSource: Send + Sync {
     /// A new External ID value (random, at least 128 bits).
     fn external_id(&self) -> String;
+
+    /// A new connection token (at least 256 random bits).
+    fn connection_token(&self) -> String;
+
+    /// The digest under which a token is stored and looked up.
+    fn token_digest(&self, token: &str) -> String;
 }

@@ -6,19 +6,23 @@ use std::time::Instant;
 
 use canopy_kernel::page::Page;
 use canopy_kernel::{Clock, FieldError, PageRequest, ValidationErrors};
-use canopy_tenancy::{Action, NewAuditEvent, OrgAccess, StoreError, TenancyError};
+use canopy_tenancy::{
+    Action, NewAuditEvent, OrgAccess, Organization, Principal, StoreError, TenancyError,
+    TenancyService,
+};
 use serde_json::json;
 
 use crate::account::{
     AccountInput, AccountSettings, AccountStatus, CloudAccount, CloudAccountId, CloudIdentity,
     check_configuration_set, check_domains, check_tags, parse_environment, validate_new,
 };
+use crate::connection::{ConnectionToken, TOKEN_TTL, TokenKind, TokenRefusal, TokenStatus};
 use crate::external_id::{ConnectionInstructions, ExternalId, trust_policy};
 use crate::health::{AccessFailure, HealthCheck};
 use crate::identifiers::{AwsRegion, RoleArn};
 use crate::ports::{
-    AccountFilter, CloudAccountRepository, ConnectError, ExternalIdRepository, RoleVerifier,
-    SecretSource,
+    AccountFilter, CloudAccountRepository, ConnectError, ConnectionTokenRepository,
+    ExternalIdRepository, RedeemError, RoleVerifier, SecretSource,
 };
 
 /// Everything a cloud-account operation can refuse with.
@@ -39,6 +43,52 @@ pub enum CloudAccountError {
     /// The provider has no verification adapter yet.
     #[error("{0} connections cannot be verified yet")]
     VerificationUnsupported(&'static str),
+    /// A connect token or connection request cannot be used.
+    #[error(transparent)]
+    Token(#[from] TokenRefusal),
+}
+
+impl From<ConnectError> for CloudAccountError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::AlreadyConnected => CloudAccountError::AlreadyConnected,
+            ConnectError::ConnectedElsewhere => CloudAccountError::ConnectedElsewhere,
+            ConnectError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<RedeemError> for CloudAccountError {
+    fn from(e: RedeemError) -> Self {
+        match e {
+            RedeemError::Refused(r) => r.into(),
+            RedeemError::Connect(c) => c.into(),
+        }
+    }
+}
+
+/// A freshly issued connect token or connection request; the token is shown only here.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The token.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// The exact CLI command that uses it.
+    pub command: String,
+    /// Where an admin confirms it (connection requests).
+    pub confirm_url: Option<String>,
+}
+
+/// A connection request as an admin previews it.
+#[derive(Debug, Clone)]
+pub struct RequestPreview {
+    /// The request.
+    pub token: ConnectionToken,
+    /// The organization the account would join.
+    pub organization: Organization,
+    /// True once its 10 minutes are over.
+    pub expired: bool,
 }
 
 impl From<ValidationErrors> for CloudAccountError {
@@ -58,6 +108,8 @@ impl From<StoreError> for CloudAccountError {
 pub struct CloudAccountConfig {
     /// The AWS principal customers trust (Canopy's account root or role ARN).
     pub trusted_principal: String,
+    /// Public base URL of the console, for confirmation links.
+    pub public_url: String,
 }
 
 /// The adapters the service runs on.
@@ -67,6 +119,10 @@ pub struct CloudAccountPorts {
     pub accounts: Arc<dyn CloudAccountRepository>,
     /// External IDs.
     pub external_ids: Arc<dyn ExternalIdRepository>,
+    /// Connect tokens and connection requests.
+    pub tokens: Arc<dyn ConnectionTokenRepository>,
+    /// Tenancy, to resolve who may preview and confirm a connection request.
+    pub tenancy: TenancyService,
     /// AWS role verification.
     pub aws: Arc<dyn RoleVerifier>,
     /// Randomness.
@@ -197,6 +253,45 @@ impl CloudAccountService {
         Ok(self.ports.external_ids.history(access.org_id()).await?)
     }
 
+    /// A new account of `org` from validated details, and the audit event of connecting it.
+    fn new_account(
+        &self,
+        org: canopy_kernel::id::OrganizationId,
+        created_by: canopy_kernel::id::UserId,
+        actor: canopy_kernel::id::UserId,
+        input: &AccountInput,
+        via: &str,
+    ) -> Result<(CloudAccount, NewAuditEvent), CloudAccountError> {
+        let (identity, settings) = validate_new(input)?;
+        let now = self.ports.clock.now();
+        let account = CloudAccount {
+            id: CloudAccountId::new(),
+            organization_id: org,
+            identity,
+            settings,
+            status: AccountStatus::Active,
+            last_synced_at: None,
+            last_error: None,
+            created_by,
+            created_at: now,
+            updated_at: now,
+        };
+        let audit = NewAuditEvent::new(
+            org,
+            Some(actor),
+            "cloud_account.connected",
+            ("cloud_account", account.id.to_string()),
+            json!({
+                "provider": account.identity.provider().as_str(),
+                "account": account.identity.account_key(),
+                "alias": account.settings.alias,
+                "via": via,
+            }),
+            now,
+        );
+        Ok((account, audit))
+    }
+
     /// Connects an account from validated details (admin or owner).
     pub async fn connect(
         &self,
@@ -204,40 +299,199 @@ impl CloudAccountService {
         input: &AccountInput,
     ) -> Result<CloudAccount, CloudAccountError> {
         access.require(Action::ConnectCloudAccount)?;
-        let (identity, settings) = validate_new(input)?;
-        let now = self.ports.clock.now();
-        let account = CloudAccount {
-            id: CloudAccountId::new(),
-            organization_id: access.org_id(),
-            identity,
-            settings,
-            status: AccountStatus::Active,
-            last_synced_at: None,
-            last_error: None,
-            created_by: access.principal().user_id,
-            created_at: now,
-            updated_at: now,
-        };
-        let audit = self.audit(
-            access,
-            "cloud_account.connected",
-            account.id,
-            json!({
-                "provider": account.identity.provider().as_str(),
-                "account": account.identity.account_key(),
-                "alias": account.settings.alias,
-            }),
-        );
-        self.ports
-            .accounts
-            .create(account.clone(), audit)
-            .await
-            .map_err(|e| match e {
-                ConnectError::AlreadyConnected => CloudAccountError::AlreadyConnected,
-                ConnectError::ConnectedElsewhere => CloudAccountError::ConnectedElsewhere,
-                ConnectError::Store(e) => e.into(),
-            })?;
+        let user = access.principal().user_id;
+        let (account, audit) = self.new_account(access.org_id(), user, user, input, "manual")?;
+        self.ports.accounts.create(account.clone(), audit).await?;
         Ok(account)
+    }
+
+    async fn issue(
+        &self,
+        access: &OrgAccess,
+        kind: TokenKind,
+        input: Option<AccountInput>,
+    ) -> Result<IssuedToken, CloudAccountError> {
+        let token = self.ports.secrets.connection_token();
+        let now = self.ports.clock.now();
+        let stored = ConnectionToken {
+            kind,
+            digest: self.ports.secrets.token_digest(&token),
+            organization_id: access.org_id(),
+            created_by: access.principal().user_id,
+            input,
+            status: TokenStatus::Pending,
+            expires_at: now + TOKEN_TTL,
+            cloud_account_id: None,
+            created_at: now,
+        };
+        let audit = NewAuditEvent::new(
+            access.org_id(),
+            Some(access.principal().user_id),
+            match kind {
+                TokenKind::ConnectToken => "connect_token.created",
+                TokenKind::ConnectionRequest => "connection_request.created",
+            },
+            ("organization", access.org_id().to_string()),
+            json!({"expiresAt": stored.expires_at.to_rfc3339()}),
+            now,
+        );
+        let expires_at = stored.expires_at;
+        self.ports.tokens.insert(stored, audit).await?;
+        let base = self.config.public_url.trim_end_matches('/');
+        Ok(IssuedToken {
+            command: format!("canopy connect --token {token}"),
+            confirm_url: (kind == TokenKind::ConnectionRequest)
+                .then(|| format!("{base}/connect?token={token}")),
+            token,
+            expires_at,
+        })
+    }
+
+    /// Web-initiated flow: a single-use token, valid 10 minutes, that a CLI presents with the
+    /// account details (admin or owner).
+    pub async fn create_connect_token(
+        &self,
+        access: &OrgAccess,
+    ) -> Result<IssuedToken, CloudAccountError> {
+        access.require(Action::ConnectCloudAccount)?;
+        self.issue(access, TokenKind::ConnectToken, None).await
+    }
+
+    /// Redeems a connect token with account details: the token is the only credential.
+    pub async fn connect_with_token(
+        &self,
+        token: &str,
+        input: &AccountInput,
+    ) -> Result<CloudAccount, CloudAccountError> {
+        let digest = self.ports.secrets.token_digest(token);
+        let stored = self
+            .ports
+            .tokens
+            .find(&digest)
+            .await?
+            .filter(|t| t.kind == TokenKind::ConnectToken)
+            .ok_or(TokenRefusal::Unknown)?;
+        if let Some(refusal) = stored.refusal(self.ports.clock.now()) {
+            return Err(refusal.into());
+        }
+        let (account, audit) = self.new_account(
+            stored.organization_id,
+            stored.created_by,
+            stored.created_by,
+            input,
+            "connect_token",
+        )?;
+        self.ports
+            .tokens
+            .redeem(&digest, self.ports.clock.now(), account.clone(), audit)
+            .await?;
+        Ok(account)
+    }
+
+    /// CLI-initiated flow: files the account details for an admin or owner to confirm within
+    /// 10 minutes (admin or owner).
+    pub async fn create_connection_request(
+        &self,
+        access: &OrgAccess,
+        input: &AccountInput,
+    ) -> Result<IssuedToken, CloudAccountError> {
+        access.require(Action::ConnectCloudAccount)?;
+        validate_new(input)?;
+        self.issue(access, TokenKind::ConnectionRequest, Some(input.clone()))
+            .await
+    }
+
+    /// Loads a connection request for an admin or owner of its organization; anyone else is
+    /// told it does not exist.
+    async fn request_for(
+        &self,
+        principal: &Principal,
+        token: &str,
+    ) -> Result<(String, ConnectionToken, OrgAccess), CloudAccountError> {
+        let digest = self.ports.secrets.token_digest(token);
+        let stored = self
+            .ports
+            .tokens
+            .find(&digest)
+            .await?
+            .filter(|t| t.kind == TokenKind::ConnectionRequest)
+            .ok_or(TokenRefusal::Unknown)?;
+        let access = match self
+            .ports
+            .tenancy
+            .access(principal, &stored.organization_id.to_string())
+            .await
+        {
+            Ok(access) => access,
+            Err(TenancyError::NotFound(_)) => return Err(TokenRefusal::Unknown.into()),
+            Err(e) => return Err(e.into()),
+        };
+        access.require(Action::ConnectCloudAccount)?;
+        Ok((digest, stored, access))
+    }
+
+    /// Shows a connection request to an admin or owner of its organization.
+    pub async fn preview_request(
+        &self,
+        principal: &Principal,
+        token: &str,
+    ) -> Result<RequestPreview, CloudAccountError> {
+        let (_, stored, access) = self.request_for(principal, token).await?;
+        Ok(RequestPreview {
+            expired: stored.refusal(self.ports.clock.now()) == Some(TokenRefusal::Expired),
+            token: stored,
+            organization: access.organization().clone(),
+        })
+    }
+
+    /// Confirms a connection request: the account is created (admin or owner).
+    pub async fn confirm_request(
+        &self,
+        principal: &Principal,
+        token: &str,
+    ) -> Result<CloudAccount, CloudAccountError> {
+        let (digest, stored, access) = self.request_for(principal, token).await?;
+        if let Some(refusal) = stored.refusal(self.ports.clock.now()) {
+            return Err(refusal.into());
+        }
+        let input = stored.input.clone().unwrap_or_default();
+        let (account, audit) = self.new_account(
+            access.org_id(),
+            stored.created_by,
+            principal.user_id,
+            &input,
+            "connection_request",
+        )?;
+        self.ports
+            .tokens
+            .redeem(&digest, self.ports.clock.now(), account.clone(), audit)
+            .await?;
+        Ok(account)
+    }
+
+    /// Cancels a pending connection request (admin or owner).
+    pub async fn cancel_request(
+        &self,
+        principal: &Principal,
+        token: &str,
+    ) -> Result<(), CloudAccountError> {
+        let (digest, stored, access) = self.request_for(principal, token).await?;
+        if let Some(refusal) = stored.refusal(self.ports.clock.now()) {
+            return Err(refusal.into());
+        }
+        let audit = NewAuditEvent::new(
+            access.org_id(),
+            Some(principal.user_id),
+            "connection_request.cancelled",
+            ("organization", access.org_id().to_string()),
+            json!({}),
+            self.ports.clock.now(),
+        );
+        if self.ports.tokens.cancel(&digest, audit).await? {
+            Ok(())
+        } else {
+            Err(TokenRefusal::Used.into())
+        }
     }
 
     /// The organization's accounts (any member).

@@ -142,6 +142,14 @@ impl canopy_cloud_org::ports::SecretSource for Argon2Crypto {
         rand::rng().fill_bytes(&mut bytes);
         format!("cnp-{}", URL_SAFE_NO_PAD.encode(bytes))
     }
+
+    fn connection_token(&self) -> String {
+        CredentialCrypto::new_token(self, "cnp_conn").plain
+    }
+
+    fn token_digest(&self, token: &str) -> String {
+        CredentialCrypto::digest(self, token)
+    }
 }
 
 #[cfg(test)]

@@ -3,16 +3,19 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use canopy_cloud_org::account::AccountInput;
 use canopy_cloud_org::account::{
     AccountSettings, AccountStatus, CloudAccount, CloudAccountId, CloudIdentity, Environment,
     Features, Provider,
 };
+use canopy_cloud_org::connection::{ConnectionToken, TokenKind, TokenRefusal, TokenStatus};
 use canopy_cloud_org::external_id::ExternalId;
 use canopy_cloud_org::health::{AccessFailure, FailureKind, HealthCheck};
 use canopy_cloud_org::identifiers::{AwsAccountId, AwsRegion, GcpProjectId, RoleArn};
 use canopy_cloud_org::ports::{
     AccountFilter, CloudAccountRepository, ConnectError, ExternalIdRepository,
 };
+use canopy_cloud_org::ports::{ConnectionTokenRepository, RedeemError};
 use canopy_kernel::PageRequest;
 use canopy_kernel::id::{OrganizationId, UserId};
 use canopy_kernel::page::Page;
@@ -25,7 +28,9 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::entity::{cloud_account_checks, cloud_account_tags, cloud_accounts, external_ids};
+use crate::entity::{
+    cloud_account_checks, cloud_account_tags, cloud_accounts, connection_tokens, external_ids,
+};
 use crate::tenancy::{insert_audit, unique_violation};
 use crate::{Store, db_err};
 
@@ -148,6 +153,206 @@ async fn write_tags(
         .await?;
     }
     Ok(())
+}
+
+async fn insert_account(
+    txn: &DatabaseTransaction,
+    account: &CloudAccount,
+    audit: NewAuditEvent,
+) -> Result<(), DbErr> {
+    account_row(account).insert(txn).await?;
+    write_tags(txn, account.id.as_uuid(), &account.settings.tags).await?;
+    insert_audit(txn, audit).await
+}
+
+impl Store {
+    /// Explains a failed account insert: the unique constraint decided, now say whose account
+    /// it is without revealing more.
+    async fn connect_conflict(&self, e: DbErr, account: &CloudAccount) -> ConnectError {
+        if unique_violation(&e).is_none() {
+            return ConnectError::Store(db_err(e));
+        }
+        let holder = cloud_accounts::Entity::find()
+            .filter(cloud_accounts::Column::Provider.eq(account.identity.provider().as_str()))
+            .filter(cloud_accounts::Column::AccountKey.eq(account.identity.account_key()))
+            .one(self.db())
+            .await;
+        match holder {
+            Ok(Some(row)) if row.organization_id == account.organization_id.as_uuid() => {
+                ConnectError::AlreadyConnected
+            }
+            Ok(_) => ConnectError::ConnectedElsewhere,
+            Err(e) => ConnectError::Store(db_err(e)),
+        }
+    }
+}
+
+fn input_to_json(i: &AccountInput) -> serde_json::Value {
+    json!({
+        "provider": i.provider,
+        "accountId": i.account_id,
+        "roleArn": i.role_arn,
+        "region": i.region,
+        "projectId": i.project_id,
+        "projectNumber": i.project_number,
+        "alias": i.alias,
+        "stackName": i.stack_name,
+        "sesConfigurationSet": i.ses_configuration_set,
+        "sesDomains": i.ses_domains,
+        "features": {
+            "sendingEnabled": i.features.sending_enabled,
+            "eventTracking": i.features.event_tracking,
+            "historyStorage": i.features.history_storage,
+        },
+        "environment": i.environment,
+        "tags": i.tags,
+    })
+}
+
+fn input_from_json(v: &serde_json::Value) -> AccountInput {
+    let text = |k: &str| v[k].as_str().map(str::to_string);
+    AccountInput {
+        provider: text("provider").unwrap_or_default(),
+        account_id: text("accountId"),
+        role_arn: text("roleArn"),
+        region: text("region"),
+        project_id: text("projectId"),
+        project_number: text("projectNumber"),
+        alias: text("alias"),
+        stack_name: text("stackName"),
+        ses_configuration_set: text("sesConfigurationSet"),
+        ses_domains: serde_json::from_value(v["sesDomains"].clone()).unwrap_or_default(),
+        features: Features {
+            sending_enabled: v["features"]["sendingEnabled"].as_bool().unwrap_or(false),
+            event_tracking: v["features"]["eventTracking"].as_bool().unwrap_or(false),
+            history_storage: v["features"]["historyStorage"].as_bool().unwrap_or(false),
+        },
+        environment: text("environment"),
+        tags: serde_json::from_value(v["tags"].clone()).unwrap_or_default(),
+    }
+}
+
+fn token_from(m: connection_tokens::Model) -> Result<ConnectionToken, StoreError> {
+    Ok(ConnectionToken {
+        kind: TokenKind::from_stored(&m.kind).ok_or_else(|| corrupt("token kind", &m.kind))?,
+        status: TokenStatus::from_stored(&m.status)
+            .ok_or_else(|| corrupt("token status", &m.status))?,
+        input: m.input.as_ref().map(input_from_json),
+        digest: m.digest,
+        organization_id: OrganizationId(m.organization_id),
+        created_by: UserId(m.created_by),
+        expires_at: m.expires_at,
+        cloud_account_id: m.cloud_account_id.map(CloudAccountId),
+        created_at: m.created_at,
+    })
+}
+
+#[async_trait]
+impl ConnectionTokenRepository for Store {
+    async fn insert(&self, token: ConnectionToken, audit: NewAuditEvent) -> Result<(), StoreError> {
+        let txn = self.db().begin().await.map_err(db_err)?;
+        connection_tokens::ActiveModel {
+            digest: Set(token.digest.clone()),
+            kind: Set(token.kind.as_str().to_string()),
+            organization_id: Set(token.organization_id.as_uuid()),
+            created_by: Set(token.created_by.as_uuid()),
+            input: Set(token.input.as_ref().map(input_to_json)),
+            status: Set(token.status.as_str().to_string()),
+            expires_at: Set(token.expires_at),
+            cloud_account_id: Set(None),
+            created_at: Set(token.created_at),
+            used_at: Set(None),
+        }
+        .insert(&txn)
+        .await
+        .map_err(db_err)?;
+        insert_audit(&txn, audit).await.map_err(db_err)?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn find(&self, digest: &str) -> Result<Option<ConnectionToken>, StoreError> {
+        connection_tokens::Entity::find_by_id(digest.to_string())
+            .one(self.db())
+            .await
+            .map_err(db_err)?
+            .map(token_from)
+            .transpose()
+    }
+
+    async fn redeem(
+        &self,
+        digest: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        account: CloudAccount,
+        audit: NewAuditEvent,
+    ) -> Result<(), RedeemError> {
+        let txn = self
+            .db()
+            .begin()
+            .await
+            .map_err(|e| ConnectError::Store(db_err(e)))?;
+        // The guarded UPDATE is the single-use check: a concurrent redemption waits on the row
+        // lock and then matches nothing.
+        let claimed = connection_tokens::Entity::update_many()
+            .col_expr(
+                connection_tokens::Column::Status,
+                Expr::value(TokenStatus::Used.as_str()),
+            )
+            .col_expr(connection_tokens::Column::UsedAt, Expr::value(Some(now)))
+            .col_expr(
+                connection_tokens::Column::CloudAccountId,
+                Expr::value(Some(account.id.as_uuid())),
+            )
+            .filter(connection_tokens::Column::Digest.eq(digest))
+            .filter(connection_tokens::Column::Status.eq(TokenStatus::Pending.as_str()))
+            .filter(connection_tokens::Column::ExpiresAt.gt(now))
+            .exec(&txn)
+            .await
+            .map_err(|e| ConnectError::Store(db_err(e)))?;
+        if claimed.rows_affected != 1 {
+            txn.rollback()
+                .await
+                .map_err(|e| ConnectError::Store(db_err(e)))?;
+            let current = self.find(digest).await.map_err(ConnectError::Store)?;
+            return Err(RedeemError::Refused(
+                current
+                    .and_then(|t| t.refusal(now))
+                    .unwrap_or(TokenRefusal::Unknown),
+            ));
+        }
+        if let Err(e) = insert_account(&txn, &account, audit).await {
+            txn.rollback()
+                .await
+                .map_err(|e| ConnectError::Store(db_err(e)))?;
+            return Err(RedeemError::Connect(
+                self.connect_conflict(e, &account).await,
+            ));
+        }
+        txn.commit()
+            .await
+            .map_err(|e| ConnectError::Store(db_err(e)))?;
+        Ok(())
+    }
+
+    async fn cancel(&self, digest: &str, audit: NewAuditEvent) -> Result<bool, StoreError> {
+        let txn = self.db().begin().await.map_err(db_err)?;
+        let updated = connection_tokens::Entity::update_many()
+            .col_expr(
+                connection_tokens::Column::Status,
+                Expr::value(TokenStatus::Cancelled.as_str()),
+            )
+            .filter(connection_tokens::Column::Digest.eq(digest))
+            .filter(connection_tokens::Column::Status.eq(TokenStatus::Pending.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
+        if updated.rows_affected != 1 {
+            return Ok(false);
+        }
+        insert_audit(&txn, audit).await.map_err(db_err)?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
 }
 
 fn check_from(m: cloud_account_checks::Model) -> HealthCheck {

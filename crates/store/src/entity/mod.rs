@@ -5,6 +5,7 @@ pub(crate) mod audit_events;
 pub(crate) mod cloud_account_checks;
 pub(crate) mod cloud_account_tags;
 pub(crate) mod cloud_accounts;
+pub(crate) mod connection_tokens;
 pub(crate) mod external_ids;
 pub(crate) mod invitations;
 pub(crate) mod memberships;
