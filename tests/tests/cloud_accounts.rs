@@ -291,7 +291,7 @@ async fn web_initiated_connect_token_is_single_use_and_expires(app: TestApp) {
     let token = issued.body["token"].as_str().unwrap().to_string();
     assert_eq!(
         issued.body["command"],
-        format!("canopy connect --token {token}")
+        format!("canopy connect --token {token} --api-url http://localhost:8080")
     );
 
     let connect = |token: String, account: String| {

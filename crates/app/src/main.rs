@@ -39,6 +39,39 @@ enum Command {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Connects the AWS account of the local credentials with a connect token from the console.
+    Connect {
+        /// The connect token (from "Connect AWS account" in the console).
+        #[arg(long, env = "CANOPY_CONNECT_TOKEN")]
+        token: String,
+        /// Canopy API base URL.
+        #[arg(long, env = "CANOPY_API_URL", default_value = "http://localhost:8080")]
+        api_url: String,
+        /// AWS account id; detected with STS GetCallerIdentity when omitted.
+        #[arg(long)]
+        account_id: Option<String>,
+        /// Name (or ARN) of the role Canopy assumes.
+        #[arg(long, default_value = "CanopyAccess")]
+        role: String,
+        /// Primary region.
+        #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+        region: String,
+        /// Friendly name.
+        #[arg(long)]
+        alias: Option<String>,
+        /// production, staging or development.
+        #[arg(long)]
+        environment: Option<String>,
+        /// Infrastructure stack name.
+        #[arg(long)]
+        stack_name: Option<String>,
+        /// A verified SES domain (repeatable).
+        #[arg(long = "ses-domain")]
+        ses_domains: Vec<String>,
+        /// A tag as key=value (repeatable).
+        #[arg(long = "tag", value_parser = canopy_app::connect_cli::parse_tag)]
+        tags: Vec<(String, String)>,
+    },
     /// Prints the OpenAPI document generated from the handlers.
     Openapi {
         /// Write to this file instead of standard output.
@@ -70,6 +103,43 @@ async fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("writing {}", path.display()))?,
                 None => println!("{spec}"),
             }
+        }
+        Command::Connect {
+            token,
+            api_url,
+            account_id,
+            role,
+            region,
+            alias,
+            environment,
+            stack_name,
+            ses_domains,
+            tags,
+        } => {
+            let args = canopy_app::connect_cli::ConnectArgs {
+                api_url,
+                token,
+                account_id,
+                role,
+                region,
+                alias,
+                environment,
+                stack_name,
+                ses_domains,
+                tags: tags.into_iter().collect(),
+            };
+            let sts = canopy_aws::StsRoleVerifier::from_environment(canopy_aws::AwsSettings {
+                endpoint_url: None,
+                timeout: std::time::Duration::from_secs(10),
+            })
+            .await;
+            let account = canopy_app::connect_cli::connect(&args, Some(&sts)).await?;
+            println!(
+                "Connected AWS account {} ({}) to the organization. Status: {}.",
+                account["accountId"].as_str().unwrap_or("?"),
+                account["displayName"].as_str().unwrap_or("?"),
+                account["status"].as_str().unwrap_or("?"),
+            );
         }
         Command::Migrate { database_url } => {
             init_tracing(config.log_format);

@@ -54,6 +54,31 @@ impl StsRoleVerifier {
     }
 }
 
+impl StsRoleVerifier {
+    /// The account of the credentials in use (STS GetCallerIdentity): how `canopy connect`
+    /// learns which account it runs in.
+    pub async fn caller_account_id(&self, region: &str) -> Result<String, AccessFailure> {
+        let call = self.client(region).get_caller_identity().send();
+        match tokio::time::timeout(self.settings.timeout, call).await {
+            Err(_) => Err(AccessFailure {
+                kind: FailureKind::Timeout,
+                message: format!(
+                    "no answer from STS within {} ms",
+                    self.settings.timeout.as_millis()
+                ),
+            }),
+            Ok(Err(e)) => Err(classify(&e)),
+            Ok(Ok(out)) => out
+                .account()
+                .map(str::to_string)
+                .ok_or_else(|| AccessFailure {
+                    kind: FailureKind::Other,
+                    message: "STS returned no account".into(),
+                }),
+        }
+    }
+}
+
 /// Classifies an AWS error code. STS answers a wrong External ID, a missing trust
 /// relationship and (for cross-account calls) a missing role alike with `AccessDenied`.
 pub fn classify_code(code: &str) -> FailureKind {

@@ -339,7 +339,7 @@ impl CloudAccountService {
         self.ports.tokens.insert(stored, audit).await?;
         let base = self.config.public_url.trim_end_matches('/');
         Ok(IssuedToken {
-            command: format!("canopy connect --token {token}"),
+            command: format!("canopy connect --token {token} --api-url {base}"),
             confirm_url: (kind == TokenKind::ConnectionRequest)
                 .then(|| format!("{base}/connect?token={token}")),
             token,

@@ -33,6 +33,9 @@ struct Args {
     /// Database pool size of the server.
     #[arg(long, default_value_t = 16)]
     pool: u32,
+    /// Cloud accounts seeded into the organization for the list benchmark.
+    #[arg(long, default_value_t = 500)]
+    accounts: usize,
     /// Server worker threads.
     #[arg(long, default_value_t = 2)]
     server_threads: usize,
@@ -170,14 +173,41 @@ fn main() -> anyhow::Result<()> {
             .json()
             .await?;
         let org_id = org["id"].as_str().context("org id")?;
+        for i in 0..args.accounts {
+            let account = format!("{:012}", 100_000_000_000u64 + i as u64);
+            let environment = ["production", "staging", "development"][i % 3];
+            http.post(format!("{base}/v1/organizations/{org_id}/cloud-accounts"))
+                .bearer_auth(token.as_str())
+                .json(&json!({
+                    "provider": "aws",
+                    "accountId": account,
+                    "roleArn": format!("arn:aws:iam::{account}:role/CanopyAccess"),
+                    "region": "us-east-1",
+                    "alias": format!("Account {i}"),
+                    "environment": environment,
+                    "sesDomains": ["mail.example.com"],
+                    "tags": {"team": format!("t{}", i % 7)}
+                }))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
         let targets = [
             ("GET /healthz (no database: the HTTP ceiling)", format!("{base}/healthz")),
             ("GET /v1/organizations/{org}", format!("{base}/v1/organizations/{org_id}")),
             ("GET /v1/me", format!("{base}/v1/me")),
+            (
+                "GET cloud-accounts?limit=200 (500 in org)",
+                format!("{base}/v1/organizations/{org_id}/cloud-accounts?limit=200"),
+            ),
+            (
+                "GET cloud-accounts (first 50 of 500)",
+                format!("{base}/v1/organizations/{org_id}/cloud-accounts"),
+            ),
         ];
         println!(
-            "connections={} seconds={} runs={} server_threads={} pool={}",
-            args.connections, args.seconds, args.runs, args.server_threads, args.pool
+            "connections={} seconds={} runs={} server_threads={} pool={} accounts={}",
+            args.connections, args.seconds, args.runs, args.server_threads, args.pool, args.accounts
         );
         println!("| endpoint | run | req/s | p50 ms | p99 ms | max ms | errors |");
         println!("|---|---|---|---|---|---|---|");
