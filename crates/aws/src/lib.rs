@@ -121,13 +121,22 @@ where
             kind: FailureKind::Timeout,
             message: "the request timed out".into(),
         },
-        SdkError::DispatchFailure(failure) => AccessFailure {
-            kind: if failure.is_timeout() {
-                FailureKind::Timeout
-            } else {
-                FailureKind::Network
-            },
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => AccessFailure {
+            kind: FailureKind::Timeout,
+            message: "the request to STS timed out".into(),
+        },
+        SdkError::DispatchFailure(failure) if failure.is_io() => AccessFailure {
+            kind: FailureKind::Network,
             message: format!("could not reach STS: {:?}", failure.as_connector_error()),
+        },
+        // Anything else failed before a request left: most often Canopy's own AWS credentials
+        // could not be resolved. That is not the customer's network; say what it is.
+        SdkError::DispatchFailure(failure) => AccessFailure {
+            kind: FailureKind::Other,
+            message: format!(
+                "the request could not be sent: {:?}",
+                failure.as_connector_error()
+            ),
         },
         other => AccessFailure {
             kind: FailureKind::Other,

@@ -175,3 +175,29 @@ async fn assumes_a_role_in_moto_with_the_external_id() {
     );
     assert!(assumed.expires_at.unwrap() > chrono::Utc::now());
 }
+
+#[tokio::test]
+async fn missing_canopy_credentials_are_not_blamed_on_the_network() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let no_credentials = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .build();
+    let v = StsRoleVerifier::new(
+        no_credentials,
+        AwsSettings {
+            endpoint_url: Some(canned(403, ACCESS_DENIED).await),
+            timeout: Duration::from_secs(5),
+        },
+    );
+    let err = v
+        .assume_role(ROLE, "ext", "canopy-test", "us-east-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, FailureKind::Other, "{}", err.message);
+    assert!(
+        err.message.starts_with("the request could not be sent"),
+        "{}",
+        err.message
+    );
+}
