@@ -486,48 +486,10 @@ on_both_backends!(
     gcp_projects_cannot_be_verified_yet,
 );
 
-/// STS's answer to a role that does not trust Canopy with this External ID.
-const ACCESS_DENIED: &str = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform: sts:AssumeRole</Message></Error><RequestId>r</RequestId></ErrorResponse>"#;
-
 async fn refusing_sts() -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut read = 0;
-                loop {
-                    let n = sock.read(&mut buf[read..]).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    read += n;
-                    let text = String::from_utf8_lossy(&buf[..read]).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text
-                            .lines()
-                            .find_map(|l| {
-                                l.to_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if read >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                let resp = format!(
-                    "HTTP/1.1 403 Forbidden\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{ACCESS_DENIED}",
-                    ACCESS_DENIED.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}")
+    canopy_aws::testing::canned_sts(403, canopy_aws::testing::ACCESS_DENIED)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

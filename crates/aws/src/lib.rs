@@ -3,6 +3,8 @@
 //!
 //! API boundary: [`StsRoleVerifier`], [`AwsSettings`], [`classify_code`].
 
+pub mod testing;
+
 use std::time::Duration;
 
 use async_trait::async_trait;

@@ -9,10 +9,10 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use canopy_aws::testing::{ACCESS_DENIED, THROTTLED};
 use canopy_aws::{AwsSettings, StsRoleVerifier};
 use canopy_cloud_org::health::FailureKind;
 use canopy_cloud_org::ports::RoleVerifier;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 fn sdk_config() -> SdkConfig {
@@ -40,53 +40,9 @@ fn verifier(endpoint: String, timeout: Duration) -> StsRoleVerifier {
     )
 }
 
-/// Serves one canned HTTP response to every request, like STS does for a given failure.
 async fn canned(status: u16, body: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut read = 0;
-                // Read headers and the declared body before answering.
-                loop {
-                    let n = sock.read(&mut buf[read..]).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    read += n;
-                    let text = String::from_utf8_lossy(&buf[..read]).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text
-                            .lines()
-                            .find_map(|l| {
-                                l.to_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if read >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                let resp = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}")
+    canopy_aws::testing::canned_sts(status, body).await.unwrap()
 }
-
-const ACCESS_DENIED: &str = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::111111111111:user/canopy is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/CanopyAccess</Message></Error><RequestId>r1</RequestId></ErrorResponse>"#;
-const THROTTLED: &str = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r2</RequestId></ErrorResponse>"#;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/CanopyAccess";
 

@@ -1,0 +1,59 @@
+//! A local stand-in for STS that answers every request with one canned response, the way
+//! STS answers a refusal or throttling: for tests of error handling through the real SDK.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// STS's answer when the role does not trust the caller with this External ID.
+pub const ACCESS_DENIED: &str = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::111111111111:user/canopy is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/CanopyAccess</Message></Error><RequestId>r1</RequestId></ErrorResponse>"#;
+
+/// STS's answer when it throttles.
+pub const THROTTLED: &str = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r2</RequestId></ErrorResponse>"#;
+
+/// Reads one HTTP request (headers and the declared body); false when the peer hung up.
+async fn read_request(sock: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut read = 0;
+    loop {
+        let n = sock.read(&mut buf[read..]).await.unwrap_or(0);
+        if n == 0 {
+            return false;
+        }
+        read += n;
+        let text = String::from_utf8_lossy(&buf[..read]);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if read >= end + 4 + len || read == buf.len() {
+                return true;
+            }
+        }
+    }
+}
+
+/// Starts a server on an ephemeral local port answering `status` with the XML `body` to every
+/// request; returns its URL. It runs until the test's runtime ends.
+pub async fn canned_sts(status: u16, body: &'static str) -> std::io::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if read_request(&mut sock).await {
+                    let resp = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                }
+            });
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
