@@ -492,90 +492,54 @@ async fn refusing_sts() -> String {
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_refused_role_marks_the_account_in_error_with_a_health_timeline() {
+/// Starts an app whose STS calls go to `sts`, connects one AWS account and syncs it.
+/// Returns the sync answer and the account's health timeline.
+async fn connect_and_sync(sts: String) -> (serde_json::Value, serde_json::Value) {
     let app = TestApp::start_with(
         "sqlite",
         Options {
-            aws_endpoint_url: refusing_sts().await,
+            aws_endpoint_url: sts,
             ..Options::default()
         },
     )
     .await;
     let ada = app.sign_up("Ada").await;
-    let org = app.create_org(&ada, "Refused").await;
+    let org = app.create_org(&ada, "Sync").await;
+    let base = format!("/v1/organizations/{org}/cloud-accounts");
     let account = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-accounts"),
-            &ada.token,
-            aws_account_body(&random_aws_account()),
-        )
+        .post(&base, &ada.token, aws_account_body(&random_aws_account()))
         .await;
     let id = account.body["id"].as_str().unwrap();
     let sync = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-accounts/{id}/sync"),
-            &ada.token,
-            json!({}),
-        )
+        .post(&format!("{base}/{id}/sync"), &ada.token, json!({}))
         .await;
     assert_eq!(sync.status, StatusCode::OK, "{}", sync.body);
-    assert_eq!(sync.body["check"]["ok"], false);
-    assert_eq!(sync.body["check"]["failure"], "access_denied");
-    assert_eq!(sync.body["account"]["status"], "error");
+    let health = app.get(&format!("{base}/{id}/health"), &ada.token).await;
+    (sync.body, health.body)
+}
+
+#[tokio::test]
+async fn a_refused_role_marks_the_account_in_error_with_a_health_timeline() {
+    let (sync, health) = connect_and_sync(refusing_sts().await).await;
+    assert_eq!(sync["check"]["ok"], false);
+    assert_eq!(sync["check"]["failure"], "access_denied");
+    assert_eq!(sync["account"]["status"], "error");
     assert!(
-        sync.body["account"]["lastError"]
+        sync["account"]["lastError"]
             .as_str()
             .unwrap()
             .contains("External ID")
     );
-    let health = app
-        .get(
-            &format!("/v1/organizations/{org}/cloud-accounts/{id}/health"),
-            &ada.token,
-        )
-        .await;
-    assert_eq!(health.body.as_array().unwrap().len(), 1);
-    assert_eq!(health.body[0]["failure"], "access_denied");
+    assert_eq!(health.as_array().unwrap().len(), 1);
+    assert_eq!(health[0]["failure"], "access_denied");
 }
 
 #[tokio::test]
 #[ignore = "needs moto"]
 async fn sync_assumes_the_role_through_moto_and_marks_the_account_active() {
-    let app = TestApp::start_with(
-        "sqlite",
-        Options {
-            aws_endpoint_url: moto_url(),
-            ..Options::default()
-        },
-    )
-    .await;
-    let ada = app.sign_up("Ada").await;
-    let org = app.create_org(&ada, "Moto").await;
-    let account = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-accounts"),
-            &ada.token,
-            aws_account_body(&random_aws_account()),
-        )
-        .await;
-    let id = account.body["id"].as_str().unwrap();
-    let sync = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-accounts/{id}/sync"),
-            &ada.token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(sync.status, StatusCode::OK, "{}", sync.body);
-    assert_eq!(sync.body["check"]["ok"], true, "{}", sync.body);
-    assert_eq!(sync.body["account"]["status"], "active");
-    assert!(sync.body["account"]["lastSyncedAt"].is_string());
-    let health = app
-        .get(
-            &format!("/v1/organizations/{org}/cloud-accounts/{id}/health"),
-            &ada.token,
-        )
-        .await;
-    assert_eq!(health.body[0]["ok"], true);
+    let (sync, health) = connect_and_sync(moto_url()).await;
+    assert_eq!(sync["check"]["ok"], true, "{sync}");
+    assert_eq!(sync["account"]["status"], "active");
+    assert!(sync["account"]["lastSyncedAt"].is_string());
+    assert_eq!(health[0]["ok"], true);
 }
