@@ -8,6 +8,7 @@ mod me;
 mod members;
 mod models;
 mod organizations;
+mod plans;
 pub mod problem;
 
 use poem_openapi::auth::Bearer;
@@ -62,6 +63,7 @@ pub type Api = (
     members::MembersApi,
     invitations::InvitationsApi,
     cloud_accounts::CloudAccountsApi,
+    plans::PlansApi,
 );
 
 /// Builds the OpenAPI service over the real handlers; the spec and the router come from it.
@@ -74,6 +76,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             members::MembersApi,
             invitations::InvitationsApi,
             cloud_accounts::CloudAccountsApi,
+            plans::PlansApi,
         ),
         "Canopy API",
         env!("CARGO_PKG_VERSION"),
