@@ -363,27 +363,51 @@ impl CloudAccountService {
         token: &str,
         input: &AccountInput,
     ) -> Result<CloudAccount, CloudAccountError> {
+        let (digest, stored) = self.find_token(token, TokenKind::ConnectToken).await?;
+        self.ensure_usable(&stored)?;
+        self.redeem(&digest, &stored, stored.created_by, input, "connect_token")
+            .await
+    }
+
+    /// The stored token of `kind` for a presented token; any other is unknown.
+    async fn find_token(
+        &self,
+        token: &str,
+        kind: TokenKind,
+    ) -> Result<(String, ConnectionToken), CloudAccountError> {
         let digest = self.ports.secrets.token_digest(token);
         let stored = self
             .ports
             .tokens
             .find(&digest)
             .await?
-            .filter(|t| t.kind == TokenKind::ConnectToken)
+            .filter(|t| t.kind == kind)
             .ok_or(TokenRefusal::Unknown)?;
-        if let Some(refusal) = stored.refusal(self.ports.clock.now()) {
-            return Err(refusal.into());
+        Ok((digest, stored))
+    }
+
+    /// Refuses a token that is used, cancelled or expired now.
+    fn ensure_usable(&self, stored: &ConnectionToken) -> Result<(), CloudAccountError> {
+        match stored.refusal(self.ports.clock.now()) {
+            Some(refusal) => Err(refusal.into()),
+            None => Ok(()),
         }
-        let (account, audit) = self.new_account(
-            stored.organization_id,
-            stored.created_by,
-            stored.created_by,
-            input,
-            "connect_token",
-        )?;
+    }
+
+    /// Creates the account a token stands for and consumes the token, atomically.
+    async fn redeem(
+        &self,
+        digest: &str,
+        stored: &ConnectionToken,
+        actor: canopy_kernel::id::UserId,
+        input: &AccountInput,
+        via: &str,
+    ) -> Result<CloudAccount, CloudAccountError> {
+        let (account, audit) =
+            self.new_account(stored.organization_id, stored.created_by, actor, input, via)?;
         self.ports
             .tokens
-            .redeem(&digest, self.ports.clock.now(), account.clone(), audit)
+            .redeem(digest, self.ports.clock.now(), account.clone(), audit)
             .await?;
         Ok(account)
     }
@@ -408,14 +432,7 @@ impl CloudAccountService {
         principal: &Principal,
         token: &str,
     ) -> Result<(String, ConnectionToken, OrgAccess), CloudAccountError> {
-        let digest = self.ports.secrets.token_digest(token);
-        let stored = self
-            .ports
-            .tokens
-            .find(&digest)
-            .await?
-            .filter(|t| t.kind == TokenKind::ConnectionRequest)
-            .ok_or(TokenRefusal::Unknown)?;
+        let (digest, stored) = self.find_token(token, TokenKind::ConnectionRequest).await?;
         let access = match self
             .ports
             .tenancy
@@ -450,23 +467,17 @@ impl CloudAccountService {
         principal: &Principal,
         token: &str,
     ) -> Result<CloudAccount, CloudAccountError> {
-        let (digest, stored, access) = self.request_for(principal, token).await?;
-        if let Some(refusal) = stored.refusal(self.ports.clock.now()) {
-            return Err(refusal.into());
-        }
+        let (digest, stored, _) = self.request_for(principal, token).await?;
+        self.ensure_usable(&stored)?;
         let input = stored.input.clone().unwrap_or_default();
-        let (account, audit) = self.new_account(
-            access.org_id(),
-            stored.created_by,
+        self.redeem(
+            &digest,
+            &stored,
             principal.user_id,
             &input,
             "connection_request",
-        )?;
-        self.ports
-            .tokens
-            .redeem(&digest, self.ports.clock.now(), account.clone(), audit)
-            .await?;
-        Ok(account)
+        )
+        .await
     }
 
     /// Cancels a pending connection request (admin or owner).
@@ -476,9 +487,7 @@ impl CloudAccountService {
         token: &str,
     ) -> Result<(), CloudAccountError> {
         let (digest, stored, access) = self.request_for(principal, token).await?;
-        if let Some(refusal) = stored.refusal(self.ports.clock.now()) {
-            return Err(refusal.into());
-        }
+        self.ensure_usable(&stored)?;
         let audit = NewAuditEvent::new(
             access.org_id(),
             Some(principal.user_id),
