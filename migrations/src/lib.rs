@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_tenancy;
 mod m20261122_000002_cloud_accounts;
 mod m20261122_000003_connection_tokens;
+mod m20261123_000004_subscriptions;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_tenancy::Migration),
             Box::new(m20261122_000002_cloud_accounts::Migration),
             Box::new(m20261122_000003_connection_tokens::Migration),
+            Box::new(m20261123_000004_subscriptions::Migration),
         ]
     }
 }

@@ -161,6 +161,52 @@ impl TestApp {
         resp.body["id"].as_str().unwrap().to_string()
     }
 
+    /// Creates an organization as `owner` and puts it on `tier`; returns its id.
+    pub async fn create_org_on(&self, owner: &Session, name: &str, tier: &str) -> String {
+        let org = self.create_org(owner, name).await;
+        self.set_tier(&org, tier).await;
+        org
+    }
+
+    /// Puts `org` on `tier` as an operator does (`canopy admin set-tier`), Enterprise too.
+    pub async fn set_tier(&self, org: &str, tier: &str) {
+        let billing = canopy_app::bootstrap::billing_service(&self.store, self.clock.clone());
+        canopy_app::admin::set_tier(&billing, org, tier)
+            .await
+            .unwrap();
+    }
+
+    /// Writes `org`'s stored tier as is, bypassing every rule: a plan that shrank underneath,
+    /// or a legacy tier imported from the per-account pricing.
+    pub async fn set_stored_tier(&self, org: &str, tier: &str) {
+        canopy_store::testing::set_stored_tier(&self.store, org.parse().unwrap(), tier)
+            .await
+            .unwrap();
+    }
+
+    /// Logs `who` in again (after the clock moved past their session); returns the new
+    /// session.
+    pub async fn log_in(&self, who: &Session) -> Session {
+        let resp = self
+            .call(
+                Method::POST,
+                "/v1/auth/login",
+                None,
+                Some(json!({"email": who.email, "password": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "{:?}", resp.body);
+        Session {
+            token: resp.body["token"].as_str().unwrap().to_string(),
+            ..who.clone()
+        }
+    }
+
+    /// PUT with a JSON body.
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Response {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
     /// Invites `who` into `org` with `role` as `by` and accepts; `who` becomes a member.
     pub async fn add_member(&self, org: &str, by: &Session, who: &Session, role: &str) {
         let inv = self

@@ -23,7 +23,7 @@ struct Fixture {
 
 async fn fixture(app: &TestApp) -> Fixture {
     let owner = app.sign_up("Owner").await;
-    let org = app.create_org(&owner, "Matrix").await;
+    let org = app.create_org_on(&owner, "Matrix", "pro").await;
     let admin = app.sign_up("Admin").await;
     let member = app.sign_up("Member").await;
     let victim = app.sign_up("Victim").await;
@@ -232,6 +232,30 @@ fn cases() -> Vec<Case> {
             "/v1/organizations/{org}/external-ids",
             None,
             [200, 200, 403, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/subscription",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::PUT,
+            "/v1/organizations/{org}/subscription",
+            Some(json!({"tier": "enterprise"})),
+            [422, 403, 403, 404, 401],
+        ),
+        c(
+            Method::PUT,
+            "/v1/organizations/{org}/subscription",
+            Some(json!({"tier": "pro"})),
+            [200, 403, 403, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/usage",
+            None,
+            [200, 200, 200, 404, 401],
         ),
         c(
             Method::PUT,

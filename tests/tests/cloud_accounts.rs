@@ -12,7 +12,7 @@ use serde_json::json;
 
 async fn manual_connect_list_edit_and_disconnect(app: TestApp) {
     let ada = app.sign_up("Ada").await;
-    let org = app.create_org(&ada, "Acme").await;
+    let org = app.create_org_on(&ada, "Acme", "pro").await;
     let base = format!("/v1/organizations/{org}");
 
     let instructions = app
@@ -165,7 +165,7 @@ async fn manual_connect_list_edit_and_disconnect(app: TestApp) {
 async fn one_account_belongs_to_one_organization(app: TestApp) {
     let ada = app.sign_up("Ada").await;
     let eve = app.sign_up("Eve").await;
-    let acme = app.create_org(&ada, "Acme").await;
+    let acme = app.create_org_on(&ada, "Acme", "pro").await;
     let evil = app.create_org(&eve, "Evil").await;
     let account = random_aws_account();
     let first = app
@@ -226,7 +226,7 @@ async fn one_account_belongs_to_one_organization(app: TestApp) {
 
 async fn external_id_rotation_keeps_history(app: TestApp) {
     let ada = app.sign_up("Ada").await;
-    let org = app.create_org(&ada, "Rotator").await;
+    let org = app.create_org_on(&ada, "Rotator", "pro").await;
     let first = app
         .get(
             &format!("/v1/organizations/{org}/connection-instructions"),
@@ -259,7 +259,7 @@ async fn external_id_rotation_keeps_history(app: TestApp) {
 
 async fn gcp_projects_cannot_be_verified_yet(app: TestApp) {
     let ada = app.sign_up("Ada").await;
-    let org = app.create_org(&ada, "Gcp").await;
+    let org = app.create_org_on(&ada, "Gcp", "pro").await;
     let project = app
         .post(
             &format!("/v1/organizations/{org}/cloud-accounts"),
@@ -279,7 +279,7 @@ async fn gcp_projects_cannot_be_verified_yet(app: TestApp) {
 
 async fn web_initiated_connect_token_is_single_use_and_expires(app: TestApp) {
     let ada = app.sign_up("Ada").await;
-    let org = app.create_org(&ada, "Tokens").await;
+    let org = app.create_org_on(&ada, "Tokens", "pro").await;
     let issued = app
         .post(
             &format!("/v1/organizations/{org}/connect-tokens"),
@@ -383,7 +383,7 @@ async fn cli_initiated_request_is_previewed_and_confirmed_by_an_admin(app: TestA
     let ada = app.sign_up("Ada").await;
     let member = app.sign_up("Mia").await;
     let eve = app.sign_up("Eve").await;
-    let org = app.create_org(&ada, "Requests").await;
+    let org = app.create_org_on(&ada, "Requests", "pro").await;
     app.add_member(&org, &ada, &member, "member").await;
     let account = random_aws_account();
     let path = format!("/v1/organizations/{org}/connection-requests");
@@ -504,7 +504,7 @@ async fn connect_and_sync(sts: String) -> (serde_json::Value, serde_json::Value)
     )
     .await;
     let ada = app.sign_up("Ada").await;
-    let org = app.create_org(&ada, "Sync").await;
+    let org = app.create_org_on(&ada, "Sync", "pro").await;
     let base = format!("/v1/organizations/{org}/cloud-accounts");
     let account = app
         .post(&base, &ada.token, aws_account_body(&random_aws_account()))

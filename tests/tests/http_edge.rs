@@ -113,7 +113,7 @@ async fn sign_up_validates_every_field_and_refuses_duplicates(app: TestApp) {
 
 async fn concurrent_owner_exits_never_leave_an_organization_ownerless(app: TestApp) {
     let ada = app.sign_up("Ada").await;
-    let org = app.create_org(&ada, "Race").await;
+    let org = app.create_org_on(&ada, "Race", "pro").await;
     let mut owners = vec![ada.clone()];
     for i in 0..3 {
         let o = app.sign_up(&format!("Owner{i}")).await;

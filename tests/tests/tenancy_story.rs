@@ -46,8 +46,28 @@ async fn signup_create_org_invite_accept_change_role_leave(app: TestApp) {
         .await;
     dup.assert_problem(StatusCode::CONFLICT, "slug_taken");
 
-    // She invites Bob (not yet registered) as member; the outbox holds the accept link.
+    // Free allows one team member, so inviting Bob needs an upgrade first.
     let bob_email = "bob.story@example.com";
+    let refused = app
+        .post(
+            "/v1/organizations/acme-corp/invitations",
+            &ada.token,
+            json!({"email": bob_email, "role": "member"}),
+        )
+        .await;
+    refused.assert_problem(StatusCode::PAYMENT_REQUIRED, "plan_limit");
+    assert_eq!(refused.body["requiredTier"], "individual");
+    let upgraded = app
+        .call(
+            Method::PUT,
+            "/v1/organizations/acme-corp/subscription",
+            Some(&ada.token),
+            Some(json!({"tier": "individual"})),
+        )
+        .await;
+    assert_eq!(upgraded.status, StatusCode::OK, "{}", upgraded.body);
+
+    // She invites Bob (not yet registered) as member; the outbox holds the accept link.
     let inv = app
         .post(
             "/v1/organizations/acme-corp/invitations",
@@ -178,6 +198,7 @@ async fn signup_create_org_invite_accept_change_role_leave(app: TestApp) {
             "member.role_changed",
             "invitation.accepted",
             "invitation.created",
+            "subscription.changed",
             "organization.created"
         ]
     );
@@ -187,7 +208,7 @@ async fn signup_create_org_invite_accept_change_role_leave(app: TestApp) {
 async fn ownership_can_be_transferred_then_the_old_owner_can_leave(app: TestApp) {
     let ada = app.sign_up("Ada").await;
     let bob = app.sign_up("Bob").await;
-    let org = app.create_org(&ada, "Handover").await;
+    let org = app.create_org_on(&ada, "Handover", "pro").await;
     app.add_member(&org, &ada, &bob, "member").await;
     let t = app
         .post(
@@ -219,7 +240,7 @@ async fn admins_cannot_remove_owners_and_only_owners_invite_owners(app: TestApp)
     let ada = app.sign_up("Ada").await;
     let root = app.sign_up("Root").await;
     let adm = app.sign_up("Adm").await;
-    let org = app.create_org(&ada, "Guarded").await;
+    let org = app.create_org_on(&ada, "Guarded", "pro").await;
     app.add_member(&org, &ada, &root, "owner").await;
     app.add_member(&org, &ada, &adm, "admin").await;
     let removal = app
@@ -252,7 +273,7 @@ async fn admins_cannot_remove_owners_and_only_owners_invite_owners(app: TestApp)
 async fn expired_invitation_is_gone(app: TestApp) {
     let ada = app.sign_up("Ada").await;
     let bob = app.sign_up("Bob").await;
-    let org = app.create_org(&ada, "Slowpokes").await;
+    let org = app.create_org_on(&ada, "Slowpokes", "pro").await;
     let inv = app
         .post(
             &format!("/v1/organizations/{org}/invitations"),
@@ -301,7 +322,7 @@ async fn expired_invitation_is_gone(app: TestApp) {
 async fn reinviting_replaces_and_cancel_and_reject_work(app: TestApp) {
     let ada = app.sign_up("Ada").await;
     let bob = app.sign_up("Bob").await;
-    let org = app.create_org(&ada, "Invites").await;
+    let org = app.create_org_on(&ada, "Invites", "pro").await;
     let path = format!("/v1/organizations/{org}/invitations");
     let first = app
         .post(
@@ -452,7 +473,7 @@ async fn credentials_log_in_log_out_and_api_keys(app: TestApp) {
 async fn deleting_an_organization_removes_it_for_everyone(app: TestApp) {
     let ada = app.sign_up("Ada").await;
     let bob = app.sign_up("Bob").await;
-    let org = app.create_org(&ada, "Doomed").await;
+    let org = app.create_org_on(&ada, "Doomed", "pro").await;
     app.add_member(&org, &ada, &bob, "admin").await;
     let del = app
         .call(
@@ -479,7 +500,7 @@ async fn deleting_an_organization_removes_it_for_everyone(app: TestApp) {
 
 async fn organization_settings_are_validated_and_updated(app: TestApp) {
     let ada = app.sign_up("Ada").await;
-    let org = app.create_org(&ada, "Settings").await;
+    let org = app.create_org_on(&ada, "Settings", "pro").await;
     let path = format!("/v1/organizations/{org}");
     let bad = app
         .call(

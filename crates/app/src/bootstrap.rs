@@ -8,6 +8,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use canopy_aws::{AwsSettings, StsRoleVerifier};
+use canopy_billing::BillingService;
 use canopy_cloud_org::CloudAccountService;
 use canopy_cloud_org::service::{CloudAccountConfig, CloudAccountPorts};
 use canopy_credentials::{Argon2Cost, Argon2Crypto};
@@ -78,6 +79,12 @@ async fn aws_verifier(config: &Config) -> StsRoleVerifier {
     }
 }
 
+/// The billing service on an opened store (also what the operator commands use).
+pub fn billing_service(store: &Store, clock: Arc<dyn Clock>) -> BillingService {
+    let shared = Arc::new(store.clone());
+    BillingService::new(shared.clone(), shared, clock)
+}
+
 /// Builds the application state on an opened store with the given clock.
 pub async fn build_state(
     config: &Config,
@@ -95,6 +102,7 @@ pub async fn build_state(
         .context("argon2 parameters")?,
     );
     let shared = Arc::new(store.clone());
+    let billing = billing_service(&store, clock.clone());
     let ports = TenancyPorts {
         users: shared.clone(),
         credentials: shared.clone(),
@@ -102,6 +110,7 @@ pub async fn build_state(
         members: shared.clone(),
         invitations: shared.clone(),
         audit: shared,
+        retention: Arc::new(billing.clone()),
         sender: Arc::new(OutboxSender::new(store.clone())),
         crypto: crypto.clone(),
         clock: clock.clone(),
@@ -120,6 +129,7 @@ pub async fn build_state(
             external_ids: Arc::new(store.clone()),
             tokens: Arc::new(store.clone()),
             tenancy: tenancy.clone(),
+            billing: billing.clone(),
             aws: Arc::new(aws_verifier(config).await),
             secrets: crypto,
             clock,
@@ -131,6 +141,7 @@ pub async fn build_state(
     );
     Ok(AppState::new(
         tenancy,
+        billing,
         cloud,
         store,
         config.auth_rate_per_minute,

@@ -59,6 +59,9 @@ pub struct Config {
     /// The secret of `aws_access_key_id`. Never logged.
     #[serde(skip_serializing)]
     pub aws_secret_access_key: Option<secrecy::SecretString>,
+    /// Minutes between retention sweeps (history older than each plan's retention is
+    /// deleted); 0 turns the sweep off.
+    pub retention_sweep_minutes: u64,
 }
 
 impl Default for Config {
@@ -81,6 +84,7 @@ impl Default for Config {
             aws_timeout_ms: 5_000,
             aws_access_key_id: None,
             aws_secret_access_key: None,
+            retention_sweep_minutes: 60,
         }
     }
 }

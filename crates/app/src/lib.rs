@@ -1,6 +1,7 @@
 //! Canopy's application crate: the poem-openapi HTTP API, configuration, the composition root
 //! and the `canopy` binary. The only crate that knows every adapter.
 
+pub mod admin;
 pub mod api;
 pub mod bootstrap;
 pub mod config;

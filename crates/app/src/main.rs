@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use canopy_app::bootstrap::{bootstrap, open_store, redact};
+use std::sync::Arc;
+
+use canopy_app::bootstrap::{billing_service, bootstrap, open_store, redact};
 use canopy_app::config::{Config, LogFormat};
+use canopy_kernel::SystemClock;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -72,12 +75,42 @@ enum Command {
         #[arg(long = "tag", value_parser = canopy_app::connect_cli::parse_tag)]
         tags: Vec<(String, String)>,
     },
+    /// Operator commands on the database (no HTTP, no sign-in).
+    Admin {
+        /// Database URL.
+        #[arg(long, global = true)]
+        database_url: Option<String>,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Prints the OpenAPI document generated from the handlers.
     Openapi {
         /// Write to this file instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Sets an organization's tier; the only way to Enterprise.
+    SetTier {
+        /// Organization id or slug.
+        #[arg(long)]
+        org: String,
+        /// free, individual, pro or enterprise.
+        #[arg(long)]
+        tier: String,
+    },
+    /// Moves subscriptions on the legacy tiers (free_scan, subscriber) to the current tiers.
+    MigrateLegacyTiers {
+        /// Print what would change and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Deletes history older than each organization's plan retention now (`serve` also
+    /// does this periodically).
+    PurgeHistory,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -141,6 +174,27 @@ async fn main() -> anyhow::Result<()> {
                 account["status"].as_str().unwrap_or("?"),
             );
         }
+        Command::Admin {
+            database_url,
+            command,
+        } => {
+            init_tracing(config.log_format);
+            if let Some(url) = database_url {
+                config.database_url = url;
+            }
+            let store = open_store(&config).await?;
+            let billing = billing_service(&store, Arc::new(SystemClock));
+            let report = match command {
+                AdminCommand::SetTier { org, tier } => {
+                    canopy_app::admin::set_tier(&billing, &org, &tier).await?
+                }
+                AdminCommand::MigrateLegacyTiers { dry_run } => {
+                    canopy_app::admin::migrate_legacy_tiers(&billing, dry_run).await?
+                }
+                AdminCommand::PurgeHistory => canopy_app::admin::purge_history(&billing).await?,
+            };
+            println!("{}", report.trim_end());
+        }
         Command::Migrate { database_url } => {
             init_tracing(config.log_format);
             if let Some(url) = database_url {
@@ -158,6 +212,12 @@ async fn main() -> anyhow::Result<()> {
                 config.database_url = url;
             }
             let state = bootstrap(&config).await?;
+            if config.retention_sweep_minutes > 0 {
+                canopy_app::admin::spawn_retention_sweep(
+                    state.billing.clone(),
+                    std::time::Duration::from_secs(config.retention_sweep_minutes * 60),
+                );
+            }
             let server = canopy_app::start(&config, state).await?;
             tracing::info!(
                 address = %server.addr,

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use canopy_billing::BillingService;
 use canopy_cloud_org::CloudAccountService;
 use canopy_store::Store;
 use canopy_tenancy::TenancyService;
@@ -18,6 +19,8 @@ use crate::api::problem::ApiError;
 pub struct AppState {
     /// Tenancy use cases.
     pub tenancy: TenancyService,
+    /// Billing use cases.
+    pub billing: BillingService,
     /// Cloud-account use cases.
     pub cloud: CloudAccountService,
     /// The database, for readiness checks.
@@ -30,6 +33,7 @@ impl AppState {
     /// Builds the state; `auth_per_minute` bounds sign-up and log-in attempts per address.
     pub fn new(
         tenancy: TenancyService,
+        billing: BillingService,
         cloud: CloudAccountService,
         store: Store,
         auth_per_minute: u32,
@@ -38,6 +42,7 @@ impl AppState {
         let per_minute = NonZeroU32::new(auth_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Self {
             tenancy,
+            billing,
             cloud,
             store,
             auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),

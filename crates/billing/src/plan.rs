@@ -1,5 +1,7 @@
 //! The tier table (spec "New Billing Model", `TIER_CONFIG`) and the upgrade logic.
 
+use canopy_kernel::LimitedResource;
+
 /// A billing tier. Ordered from smallest to largest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tier {
@@ -30,6 +32,11 @@ impl Tier {
     /// Reads the stored spelling.
     pub fn from_stored(raw: &str) -> Option<Self> {
         Tier::ALL.into_iter().find(|t| t.as_str() == raw)
+    }
+
+    /// Display name.
+    pub fn display_name(self) -> &'static str {
+        plan(self).display_name
     }
 }
 
@@ -75,6 +82,11 @@ impl Feature {
         Feature::CustomIntegrations,
         Feature::Sla,
     ];
+
+    /// Reads a key.
+    pub fn from_key(raw: &str) -> Option<Self> {
+        Feature::ALL.into_iter().find(|f| f.key() == raw)
+    }
 
     /// Stable key (`TIER_CONFIG`'s names).
     pub fn key(self) -> &'static str {
@@ -135,9 +147,17 @@ impl Plan {
     pub fn has(&self, feature: Feature) -> bool {
         self.features.contains(&feature)
     }
+
+    /// The plan's cap on `resource`; `None` is unlimited.
+    pub fn limit(&self, resource: LimitedResource) -> Option<u32> {
+        match resource {
+            LimitedResource::CloudAccounts => self.max_accounts,
+            LimitedResource::TeamMembers => self.max_team_members,
+        }
+    }
 }
 
-const PAID: &[Feature] = &[
+pub(crate) const PAID: &[Feature] = &[
     Feature::ScheduledScans,
     Feature::ApiAccess,
     Feature::ExportReports,
@@ -202,6 +222,23 @@ pub fn plan(tier: Tier) -> &'static Plan {
     }
 }
 
+/// The least tier whose plan includes `feature`.
+pub fn least_tier_with(feature: Feature) -> Tier {
+    PLANS
+        .iter()
+        .find(|p| p.has(feature))
+        .map_or(Tier::Enterprise, |p| p.tier)
+}
+
+/// The least tier whose plan allows `count` of `resource`. For cloud accounts this agrees
+/// with [`required_tier`] without organization features.
+pub fn least_tier_allowing(resource: LimitedResource, count: u64) -> Tier {
+    PLANS
+        .iter()
+        .find(|p| p.limit(resource).is_none_or(|max| count <= u64::from(max)))
+        .map_or(Tier::Enterprise, |p| p.tier)
+}
+
 /// The least tier a usage needs, exactly as the spec's `get_required_tier`: wanting
 /// organization features needs Pro (whatever the count); otherwise more than 500 accounts
 /// needs Enterprise, more than 6 Pro, more than 1 Individual.
@@ -261,6 +298,48 @@ mod tests {
                     "{count} would fit {smaller:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn least_tier_allowing_agrees_with_required_tier_for_accounts() {
+        for count in 0..=600u64 {
+            assert_eq!(
+                least_tier_allowing(LimitedResource::CloudAccounts, count),
+                required_tier(count, false),
+                "{count}"
+            );
+        }
+        let members = |n| least_tier_allowing(LimitedResource::TeamMembers, n);
+        assert_eq!(
+            [
+                members(1),
+                members(2),
+                members(3),
+                members(4),
+                members(10),
+                members(11)
+            ],
+            [
+                Tier::Free,
+                Tier::Individual,
+                Tier::Individual,
+                Tier::Pro,
+                Tier::Pro,
+                Tier::Enterprise
+            ]
+        );
+    }
+
+    #[test]
+    fn each_feature_is_first_offered_where_the_matrix_says() {
+        assert_eq!(least_tier_with(Feature::ApiAccess), Tier::Individual);
+        assert_eq!(least_tier_with(Feature::ScheduledScans), Tier::Individual);
+        assert_eq!(least_tier_with(Feature::OrgFeatures), Tier::Pro);
+        assert_eq!(least_tier_with(Feature::AutoDiscovery), Tier::Pro);
+        assert_eq!(least_tier_with(Feature::SsoSaml), Tier::Enterprise);
+        for f in Feature::ALL {
+            assert_eq!(Feature::from_key(f.key()), Some(f));
         }
     }
 

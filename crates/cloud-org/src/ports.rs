@@ -2,9 +2,9 @@
 //! audit event and MUST write it in the same transaction.
 
 use async_trait::async_trait;
-use canopy_kernel::PageRequest;
 use canopy_kernel::id::OrganizationId;
 use canopy_kernel::page::Page;
+use canopy_kernel::{PageRequest, PlanLimitExceeded};
 use canopy_tenancy::{NewAuditEvent, StoreError};
 use chrono::{DateTime, Utc};
 
@@ -22,6 +22,9 @@ pub enum ConnectError {
     /// Another organization has it (nothing else about it may be revealed).
     #[error("connected to another organization")]
     ConnectedElsewhere,
+    /// The organization's plan has no room for another account.
+    #[error(transparent)]
+    PlanLimit(#[from] PlanLimitExceeded),
     /// Anything else.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -46,7 +49,9 @@ pub struct AccountFilter {
 pub trait CloudAccountRepository: Send + Sync {
     /// Stores a new account. MUST return `AlreadyConnected` when this organization has the same
     /// (provider, account) and `ConnectedElsewhere` when another does, decided by a unique
-    /// constraint so that concurrent connects create exactly one row.
+    /// constraint so that concurrent connects create exactly one row; and `PlanLimit` when the
+    /// organization's accounts already fill its plan, counted in the same transaction and
+    /// serialized per organization so concurrent connects never overshoot the limit.
     async fn create(&self, account: CloudAccount, audit: NewAuditEvent)
     -> Result<(), ConnectError>;
 
@@ -88,11 +93,12 @@ pub trait CloudAccountRepository: Send + Sync {
         check: HealthCheck,
     ) -> Result<Option<CloudAccount>, StoreError>;
 
-    /// The account's latest checks, newest first.
+    /// The account's latest checks at or after `since` (all when `None`), newest first.
     async fn health(
         &self,
         org: OrganizationId,
         id: CloudAccountId,
+        since: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<HealthCheck>, StoreError>;
 }
@@ -164,7 +170,8 @@ pub trait ConnectionTokenRepository: Send + Sync {
 
     /// Marks the token used and creates `account`, atomically. MUST refuse a token that is not
     /// pending or has expired at `now`, and MUST let exactly one of concurrent redemptions
-    /// succeed. When the account cannot be created the token stays pending.
+    /// succeed. When the account cannot be created (a conflict, or the plan's limit as in
+    /// [`CloudAccountRepository::create`]) the token stays pending.
     async fn redeem(
         &self,
         digest: &str,

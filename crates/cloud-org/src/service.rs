@@ -4,8 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use canopy_billing::{BillingError, BillingService};
 use canopy_kernel::page::Page;
-use canopy_kernel::{Clock, FieldError, PageRequest, ValidationErrors};
+use canopy_kernel::{
+    Clock, FieldError, LimitedResource, PageRequest, PlanLimitExceeded, ValidationErrors,
+};
 use canopy_tenancy::{
     Action, NewAuditEvent, OrgAccess, Organization, Principal, StoreError, TenancyError,
     TenancyService,
@@ -46,6 +49,22 @@ pub enum CloudAccountError {
     /// A connect token or connection request cannot be used.
     #[error(transparent)]
     Token(#[from] TokenRefusal),
+    /// The organization's plan has no room for another account.
+    #[error(transparent)]
+    PlanLimit(#[from] PlanLimitExceeded),
+    /// A billing refusal other than a limit (the organization vanished, storage failed).
+    #[error(transparent)]
+    Billing(BillingError),
+}
+
+impl From<BillingError> for CloudAccountError {
+    fn from(e: BillingError) -> Self {
+        match e {
+            BillingError::PlanLimit(limit) => Self::PlanLimit(limit),
+            BillingError::Tenancy(t) => Self::Tenancy(t),
+            other => Self::Billing(other),
+        }
+    }
 }
 
 impl From<ConnectError> for CloudAccountError {
@@ -53,6 +72,7 @@ impl From<ConnectError> for CloudAccountError {
         match e {
             ConnectError::AlreadyConnected => CloudAccountError::AlreadyConnected,
             ConnectError::ConnectedElsewhere => CloudAccountError::ConnectedElsewhere,
+            ConnectError::PlanLimit(limit) => CloudAccountError::PlanLimit(limit),
             ConnectError::Store(e) => e.into(),
         }
     }
@@ -121,8 +141,11 @@ pub struct CloudAccountPorts {
     pub external_ids: Arc<dyn ExternalIdRepository>,
     /// Connect tokens and connection requests.
     pub tokens: Arc<dyn ConnectionTokenRepository>,
-    /// Tenancy, to resolve who may preview and confirm a connection request.
+    /// Tenancy, to resolve who may preview and confirm a connection request, and how far back
+    /// history is served.
     pub tenancy: TenancyService,
+    /// Billing, to refuse issuing a token that the plan's account limit would make useless.
+    pub billing: BillingService,
     /// AWS role verification.
     pub aws: Arc<dyn RoleVerifier>,
     /// Randomness.
@@ -311,6 +334,10 @@ impl CloudAccountService {
         kind: TokenKind,
         input: Option<AccountInput>,
     ) -> Result<IssuedToken, CloudAccountError> {
+        self.ports
+            .billing
+            .ensure_room(access.org_id(), LimitedResource::CloudAccounts)
+            .await?;
         let token = self.ports.secrets.connection_token();
         let now = self.ports.clock.now();
         let stored = ConnectionToken {
@@ -735,10 +762,15 @@ impl CloudAccountService {
     ) -> Result<Vec<HealthCheck>, CloudAccountError> {
         access.require(Action::View)?;
         self.get(access, id).await?;
+        let since = self
+            .ports
+            .tenancy
+            .history_served_since(access.org_id())
+            .await?;
         Ok(self
             .ports
             .accounts
-            .health(access.org_id(), id, limit.clamp(1, 200))
+            .health(access.org_id(), id, since, limit.clamp(1, 200))
             .await?)
     }
 }
@@ -747,13 +779,14 @@ impl CloudAccountService {
 mod tests {
     use std::sync::Arc;
 
+    use canopy_billing::ports::{MockHistoryStore, MockSubscriptionRepository};
     use canopy_kernel::ManualClock;
     use canopy_kernel::id::{OrganizationId, SessionId, UserId};
     use canopy_tenancy::credential::CredentialKind;
     use canopy_tenancy::ports::{
-        MockAuditLog, MockCredentialCrypto, MockCredentialRepository, MockInvitationRepository,
-        MockInvitationSender, MockMembershipRepository, MockOrganizationRepository,
-        MockUserRepository,
+        MockAuditLog, MockCredentialCrypto, MockCredentialRepository, MockHistoryRetention,
+        MockInvitationRepository, MockInvitationSender, MockMembershipRepository,
+        MockOrganizationRepository, MockUserRepository,
     };
     use canopy_tenancy::service::TenancyPorts;
     use canopy_tenancy::{Role, TenancyConfig};
@@ -798,6 +831,7 @@ mod tests {
                 members: Arc::new(MockMembershipRepository::new()),
                 invitations: Arc::new(MockInvitationRepository::new()),
                 audit: Arc::new(MockAuditLog::new()),
+                retention: Arc::new(MockHistoryRetention::new()),
                 sender: Arc::new(MockInvitationSender::new()),
                 crypto: Arc::new(crypto),
                 clock: Arc::new(ManualClock::new(Utc::now())),
@@ -811,6 +845,8 @@ mod tests {
         accounts: MockCloudAccountRepository,
         external_ids: MockExternalIdRepository,
         aws: MockRoleVerifier,
+        subscriptions: MockSubscriptionRepository,
+        tokens: MockConnectionTokenRepository,
     }
 
     impl Mocks {
@@ -823,8 +859,13 @@ mod tests {
                 CloudAccountPorts {
                     accounts: Arc::new(self.accounts),
                     external_ids: Arc::new(self.external_ids),
-                    tokens: Arc::new(MockConnectionTokenRepository::new()),
+                    tokens: Arc::new(self.tokens),
                     tenancy,
+                    billing: BillingService::new(
+                        Arc::new(self.subscriptions),
+                        Arc::new(MockHistoryStore::new()),
+                        Arc::new(ManualClock::new(Utc::now())),
+                    ),
                     aws: Arc::new(self.aws),
                     secrets: Arc::new(secrets),
                     clock: Arc::new(ManualClock::new(Utc::now())),
@@ -946,6 +987,35 @@ mod tests {
         match err {
             CloudAccountError::Tenancy(TenancyError::Invalid(v)) => {
                 assert_eq!(v.errors[0].rule, "confirmation")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn no_token_is_issued_when_the_plan_has_no_room_for_another_account() {
+        use canopy_billing::{SubscribedTier, Subscription, Tier, Usage};
+        let mut mocks = Mocks::default();
+        mocks.subscriptions.expect_get().returning(|_| {
+            Ok(Some(Subscription {
+                tier: SubscribedTier::Current(Tier::Individual),
+                ..Subscription::free(OrganizationId::new(), Utc::now())
+            }))
+        });
+        mocks.subscriptions.expect_usage().returning(|_, _| {
+            Ok(Usage {
+                cloud_accounts: 6,
+                members: 1,
+                pending_invitations: 0,
+            })
+        });
+        mocks.tokens.expect_insert().never();
+        let (service, access) = mocks.service(Role::Admin).await;
+        let err = service.create_connect_token(&access).await.unwrap_err();
+        match err {
+            CloudAccountError::PlanLimit(limit) => {
+                assert_eq!((limit.used, limit.allowed), (6, 6));
+                assert_eq!(limit.resource, LimitedResource::CloudAccounts);
             }
             other => panic!("unexpected {other:?}"),
         }

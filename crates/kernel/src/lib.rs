@@ -1,13 +1,16 @@
-//! Canopy kernel: identifiers, the clock port, pagination and validation errors.
+//! Canopy kernel: identifiers, the clock port, pagination, validation errors and
+//! plan-limit refusals.
 //!
 //! Architecture invariant: this crate performs no IO and depends on nothing but
 //! serde, uuid, chrono and thiserror. Every other crate may depend on it.
 
 pub mod clock;
 pub mod id;
+pub mod limit;
 pub mod page;
 pub mod validation;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use limit::{LimitedResource, PlanLimitExceeded};
 pub use page::{Cursor, Page, PageRequest};
 pub use validation::{FieldError, ValidationErrors};

@@ -16,9 +16,9 @@ use canopy_cloud_org::ports::{
     AccountFilter, CloudAccountRepository, ConnectError, ExternalIdRepository,
 };
 use canopy_cloud_org::ports::{ConnectionTokenRepository, RedeemError};
-use canopy_kernel::PageRequest;
 use canopy_kernel::id::{OrganizationId, UserId};
 use canopy_kernel::page::Page;
+use canopy_kernel::{LimitedResource, PageRequest};
 use canopy_tenancy::{NewAuditEvent, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -28,6 +28,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::billing::{RoomError, ensure_room};
 use crate::entity::{
     cloud_account_checks, cloud_account_tags, cloud_accounts, connection_tokens, external_ids,
 };
@@ -291,6 +292,9 @@ impl ConnectionTokenRepository for Store {
             .begin()
             .await
             .map_err(|e| ConnectError::Store(db_err(e)))?;
+        self.lock_organization(&txn, account.organization_id)
+            .await
+            .map_err(|e| ConnectError::Store(db_err(e)))?;
         // The guarded UPDATE is the single-use check: a concurrent redemption waits on the row
         // lock and then matches nothing.
         let claimed = connection_tokens::Entity::update_many()
@@ -320,7 +324,24 @@ impl ConnectionTokenRepository for Store {
                     .unwrap_or(TokenRefusal::Unknown),
             ));
         }
-        if let Err(e) = insert_account(&txn, &account, audit).await {
+        let inserted = match ensure_room(
+            &txn,
+            account.organization_id,
+            LimitedResource::CloudAccounts,
+            now,
+        )
+        .await
+        {
+            Ok(()) => insert_account(&txn, &account, audit).await,
+            Err(RoomError::Full(limit)) => {
+                txn.rollback()
+                    .await
+                    .map_err(|e| ConnectError::Store(db_err(e)))?;
+                return Err(RedeemError::Connect(ConnectError::PlanLimit(limit)));
+            }
+            Err(RoomError::Db(e)) => Err(e),
+        };
+        if let Err(e) = inserted {
             txn.rollback()
                 .await
                 .map_err(|e| ConnectError::Store(db_err(e)))?;
@@ -383,30 +404,25 @@ impl CloudAccountRepository for Store {
         account: CloudAccount,
         audit: NewAuditEvent,
     ) -> Result<(), ConnectError> {
-        let result: Result<(), DbErr> = async {
+        let org = account.organization_id;
+        let result: Result<(), RoomError> = async {
             let txn = self.db().begin().await?;
-            account_row(&account).insert(&txn).await?;
-            write_tags(&txn, account.id.as_uuid(), &account.settings.tags).await?;
-            insert_audit(&txn, audit).await?;
-            txn.commit().await
+            self.lock_organization(&txn, org).await?;
+            ensure_room(
+                &txn,
+                org,
+                LimitedResource::CloudAccounts,
+                account.created_at,
+            )
+            .await?;
+            insert_account(&txn, &account, audit).await?;
+            Ok(txn.commit().await?)
         }
         .await;
-        let Err(e) = result else { return Ok(()) };
-        if unique_violation(&e).is_none() {
-            return Err(ConnectError::Store(db_err(e)));
-        }
-        // The constraint decided; now say whose account it is without revealing more.
-        let holder = cloud_accounts::Entity::find()
-            .filter(cloud_accounts::Column::Provider.eq(account.identity.provider().as_str()))
-            .filter(cloud_accounts::Column::AccountKey.eq(account.identity.account_key()))
-            .one(self.db())
-            .await
-            .map_err(db_err)?;
-        match holder {
-            Some(row) if row.organization_id == account.organization_id.as_uuid() => {
-                Err(ConnectError::AlreadyConnected)
-            }
-            _ => Err(ConnectError::ConnectedElsewhere),
+        match result {
+            Ok(()) => Ok(()),
+            Err(RoomError::Full(limit)) => Err(ConnectError::PlanLimit(limit)),
+            Err(RoomError::Db(e)) => Err(self.connect_conflict(e, &account).await),
         }
     }
 
@@ -569,13 +585,18 @@ impl CloudAccountRepository for Store {
         &self,
         org: OrganizationId,
         id: CloudAccountId,
+        since: Option<chrono::DateTime<chrono::Utc>>,
         limit: u32,
     ) -> Result<Vec<HealthCheck>, StoreError> {
         if CloudAccountRepository::get(self, org, id).await?.is_none() {
             return Ok(vec![]);
         }
-        Ok(cloud_account_checks::Entity::find()
-            .filter(cloud_account_checks::Column::CloudAccountId.eq(id.as_uuid()))
+        let mut query = cloud_account_checks::Entity::find()
+            .filter(cloud_account_checks::Column::CloudAccountId.eq(id.as_uuid()));
+        if let Some(since) = since {
+            query = query.filter(cloud_account_checks::Column::CheckedAt.gte(since));
+        }
+        Ok(query
             .order_by_desc(cloud_account_checks::Column::Id)
             .limit(u64::from(limit))
             .all(self.db())

@@ -1,9 +1,10 @@
-//! Canopy's persistence adapter: sea-orm repositories for every storage port, on SQLite (the
-//! embedded default) or PostgreSQL.
+//! Canopy's persistence adapter: sea-orm repositories for every storage port (tenancy,
+//! billing, cloud accounts), on SQLite (the embedded default) or PostgreSQL.
 //!
 //! API boundary: [`Store`] (connect, migrate, ping, and the port implementations) and
 //! [`OutboxSender`]. Entities and row mappings are crate-private.
 
+mod billing;
 mod cloud;
 mod entity;
 mod outbox;

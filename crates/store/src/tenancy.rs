@@ -1,6 +1,7 @@
 //! Tenancy repository ports on sea-orm.
 
 use async_trait::async_trait;
+use canopy_kernel::LimitedResource;
 use canopy_kernel::PageRequest;
 use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, SessionId, UserId};
 use canopy_kernel::page::Page;
@@ -12,7 +13,7 @@ use canopy_tenancy::membership::{Member, Role};
 use canopy_tenancy::organization::{OrgRef, Organization, OrganizationPatch, OrganizationSummary};
 use canopy_tenancy::ports::{
     AnswerInvitationError, AuditLog, CreateUserError, CredentialAccess, CredentialRepository,
-    InvitationRepository, MembershipChangeError, MembershipRepository, NewUser,
+    InvitationRepository, InviteError, MembershipChangeError, MembershipRepository, NewUser,
     OrganizationRepository, SlugConflict, UserRepository,
 };
 use canopy_tenancy::user::{User, UserCredentials};
@@ -25,6 +26,7 @@ use sea_orm::{
 use sea_orm::{DbBackend, FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
+use crate::billing::{RoomError, ensure_room, insert_free_subscription};
 use crate::entity::{
     api_keys, audit_events, invitations, memberships, organizations, sessions, users,
 };
@@ -170,7 +172,7 @@ fn membership_row(
 }
 
 /// Writes `{pN}` placeholders in the backend's syntax (`$N` or SQLite's `?N`).
-fn placeholders(backend: DbBackend, sql: &str, count: usize) -> String {
+pub(crate) fn placeholders(backend: DbBackend, sql: &str, count: usize) -> String {
     let mut out = sql.to_string();
     for n in 1..=count {
         let marker = match backend {
@@ -241,7 +243,7 @@ struct OrganizationOfUserRow {
 impl Store {
     /// Serializes membership changes of one organization: on PostgreSQL by locking its row
     /// (`SELECT ... FOR UPDATE`); SQLite has a single connection, so transactions are serial.
-    async fn lock_organization(
+    pub(crate) async fn lock_organization(
         &self,
         txn: &DatabaseTransaction,
         org: OrganizationId,
@@ -317,6 +319,7 @@ impl UserRepository for Store {
         let result: Result<(), DbErr> = async {
             let txn = self.db().begin().await?;
             organization_row(&organization).insert(&txn).await?;
+            insert_free_subscription(&txn, organization.id, organization.created_at).await?;
             let u = &new.user;
             users::ActiveModel {
                 id: Set(u.id.as_uuid()),
@@ -503,6 +506,7 @@ impl OrganizationRepository for Store {
         let result: Result<(), DbErr> = async {
             let txn = self.db().begin().await?;
             organization_row(&organization).insert(&txn).await?;
+            insert_free_subscription(&txn, organization.id, organization.created_at).await?;
             membership_row(organization.id, owner, Role::Owner, organization.created_at)
                 .insert(&txn)
                 .await?;
@@ -829,31 +833,38 @@ impl InvitationRepository for Store {
         &self,
         invitation: Invitation,
         audit: NewAuditEvent,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), InviteError> {
         // Two concurrent invites of one email can both find no pending row and race to insert;
         // the partial unique index turns the loser into a violation, and a retry replaces the
         // winner's invitation, as a sequential second invite would.
+        let org = invitation.organization_id;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result: Result<(), DbErr> = async {
+            let result: Result<(), RoomError> = async {
                 let txn = self.db().begin().await?;
+                self.lock_organization(&txn, org).await?;
                 invitations::Entity::update_many()
                     .col_expr(
                         invitations::Column::Status,
                         Expr::value(InvitationStatus::Replaced.as_str()),
                     )
-                    .filter(
-                        invitations::Column::OrganizationId
-                            .eq(invitation.organization_id.as_uuid()),
-                    )
+                    .filter(invitations::Column::OrganizationId.eq(org.as_uuid()))
                     .filter(invitations::Column::Email.eq(invitation.email.as_str()))
                     .filter(invitations::Column::Status.eq(InvitationStatus::Pending.as_str()))
                     .exec(&txn)
                     .await?;
+                // Counted after the replacement: re-inviting someone takes no extra seat.
+                ensure_room(
+                    &txn,
+                    org,
+                    LimitedResource::TeamMembers,
+                    invitation.created_at,
+                )
+                .await?;
                 invitations::ActiveModel {
                     id: Set(invitation.id.as_uuid()),
-                    organization_id: Set(invitation.organization_id.as_uuid()),
+                    organization_id: Set(org.as_uuid()),
                     email: Set(invitation.email.clone()),
                     role: Set(invitation.role.as_str().to_string()),
                     status: Set(invitation.status.as_str().to_string()),
@@ -865,13 +876,14 @@ impl InvitationRepository for Store {
                 .insert(&txn)
                 .await?;
                 insert_audit(&txn, audit.clone()).await?;
-                txn.commit().await
+                Ok(txn.commit().await?)
             }
             .await;
             match result {
                 Ok(()) => return Ok(()),
-                Err(e) if attempt < 3 && unique_violation(&e).is_some() => continue,
-                Err(e) => return Err(db_err(e)),
+                Err(RoomError::Full(limit)) => return Err(InviteError::PlanLimit(limit)),
+                Err(RoomError::Db(e)) if attempt < 3 && unique_violation(&e).is_some() => continue,
+                Err(RoomError::Db(e)) => return Err(InviteError::Store(db_err(e))),
             }
         }
     }
@@ -978,6 +990,9 @@ impl InvitationRepository for Store {
         else {
             return Err(AnswerInvitationError::NotFound);
         };
+        let org = OrganizationId(row.organization_id);
+        // Serializes with invites and other accepts of the organization, for the seat count.
+        self.lock_organization(&txn, org).await.map_err(db_err)?;
         // The status guard in the UPDATE is what makes acceptance single-use: a concurrent
         // accept waits on the row lock and then matches nothing.
         let updated = invitations::Entity::update_many()
@@ -994,13 +1009,22 @@ impl InvitationRepository for Store {
         if updated.rows_affected != 1 {
             return Err(AnswerInvitationError::NotPending);
         }
-        let org = OrganizationId(row.organization_id);
         if Self::membership_row(&txn, org, user)
             .await
             .map_err(db_err)?
             .is_some()
         {
             return Err(AnswerInvitationError::AlreadyMember);
+        }
+        // This invitation no longer counts as pending inside the transaction, so the check is
+        // "members and the other pending invitations leave a seat".
+        match ensure_room(&txn, org, LimitedResource::TeamMembers, now).await {
+            Ok(()) => {}
+            Err(RoomError::Full(limit)) => {
+                txn.rollback().await.map_err(db_err)?;
+                return Err(AnswerInvitationError::PlanLimit(limit));
+            }
+            Err(RoomError::Db(e)) => return Err(AnswerInvitationError::Store(db_err(e))),
         }
         let role = role_from(&row.role)?;
         membership_row(org, user, role, now)
@@ -1054,6 +1078,7 @@ impl AuditLog for Store {
     async fn list(
         &self,
         org: OrganizationId,
+        since: Option<DateTime<Utc>>,
         page: PageRequest,
     ) -> Result<Page<AuditEvent>, StoreError> {
         let mut query = audit_events::Entity::find()
@@ -1062,6 +1087,9 @@ impl AuditLog for Store {
             .limit(u64::from(page.limit) + 1);
         if let Some(after) = page.after {
             query = query.filter(audit_events::Column::Id.lt(after.0));
+        }
+        if let Some(since) = since {
+            query = query.filter(audit_events::Column::OccurredAt.gte(since));
         }
         let rows = query.all(self.db()).await.map_err(db_err)?;
         Ok(Page::from_overfetch(rows, page.limit, |m| m.id).map(audit_from))

@@ -1,9 +1,13 @@
 //! Databases for tests: an in-memory SQLite, or a fresh PostgreSQL database per call so test
 //! runs never see each other's rows.
 
+use canopy_kernel::id::OrganizationId;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::{Store, StoreConfig};
+use crate::entity::subscriptions;
+use crate::{Store, StoreConfig, db_err};
 use canopy_tenancy::StoreError;
 
 /// Environment variable naming the PostgreSQL server for tests (any database on it; a new
@@ -65,6 +69,48 @@ pub async fn migrated(backend: &str) -> Result<Store, StoreError> {
     let store = Store::connect(&StoreConfig::new(url)).await?;
     store.migrate().await?;
     Ok(store)
+}
+
+/// Writes a subscription's stored tier as is, bypassing every rule (the schema's CHECK still
+/// applies): for fixtures of a plan that shrank underneath, and of legacy subscriptions
+/// imported from the per-account pricing.
+pub async fn set_stored_tier(
+    store: &Store,
+    org: OrganizationId,
+    tier: &str,
+) -> Result<(), StoreError> {
+    subscriptions::Entity::update_many()
+        .col_expr(subscriptions::Column::Tier, Expr::value(tier))
+        .filter(subscriptions::Column::OrganizationId.eq(org.as_uuid()))
+        .exec(store.db())
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Declares repository contract tests: each named `async fn(Store)` runs on a fresh SQLite
+/// database, and (ignored unless `.ci/run` provides PostgreSQL) on a fresh PostgreSQL one.
+#[macro_export]
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::testing::migrated("sqlite").await.unwrap()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                #[ignore = "needs postgres"]
+                async fn $name() {
+                    super::$name($crate::testing::migrated("postgres").await.unwrap()).await;
+                }
+            )*
+        }
+    };
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use canopy_billing::ports::SubscriptionRepository;
+use canopy_billing::{SubscribedTier, Subscription, Tier};
 use canopy_cloud_org::account::{
     AccountInput, AccountStatus, CloudAccount, CloudAccountId, validate_new,
 };
@@ -16,7 +18,7 @@ use canopy_cloud_org::ports::{
 };
 use canopy_kernel::PageRequest;
 use canopy_kernel::id::{OrganizationId, UserId};
-use canopy_store::Store;
+use canopy_store::{Store, contract};
 use canopy_tenancy::ports::OrganizationRepository;
 use canopy_tenancy::{NewAuditEvent, Organization};
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -66,12 +68,22 @@ async fn organization(store: &Store) -> OrganizationId {
     )
     .await
     .unwrap();
+    // Limits have their own contract (billing_contract.rs); these tests are about accounts.
+    unlimited(store, id).await;
     assert!(
         OrganizationRepository::slug_exists(store, &format!("org-{}", &id.to_string()[24..]))
             .await
             .unwrap()
     );
     id
+}
+
+async fn unlimited(store: &Store, org: OrganizationId) {
+    let next = Subscription {
+        tier: SubscribedTier::Current(Tier::Enterprise),
+        ..Subscription::free(org, now())
+    };
+    store.change(next, now(), audit(org)).await.unwrap();
 }
 
 fn random_account_id() -> String {
@@ -112,28 +124,6 @@ fn aws_account(
         created_at: now(),
         updated_at: now(),
     }
-}
-
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(canopy_store::testing::migrated("sqlite").await.unwrap()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                #[ignore = "needs postgres"]
-                async fn $name() {
-                    super::$name(canopy_store::testing::migrated("postgres").await.unwrap()).await;
-                }
-            )*
-        }
-    };
 }
 
 contract!(
@@ -398,7 +388,7 @@ async fn checks_set_status_and_form_a_timeline(store: Store) {
     assert_eq!(ok.status, AccountStatus::Active);
     assert_eq!(ok.last_synced_at, Some(t0 + Duration::seconds(5)));
     assert_eq!(ok.last_error, None);
-    let timeline = CloudAccountRepository::health(&store, org, account.id, 10)
+    let timeline = CloudAccountRepository::health(&store, org, account.id, None, 10)
         .await
         .unwrap();
     assert_eq!(timeline.len(), 2);
@@ -409,7 +399,7 @@ async fn checks_set_status_and_form_a_timeline(store: Store) {
     );
     let other = organization(&store).await;
     assert!(
-        CloudAccountRepository::health(&store, other, account.id, 10)
+        CloudAccountRepository::health(&store, other, account.id, None, 10)
             .await
             .unwrap()
             .is_empty()

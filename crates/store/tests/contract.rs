@@ -5,10 +5,12 @@
 
 use std::sync::Arc;
 
+use canopy_billing::ports::SubscriptionRepository;
+use canopy_billing::{SubscribedTier, Subscription, Tier};
 use canopy_kernel::PageRequest;
 use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, SessionId, UserId};
-use canopy_store::Store;
 use canopy_store::testing::migrated;
+use canopy_store::{Store, contract};
 use canopy_tenancy::audit::NewAuditEvent;
 use canopy_tenancy::credential::{ApiKey, CredentialKind, Session};
 use canopy_tenancy::invitation::{Invitation, InvitationStatus};
@@ -79,7 +81,27 @@ async fn user(store: &Store, name: &str) -> (User, Organization) {
     (user, org)
 }
 
+/// Lifts the team-member limit: plan limits have their own contract (billing_contract.rs);
+/// these tests are about tenancy.
+async fn unlimited(store: &Store, org: OrganizationId) {
+    let current = SubscriptionRepository::get(store, &OrgRef::Id(org))
+        .await
+        .unwrap()
+        .unwrap();
+    if current.tier != SubscribedTier::Current(Tier::Enterprise) {
+        let next = Subscription {
+            tier: SubscribedTier::Current(Tier::Enterprise),
+            ..current
+        };
+        store
+            .change(next, now(), audit(org, "subscription.changed"))
+            .await
+            .unwrap();
+    }
+}
+
 async fn join(store: &Store, org: OrganizationId, user: UserId, role: Role) {
+    unlimited(store, org).await;
     let invitation = Invitation {
         id: InvitationId::new(),
         organization_id: org,
@@ -107,28 +129,6 @@ async fn join(store: &Store, org: OrganizationId, user: UserId, role: Role) {
         )
         .await
         .unwrap();
-}
-
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(canopy_store::testing::migrated("sqlite").await.unwrap()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                #[ignore = "needs postgres"]
-                async fn $name() {
-                    super::$name(canopy_store::testing::migrated("postgres").await.unwrap()).await;
-                }
-            )*
-        }
-    };
 }
 
 contract!(
@@ -165,7 +165,7 @@ async fn user_with_personal_organization_is_stored_atomically(store: Store) {
         .unwrap();
     assert_eq!(found, org);
     assert_eq!(role, Role::Owner);
-    let events = AuditLog::list(&store, org.id, PageRequest::first())
+    let events = AuditLog::list(&store, org.id, None, PageRequest::first())
         .await
         .unwrap();
     assert_eq!(events.items.len(), 1);
@@ -360,7 +360,7 @@ async fn deleting_an_organization_removes_what_it_owns(store: Store) {
             .is_none()
     );
     assert!(
-        AuditLog::list(&store, org.id, PageRequest::first())
+        AuditLog::list(&store, org.id, None, PageRequest::first())
             .await
             .unwrap()
             .items
@@ -519,6 +519,7 @@ async fn members_are_paginated_in_join_order(store: Store) {
 
 async fn inviting_again_replaces_the_pending_invitation(store: Store) {
     let (ada, org) = user(&store, "ada").await;
+    unlimited(&store, org.id).await;
     let make = |role| Invitation {
         id: InvitationId::new(),
         organization_id: org.id,
@@ -598,6 +599,7 @@ async fn inviting_again_replaces_the_pending_invitation(store: Store) {
 
 async fn concurrent_accepts_let_exactly_one_win(store: Store) {
     let (ada, org) = user(&store, "ada").await;
+    unlimited(&store, org.id).await;
     let (bob, _) = user(&store, "bob").await;
     let invitation = Invitation {
         id: InvitationId::new(),
@@ -645,6 +647,7 @@ async fn concurrent_accepts_let_exactly_one_win(store: Store) {
 
 async fn accepting_when_already_member_is_refused(store: Store) {
     let (ada, org) = user(&store, "ada").await;
+    unlimited(&store, org.id).await;
     let invitation = Invitation {
         id: InvitationId::new(),
         organization_id: org.id,
@@ -686,6 +689,7 @@ async fn accepting_when_already_member_is_refused(store: Store) {
 
 async fn cancel_and_reject_only_touch_pending_invitations(store: Store) {
     let (ada, org) = user(&store, "ada").await;
+    unlimited(&store, org.id).await;
     let (_, other_org) = user(&store, "eve").await;
     let make = || Invitation {
         id: InvitationId::new(),
@@ -861,6 +865,7 @@ async fn audit_events_are_listed_newest_first_and_paginated(store: Store) {
     let first = AuditLog::list(
         &store,
         org.id,
+        None,
         PageRequest {
             limit: 4,
             after: None,
@@ -881,6 +886,7 @@ async fn audit_events_are_listed_newest_first_and_paginated(store: Store) {
     let rest = AuditLog::list(
         &store,
         org.id,
+        None,
         PageRequest {
             limit: 4,
             after: first.next,

@@ -1,6 +1,6 @@
 //! Errors of the tenancy service and its ports.
 
-use canopy_kernel::ValidationErrors;
+use canopy_kernel::{PlanLimitExceeded, ValidationErrors};
 
 use crate::policy::Action;
 
@@ -55,6 +55,9 @@ pub enum TenancyError {
     /// The invitation is addressed to a different email than the signed-in user's.
     #[error("invitation is addressed to another email")]
     InvitationEmailMismatch,
+    /// The organization's plan has no room for another team member.
+    #[error(transparent)]
+    PlanLimit(#[from] PlanLimitExceeded),
     /// The adapter failed; details are logged, not shown.
     #[error(transparent)]
     Store(#[from] StoreError),

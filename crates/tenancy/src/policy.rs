@@ -26,11 +26,13 @@ pub enum Action {
     DisconnectCloudAccount,
     /// Read the audit log.
     ReadAuditLog,
+    /// Change the organization's subscription tier.
+    ManageBilling,
 }
 
 impl Action {
     /// Every action, for exhaustive policy tests.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::View,
         Action::UpdateOrganization,
         Action::DeleteOrganization,
@@ -41,6 +43,7 @@ impl Action {
         Action::ConnectCloudAccount,
         Action::DisconnectCloudAccount,
         Action::ReadAuditLog,
+        Action::ManageBilling,
     ];
 
     /// The least role that may perform the action (spec: "Per-Operation Checks").
@@ -53,9 +56,10 @@ impl Action {
             | Action::ConnectCloudAccount
             | Action::DisconnectCloudAccount
             | Action::ReadAuditLog => Role::Admin,
-            Action::DeleteOrganization | Action::ChangeRole | Action::TransferOwnership => {
-                Role::Owner
-            }
+            Action::DeleteOrganization
+            | Action::ChangeRole
+            | Action::TransferOwnership
+            | Action::ManageBilling => Role::Owner,
         }
     }
 }
@@ -103,6 +107,7 @@ mod tests {
             Action::ChangeRole,
             Action::DeleteOrganization,
             Action::TransferOwnership,
+            Action::ManageBilling,
         ] {
             assert_eq!(authorize(Role::Admin, action), Err(action));
         }

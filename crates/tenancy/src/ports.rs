@@ -5,9 +5,9 @@
 //! change and MUST write it in the same transaction.
 
 use async_trait::async_trait;
-use canopy_kernel::PageRequest;
 use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, UserId};
 use canopy_kernel::page::Page;
+use canopy_kernel::{PageRequest, PlanLimitExceeded};
 use chrono::{DateTime, Utc};
 
 use crate::audit::{AuditEvent, NewAuditEvent};
@@ -72,6 +72,20 @@ pub enum AnswerInvitationError {
     /// The invitee already belongs to the organization.
     #[error("already a member")]
     AlreadyMember,
+    /// The organization's plan has no room for another member.
+    #[error(transparent)]
+    PlanLimit(#[from] PlanLimitExceeded),
+    /// Anything else.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Refusals when inviting.
+#[derive(Debug, thiserror::Error)]
+pub enum InviteError {
+    /// The organization's plan has no room for another team member.
+    #[error(transparent)]
+    PlanLimit(#[from] PlanLimitExceeded),
     /// Anything else.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -251,12 +265,15 @@ pub trait MembershipRepository: Send + Sync {
 #[async_trait]
 pub trait InvitationRepository: Send + Sync {
     /// Stores a pending invitation, marking any pending one for the same (organization, email)
-    /// as replaced in the same transaction, so at most one is ever pending.
+    /// as replaced in the same transaction, so at most one is ever pending. MUST return
+    /// `PlanLimit` when members plus the other pending, unexpired invitations already fill the
+    /// organization's plan, decided in the same transaction so concurrent invites cannot
+    /// overshoot it; nothing is stored then.
     async fn create_replacing(
         &self,
         invitation: Invitation,
         audit: NewAuditEvent,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), InviteError>;
 
     /// Pending, unexpired invitations of the organization, newest first.
     async fn list_pending(
@@ -285,8 +302,10 @@ pub trait InvitationRepository: Send + Sync {
     async fn get(&self, id: InvitationId) -> Result<Option<InvitationView>, StoreError>;
 
     /// Marks the invitation accepted and adds `user` with its role, atomically. MUST return
-    /// `NotPending` if it is not pending at commit time (so two accepts cannot both win) and
-    /// `AlreadyMember` when `user` already belongs to the organization.
+    /// `NotPending` if it is not pending at commit time (so two accepts cannot both win),
+    /// `AlreadyMember` when `user` already belongs to the organization, and `PlanLimit` when
+    /// the members plus the other pending invitations already fill the organization's plan
+    /// (the invitation then stays pending).
     async fn accept(
         &self,
         id: InvitationId,
@@ -307,12 +326,28 @@ pub trait InvitationRepository: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Events of the organization, newest first, paginated.
+    /// Events of the organization that occurred at or after `since` (all when `None`),
+    /// newest first, paginated.
     async fn list(
         &self,
         org: OrganizationId,
+        since: Option<DateTime<Utc>>,
         page: PageRequest,
     ) -> Result<Page<AuditEvent>, StoreError>;
+}
+
+/// How far back an organization's history (audit events, health checks, metrics, coverage)
+/// is served. The billing domain answers from the organization's plan; older history is not
+/// served and is purged.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait HistoryRetention: Send + Sync {
+    /// The oldest instant served at `now`; `None` when the plan keeps history forever.
+    async fn served_since(
+        &self,
+        org: OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 /// Delivers invitations. The default adapter writes an outbox row with the accept link, so an

@@ -21,8 +21,8 @@ use crate::organization::{
 use crate::policy::{Action, authorize};
 use crate::ports::{
     AnswerInvitationError, AuditLog, CreateUserError, CredentialCrypto, CredentialRepository,
-    InvitationRepository, InvitationSender, MembershipChangeError, MembershipRepository, NewUser,
-    OrganizationRepository, SlugConflict, UserRepository,
+    HistoryRetention, InvitationRepository, InvitationSender, InviteError, MembershipChangeError,
+    MembershipRepository, NewUser, OrganizationRepository, SlugConflict, UserRepository,
 };
 use crate::user::{Email, Password, User, parse_name};
 
@@ -66,6 +66,8 @@ pub struct TenancyPorts {
     pub invitations: Arc<dyn InvitationRepository>,
     /// Audit log reader.
     pub audit: Arc<dyn AuditLog>,
+    /// How far back history is served (the billing domain's answer).
+    pub retention: Arc<dyn HistoryRetention>,
     /// Invitation delivery.
     pub sender: Arc<dyn InvitationSender>,
     /// Hashing and tokens.
@@ -94,6 +96,16 @@ pub struct OrgAccess {
 }
 
 impl OrgAccess {
+    /// Test support (the `mocks` feature): an access that no credential was resolved for.
+    #[cfg(any(test, feature = "mocks"))]
+    pub fn for_tests(organization: Organization, role: Role, principal: Principal) -> Self {
+        Self {
+            organization,
+            role,
+            principal,
+        }
+    }
+
     /// Refuses with `Forbidden` unless the caller's role allows `action`.
     pub fn require(&self, action: Action) -> Result<(), TenancyError> {
         authorize(self.role, action).map_err(TenancyError::Forbidden)
@@ -177,6 +189,7 @@ fn answer_error(e: AnswerInvitationError) -> TenancyError {
         AnswerInvitationError::NotFound => TenancyError::NotFound("invitation"),
         AnswerInvitationError::NotPending => TenancyError::InvitationNotPending,
         AnswerInvitationError::AlreadyMember => TenancyError::AlreadyMember,
+        AnswerInvitationError::PlanLimit(limit) => TenancyError::PlanLimit(limit),
         AnswerInvitationError::Store(e) => store(e),
     }
 }
@@ -808,7 +821,11 @@ impl TenancyService {
         self.ports
             .invitations
             .create_replacing(invitation.clone(), audit)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                InviteError::PlanLimit(limit) => TenancyError::PlanLimit(limit),
+                InviteError::Store(e) => store(e),
+            })?;
         let inviter = self.ports.users.get(access.principal.user_id).await?;
         let message = InvitationMessage {
             accept_url: format!(
@@ -954,14 +971,24 @@ impl TenancyService {
 
     // ----- audit ----------------------------------------------------------------------------
 
-    /// The organization's audit log, newest first (admin or owner).
+    /// The organization's audit log within its plan's history retention, newest first
+    /// (admin or owner).
     pub async fn audit_events(
         &self,
         access: &OrgAccess,
         page: PageRequest,
     ) -> Result<Page<AuditEvent>, TenancyError> {
         access.require(Action::ReadAuditLog)?;
-        Ok(self.ports.audit.list(access.org_id(), page).await?)
+        let since = self.history_served_since(access.org_id()).await?;
+        Ok(self.ports.audit.list(access.org_id(), since, page).await?)
+    }
+
+    /// The oldest instant of the organization's history its plan serves now (`None`: all).
+    pub async fn history_served_since(
+        &self,
+        org: OrganizationId,
+    ) -> Result<Option<DateTime<Utc>>, TenancyError> {
+        Ok(self.ports.retention.served_since(org, self.now()).await?)
     }
 }
 
@@ -975,9 +1002,9 @@ mod tests {
     use super::*;
     use crate::credential::NewSecret;
     use crate::ports::{
-        MockAuditLog, MockCredentialCrypto, MockCredentialRepository, MockInvitationRepository,
-        MockInvitationSender, MockMembershipRepository, MockOrganizationRepository,
-        MockUserRepository,
+        MockAuditLog, MockCredentialCrypto, MockCredentialRepository, MockHistoryRetention,
+        MockInvitationRepository, MockInvitationSender, MockMembershipRepository,
+        MockOrganizationRepository, MockUserRepository,
     };
     use crate::user::UserCredentials;
 
@@ -1003,6 +1030,7 @@ mod tests {
                     members: Arc::new(self.members),
                     invitations: Arc::new(self.invitations),
                     audit: Arc::new(MockAuditLog::new()),
+                    retention: Arc::new(MockHistoryRetention::new()),
                     sender: Arc::new(MockInvitationSender::new()),
                     crypto: Arc::new(crypto),
                     clock: Arc::new(ManualClock::new(Utc::now())),

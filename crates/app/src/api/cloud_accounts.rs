@@ -43,6 +43,8 @@ impl From<CloudAccountError> for ApiError {
     fn from(e: CloudAccountError) -> Self {
         match e {
             CloudAccountError::Tenancy(t) => t.into(),
+            CloudAccountError::PlanLimit(limit) => ApiError::plan_limit(limit),
+            CloudAccountError::Billing(b) => b.into(),
             CloudAccountError::AlreadyConnected => ApiError::new(
                 StatusCode::CONFLICT,
                 "cloud_account_already_connected",
@@ -526,7 +528,7 @@ impl CloudAccountsApi {
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<CloudAccountPage>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let filter = parse_filter(
             provider.0.as_deref(),
             environment.0.as_deref(),
@@ -550,7 +552,7 @@ impl CloudAccountsApi {
         org: Path<String>,
         body: Json<ConnectAccountRequest>,
     ) -> Result<Connected, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let account = state.cloud.connect(&access, &body.0.into()).await?;
         Ok(Connected::Created(Json(account.into())))
     }
@@ -568,7 +570,7 @@ impl CloudAccountsApi {
         org: Path<String>,
         id: Path<Uuid>,
     ) -> Result<Json<CloudAccountDto>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         Ok(Json(
             state.cloud.get(&access, CloudAccountId(id.0)).await?.into(),
         ))
@@ -588,7 +590,7 @@ impl CloudAccountsApi {
         id: Path<Uuid>,
         body: Json<UpdateAccountRequest>,
     ) -> Result<Json<CloudAccountDto>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let b = body.0;
         let changes = AccountChanges {
             alias: maybe(b.alias),
@@ -624,7 +626,7 @@ impl CloudAccountsApi {
         id: Path<Uuid>,
         #[oai(name = "confirmAccountId")] confirm: Query<Option<String>>,
     ) -> Result<NoContent, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         state
             .cloud
             .disconnect(
@@ -650,7 +652,7 @@ impl CloudAccountsApi {
         org: Path<String>,
         id: Path<Uuid>,
     ) -> Result<Json<SyncResultDto>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let (account, check) = state.cloud.sync(&access, CloudAccountId(id.0)).await?;
         Ok(Json(SyncResultDto {
             account: account.into(),
@@ -672,7 +674,7 @@ impl CloudAccountsApi {
         id: Path<Uuid>,
         limit: Query<Option<u32>>,
     ) -> Result<Json<Vec<HealthCheckDto>>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let checks = state
             .cloud
             .health(&access, CloudAccountId(id.0), limit.0.unwrap_or(50))
@@ -692,7 +694,7 @@ impl CloudAccountsApi {
         auth: BearerAuth,
         org: Path<String>,
     ) -> Result<Json<ConnectionInstructionsDto>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let i = state.cloud.connection_instructions(&access).await?;
         Ok(Json(ConnectionInstructionsDto {
             trusted_principal: i.trusted_principal,
@@ -713,7 +715,7 @@ impl CloudAccountsApi {
         auth: BearerAuth,
         org: Path<String>,
     ) -> Result<Json<ExternalIdDto>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         Ok(Json(state.cloud.rotate_external_id(&access).await?.into()))
     }
 
@@ -730,7 +732,7 @@ impl CloudAccountsApi {
         auth: BearerAuth,
         org: Path<String>,
     ) -> Result<Issued, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         Ok(Issued::Created(Json(
             state.cloud.create_connect_token(&access).await?.into(),
         )))
@@ -768,7 +770,7 @@ impl CloudAccountsApi {
         org: Path<String>,
         body: Json<ConnectAccountRequest>,
     ) -> Result<Issued, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let issued = state
             .cloud
             .create_connection_request(&access, &body.0.into())
@@ -857,7 +859,7 @@ impl CloudAccountsApi {
         auth: BearerAuth,
         org: Path<String>,
     ) -> Result<Json<Vec<ExternalIdDto>>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let history = state.cloud.external_id_history(&access).await?;
         Ok(Json(history.into_iter().map(Into::into).collect()))
     }

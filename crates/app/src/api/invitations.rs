@@ -39,7 +39,7 @@ impl InvitationsApi {
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<InvitationPage>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
         let invitations = state.tenancy.list_invitations(&access, page).await?;
         Ok(Json(invitations.into()))
@@ -58,7 +58,7 @@ impl InvitationsApi {
         org: Path<String>,
         body: Json<InviteRequest>,
     ) -> Result<Created, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let invitation = state
             .tenancy
             .invite(&access, &body.0.email, body.0.role.into())
@@ -79,7 +79,7 @@ impl InvitationsApi {
         org: Path<String>,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         state
             .tenancy
             .cancel_invitation(&access, InvitationId(id.0))

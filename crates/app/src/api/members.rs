@@ -32,7 +32,7 @@ impl MembersApi {
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<MemberPage>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
         let members = state.tenancy.list_members(&access, page).await?;
         Ok(Json(members.into()))
@@ -52,7 +52,7 @@ impl MembersApi {
         user_id: Path<Uuid>,
         body: Json<ChangeRoleRequest>,
     ) -> Result<Json<MemberDto>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let member = state
             .tenancy
             .change_role(&access, UserId(user_id.0), body.0.role.into())
@@ -73,7 +73,7 @@ impl MembersApi {
         org: Path<String>,
         user_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         state
             .tenancy
             .remove_member(&access, UserId(user_id.0))
@@ -93,7 +93,7 @@ impl MembersApi {
         auth: BearerAuth,
         org: Path<String>,
     ) -> Result<NoContent, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         state.tenancy.leave(&access).await?;
         Ok(NoContent::Done)
     }
@@ -111,7 +111,7 @@ impl MembersApi {
         org: Path<String>,
         body: Json<TransferOwnershipRequest>,
     ) -> Result<NoContent, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         state
             .tenancy
             .transfer_ownership(&access, UserId(body.0.user_id))

@@ -10,12 +10,15 @@ mod models;
 mod organizations;
 mod plans;
 pub mod problem;
+mod subscription;
 
 use poem_openapi::auth::Bearer;
 use poem_openapi::{ApiResponse, OpenApiService, SecurityScheme, Tags};
 
 use crate::state::AppState;
-use canopy_tenancy::Principal;
+use canopy_billing::Feature;
+use canopy_tenancy::credential::CredentialKind;
+use canopy_tenancy::{OrgAccess, Principal};
 use problem::ApiError;
 
 /// Tags group the operations in the docs and in generated clients.
@@ -33,6 +36,8 @@ pub enum ApiTags {
     Invitations,
     /// The audit log.
     Audit,
+    /// Tiers, the organization's subscription and its usage against the limits.
+    Billing,
 }
 
 /// `Authorization: Bearer <token>`: a session token from log-in or an API key.
@@ -44,6 +49,20 @@ impl BearerAuth {
     /// Resolves the token to its caller or answers 401.
     pub async fn principal(&self, state: &AppState) -> Result<Principal, ApiError> {
         Ok(state.tenancy.authenticate(&self.0.token).await?)
+    }
+
+    /// Resolves the token and the caller's membership in the organization of the path
+    /// (401, then 404 for a non-member). API keys reach an organization only when its plan
+    /// includes API access (403 `feature_not_in_plan` otherwise); log-in sessions always do.
+    pub async fn access(&self, state: &AppState, org: &str) -> Result<OrgAccess, ApiError> {
+        let access = state.tenancy.access_by_token(&self.0.token, org).await?;
+        if let CredentialKind::ApiKey(_) = access.principal().credential {
+            state
+                .billing
+                .require_feature(access.org_id(), Feature::ApiAccess)
+                .await?;
+        }
+        Ok(access)
     }
 }
 
@@ -64,6 +83,7 @@ pub type Api = (
     invitations::InvitationsApi,
     cloud_accounts::CloudAccountsApi,
     plans::PlansApi,
+    subscription::SubscriptionApi,
 );
 
 /// Builds the OpenAPI service over the real handlers; the spec and the router come from it.
@@ -77,6 +97,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             invitations::InvitationsApi,
             cloud_accounts::CloudAccountsApi,
             plans::PlansApi,
+            subscription::SubscriptionApi,
         ),
         "Canopy API",
         env!("CARGO_PKG_VERSION"),

@@ -96,7 +96,7 @@ impl OrganizationsApi {
         auth: BearerAuth,
         org: Path<String>,
     ) -> Result<Json<MyOrganizationDto>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         Ok(Json(MyOrganizationDto {
             organization: access.organization().clone().into(),
             role: access.role().into(),
@@ -117,7 +117,7 @@ impl OrganizationsApi {
         org: Path<String>,
         body: Json<UpdateOrganizationRequest>,
     ) -> Result<Json<OrganizationDto>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let body = body.0;
         let changes = OrganizationChanges {
             name: body.name,
@@ -145,7 +145,7 @@ impl OrganizationsApi {
         auth: BearerAuth,
         org: Path<String>,
     ) -> Result<NoContent, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         state.tenancy.delete_organization(&access).await?;
         Ok(NoContent::Done)
     }
@@ -165,7 +165,7 @@ impl OrganizationsApi {
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<AuditEventPage>, ApiError> {
-        let access = state.tenancy.access_by_token(&auth.0.token, &org.0).await?;
+        let access = auth.access(&state, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
         let events = state.tenancy.audit_events(&access, page).await?;
         Ok(Json(events.into()))

@@ -4,16 +4,10 @@ use std::collections::BTreeMap;
 
 use canopy_billing::{Feature, PLANS, Plan};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi, Tags};
+use poem_openapi::{Object, OpenApi};
 
+use super::ApiTags;
 use super::problem::ApiError;
-
-/// Tag of these operations.
-#[derive(Tags)]
-enum BillingTags {
-    /// Tiers, limits and features.
-    Billing,
-}
 
 /// Plan endpoints.
 pub struct PlansApi;
@@ -57,12 +51,17 @@ impl From<&Plan> for PlanDto {
                 max_team_members: p.max_team_members,
                 history_retention_days: p.history_retention_days,
             },
-            features: Feature::ALL
-                .iter()
-                .map(|f| (f.key().to_string(), p.has(*f)))
-                .collect(),
+            features: feature_matrix(|f| p.has(f)),
         }
     }
+}
+
+/// Every feature key with whether `has` includes it.
+pub fn feature_matrix(has: impl Fn(Feature) -> bool) -> BTreeMap<String, bool> {
+    Feature::ALL
+        .iter()
+        .map(|f| (f.key().to_string(), has(*f)))
+        .collect()
 }
 
 /// A feature row of the pricing matrix.
@@ -84,7 +83,7 @@ pub struct PlansDto {
     pub features: Vec<FeatureDto>,
 }
 
-#[OpenApi(tag = "BillingTags::Billing")]
+#[OpenApi(tag = "ApiTags::Billing")]
 impl PlansApi {
     /// The tiers with price, limits and the feature matrix (no sign-in needed).
     #[oai(path = "/plans", method = "get", operation_id = "listPlans")]

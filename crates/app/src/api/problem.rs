@@ -1,7 +1,8 @@
 //! RFC 7807 problem responses. Every error a client sees, from a handler or from the
 //! framework (malformed JSON, missing credentials, unknown route), is one of these.
 
-use canopy_kernel::ValidationErrors;
+use canopy_billing::{BillingError, Exceeded, Feature, Tier, least_tier_allowing, required_tier};
+use canopy_kernel::{LimitedResource, PlanLimitExceeded, ValidationErrors};
 use canopy_tenancy::TenancyError;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
@@ -23,7 +24,29 @@ pub struct ProblemFieldError {
     pub message: String,
 }
 
-/// An RFC 7807 problem document.
+/// One plan limit that a usage goes beyond.
+#[derive(Debug, Clone, Object)]
+pub struct ProblemLimit {
+    /// `cloudAccounts` or `teamMembers`.
+    pub limit: String,
+    /// In use.
+    pub used: u64,
+    /// Allowed by the plan.
+    pub allowed: u64,
+}
+
+impl From<Exceeded> for ProblemLimit {
+    fn from(e: Exceeded) -> Self {
+        Self {
+            limit: e.resource.key().to_string(),
+            used: e.used,
+            allowed: e.allowed,
+        }
+    }
+}
+
+/// An RFC 7807 problem document. Plan refusals (`plan_limit`, `feature_not_in_plan`,
+/// `downgrade_exceeds_limits`) carry the extension members that say what to upgrade to.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct Problem {
@@ -41,6 +64,27 @@ pub struct Problem {
     /// Per-field validation failures.
     #[oai(skip_serializing_if_is_empty)]
     pub errors: Vec<ProblemFieldError>,
+    /// `plan_limit`: the limit that stopped the action (`cloudAccounts`, `teamMembers`).
+    #[oai(skip_serializing_if_is_none)]
+    pub limit: Option<String>,
+    /// `plan_limit`: how many are in use.
+    #[oai(skip_serializing_if_is_none)]
+    pub used: Option<u64>,
+    /// `plan_limit`: how many the plan allows.
+    #[oai(skip_serializing_if_is_none)]
+    pub allowed: Option<u64>,
+    /// `feature_not_in_plan`: the feature key.
+    #[oai(skip_serializing_if_is_none)]
+    pub feature: Option<String>,
+    /// Plan refusals: the tier the organization is on.
+    #[oai(skip_serializing_if_is_none)]
+    pub current_tier: Option<String>,
+    /// Plan refusals: the least tier that allows the action.
+    #[oai(skip_serializing_if_is_none)]
+    pub required_tier: Option<String>,
+    /// `downgrade_exceeds_limits`: every limit the current usage goes beyond.
+    #[oai(skip_serializing_if_is_empty)]
+    pub exceeded: Vec<ProblemLimit>,
 }
 
 /// An error answer: a status and a problem body (plus `Retry-After` when rate limited).
@@ -63,6 +107,13 @@ impl ApiError {
                 detail: detail.into(),
                 code: code.to_string(),
                 errors: vec![],
+                limit: None,
+                used: None,
+                allowed: None,
+                feature: None,
+                current_tier: None,
+                required_tier: None,
+                exceeded: vec![],
             }),
             retry_after: None,
         }
@@ -112,6 +163,55 @@ impl ApiError {
             "internal",
             "Something went wrong on our side. It has been logged.",
         )
+    }
+
+    /// 402 `plan_limit`: the plan has no room for one more; names the limit, the usage, the
+    /// plan and the least tier with room.
+    pub fn plan_limit(limit: PlanLimitExceeded) -> Self {
+        let needed = limit.used + 1;
+        let required = match limit.resource {
+            LimitedResource::CloudAccounts => required_tier(needed, false),
+            LimitedResource::TeamMembers => least_tier_allowing(limit.resource, needed),
+        };
+        let what = match limit.resource {
+            LimitedResource::CloudAccounts => "cloud accounts",
+            LimitedResource::TeamMembers => "team members (members plus pending invitations)",
+        };
+        let mut e = Self::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "plan_limit",
+            format!(
+                "Your {} plan allows {} {what} and {} are in use. Upgrade to {} for more.",
+                display_tier(&limit.plan),
+                limit.allowed,
+                limit.used,
+                required.display_name(),
+            ),
+        );
+        e.problem.limit = Some(limit.resource.key().to_string());
+        e.problem.used = Some(limit.used);
+        e.problem.allowed = Some(limit.allowed);
+        e.problem.current_tier = Some(limit.plan);
+        e.problem.required_tier = Some(required.as_str().to_string());
+        e
+    }
+
+    /// 403 `feature_not_in_plan`.
+    pub fn feature_not_in_plan(feature: Feature, plan: &str, required: Tier) -> Self {
+        let mut e = Self::new(
+            StatusCode::FORBIDDEN,
+            "feature_not_in_plan",
+            format!(
+                "{} is not included in your {} plan. Upgrade to {}.",
+                feature.display_name(),
+                display_tier(plan),
+                required.display_name()
+            ),
+        );
+        e.problem.feature = Some(feature.key().to_string());
+        e.problem.current_tier = Some(plan.to_string());
+        e.problem.required_tier = Some(required.as_str().to_string());
+        e
     }
 
     /// 429 with the seconds after which a retry may succeed.
@@ -171,7 +271,14 @@ impl poem::error::ResponseError for ApiError {
 const DOCUMENTED: &[(u16, &str)] = &[
     (400, "Malformed request (bad JSON, bad parameter)"),
     (401, "Missing, unknown, expired or revoked credentials"),
-    (403, "Your role does not allow this"),
+    (
+        402,
+        "A plan limit stops the action (`plan_limit`): upgrade to `requiredTier`",
+    ),
+    (
+        403,
+        "Your role does not allow this, or your plan lacks the feature (`feature_not_in_plan`)",
+    ),
     (404, "Not found, or not visible to you"),
     (409, "Conflicts with the current state"),
     (410, "Gone (an expired invitation)"),
@@ -271,10 +378,54 @@ impl From<TenancyError> for ApiError {
                 "invitation_email_mismatch",
                 "This invitation is addressed to a different email than yours.",
             ),
+            TenancyError::PlanLimit(limit) => Self::plan_limit(limit),
             TenancyError::Store(cause) => {
                 tracing::error!(error = %cause, "storage failure");
                 Self::internal()
             }
+        }
+    }
+}
+
+fn display_tier(stored: &str) -> String {
+    Tier::from_stored(stored).map_or_else(
+        || stored.replace('_', " "),
+        |t| t.display_name().to_string(),
+    )
+}
+
+impl From<BillingError> for ApiError {
+    fn from(e: BillingError) -> Self {
+        match e {
+            BillingError::Tenancy(t) => t.into(),
+            BillingError::PlanLimit(limit) => Self::plan_limit(limit),
+            BillingError::FeatureNotInPlan {
+                feature,
+                plan,
+                required,
+            } => Self::feature_not_in_plan(feature, &plan, required),
+            BillingError::DowngradeExceeds { tier, exceeded } => {
+                let list = exceeded
+                    .iter()
+                    .map(|x| format!("{} {} of {} allowed", x.used, x.resource.key(), x.allowed))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut e = Self::new(
+                    StatusCode::CONFLICT,
+                    "downgrade_exceeds_limits",
+                    format!(
+                        "Your usage does not fit the {} plan: {list}. Remove what exceeds it first.",
+                        tier.display_name()
+                    ),
+                );
+                e.problem.exceeded = exceeded.into_iter().map(Into::into).collect();
+                e
+            }
+            BillingError::ManagedByOperator => Self::new(
+                StatusCode::CONFLICT,
+                "subscription_managed",
+                "Enterprise subscriptions are changed with your Canopy account team.",
+            ),
         }
     }
 }

@@ -12,4 +12,5 @@ pub(crate) mod memberships;
 pub(crate) mod organizations;
 pub(crate) mod outbox_messages;
 pub(crate) mod sessions;
+pub(crate) mod subscriptions;
 pub(crate) mod users;

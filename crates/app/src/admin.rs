@@ -1,0 +1,101 @@
+//! Operator commands (`canopy admin …`) and the background retention sweep. Reports are
+//! returned as text so the binary prints them and tests read them.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use canopy_billing::{BillingService, LegacyMigration};
+use tokio::task::JoinHandle;
+
+fn dollars(cents: u64) -> String {
+    format!("${}.{:02}", cents / 100, cents % 100)
+}
+
+/// `canopy admin set-tier`: sets any tier, Enterprise included, and says what is in force.
+pub async fn set_tier(billing: &BillingService, org: &str, tier: &str) -> anyhow::Result<String> {
+    let view = billing.set_tier_as_operator(org, tier).await?;
+    Ok(format!(
+        "organization {} is now on {} ({})",
+        view.subscription.organization_id,
+        view.subscription.tier.as_str(),
+        view.terms.display_name
+    ))
+}
+
+/// Formats what the legacy migration did or would do.
+pub fn legacy_report(migration: &LegacyMigration) -> String {
+    let mut out = String::new();
+    if migration.moves.is_empty() {
+        out.push_str("No subscription is on a legacy tier; nothing to migrate.\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<28} {:<11} {:<11} {:>8} {:>12} {:>12}  {:<26} note",
+        "organization", "from", "to", "accounts", "before/mo", "after/mo", "grace until"
+    );
+    for m in &migration.moves {
+        let _ = writeln!(
+            out,
+            "{:<28} {:<11} {:<11} {:>8} {:>12} {:>12}  {:<26} {}",
+            m.organization_slug,
+            m.from.as_str(),
+            m.to.as_str(),
+            m.accounts,
+            dollars(m.old_monthly_cents),
+            dollars(m.new_monthly_cents),
+            m.grace.map(|g| g.until.to_rfc3339()).unwrap_or_default(),
+            m.note.unwrap_or_default(),
+        );
+    }
+    let n = migration.moves.len();
+    if migration.applied {
+        let _ = writeln!(
+            out,
+            "{n} subscription(s) migrated in one transaction; each has an audit event."
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{n} subscription(s) would move (dry run: nothing changed). Run without --dry-run to apply."
+        );
+    }
+    out
+}
+
+/// `canopy admin migrate-legacy-tiers [--dry-run]`.
+pub async fn migrate_legacy_tiers(
+    billing: &BillingService,
+    dry_run: bool,
+) -> anyhow::Result<String> {
+    Ok(legacy_report(&billing.migrate_legacy_tiers(dry_run).await?))
+}
+
+/// `canopy admin purge-history`: one retention sweep now.
+pub async fn purge_history(billing: &BillingService) -> anyhow::Result<String> {
+    let purged = billing.purge_expired_history().await?;
+    Ok(format!(
+        "purged {} audit event(s) and {} health check(s) older than their plan's retention",
+        purged.audit_events, purged.health_checks
+    ))
+}
+
+/// Runs the retention sweep now and then every `every`, for as long as the process lives.
+/// A failed sweep is logged and retried at the next tick.
+pub fn spawn_retention_sweep(billing: BillingService, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match billing.purge_expired_history().await {
+                Ok(p) => tracing::info!(
+                    audit_events = p.audit_events,
+                    health_checks = p.health_checks,
+                    "retention sweep"
+                ),
+                Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+            }
+        }
+    })
+}
