@@ -1,9 +1,14 @@
 //! Canopy's AWS adapter: proves access to a customer account by assuming its role through STS
-//! with the organization's External ID, and classifies every failure.
+//! with the organization's External ID, reads its SES metrics from CloudWatch, and classifies
+//! every failure.
 //!
-//! API boundary: [`StsRoleVerifier`], [`AwsSettings`], [`classify_code`].
+//! API boundary: [`StsRoleVerifier`], [`CloudWatchSource`], [`AwsSettings`],
+//! [`CloudWatchSettings`], [`classify_code`].
 
+pub mod cloudwatch;
 pub mod testing;
+
+pub use cloudwatch::{CloudWatchSettings, CloudWatchSource};
 
 use std::time::Duration;
 
@@ -69,7 +74,7 @@ impl StsRoleVerifier {
                     self.settings.timeout.as_millis()
                 ),
             }),
-            Ok(Err(e)) => Err(classify(&e)),
+            Ok(Err(e)) => Err(classify(&e, "STS")),
             Ok(Ok(out)) => out
                 .account()
                 .map(str::to_string)
@@ -105,7 +110,7 @@ pub fn classify_code(code: &str) -> FailureKind {
     }
 }
 
-fn classify<E, R>(err: &SdkError<E, R>) -> AccessFailure
+pub(crate) fn classify<E, R>(err: &SdkError<E, R>, service: &str) -> AccessFailure
 where
     E: ProvideErrorMetadata + std::error::Error,
     R: std::fmt::Debug,
@@ -125,11 +130,14 @@ where
         },
         SdkError::DispatchFailure(failure) if failure.is_timeout() => AccessFailure {
             kind: FailureKind::Timeout,
-            message: "the request to STS timed out".into(),
+            message: format!("the request to {service} timed out"),
         },
         SdkError::DispatchFailure(failure) if failure.is_io() => AccessFailure {
             kind: FailureKind::Network,
-            message: format!("could not reach STS: {:?}", failure.as_connector_error()),
+            message: format!(
+                "could not reach {service}: {:?}",
+                failure.as_connector_error()
+            ),
         },
         // Anything else failed before a request left: most often Canopy's own AWS credentials
         // could not be resolved. That is not the customer's network; say what it is.
@@ -174,7 +182,7 @@ impl RoleVerifier for StsRoleVerifier {
                     ),
                 });
             }
-            Ok(Err(e)) => return Err(classify(&e)),
+            Ok(Err(e)) => return Err(classify(&e, "STS")),
             Ok(Ok(output)) => output,
         };
         let assumed_role_arn = output

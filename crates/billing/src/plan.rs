@@ -153,6 +153,7 @@ impl Plan {
         match resource {
             LimitedResource::CloudAccounts => self.max_accounts,
             LimitedResource::TeamMembers => self.max_team_members,
+            LimitedResource::HistoryDays => self.history_retention_days,
         }
     }
 }

@@ -122,6 +122,7 @@ impl Limits {
         match resource {
             LimitedResource::CloudAccounts => self.max_accounts,
             LimitedResource::TeamMembers => self.max_team_members,
+            LimitedResource::HistoryDays => self.history_retention_days,
         }
     }
 }
@@ -214,6 +215,28 @@ impl Terms {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// Refuses history starting at `start` when it reaches further back from `now` than the
+    /// plan's retention; the refusal names the days asked for and the days kept.
+    pub fn history_from(
+        &self,
+        start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), PlanLimitExceeded> {
+        let Some(days) = self.limits.history_retention_days else {
+            return Ok(());
+        };
+        if start >= now - chrono::Duration::days(i64::from(days)) {
+            return Ok(());
+        }
+        let asked = (now - start).num_seconds();
+        Err(PlanLimitExceeded {
+            resource: LimitedResource::HistoryDays,
+            used: u64::try_from((asked + 86_399) / 86_400).unwrap_or(u64::MAX),
+            allowed: u64::from(days),
+            plan: self.tier.as_str().to_string(),
+        })
     }
 
     /// Every cap the usage goes beyond (empty when it fits).
@@ -388,6 +411,22 @@ mod tests {
         let after = sub.terms(grace_until);
         assert_eq!(after, Terms::of_tier(Tier::Pro));
         assert!(after.has(Feature::OrgFeatures));
+    }
+
+    #[test]
+    fn history_reaching_past_the_retention_is_refused_with_the_days() {
+        let free = Terms::of_tier(Tier::Free);
+        assert!(free.history_from(at() - Duration::days(30), at()).is_ok());
+        let refused = free
+            .history_from(at() - Duration::days(30) - Duration::hours(1), at())
+            .unwrap_err();
+        assert_eq!((refused.used, refused.allowed), (31, 30));
+        assert_eq!(refused.resource, LimitedResource::HistoryDays);
+        assert!(
+            Terms::of_tier(Tier::Enterprise)
+                .history_from(at() - Duration::days(4000), at())
+                .is_ok()
+        );
     }
 
     #[test]

@@ -21,11 +21,13 @@ impl Usage {
         self.members + self.pending_invitations
     }
 
-    /// The count the cap on `resource` applies to.
+    /// The count the cap on `resource` applies to. History is not a count of things in use
+    /// (it is checked per request, [`crate::Terms::history_from`]): zero.
     pub fn count(&self, resource: LimitedResource) -> u64 {
         match resource {
             LimitedResource::CloudAccounts => self.cloud_accounts,
             LimitedResource::TeamMembers => self.team_members(),
+            LimitedResource::HistoryDays => 0,
         }
     }
 

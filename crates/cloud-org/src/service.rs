@@ -123,6 +123,15 @@ impl From<StoreError> for CloudAccountError {
     }
 }
 
+/// What Canopy presents when it assumes one of an organization's roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSession {
+    /// The organization's current External ID.
+    pub external_id: String,
+    /// The STS session name (`canopy-<org>`).
+    pub session_name: String,
+}
+
 /// Settings of the service.
 #[derive(Debug, Clone)]
 pub struct CloudAccountConfig {
@@ -723,26 +732,52 @@ impl CloudAccountService {
         else {
             return Err(CloudAccountError::VerificationUnsupported("GCP"));
         };
-        let external_id = self.current_external_id(access).await?;
-        let session_name = format!("canopy-{}", &access.org_id().to_string()[..8]);
+        let session = self.role_session(access).await?;
         let started = Instant::now();
         let outcome = self
             .ports
             .aws
             .assume_role(
                 role_arn.as_str(),
-                &external_id.value,
-                &session_name,
+                &session.external_id,
+                &session.session_name,
                 region.as_str(),
             )
             .await;
+        let failure = outcome.err().inspect(|f: &AccessFailure| {
+            tracing::info!(account = %id, kind = f.kind.as_str(), "role assumption failed");
+        });
+        let duration_ms = started.elapsed().as_millis() as u64;
+        self.record_outcome(access, id, failure, duration_ms).await
+    }
+
+    /// How Canopy assumes this organization's roles: its current External ID and a session
+    /// name that identifies the organization in the customer's CloudTrail (any member: the
+    /// metrics fan-out of a viewer needs it; the value never reaches the client).
+    pub async fn role_session(&self, access: &OrgAccess) -> Result<RoleSession, CloudAccountError> {
+        access.require(Action::View)?;
+        let external_id = self.current_external_id(access).await?;
+        Ok(RoleSession {
+            external_id: external_id.value,
+            session_name: format!("canopy-{}", &access.org_id().to_string()[..8]),
+        })
+    }
+
+    /// Records an observed access outcome (a sync, a metrics fetch) in the account's health
+    /// timeline and sets its status from it (any member: observing is not changing).
+    pub async fn record_outcome(
+        &self,
+        access: &OrgAccess,
+        id: CloudAccountId,
+        failure: Option<AccessFailure>,
+        duration_ms: u64,
+    ) -> Result<(CloudAccount, HealthCheck), CloudAccountError> {
+        access.require(Action::View)?;
         let check = HealthCheck {
             account_id: id,
             checked_at: self.ports.clock.now(),
-            failure: outcome.err().inspect(|f: &AccessFailure| {
-                tracing::info!(account = %id, kind = f.kind.as_str(), "role assumption failed");
-            }),
-            duration_ms: started.elapsed().as_millis() as u64,
+            failure,
+            duration_ms,
         };
         let updated = self
             .ports
@@ -751,6 +786,32 @@ impl CloudAccountService {
             .await?
             .ok_or(CloudAccountError::NotFound)?;
         Ok((updated, check))
+    }
+
+    /// Every account of the organization matching `filter`, oldest first (any member).
+    pub async fn all(
+        &self,
+        access: &OrgAccess,
+        filter: &AccountFilter,
+    ) -> Result<Vec<CloudAccount>, CloudAccountError> {
+        access.require(Action::View)?;
+        let mut out = vec![];
+        let mut page = PageRequest {
+            limit: PageRequest::MAX_LIMIT,
+            after: None,
+        };
+        loop {
+            let got = self
+                .ports
+                .accounts
+                .list(access.org_id(), filter, page)
+                .await?;
+            out.extend(got.items);
+            match got.next {
+                Some(next) => page.after = Some(next),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// The account's recent checks, newest first (any member).

@@ -9,6 +9,8 @@ pub enum LimitedResource {
     CloudAccounts,
     /// Team members: members plus pending, unexpired invitations.
     TeamMembers,
+    /// Days of history served: a request reaching further back than the plan keeps.
+    HistoryDays,
 }
 
 impl LimitedResource {
@@ -17,6 +19,7 @@ impl LimitedResource {
         match self {
             LimitedResource::CloudAccounts => "cloudAccounts",
             LimitedResource::TeamMembers => "teamMembers",
+            LimitedResource::HistoryDays => "historyRetentionDays",
         }
     }
 }
@@ -27,7 +30,7 @@ impl LimitedResource {
 pub struct PlanLimitExceeded {
     /// What is capped.
     pub resource: LimitedResource,
-    /// How many are in use now, before the refused change.
+    /// How many are in use now, before the refused change (for history: the days asked for).
     pub used: u64,
     /// How many the plan allows.
     pub allowed: u64,

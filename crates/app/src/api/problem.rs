@@ -168,26 +168,46 @@ impl ApiError {
     /// 402 `plan_limit`: the plan has no room for one more; names the limit, the usage, the
     /// plan and the least tier with room.
     pub fn plan_limit(limit: PlanLimitExceeded) -> Self {
-        let needed = limit.used + 1;
-        let required = match limit.resource {
-            LimitedResource::CloudAccounts => required_tier(needed, false),
-            LimitedResource::TeamMembers => least_tier_allowing(limit.resource, needed),
+        let plan = display_tier(&limit.plan);
+        let (required, detail) = match limit.resource {
+            LimitedResource::CloudAccounts => {
+                let required = required_tier(limit.used + 1, false);
+                (
+                    required,
+                    format!(
+                        "Your {plan} plan allows {} cloud accounts and {} are connected. Upgrade to {} for more.",
+                        limit.allowed,
+                        limit.used,
+                        required.display_name()
+                    ),
+                )
+            }
+            LimitedResource::TeamMembers => {
+                let required = least_tier_allowing(limit.resource, limit.used + 1);
+                (
+                    required,
+                    format!(
+                        "Your {plan} plan allows {} team members (members plus pending invitations) and {} are in use. Upgrade to {} for more.",
+                        limit.allowed,
+                        limit.used,
+                        required.display_name()
+                    ),
+                )
+            }
+            LimitedResource::HistoryDays => {
+                let required = least_tier_allowing(limit.resource, limit.used);
+                (
+                    required,
+                    format!(
+                        "Your {plan} plan keeps {} days of history and this range reaches back {} days. Upgrade to {} or choose a shorter range.",
+                        limit.allowed,
+                        limit.used,
+                        required.display_name()
+                    ),
+                )
+            }
         };
-        let what = match limit.resource {
-            LimitedResource::CloudAccounts => "cloud accounts",
-            LimitedResource::TeamMembers => "team members (members plus pending invitations)",
-        };
-        let mut e = Self::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "plan_limit",
-            format!(
-                "Your {} plan allows {} {what} and {} are in use. Upgrade to {} for more.",
-                display_tier(&limit.plan),
-                limit.allowed,
-                limit.used,
-                required.display_name(),
-            ),
-        );
+        let mut e = Self::new(StatusCode::PAYMENT_REQUIRED, "plan_limit", detail);
         e.problem.limit = Some(limit.resource.key().to_string());
         e.problem.used = Some(limit.used);
         e.problem.allowed = Some(limit.allowed);

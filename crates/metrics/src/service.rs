@@ -1,0 +1,330 @@
+//! The metrics use cases: one organization's SES metrics across its AWS accounts, fetched
+//! from every selected account in parallel (bounded), cached, aggregated once, with the
+//! accounts that did not answer reported beside the data (spec: `Promise.allSettled`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use canopy_billing::{BillingError, BillingService};
+use canopy_cloud_org::CloudAccountService;
+use canopy_cloud_org::account::AccountStatus;
+use canopy_cloud_org::account::{CloudIdentity, Environment};
+use canopy_cloud_org::ports::AccountFilter;
+use canopy_cloud_org::{AccessFailure, CloudAccount, CloudAccountError, CloudAccountId};
+use canopy_kernel::{Clock, PlanLimitExceeded, ValidationErrors};
+use canopy_tenancy::{OrgAccess, Organization};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use crate::aggregate::{Report, aggregate};
+use crate::ports::{CacheKey, Fetch, MetricSource, MetricTarget, SeriesCache};
+use crate::series::AccountSeries;
+use crate::window::{RangeSpec, Window};
+
+/// Everything a metrics request can refuse with.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// Membership, role, storage (through the cloud-account service).
+    #[error(transparent)]
+    Cloud(#[from] CloudAccountError),
+    /// The organization's plan could not be read.
+    #[error(transparent)]
+    Billing(#[from] BillingError),
+    /// The range reaches further back than the plan keeps history.
+    #[error(transparent)]
+    PlanLimit(#[from] PlanLimitExceeded),
+    /// An account in the filter is not this organization's.
+    #[error("cloud account not found")]
+    AccountNotFound,
+    /// The range is invalid.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+}
+
+/// Tunables.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsConfig {
+    /// Accounts fetched at once.
+    pub concurrency: usize,
+}
+
+impl Default for MetricsConfig {
+    /// One wave for the largest Pro estate (500 accounts).
+    fn default() -> Self {
+        Self { concurrency: 500 }
+    }
+}
+
+/// The adapters and services the metrics use cases run on.
+#[derive(Clone)]
+pub struct MetricsPorts {
+    /// Accounts, External ID and health recording.
+    pub cloud: CloudAccountService,
+    /// The plan's history retention.
+    pub billing: BillingService,
+    /// Where metrics come from.
+    pub source: Arc<dyn MetricSource>,
+    /// The cache in front of it.
+    pub cache: Arc<dyn SeriesCache>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What a client filters by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsQuery {
+    /// The range.
+    pub range: RangeSpec,
+    /// Only these accounts (all when empty).
+    pub accounts: Vec<CloudAccountId>,
+    /// Only accounts of this environment.
+    pub environment: Option<Environment>,
+}
+
+/// An account that did not answer, and why.
+#[derive(Debug, Clone)]
+pub struct AccountFailure {
+    /// The account, its status updated.
+    pub account: CloudAccount,
+    /// The classified failure.
+    pub failure: AccessFailure,
+}
+
+/// Metrics of the selected accounts.
+#[derive(Debug, Clone)]
+pub struct MetricsView {
+    /// The aggregate of the accounts that answered.
+    pub report: Report,
+    /// Every selected account (answered or not), statuses updated.
+    pub accounts: Vec<CloudAccount>,
+    /// The selected accounts that did not answer.
+    pub failures: Vec<AccountFailure>,
+    /// When this was computed.
+    pub generated_at: DateTime<Utc>,
+}
+
+/// What the dashboard shows in one call.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    /// The organization.
+    pub organization: Organization,
+    /// Every cloud account of the organization, for the filter and its badges.
+    pub accounts: Vec<CloudAccount>,
+    /// The metrics of the selection.
+    pub metrics: MetricsView,
+}
+
+/// One account's fetch outcome.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The account.
+    pub account: CloudAccountId,
+    /// Its series, or why not.
+    pub result: Result<Arc<AccountSeries>, AccessFailure>,
+    /// How long it took (near zero from the cache).
+    pub duration_ms: u64,
+}
+
+/// The metrics use cases.
+#[derive(Clone)]
+pub struct MetricsService {
+    ports: MetricsPorts,
+    config: MetricsConfig,
+}
+
+impl MetricsService {
+    /// Builds the service.
+    pub fn new(ports: MetricsPorts, config: MetricsConfig) -> Self {
+        Self { ports, config }
+    }
+
+    /// Fetches every target's series over `window` through the cache, at most
+    /// `concurrency` at a time; results come back in the targets' order.
+    pub async fn collect(&self, targets: &[MetricTarget], window: Window) -> Vec<Outcome> {
+        let concurrency = self.config.concurrency.max(1);
+        futures::stream::iter(targets.iter().cloned().map(|target| {
+            let source = self.ports.source.clone();
+            let cache = self.ports.cache.clone();
+            async move {
+                let started = Instant::now();
+                let account = target.account;
+                let key = CacheKey::new(account, &window);
+                let fetch: Fetch = Box::pin(async move {
+                    let data = source.fetch(&target, &window).await?;
+                    Ok(Arc::new(AccountSeries::from_datapoints(window, &data)))
+                });
+                let result = cache.get_or_fetch(key, fetch).await;
+                Outcome {
+                    account,
+                    result,
+                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                }
+            }
+        }))
+        .buffered(concurrency)
+        .collect()
+        .await
+    }
+
+    /// The selected accounts' metrics over the range (any member). A range reaching further
+    /// back than the plan's history is refused; the previous period is compared only when
+    /// the plan's history reaches it too.
+    pub async fn metrics(
+        &self,
+        access: &OrgAccess,
+        query: &MetricsQuery,
+    ) -> Result<MetricsView, MetricsError> {
+        let all = self
+            .ports
+            .cloud
+            .all(access, &AccountFilter::default())
+            .await?;
+        self.metrics_of(access, query, &all).await
+    }
+
+    /// Organization, every account with its status and environment, and the metrics of the
+    /// selection: the whole dashboard in one call (any member).
+    pub async fn dashboard(
+        &self,
+        access: &OrgAccess,
+        query: &MetricsQuery,
+    ) -> Result<Dashboard, MetricsError> {
+        let mut all = self
+            .ports
+            .cloud
+            .all(access, &AccountFilter::default())
+            .await?;
+        let metrics = self.metrics_of(access, query, &all).await?;
+        for updated in &metrics.accounts {
+            if let Some(a) = all.iter_mut().find(|a| a.id == updated.id) {
+                *a = updated.clone();
+            }
+        }
+        Ok(Dashboard {
+            organization: access.organization().clone(),
+            accounts: all,
+            metrics,
+        })
+    }
+
+    async fn metrics_of(
+        &self,
+        access: &OrgAccess,
+        query: &MetricsQuery,
+        all: &[CloudAccount],
+    ) -> Result<MetricsView, MetricsError> {
+        let now = self.ports.clock.now();
+        let window = Window::resolve(query.range, now)?;
+        let terms = self.ports.billing.terms(access.org_id()).await?;
+        terms.history_from(window.start, now)?;
+        let compare = terms.history_from(window.previous().start, now).is_ok();
+
+        let wanted: HashSet<CloudAccountId> = query.accounts.iter().copied().collect();
+        if wanted.iter().any(|id| all.iter().all(|a| a.id != *id)) {
+            return Err(MetricsError::AccountNotFound);
+        }
+        let mut selected: Vec<CloudAccount> = all
+            .iter()
+            .filter(|a| matches!(a.identity, CloudIdentity::Aws { .. }))
+            .filter(|a| wanted.is_empty() || wanted.contains(&a.id))
+            .filter(|a| {
+                query
+                    .environment
+                    .is_none_or(|e| a.settings.environment == Some(e))
+            })
+            .cloned()
+            .collect();
+
+        let session = self.ports.cloud.role_session(access).await?;
+        let targets: Vec<MetricTarget> = selected
+            .iter()
+            .filter_map(|a| match &a.identity {
+                CloudIdentity::Aws {
+                    account_id,
+                    role_arn,
+                    region,
+                } => Some(MetricTarget {
+                    account: a.id,
+                    aws_account_id: account_id.as_str().to_string(),
+                    role_arn: role_arn.as_str().to_string(),
+                    region: region.as_str().to_string(),
+                    external_id: session.external_id.clone(),
+                    session_name: session.session_name.clone(),
+                }),
+                CloudIdentity::Gcp { .. } => None,
+            })
+            .collect();
+        let fetch_window = if compare {
+            window.with_previous()
+        } else {
+            window
+        };
+        let outcomes = self.collect(&targets, fetch_window).await;
+
+        let mut answered = Vec::with_capacity(outcomes.len());
+        let mut failures = vec![];
+        for outcome in outcomes {
+            let Some(account) = selected.iter_mut().find(|a| a.id == outcome.account) else {
+                continue;
+            };
+            match outcome.result {
+                Ok(series) => {
+                    if account.status == AccountStatus::Error {
+                        *account = self
+                            .record(access, account, None, outcome.duration_ms)
+                            .await?;
+                    }
+                    answered.push((outcome.account, series));
+                }
+                Err(failure) => {
+                    tracing::info!(
+                        account = %outcome.account,
+                        kind = failure.kind.as_str(),
+                        "metrics fetch failed"
+                    );
+                    if changed(account, &failure) {
+                        *account = self
+                            .record(access, account, Some(failure.clone()), outcome.duration_ms)
+                            .await?;
+                    }
+                    failures.push(AccountFailure {
+                        account: account.clone(),
+                        failure,
+                    });
+                }
+            }
+        }
+        Ok(MetricsView {
+            report: aggregate(window, compare, &answered),
+            accounts: selected,
+            failures,
+            generated_at: now,
+        })
+    }
+
+    async fn record(
+        &self,
+        access: &OrgAccess,
+        account: &CloudAccount,
+        failure: Option<AccessFailure>,
+        duration_ms: u64,
+    ) -> Result<CloudAccount, MetricsError> {
+        Ok(self
+            .ports
+            .cloud
+            .record_outcome(access, account.id, failure, duration_ms)
+            .await?
+            .0)
+    }
+}
+
+/// A failure is recorded when it changes what the account's status says, so a dashboard
+/// reloaded every minute does not flood the health timeline.
+fn changed(account: &CloudAccount, failure: &AccessFailure) -> bool {
+    account.status != AccountStatus::Error
+        || !account
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(failure.kind.as_str()))
+}
