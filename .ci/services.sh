@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts the services the ignored tests need and prints the environment they read.
+# Starts the services the ignored tests need (PostgreSQL, moto, Redis) and prints the
+# environment they read.
 # Source it (`. .ci/services.sh`) so the exports reach the caller. Idempotent.
 set -euo pipefail
 
@@ -62,6 +63,37 @@ ensure_moto() {
   export CANOPY_TEST_MOTO_URL="http://127.0.0.1:${MOTO_PORT}"
 }
 
+REDIS_PORT="${CANOPY_CI_REDIS_PORT:-6379}"
+
+redis_up() {
+  if command -v redis-cli >/dev/null 2>&1; then
+    [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null
+  fi
+}
+
+ensure_redis() {
+  if ! redis_up; then
+    if ! command -v redis-server >/dev/null 2>&1; then
+      echo "ci: installing Redis from Debian's packages"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq redis-server >/dev/null
+    fi
+    echo "ci: starting Redis on 127.0.0.1:${REDIS_PORT}"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
+      --appendonly no --dir "${TMPDIR:-/tmp}" --logfile "${TMPDIR:-/tmp}/canopy-redis.log"
+    for _ in $(seq 1 50); do
+      redis_up && break
+      sleep 0.2
+    done
+  fi
+  redis_up || { echo "ci: redis did not start"; return 1; }
+  export CANOPY_TEST_REDIS_URL="redis://127.0.0.1:${REDIS_PORT}"
+}
+
 ensure_postgres
 ensure_moto
-echo "ci: services ready (CANOPY_TEST_POSTGRES_URL, CANOPY_TEST_MOTO_URL set)"
+ensure_redis
+echo "ci: services ready (CANOPY_TEST_POSTGRES_URL, CANOPY_TEST_MOTO_URL, CANOPY_TEST_REDIS_URL set)"

@@ -33,9 +33,14 @@ pub struct Options {
     pub auth_rate_per_minute: u32,
     /// Largest body.
     pub max_body_bytes: usize,
-    /// Where STS calls go: moto, a canned local server, or (default) a closed local port so a
-    /// test never reaches the internet.
+    /// Where AWS calls go: moto, a canned local server, the local AWS of
+    /// `canopy-aws-testkit`, or (default) a closed local port so a test never reaches the
+    /// internet.
     pub aws_endpoint_url: String,
+    /// How long fetched metrics are served from the cache.
+    pub metrics_cache_ttl_secs: u64,
+    /// Redis for a shared metrics cache.
+    pub redis_url: Option<String>,
 }
 
 impl Default for Options {
@@ -44,6 +49,8 @@ impl Default for Options {
             auth_rate_per_minute: 100_000,
             max_body_bytes: 64 * 1024,
             aws_endpoint_url: "http://127.0.0.1:9".into(),
+            metrics_cache_ttl_secs: 60,
+            redis_url: None,
         }
     }
 }
@@ -57,6 +64,19 @@ impl TestApp {
     /// Starts on `backend` with `options`.
     pub async fn start_with(backend: &str, options: Options) -> Self {
         let store = canopy_store::testing::migrated(backend).await.unwrap();
+        let start = Utc::now()
+            .duration_trunc(chrono::Duration::microseconds(1))
+            .unwrap();
+        Self::serve(store, Arc::new(ManualClock::new(start)), options).await
+    }
+
+    /// Another replica over the same database and clock (for caches shared between
+    /// replicas).
+    pub async fn replica(&self, options: Options) -> Self {
+        Self::serve(self.store.clone(), self.clock.clone(), options).await
+    }
+
+    async fn serve(store: Store, clock: Arc<ManualClock>, options: Options) -> Self {
         let config = Config {
             bind: "127.0.0.1:0".into(),
             auth_rate_per_minute: options.auth_rate_per_minute,
@@ -68,12 +88,11 @@ impl TestApp {
             aws_access_key_id: Some("AKIDCANOPYTESTS".into()),
             aws_secret_access_key: Some("test-secret".to_string().into()),
             aws_timeout_ms: 3_000,
+            metrics_cache_ttl_secs: options.metrics_cache_ttl_secs,
+            metrics_account_timeout_ms: 3_000,
+            redis_url: options.redis_url.clone(),
             ..Config::default()
         };
-        let start = Utc::now()
-            .duration_trunc(chrono::Duration::microseconds(1))
-            .unwrap();
-        let clock = Arc::new(ManualClock::new(start));
         let state = build_state(&config, store.clone(), clock.clone())
             .await
             .unwrap();
@@ -229,6 +248,11 @@ impl TestApp {
     }
 }
 
+/// The Redis `.ci/run` starts, when the test needs one.
+pub fn redis_url() -> String {
+    std::env::var("CANOPY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
 /// The moto server `.ci/run` starts, when the test needs one.
 pub fn moto_url() -> String {
     std::env::var("CANOPY_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5123".into())
@@ -295,8 +319,29 @@ impl Response {
 }
 
 /// Declares a black-box test that runs on SQLite and (ignored unless `.ci/run`) on PostgreSQL.
+/// Each named `async fn(TestApp)` gets a started app; with `by_name;` first, each named
+/// `async fn(&str)` gets the backend's name and starts what it needs itself.
 #[macro_export]
 macro_rules! on_both_backends {
+    (by_name; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name("sqlite").await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                #[ignore = "needs postgres"]
+                async fn $name() {
+                    super::$name("postgres").await;
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(

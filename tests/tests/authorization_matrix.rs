@@ -258,6 +258,18 @@ fn cases() -> Vec<Case> {
             [200, 200, 200, 404, 401],
         ),
         c(
+            Method::GET,
+            "/v1/organizations/{org}/metrics?range=1h",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/dashboard",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
             Method::PUT,
             "/v1/me/active-organization",
             Some(json!({"organization": "{org}"})),
@@ -375,6 +387,11 @@ async fn another_tenants_ids_are_not_found_under_your_own_organization(app: Test
                 "/v1/organizations/{mine}/cloud-accounts/{}/health",
                 f.account
             ),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/organizations/{mine}/metrics?account={}", f.account),
             None,
         ),
     ];

@@ -2,17 +2,22 @@
 //! services their ports. Handlers never construct adapters.
 
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
 use anyhow::Context;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use canopy_aws::{AwsSettings, StsRoleVerifier};
+use canopy_aws::{AwsSettings, CloudWatchSettings, CloudWatchSource, StsRoleVerifier};
 use canopy_billing::BillingService;
+use canopy_cache::{InProcessCache, RedisCache};
 use canopy_cloud_org::CloudAccountService;
 use canopy_cloud_org::service::{CloudAccountConfig, CloudAccountPorts};
 use canopy_credentials::{Argon2Cost, Argon2Crypto};
+use canopy_demo::DemoSource;
 use canopy_kernel::{Clock, SystemClock};
+use canopy_metrics::ports::{MetricSource, SeriesCache};
+use canopy_metrics::{MetricsConfig, MetricsPorts, MetricsService};
 use canopy_store::{OutboxSender, Store, StoreConfig};
 use canopy_tenancy::service::TenancyPorts;
 use canopy_tenancy::{TenancyConfig, TenancyService};
@@ -59,24 +64,61 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-async fn aws_verifier(config: &Config) -> StsRoleVerifier {
-    let settings = AwsSettings {
-        endpoint_url: config.aws_endpoint_url.clone(),
-        timeout: std::time::Duration::from_millis(config.aws_timeout_ms),
-    };
+/// Canopy's own AWS identity: the configured static key, or the default provider chain
+/// (environment, profile, instance or task role), resolved on first use.
+async fn aws_identity(config: &Config) -> aws_config::SdkConfig {
     match (&config.aws_access_key_id, &config.aws_secret_access_key) {
         (Some(key), Some(secret)) => {
             let credentials =
                 Credentials::new(key, secret.expose_secret(), None, None, "canopy-config");
-            let sdk = aws_config::SdkConfig::builder()
+            aws_config::SdkConfig::builder()
                 .behavior_version(BehaviorVersion::latest())
                 .region(Region::new("us-east-1"))
                 .credentials_provider(SharedCredentialsProvider::new(credentials))
-                .build();
-            StsRoleVerifier::new(sdk, settings)
+                .build()
         }
-        _ => StsRoleVerifier::from_environment(settings).await,
+        _ => {
+            aws_config::defaults(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .load()
+                .await
+        }
     }
+}
+
+/// Where metrics come from: the demo cloud when asked for, CloudWatch otherwise.
+fn metric_source(
+    config: &Config,
+    identity: aws_config::SdkConfig,
+    clock: Arc<dyn Clock>,
+) -> Arc<dyn MetricSource> {
+    if config.demo {
+        return Arc::new(DemoSource::new(
+            [crate::demo::FAILING_ACCOUNT.to_string()],
+            clock,
+        ));
+    }
+    Arc::new(CloudWatchSource::new(
+        identity,
+        CloudWatchSettings {
+            endpoint_url: config.aws_endpoint_url.clone(),
+            account_timeout: StdDuration::from_millis(config.metrics_account_timeout_ms),
+            ..CloudWatchSettings::default()
+        },
+    ))
+}
+
+/// The metrics cache: shared through Redis when configured, in process otherwise.
+async fn series_cache(config: &Config) -> anyhow::Result<Arc<dyn SeriesCache>> {
+    let ttl = StdDuration::from_secs(config.metrics_cache_ttl_secs);
+    Ok(match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisCache::connect(url, ttl)
+                .await
+                .with_context(|| format!("connecting to redis ({})", redact(url)))?,
+        ),
+        None => Arc::new(InProcessCache::new(ttl)),
+    })
 }
 
 /// The billing service on an opened store (also what the operator commands use).
@@ -123,6 +165,11 @@ pub async fn build_state(
             public_url: config.public_url.clone(),
         },
     );
+    let identity = aws_identity(config).await;
+    let aws_settings = AwsSettings {
+        endpoint_url: config.aws_endpoint_url.clone(),
+        timeout: StdDuration::from_millis(config.aws_timeout_ms),
+    };
     let cloud = CloudAccountService::new(
         CloudAccountPorts {
             accounts: Arc::new(store.clone()),
@@ -130,19 +177,32 @@ pub async fn build_state(
             tokens: Arc::new(store.clone()),
             tenancy: tenancy.clone(),
             billing: billing.clone(),
-            aws: Arc::new(aws_verifier(config).await),
+            aws: Arc::new(StsRoleVerifier::new(identity.clone(), aws_settings)),
             secrets: crypto,
-            clock,
+            clock: clock.clone(),
         },
         CloudAccountConfig {
             trusted_principal: config.aws_trusted_principal.clone(),
             public_url: config.public_url.clone(),
         },
     );
+    let metrics = MetricsService::new(
+        MetricsPorts {
+            cloud: cloud.clone(),
+            billing: billing.clone(),
+            source: metric_source(config, identity, clock.clone()),
+            cache: series_cache(config).await?,
+            clock,
+        },
+        MetricsConfig {
+            concurrency: config.metrics_concurrency,
+        },
+    );
     Ok(AppState::new(
         tenancy,
         billing,
         cloud,
+        metrics,
         store,
         config.auth_rate_per_minute,
         config.trust_forwarded_for,

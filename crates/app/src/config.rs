@@ -49,7 +49,7 @@ pub struct Config {
     pub argon2_iterations: u32,
     /// The AWS principal customers' roles trust (Canopy's own account root or role ARN).
     pub aws_trusted_principal: String,
-    /// STS endpoint override (an emulator); unset for AWS itself.
+    /// Endpoint override for every AWS service Canopy calls (an emulator); unset for AWS.
     pub aws_endpoint_url: Option<String>,
     /// Time allowed for one AWS call, milliseconds.
     pub aws_timeout_ms: u64,
@@ -59,6 +59,17 @@ pub struct Config {
     /// The secret of `aws_access_key_id`. Never logged.
     #[serde(skip_serializing)]
     pub aws_secret_access_key: Option<secrecy::SecretString>,
+    /// Seconds a fetched account's metrics are served from the cache.
+    pub metrics_cache_ttl_secs: u64,
+    /// Accounts whose metrics are fetched at once.
+    pub metrics_concurrency: usize,
+    /// Time allowed for one account's metrics (role assumption plus every page), ms.
+    pub metrics_account_timeout_ms: u64,
+    /// Redis URL for a metrics cache shared by several replicas; unset keeps it in process.
+    pub redis_url: Option<String>,
+    /// Serve synthetic metrics from the demo cloud instead of CloudWatch, and seed a demo
+    /// organization (`canopy serve --demo`).
+    pub demo: bool,
     /// Minutes between retention sweeps (history older than each plan's retention is
     /// deleted); 0 turns the sweep off.
     pub retention_sweep_minutes: u64,
@@ -85,6 +96,11 @@ impl Default for Config {
             aws_access_key_id: None,
             aws_secret_access_key: None,
             retention_sweep_minutes: 60,
+            metrics_cache_ttl_secs: 60,
+            metrics_concurrency: 500,
+            metrics_account_timeout_ms: 10_000,
+            redis_url: None,
+            demo: false,
         }
     }
 }

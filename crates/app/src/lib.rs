@@ -6,6 +6,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod config;
 pub mod connect_cli;
+pub mod demo;
 pub mod http;
 pub mod server;
 pub mod state;

@@ -35,6 +35,9 @@ enum Command {
         /// Database URL (sqlite://... or postgres://...).
         #[arg(long)]
         database_url: Option<String>,
+        /// Serve synthetic metrics from the demo cloud and seed a demo organization.
+        #[arg(long)]
+        demo: bool,
     },
     /// Applies pending database migrations and exits.
     Migrate {
@@ -203,7 +206,11 @@ async fn main() -> anyhow::Result<()> {
             open_store(&config).await?;
             tracing::info!(database = %redact(&config.database_url), "migrations applied");
         }
-        Command::Serve { bind, database_url } => {
+        Command::Serve {
+            bind,
+            database_url,
+            demo,
+        } => {
             init_tracing(config.log_format);
             if let Some(bind) = bind {
                 config.bind = bind;
@@ -211,7 +218,18 @@ async fn main() -> anyhow::Result<()> {
             if let Some(url) = database_url {
                 config.database_url = url;
             }
+            config.demo |= demo;
             let state = bootstrap(&config).await?;
+            if config.demo {
+                let seeded = canopy_app::demo::seed(&state).await?;
+                tracing::info!(
+                    ?seeded,
+                    "demo cloud: log in as {} / \"{}\" and open organization '{}'",
+                    canopy_app::demo::EMAIL,
+                    canopy_app::demo::PASSWORD,
+                    canopy_app::demo::SLUG
+                );
+            }
             if config.retention_sweep_minutes > 0 {
                 canopy_app::admin::spawn_retention_sweep(
                     state.billing.clone(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use canopy_billing::BillingService;
 use canopy_cloud_org::CloudAccountService;
+use canopy_metrics::MetricsService;
 use canopy_store::Store;
 use canopy_tenancy::TenancyService;
 use governor::clock::{Clock as _, DefaultClock};
@@ -23,6 +24,8 @@ pub struct AppState {
     pub billing: BillingService,
     /// Cloud-account use cases.
     pub cloud: CloudAccountService,
+    /// SES metrics use cases.
+    pub metrics: MetricsService,
     /// The database, for readiness checks.
     pub store: Store,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
@@ -35,6 +38,7 @@ impl AppState {
         tenancy: TenancyService,
         billing: BillingService,
         cloud: CloudAccountService,
+        metrics: MetricsService,
         store: Store,
         auth_per_minute: u32,
         trust_forwarded_for: bool,
@@ -44,6 +48,7 @@ impl AppState {
             tenancy,
             billing,
             cloud,
+            metrics,
             store,
             auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             trust_forwarded_for,

@@ -6,6 +6,7 @@ mod cloud_accounts;
 mod invitations;
 mod me;
 mod members;
+mod metrics;
 mod models;
 mod organizations;
 mod plans;
@@ -38,6 +39,8 @@ pub enum ApiTags {
     Audit,
     /// Tiers, the organization's subscription and its usage against the limits.
     Billing,
+    /// SES metrics across the organization's AWS accounts, and the dashboard.
+    Metrics,
 }
 
 /// `Authorization: Bearer <token>`: a session token from log-in or an API key.
@@ -84,6 +87,7 @@ pub type Api = (
     cloud_accounts::CloudAccountsApi,
     plans::PlansApi,
     subscription::SubscriptionApi,
+    metrics::MetricsApi,
 );
 
 /// Builds the OpenAPI service over the real handlers; the spec and the router come from it.
@@ -98,6 +102,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             cloud_accounts::CloudAccountsApi,
             plans::PlansApi,
             subscription::SubscriptionApi,
+            metrics::MetricsApi,
         ),
         "Canopy API",
         env!("CARGO_PKG_VERSION"),

@@ -1,0 +1,511 @@
+//! SES metrics across an organization's AWS accounts, and the dashboard that shows them.
+
+use canopy_cloud_org::account::Environment;
+use canopy_cloud_org::{CloudAccount, CloudAccountId};
+use canopy_kernel::{FieldError, ValidationErrors};
+use canopy_metrics::{
+    AccountFailure, Change, Dashboard, MetricsError, MetricsQuery, MetricsView, RangePreset,
+    RangeSpec, Rates, SesMetric, Totals, Window,
+};
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use uuid::Uuid;
+
+use super::cloud_accounts::CloudAccountDto;
+use super::models::OrganizationDto;
+use super::problem::ApiError;
+use super::{ApiTags, BearerAuth};
+use crate::state::AppState;
+
+/// Metrics endpoints.
+pub struct MetricsApi;
+
+/// Line colours, one per account in the order of the breakdown.
+const PALETTE: [&str; 10] = [
+    "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
+    "#4b5563", "#65a30d",
+];
+
+impl From<MetricsError> for ApiError {
+    fn from(e: MetricsError) -> Self {
+        match e {
+            MetricsError::Cloud(c) => c.into(),
+            MetricsError::Billing(b) => b.into(),
+            MetricsError::PlanLimit(limit) => ApiError::plan_limit(limit),
+            MetricsError::AccountNotFound => ApiError::not_found("cloud account"),
+            MetricsError::Invalid(v) => v.into(),
+        }
+    }
+}
+
+/// One value per SES metric.
+#[derive(Debug, Object)]
+pub struct MetricValuesDto {
+    /// Sent.
+    pub send: f64,
+    /// Delivered.
+    pub delivery: f64,
+    /// Bounced.
+    pub bounce: f64,
+    /// Complaints.
+    pub complaint: f64,
+    /// Rejected.
+    pub reject: f64,
+}
+
+impl From<&Totals> for MetricValuesDto {
+    fn from(t: &Totals) -> Self {
+        Self {
+            send: t.get(SesMetric::Send),
+            delivery: t.get(SesMetric::Delivery),
+            bounce: t.get(SesMetric::Bounce),
+            complaint: t.get(SesMetric::Complaint),
+            reject: t.get(SesMetric::Reject),
+        }
+    }
+}
+
+/// An optional value per SES metric (a share, a change): `null` when there is nothing to
+/// compare with.
+#[derive(Debug, Object)]
+pub struct OptionalValuesDto {
+    /// Sent.
+    pub send: Option<f64>,
+    /// Delivered.
+    pub delivery: Option<f64>,
+    /// Bounced.
+    pub bounce: Option<f64>,
+    /// Complaints.
+    pub complaint: Option<f64>,
+    /// Rejected.
+    pub reject: Option<f64>,
+}
+
+impl From<[Option<f64>; 5]> for OptionalValuesDto {
+    fn from(v: [Option<f64>; 5]) -> Self {
+        let [send, delivery, bounce, complaint, reject] = v;
+        Self {
+            send,
+            delivery,
+            bounce,
+            complaint,
+            reject,
+        }
+    }
+}
+
+/// Rates in percent of sends (or, in a change, percentage points); `null` when nothing was
+/// sent.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RatesDto {
+    /// Delivered / sent.
+    pub delivery_rate: Option<f64>,
+    /// Bounced / sent.
+    pub bounce_rate: Option<f64>,
+    /// Complaints / sent.
+    pub complaint_rate: Option<f64>,
+    /// Rejected / sent.
+    pub reject_rate: Option<f64>,
+}
+
+impl From<&Rates> for RatesDto {
+    fn from(r: &Rates) -> Self {
+        Self {
+            delivery_rate: r.delivery,
+            bounce_rate: r.bounce,
+            complaint_rate: r.complaint,
+            reject_rate: r.reject,
+        }
+    }
+}
+
+/// Change against the previous period of the same length.
+#[derive(Debug, Object)]
+pub struct ChangeDto {
+    /// Percent change of each total.
+    pub totals: OptionalValuesDto,
+    /// Percentage-point change of each rate.
+    pub rates: RatesDto,
+}
+
+impl From<&Change> for ChangeDto {
+    fn from(c: &Change) -> Self {
+        Self {
+            totals: c.totals.into(),
+            rates: (&c.rates).into(),
+        }
+    }
+}
+
+/// One series per SES metric, one value per bucket.
+#[derive(Debug, Object)]
+pub struct SeriesDto {
+    /// Sent.
+    pub send: Vec<f64>,
+    /// Delivered.
+    pub delivery: Vec<f64>,
+    /// Bounced.
+    pub bounce: Vec<f64>,
+    /// Complaints.
+    pub complaint: Vec<f64>,
+    /// Rejected.
+    pub reject: Vec<f64>,
+}
+
+impl From<&[Vec<f64>; 5]> for SeriesDto {
+    fn from(s: &[Vec<f64>; 5]) -> Self {
+        let [send, delivery, bounce, complaint, reject] = s.clone();
+        Self {
+            send,
+            delivery,
+            bounce,
+            complaint,
+            reject,
+        }
+    }
+}
+
+/// A time window cut into buckets.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct WindowDto {
+    /// First bucket's start.
+    pub start: DateTime<Utc>,
+    /// Last bucket's end.
+    pub end: DateTime<Utc>,
+    /// Bucket length, seconds.
+    pub period_seconds: i64,
+    /// Number of buckets.
+    pub buckets: u32,
+}
+
+impl From<&Window> for WindowDto {
+    fn from(w: &Window) -> Self {
+        Self {
+            start: w.start,
+            end: w.end(),
+            period_seconds: w.period,
+            buckets: w.buckets,
+        }
+    }
+}
+
+/// One account's part of the aggregate.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AccountMetricsDto {
+    /// Canopy's id of the account.
+    pub id: Uuid,
+    /// The 12-digit AWS account id.
+    pub account_id: String,
+    /// Alias, or the account id.
+    pub display_name: String,
+    /// production, staging or development.
+    pub environment: Option<String>,
+    /// Line colour for this account's series.
+    pub color: String,
+    /// Its totals.
+    pub totals: MetricValuesDto,
+    /// Its share of each organization total, percent ("Production: 45,000 (90%)").
+    pub shares: OptionalValuesDto,
+    /// Its rates.
+    pub rates: RatesDto,
+    /// Its change against the previous period.
+    pub change: Option<ChangeDto>,
+    /// Its series.
+    pub series: SeriesDto,
+}
+
+/// An account that did not answer.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AccountErrorDto {
+    /// Canopy's id of the account.
+    pub id: Uuid,
+    /// The 12-digit AWS account id.
+    pub account_id: String,
+    /// Alias, or the account id.
+    pub display_name: String,
+    /// access_denied, role_not_found, throttled, network, timeout or other.
+    pub error: String,
+    /// What AWS said.
+    pub message: String,
+    /// What to do about it.
+    pub advice: String,
+}
+
+/// SES metrics across the selected accounts.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MetricsDto {
+    /// The window.
+    pub window: WindowDto,
+    /// The previous window compared with (absent when the plan's history does not reach it).
+    pub previous_window: Option<WindowDto>,
+    /// Totals across the accounts that answered.
+    pub totals: MetricValuesDto,
+    /// Rates across them.
+    pub rates: RatesDto,
+    /// Totals of the previous window.
+    pub previous_totals: Option<MetricValuesDto>,
+    /// Change against the previous window.
+    pub change: Option<ChangeDto>,
+    /// Start of every bucket.
+    pub timestamps: Vec<DateTime<Utc>>,
+    /// Combined series.
+    pub series: SeriesDto,
+    /// Per-account breakdown with shares, rates and series.
+    pub accounts: Vec<AccountMetricsDto>,
+    /// Accounts that did not answer, with a classified error.
+    pub errors: Vec<AccountErrorDto>,
+    /// Accounts selected.
+    pub accounts_queried: usize,
+    /// Accounts that answered.
+    pub accounts_answered: usize,
+    /// When this was computed.
+    pub generated_at: DateTime<Utc>,
+}
+
+fn display_name(a: &CloudAccount) -> String {
+    a.settings
+        .alias
+        .clone()
+        .unwrap_or_else(|| a.identity.account_key().to_string())
+}
+
+fn error_dto(f: &AccountFailure) -> AccountErrorDto {
+    AccountErrorDto {
+        id: f.account.id.as_uuid(),
+        account_id: f.account.identity.account_key().to_string(),
+        display_name: display_name(&f.account),
+        error: f.failure.kind.as_str().to_string(),
+        message: f.failure.message.clone(),
+        advice: f.failure.kind.advice().to_string(),
+    }
+}
+
+impl From<&MetricsView> for MetricsDto {
+    fn from(v: &MetricsView) -> Self {
+        let r = &v.report;
+        let accounts = r
+            .accounts
+            .iter()
+            .filter_map(|part| {
+                let position = v.accounts.iter().position(|a| a.id == part.account)?;
+                let account = &v.accounts[position];
+                Some(AccountMetricsDto {
+                    id: account.id.as_uuid(),
+                    account_id: account.identity.account_key().to_string(),
+                    display_name: display_name(account),
+                    environment: account.settings.environment.map(|e| e.as_str().to_string()),
+                    color: PALETTE[position % PALETTE.len()].to_string(),
+                    totals: (&part.totals).into(),
+                    shares: part.shares.into(),
+                    rates: (&part.rates).into(),
+                    change: part.change.as_ref().map(Into::into),
+                    series: (&part.series).into(),
+                })
+            })
+            .collect::<Vec<_>>();
+        Self {
+            window: (&r.window).into(),
+            previous_window: r.previous_window.as_ref().map(Into::into),
+            totals: (&r.totals).into(),
+            rates: (&r.rates).into(),
+            previous_totals: r.previous_totals.as_ref().map(Into::into),
+            change: r.change.as_ref().map(Into::into),
+            timestamps: r.window.timestamps(),
+            series: (&r.series).into(),
+            accounts_answered: accounts.len(),
+            accounts,
+            errors: v.failures.iter().map(error_dto).collect(),
+            accounts_queried: v.accounts.len(),
+            generated_at: v.generated_at,
+        }
+    }
+}
+
+/// The whole dashboard in one call.
+#[derive(Debug, Object)]
+pub struct DashboardDto {
+    /// The organization.
+    pub organization: OrganizationDto,
+    /// Every cloud account, with status and environment, for the account filter.
+    pub accounts: Vec<CloudAccountDto>,
+    /// Overview numbers, breakdown, chart series and per-account errors of the selection.
+    pub metrics: MetricsDto,
+}
+
+/// Reads the filters: a preset `range` (default 24h) or an explicit `start` and `end`
+/// (RFC 3339), accounts by id (repeated or comma-separated) and an environment.
+fn parse_query(
+    range: Option<&str>,
+    start: Option<&str>,
+    end: Option<&str>,
+    accounts: &[String],
+    environment: Option<&str>,
+) -> Result<MetricsQuery, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let time = |raw: Option<&str>, field: &str, errors: &mut ValidationErrors| {
+        let raw = raw?;
+        match DateTime::parse_from_rfc3339(raw) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                errors.push(FieldError::new(field, "format", "must be an RFC 3339 time"));
+                None
+            }
+        }
+    };
+    let explicit = start.is_some() || end.is_some();
+    let spec = if explicit {
+        if range.is_some() {
+            errors.push(FieldError::new(
+                "range",
+                "exclusive",
+                "give either range or start and end",
+            ));
+        }
+        for (field, value) in [("start", start), ("end", end)] {
+            if value.is_none() {
+                errors.push(FieldError::new(
+                    field,
+                    "required",
+                    "start and end go together",
+                ));
+            }
+        }
+        match (
+            time(start, "start", &mut errors),
+            time(end, "end", &mut errors),
+        ) {
+            (Some(start), Some(end)) => Some(RangeSpec::Between { start, end }),
+            _ => None,
+        }
+    } else {
+        errors
+            .collect(RangePreset::parse(range.unwrap_or("24h"), "range"))
+            .map(RangeSpec::Preset)
+    };
+    let mut ids = vec![];
+    for raw in accounts.iter().flat_map(|a| a.split(',')) {
+        match raw.trim().parse::<Uuid>() {
+            Ok(id) => ids.push(CloudAccountId(id)),
+            Err(_) => errors.push(FieldError::new(
+                "account",
+                "format",
+                "must be cloud account ids",
+            )),
+        }
+    }
+    let environment = environment.and_then(|e| {
+        let parsed = Environment::from_stored(e);
+        if parsed.is_none() {
+            errors.push(FieldError::new(
+                "environment",
+                "enum",
+                "must be production, staging or development",
+            ));
+        }
+        parsed
+    });
+    errors.clone().into_result()?;
+    let Some(range) = spec else {
+        return Err(errors);
+    };
+    Ok(MetricsQuery {
+        range,
+        accounts: ids,
+        environment,
+    })
+}
+
+#[OpenApi(tag = "ApiTags::Metrics")]
+impl MetricsApi {
+    /// SES metrics across the organization's AWS accounts (any member): totals, per-account
+    /// breakdown with shares, rates, change against the previous period, and series
+    /// aligned to period buckets. Accounts that do not answer are listed in `errors`; the
+    /// others' data still comes back. A range beyond the plan's history is refused with
+    /// 402 `plan_limit`.
+    #[oai(
+        path = "/organizations/:org/metrics",
+        method = "get",
+        operation_id = "getMetrics"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn metrics(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+        /// `1h`, `24h` (default), `7d` or `30d`.
+        range: Query<Option<String>>,
+        /// Explicit start (RFC 3339), with `end`.
+        start: Query<Option<String>>,
+        /// Explicit end (RFC 3339), with `start`.
+        end: Query<Option<String>>,
+        /// Only these accounts (repeat the parameter or separate ids with commas).
+        account: Query<Vec<String>>,
+        /// Only accounts of this environment.
+        environment: Query<Option<String>>,
+    ) -> Result<Json<MetricsDto>, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        let query = parse_query(
+            range.0.as_deref(),
+            start.0.as_deref(),
+            end.0.as_deref(),
+            &account.0,
+            environment.0.as_deref(),
+        )?;
+        let view = state.metrics.metrics(&access, &query).await?;
+        Ok(Json((&view).into()))
+    }
+
+    /// The dashboard in one call (any member): the organization, every account with status
+    /// and environment badges, and the metrics of the selection (same filters as
+    /// `getMetrics`).
+    #[oai(
+        path = "/organizations/:org/dashboard",
+        method = "get",
+        operation_id = "getDashboard"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn dashboard(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<String>,
+        /// `1h`, `24h` (default), `7d` or `30d`.
+        range: Query<Option<String>>,
+        /// Explicit start (RFC 3339), with `end`.
+        start: Query<Option<String>>,
+        /// Explicit end (RFC 3339), with `start`.
+        end: Query<Option<String>>,
+        /// Only these accounts (repeat the parameter or separate ids with commas).
+        account: Query<Vec<String>>,
+        /// Only accounts of this environment.
+        environment: Query<Option<String>>,
+    ) -> Result<Json<DashboardDto>, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        let query = parse_query(
+            range.0.as_deref(),
+            start.0.as_deref(),
+            end.0.as_deref(),
+            &account.0,
+            environment.0.as_deref(),
+        )?;
+        let Dashboard {
+            organization,
+            accounts,
+            metrics,
+        } = state.metrics.dashboard(&access, &query).await?;
+        Ok(Json(DashboardDto {
+            organization: organization.into(),
+            accounts: accounts.into_iter().map(Into::into).collect(),
+            metrics: (&metrics).into(),
+        }))
+    }
+}
