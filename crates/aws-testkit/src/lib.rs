@@ -507,15 +507,24 @@ async fn get_metric_data(req: &Request, shared: Data<&Arc<Shared>>, body: Vec<u8
             let Some(points) = account.and_then(|a| a.metrics.get(&name)) else {
                 continue;
             };
-            let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+            // Points are in time order, so each bucket's points are adjacent.
+            let mut series: Vec<(usize, i64, f64)> = vec![];
+            let mut values: Vec<f64> = vec![];
+            let mut current: Option<i64> = None;
             for (t, v) in points.range(start..end) {
                 let bucket = start + (t - start).div_euclid(stat.period) * stat.period;
-                buckets.entry(bucket).or_default().push(*v);
+                if current.is_some_and(|c| c != bucket)
+                    && let Some(c) = current
+                {
+                    series.push((qi, c, aggregate(&stat.stat, &values)));
+                    values.clear();
+                }
+                current = Some(bucket);
+                values.push(*v);
             }
-            let mut series: Vec<(usize, i64, f64)> = buckets
-                .into_iter()
-                .map(|(t, vs)| (qi, t, aggregate(&stat.stat, &vs)))
-                .collect();
+            if let Some(c) = current {
+                series.push((qi, c, aggregate(&stat.stat, &values)));
+            }
             if !ascending {
                 series.reverse();
             }

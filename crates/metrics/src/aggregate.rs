@@ -73,8 +73,19 @@ pub struct AccountReport {
     pub rates: Rates,
     /// Its change against the previous period, when that is compared.
     pub change: Option<Change>,
-    /// Its values per bucket, per metric.
-    pub series: [Vec<f64>; 5],
+    /// Its fetched series (shared with the cache, not copied).
+    source: Arc<AccountSeries>,
+    /// Where the window starts in `source` (after the previous period, when compared).
+    offset: usize,
+    /// Buckets in the window.
+    buckets: usize,
+}
+
+impl AccountReport {
+    /// Its values of `metric` per bucket of the window.
+    pub fn series(&self, metric: SesMetric) -> &[f64] {
+        self.source.slice(metric, self.offset, self.buckets)
+    }
 }
 
 /// The aggregate over the accounts that answered.
@@ -140,7 +151,7 @@ pub fn aggregate(
     for (account, s) in answered {
         let mut own = Totals::default();
         let mut before = Totals::default();
-        let own_series: [Vec<f64>; 5] = SesMetric::ALL.map(|m| {
+        for m in SesMetric::ALL {
             let values = s.slice(m, offset, n);
             own.0[m.index()] = sum(values);
             if compare {
@@ -149,8 +160,7 @@ pub fn aggregate(
             for (acc, v) in series[m.index()].iter_mut().zip(values) {
                 *acc += v;
             }
-            values.to_vec()
-        });
+        }
         totals.add(&own);
         previous_totals.add(&before);
         accounts.push(AccountReport {
@@ -159,7 +169,9 @@ pub fn aggregate(
             change: compare.then(|| change(&own, &before)),
             totals: own,
             shares: [None; 5],
-            series: own_series,
+            source: s.clone(),
+            offset,
+            buckets: n,
         });
     }
     for a in &mut accounts {
@@ -305,7 +317,7 @@ mod tests {
                 prop_assert_eq!(from_accounts, r.totals.get(m));
                 prop_assert_eq!(sum(&r.series[m.index()]), r.totals.get(m));
                 for i in 0..6 {
-                    let bucket: f64 = r.accounts.iter().map(|a| a.series[m.index()][i]).sum();
+                    let bucket: f64 = r.accounts.iter().map(|a| a.series(m)[i]).sum();
                     prop_assert_eq!(bucket, r.series[m.index()][i]);
                 }
                 let shares: Vec<f64> = r.accounts.iter().filter_map(|a| a.shares[m.index()]).collect();

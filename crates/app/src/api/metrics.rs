@@ -156,15 +156,14 @@ pub struct SeriesDto {
     pub reject: Vec<f64>,
 }
 
-impl From<&[Vec<f64>; 5]> for SeriesDto {
-    fn from(s: &[Vec<f64>; 5]) -> Self {
-        let [send, delivery, bounce, complaint, reject] = s.clone();
+impl SeriesDto {
+    fn of<'a>(series: impl Fn(SesMetric) -> &'a [f64]) -> Self {
         Self {
-            send,
-            delivery,
-            bounce,
-            complaint,
-            reject,
+            send: series(SesMetric::Send).to_vec(),
+            delivery: series(SesMetric::Delivery).to_vec(),
+            bounce: series(SesMetric::Bounce).to_vec(),
+            complaint: series(SesMetric::Complaint).to_vec(),
+            reject: series(SesMetric::Reject).to_vec(),
         }
     }
 }
@@ -307,7 +306,7 @@ impl From<&MetricsView> for MetricsDto {
                     shares: part.shares.into(),
                     rates: (&part.rates).into(),
                     change: part.change.as_ref().map(Into::into),
-                    series: (&part.series).into(),
+                    series: SeriesDto::of(|m| part.series(m)),
                 })
             })
             .collect::<Vec<_>>();
@@ -319,7 +318,7 @@ impl From<&MetricsView> for MetricsDto {
             previous_totals: r.previous_totals.as_ref().map(Into::into),
             change: r.change.as_ref().map(Into::into),
             timestamps: r.window.timestamps(),
-            series: (&r.series).into(),
+            series: SeriesDto::of(|m| &r.series[m.index()]),
             accounts_answered: accounts.len(),
             accounts,
             errors: v.failures.iter().map(error_dto).collect(),
