@@ -41,6 +41,8 @@ pub struct Options {
     pub metrics_cache_ttl_secs: u64,
     /// Redis for a shared metrics cache.
     pub redis_url: Option<String>,
+    /// Serve the demo cloud and seed the demo organization, as `canopy serve --demo`.
+    pub demo: bool,
 }
 
 impl Default for Options {
@@ -51,6 +53,7 @@ impl Default for Options {
             aws_endpoint_url: "http://127.0.0.1:9".into(),
             metrics_cache_ttl_secs: 60,
             redis_url: None,
+            demo: false,
         }
     }
 }
@@ -91,11 +94,15 @@ impl TestApp {
             metrics_cache_ttl_secs: options.metrics_cache_ttl_secs,
             metrics_account_timeout_ms: 3_000,
             redis_url: options.redis_url.clone(),
+            demo: options.demo,
             ..Config::default()
         };
         let state = build_state(&config, store.clone(), clock.clone())
             .await
             .unwrap();
+        if options.demo {
+            canopy_app::demo::seed(&state).await.unwrap();
+        }
         let server = canopy_app::start(&config, state).await.unwrap();
         Self {
             server,

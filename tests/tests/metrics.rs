@@ -332,6 +332,58 @@ async fn bad_filters_are_named_and_other_tenants_accounts_are_not_found(backend:
     outsider.assert_problem(StatusCode::NOT_FOUND, "not_found");
 }
 
+async fn the_demo_serves_a_populated_dashboard(backend: &str) {
+    let demo = Options {
+        demo: true,
+        ..Options::default()
+    };
+    let app = TestApp::start_with(backend, demo.clone()).await;
+    // A restart on the same database seeds nothing twice.
+    let _restarted = app.replica(demo).await;
+    let login = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": canopy_app::demo::EMAIL, "password": canopy_app::demo::PASSWORD})),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let token = login.body["token"].as_str().unwrap();
+    let d = app
+        .get(
+            &format!(
+                "/v1/organizations/{}/dashboard?range=24h",
+                canopy_app::demo::SLUG
+            ),
+            token,
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.body);
+    assert_eq!(d.body["accounts"].as_array().unwrap().len(), 6);
+    let m = &d.body["metrics"];
+    assert_eq!(m["accountsAnswered"], 5);
+    assert_eq!(
+        m["errors"][0]["accountId"],
+        canopy_app::demo::FAILING_ACCOUNT
+    );
+    assert_eq!(m["errors"][0]["error"], "access_denied");
+    assert!(m["totals"]["send"].as_f64().unwrap() > 1_000.0);
+    assert!(m["change"].is_object(), "Pro keeps the previous day");
+    let nonzero = numbers(&m["series"]["send"])
+        .iter()
+        .filter(|v| **v > 0.0)
+        .count();
+    assert!(nonzero > 250, "a full day of 5-minute buckets: {nonzero}");
+    let usage = app
+        .get(
+            &format!("/v1/organizations/{}/usage", canopy_app::demo::SLUG),
+            token,
+        )
+        .await;
+    assert_eq!(usage.body["tier"], "pro");
+}
+
 /// Two replicas on one database and one Redis: what one fetched, the other serves.
 #[tokio::test]
 #[ignore = "needs redis"]
@@ -366,4 +418,5 @@ on_both_backends!(
     the_cache_serves_within_the_ttl_and_fifty_viewers_cause_one_fan_out,
     ranges_beyond_the_plan_history_are_refused,
     bad_filters_are_named_and_other_tenants_accounts_are_not_found,
+    the_demo_serves_a_populated_dashboard,
 );

@@ -328,3 +328,169 @@ fn changed(account: &CloudAccount, failure: &AccessFailure) -> bool {
             .as_deref()
             .is_some_and(|e| e.starts_with(failure.kind.as_str()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use canopy_billing::ports::{MockHistoryStore, MockSubscriptionRepository};
+    use canopy_cloud_org::health::FailureKind;
+    use canopy_cloud_org::ports::{
+        MockCloudAccountRepository, MockConnectionTokenRepository, MockExternalIdRepository,
+        MockRoleVerifier, MockSecretSource,
+    };
+    use canopy_cloud_org::service::{CloudAccountConfig, CloudAccountPorts};
+    use canopy_kernel::ManualClock;
+    use canopy_tenancy::ports::{
+        MockAuditLog, MockCredentialCrypto, MockCredentialRepository, MockHistoryRetention,
+        MockInvitationRepository, MockInvitationSender, MockMembershipRepository,
+        MockOrganizationRepository, MockUserRepository,
+    };
+    use canopy_tenancy::service::TenancyPorts;
+    use canopy_tenancy::{TenancyConfig, TenancyService};
+
+    use super::*;
+    use crate::ports::NoCache;
+    use crate::series::Datapoints;
+    use crate::window::{RangePreset, SesMetric};
+
+    /// Counts fetches in flight; account ids ending in 9 refuse.
+    #[derive(Default)]
+    struct Slow {
+        in_flight: AtomicUsize,
+        peak: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl MetricSource for Slow {
+        async fn fetch(
+            &self,
+            target: &MetricTarget,
+            window: &Window,
+        ) -> Result<Datapoints, AccessFailure> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if target.aws_account_id.ends_with('9') {
+                return Err(AccessFailure {
+                    kind: FailureKind::AccessDenied,
+                    message: "no".into(),
+                });
+            }
+            let sends: f64 = target.aws_account_id[11..].parse().unwrap_or(0.0);
+            Ok(Datapoints {
+                points: vec![(SesMetric::Send, window.start, sends)],
+            })
+        }
+    }
+
+    fn service(source: Arc<Slow>, concurrency: usize) -> MetricsService {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Utc::now()));
+        let billing = BillingService::new(
+            Arc::new(MockSubscriptionRepository::new()),
+            Arc::new(MockHistoryStore::new()),
+            clock.clone(),
+        );
+        let tenancy = TenancyService::new(
+            TenancyPorts {
+                users: Arc::new(MockUserRepository::new()),
+                credentials: Arc::new(MockCredentialRepository::new()),
+                organizations: Arc::new(MockOrganizationRepository::new()),
+                members: Arc::new(MockMembershipRepository::new()),
+                invitations: Arc::new(MockInvitationRepository::new()),
+                audit: Arc::new(MockAuditLog::new()),
+                retention: Arc::new(MockHistoryRetention::new()),
+                sender: Arc::new(MockInvitationSender::new()),
+                crypto: Arc::new(MockCredentialCrypto::new()),
+                clock: clock.clone(),
+            },
+            TenancyConfig::default(),
+        );
+        let cloud = CloudAccountService::new(
+            CloudAccountPorts {
+                accounts: Arc::new(MockCloudAccountRepository::new()),
+                external_ids: Arc::new(MockExternalIdRepository::new()),
+                tokens: Arc::new(MockConnectionTokenRepository::new()),
+                tenancy,
+                billing: billing.clone(),
+                aws: Arc::new(MockRoleVerifier::new()),
+                secrets: Arc::new(MockSecretSource::new()),
+                clock: clock.clone(),
+            },
+            CloudAccountConfig {
+                trusted_principal: "arn:aws:iam::111122223333:root".into(),
+                public_url: "http://localhost".into(),
+            },
+        );
+        MetricsService::new(
+            MetricsPorts {
+                cloud,
+                billing,
+                source,
+                cache: Arc::new(NoCache),
+                clock,
+            },
+            MetricsConfig { concurrency },
+        )
+    }
+
+    fn targets(n: usize) -> Vec<MetricTarget> {
+        (0..n)
+            .map(|i| MetricTarget {
+                account: CloudAccountId::new(),
+                aws_account_id: format!("{:012}", i),
+                role_arn: format!("arn:aws:iam::{i:012}:role/R"),
+                region: "us-east-1".into(),
+                external_id: "x".into(),
+                session_name: "s".into(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_fan_out_is_bounded_ordered_and_a_failure_stays_with_its_account() {
+        let source = Arc::new(Slow::default());
+        let svc = service(source.clone(), 3);
+        let window =
+            Window::resolve(RangeSpec::Preset(RangePreset::Hour), Utc::now()).unwrap_or(Window {
+                start: Utc::now(),
+                period: 300,
+                buckets: 12,
+            });
+        let t = targets(10);
+        let outcomes = svc.collect(&t, window).await;
+        assert_eq!(
+            source.peak.load(Ordering::SeqCst),
+            3,
+            "never more than 3 at once"
+        );
+        assert_eq!(
+            outcomes.iter().map(|o| o.account).collect::<Vec<_>>(),
+            t.iter().map(|t| t.account).collect::<Vec<_>>()
+        );
+        for (i, o) in outcomes.iter().enumerate() {
+            match &o.result {
+                Ok(series) => assert_eq!(series.values[0][0], i as f64),
+                Err(f) => {
+                    assert_eq!(i, 9);
+                    assert_eq!(f.kind, FailureKind::AccessDenied);
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn with_enough_concurrency_every_account_is_fetched_at_once() {
+        let source = Arc::new(Slow::default());
+        let svc = service(source.clone(), 500);
+        let window = Window {
+            start: DateTime::<Utc>::from_timestamp(1_790_000_100, 0).unwrap_or_default(),
+            period: 300,
+            buckets: 1,
+        };
+        svc.collect(&targets(40), window).await;
+        assert_eq!(source.peak.load(Ordering::SeqCst), 40);
+    }
+}
