@@ -29,6 +29,13 @@ openapi:
 serve:
     cargo run -p canopy-app -- serve
 
-# API benchmark on PostgreSQL (see docs/benchmarks.md).
-bench:
+# Benchmarks (see docs/benchmarks.md): the API on PostgreSQL, then the metrics fan-out.
+bench: bench-api bench-metrics
+
+# API benchmark on PostgreSQL.
+bench-api:
     bash -c '. .ci/services.sh && cargo run --release -p canopy-e2e --bin canopy-bench -- --database-url "${CANOPY_TEST_POSTGRES_URL}"'
+
+# Metrics fan-out over 3, 10, 100 and 500 accounts against the local STS + CloudWatch (100 ms per call).
+bench-metrics:
+    cargo run --release -p canopy-e2e --bin canopy-metrics-bench
