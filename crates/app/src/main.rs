@@ -251,3 +251,50 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{AdminCommand, Cli, Command};
+
+    #[test]
+    fn operator_commands_parse_as_documented() {
+        let cli = Cli::try_parse_from([
+            "canopy",
+            "admin",
+            "set-tier",
+            "--org",
+            "acme",
+            "--tier",
+            "enterprise",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Admin {
+                command: AdminCommand::SetTier { ref org, ref tier },
+                ..
+            } if org == "acme" && tier == "enterprise"
+        ));
+        let cli = Cli::try_parse_from([
+            "canopy",
+            "admin",
+            "migrate-legacy-tiers",
+            "--dry-run",
+            "--database-url",
+            "sqlite::memory:",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Admin {
+                command: AdminCommand::MigrateLegacyTiers { dry_run: true },
+                database_url: Some(_),
+            }
+        ));
+        let cli = Cli::try_parse_from(["canopy", "serve", "--demo"]).unwrap();
+        assert!(matches!(cli.command, Command::Serve { demo: true, .. }));
+        assert!(Cli::try_parse_from(["canopy", "admin", "set-tier", "--org", "acme"]).is_err());
+    }
+}
