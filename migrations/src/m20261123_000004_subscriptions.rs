@@ -21,7 +21,6 @@ enum Subscriptions {
     Tier,
     GraceUntil,
     GraceLegacyTier,
-    GracePriceMonthlyCents,
     CreatedAt,
     UpdatedAt,
 }
@@ -74,11 +73,6 @@ impl MigrationTrait for Migration {
                             .null(),
                     )
                     .col(
-                        ColumnDef::new(Subscriptions::GracePriceMonthlyCents)
-                            .big_integer()
-                            .null(),
-                    )
-                    .col(
                         ColumnDef::new(Subscriptions::CreatedAt)
                             .timestamp_with_time_zone()
                             .not_null(),
@@ -95,18 +89,14 @@ impl MigrationTrait for Migration {
                             .on_delete(ForeignKeyAction::Cascade),
                     )
                     .check(Expr::col(Subscriptions::Tier).is_in(TIERS))
-                    // A grace period is all three facts or none.
+                    // A grace period is both facts or none.
                     .check(
                         Expr::col(Subscriptions::GraceUntil)
                             .is_null()
                             .and(Expr::col(Subscriptions::GraceLegacyTier).is_null())
-                            .and(Expr::col(Subscriptions::GracePriceMonthlyCents).is_null())
                             .or(Expr::col(Subscriptions::GraceUntil)
                                 .is_not_null()
-                                .and(Expr::col(Subscriptions::GraceLegacyTier).is_not_null())
-                                .and(
-                                    Expr::col(Subscriptions::GracePriceMonthlyCents).is_not_null(),
-                                )),
+                                .and(Expr::col(Subscriptions::GraceLegacyTier).is_not_null())),
                     )
                     .to_owned(),
             )

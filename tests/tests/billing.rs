@@ -511,22 +511,44 @@ async fn legacy_tiers_migrate_by_account_count_dry_run_then_real(app: TestApp) {
     let big = tier(2).await;
     assert_eq!(big["tier"], "pro");
     assert_eq!(big["grace"]["legacyTier"], "subscriber");
-    assert_eq!(big["grace"]["priceMonthlyCents"], 7_200);
     let until: DateTime<Utc> = big["grace"]["until"].as_str().unwrap().parse().unwrap();
     let days = (until - canopy_kernel::Clock::now(app.clock.as_ref())).num_days();
     assert!(
         (89..=92).contains(&days),
         "three calendar months: {days} days"
     );
-    // During grace the old limits and rate apply: no account cap, no org features.
-    assert_eq!(big["terms"]["priceMonthlyCents"], 7_200);
+    // During grace the old limits and rate apply: $9 per account, no account cap, the old
+    // team size, no org features; a refusal names the plan whose limits apply.
+    assert_eq!(big["terms"]["pricing"], "per_account");
+    assert_eq!(big["terms"]["pricePerAccountCents"], 900);
     assert!(big["terms"]["limits"]["maxAccounts"].is_null());
     assert_eq!(big["terms"]["features"]["org_features"], false);
+    let invite = |token: String, n: usize| {
+        let (app, org) = (&app, orgs[2].clone());
+        async move {
+            app.post(
+                &org_path(&org, "/invitations"),
+                &token,
+                json!({"email": format!("grace{n}@example.com"), "role": "member"}),
+            )
+            .await
+        }
+    };
+    for n in 0..2 {
+        let invited = invite(ada.token.clone(), n).await;
+        assert_eq!(invited.status, StatusCode::CREATED);
+    }
+    let refused = invite(ada.token.clone(), 2).await;
+    assert_plan_limit(&refused, "teamMembers", (3, 3), "subscriber", "pro");
     let audit = app
         .get(&org_path(&orgs[2], "/audit-events"), &ada.token)
         .await;
-    let migrated = &audit.body["items"][0];
-    assert_eq!(migrated["action"], "subscription.migrated");
+    let migrated = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "subscription.migrated")
+        .unwrap();
     assert!(migrated["actorId"].is_null());
     assert_eq!(migrated["details"]["from"], "subscriber");
     let again = canopy_app::admin::migrate_legacy_tiers(&billing, false)
@@ -545,6 +567,10 @@ async fn legacy_tiers_migrate_by_account_count_dry_run_then_real(app: TestApp) {
     assert_eq!(after["terms"]["priceMonthlyCents"], 25_000);
     assert_eq!(after["terms"]["limits"]["maxAccounts"], 500);
     assert_eq!(after["terms"]["features"]["org_features"], true);
+    for n in 2..5 {
+        let invited = invite(ada.token.clone(), n).await;
+        assert_eq!(invited.status, StatusCode::CREATED, "Pro's ten seats");
+    }
 }
 
 on_both_backends!(

@@ -41,7 +41,8 @@ pub struct LegacyMove {
     pub accounts: u64,
     /// Monthly amount before, in US cents.
     pub old_monthly_cents: u64,
-    /// Monthly amount after (during the grace period when there is one), in US cents.
+    /// Monthly amount after, in US cents, for the current accounts (during a grace period:
+    /// the old per-account rate).
     pub new_monthly_cents: u64,
     /// The grace period granted, if any.
     pub grace: Option<Grace>,
@@ -69,6 +70,7 @@ pub fn plan_move(candidate: &LegacyCandidate, now: DateTime<Utc>) -> Option<Lega
     };
     let accounts = candidate.accounts;
     let old = old_monthly_cents(from, accounts);
+    let pro = list_price(Tier::Pro);
     let (to, grace, note) = match from {
         LegacyTier::FreeScan if accounts > 1 => (
             Tier::Free,
@@ -76,27 +78,30 @@ pub fn plan_move(candidate: &LegacyCandidate, now: DateTime<Utc>) -> Option<Lega
             Some("more accounts than Free allows: none is removed, new ones need an upgrade"),
         ),
         LegacyTier::FreeScan => (Tier::Free, None, None),
-        LegacyTier::Subscriber if accounts <= INDIVIDUAL_MAX_ACCOUNTS => (
+        LegacyTier::Subscriber if accounts <= 3 => (
             Tier::Individual,
             None,
-            Some("better value: up to 6 accounts for a flat rate"),
+            Some("more value: up to 6 accounts for a flat $29"),
         ),
+        LegacyTier::Subscriber if accounts <= INDIVIDUAL_MAX_ACCOUNTS => {
+            (Tier::Individual, None, Some("saves money: a flat $29"))
+        }
         LegacyTier::Subscriber => {
             let until = now
                 .checked_add_months(Months::new(GRACE_MONTHS))
                 .unwrap_or(now);
-            let price = u32::try_from(old).unwrap_or(u32::MAX);
             let note = if accounts > 500 {
                 "more accounts than Pro allows: contact the customer about Enterprise"
+            } else if old >= pro {
+                "the old rate is above Pro's $250: choosing Pro now ends the grace and saves money"
             } else {
-                "contact the customer: Pro after the grace period"
+                "contact the customer: Pro ($250) after three months at the old rate"
             };
             (
                 Tier::Pro,
                 Some(Grace {
                     until,
                     legacy_tier: from,
-                    price_monthly_cents: price,
                 }),
                 Some(note),
             )
@@ -109,7 +114,7 @@ pub fn plan_move(candidate: &LegacyCandidate, now: DateTime<Utc>) -> Option<Lega
         to,
         accounts,
         old_monthly_cents: old,
-        new_monthly_cents: grace.map_or(list_price(to), |g| u64::from(g.price_monthly_cents)),
+        new_monthly_cents: if grace.is_some() { old } else { list_price(to) },
         grace,
         note,
     })
@@ -165,10 +170,22 @@ mod tests {
     fn seven_or_more_keep_the_old_rate_for_three_calendar_months() {
         let m = moved("subscriber", 8).unwrap();
         let grace = m.grace.unwrap();
-        assert_eq!(grace.price_monthly_cents, 7_200);
         assert_eq!(grace.legacy_tier, LegacyTier::Subscriber);
         assert_eq!(grace.until.to_rfc3339(), "2027-02-28T09:00:00+00:00");
         assert_eq!((m.old_monthly_cents, m.new_monthly_cents), (7_200, 7_200));
+    }
+
+    #[test]
+    fn large_subscribers_are_told_pro_is_cheaper_than_their_old_rate() {
+        let m = moved("subscriber", 30).unwrap();
+        assert_eq!(m.old_monthly_cents, 27_000);
+        assert!(
+            m.note.is_some_and(|n| n.contains("saves money")),
+            "{:?}",
+            m.note
+        );
+        let m = moved("subscriber", 10).unwrap();
+        assert!(m.note.is_some_and(|n| n.contains("after three months")));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use canopy_tenancy::{NewAuditEvent, OrgRef, StoreError};
 use chrono::{DateTime, Utc};
 
 use crate::legacy::{LegacyCandidate, LegacyMove};
-use crate::subscription::Subscription;
+use crate::subscription::{SubscribedTier, Subscription};
 use crate::usage::{Exceeded, Usage};
 
 /// Why a subscription change was refused.
@@ -20,6 +20,9 @@ pub enum ChangeSubscriptionError {
     /// The organization's current usage does not fit the new terms.
     #[error("usage exceeds the new plan")]
     Exceeds(Vec<Exceeded>),
+    /// The stored tier is no longer the one the change was decided on.
+    #[error("the subscription changed meanwhile")]
+    Changed,
     /// Anything else.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -37,13 +40,15 @@ pub trait SubscriptionRepository: Send + Sync {
     /// unexpired at `now`.
     async fn usage(&self, org: OrganizationId, now: DateTime<Utc>) -> Result<Usage, StoreError>;
 
-    /// Replaces tier and grace with `next`'s. MUST count the usage in the same transaction,
-    /// serialized with every change that adds accounts or members, and return `Exceeds`
-    /// (changing nothing) when it does not fit `next.terms(now)`; `NotFound` when the
-    /// organization is gone. Writes `audit` with the change.
+    /// Replaces tier and grace with `next`'s, if the stored tier is still `expected`
+    /// (`Changed` otherwise). MUST count the usage in the same transaction, serialized with
+    /// every change that adds accounts or members, and return `Exceeds` (changing nothing)
+    /// when it does not fit `next.terms(now)`; `NotFound` when the organization is gone.
+    /// Writes `audit` with the change.
     async fn change(
         &self,
         next: Subscription,
+        expected: SubscribedTier,
         now: DateTime<Utc>,
         audit: NewAuditEvent,
     ) -> Result<Subscription, ChangeSubscriptionError>;

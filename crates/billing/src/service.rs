@@ -51,6 +51,9 @@ pub enum BillingError {
     /// Enterprise subscriptions are changed by an operator, not through the API.
     #[error("enterprise subscriptions are managed by Canopy")]
     ManagedByOperator,
+    /// Someone else changed the subscription between reading and writing it.
+    #[error("the subscription changed meanwhile")]
+    Changed,
 }
 
 impl From<StoreError> for BillingError {
@@ -221,7 +224,11 @@ impl BillingService {
             }),
             now,
         );
-        match self.subscriptions.change(next, now, audit).await {
+        match self
+            .subscriptions
+            .change(next, current.tier, now, audit)
+            .await
+        {
             Ok(saved) => Ok(self.view(saved)),
             Err(ChangeSubscriptionError::Exceeds(exceeded)) => {
                 Err(BillingError::DowngradeExceeds { tier, exceeded })
@@ -229,6 +236,7 @@ impl BillingService {
             Err(ChangeSubscriptionError::NotFound) => {
                 Err(TenancyError::NotFound("organization").into())
             }
+            Err(ChangeSubscriptionError::Changed) => Err(BillingError::Changed),
             Err(ChangeSubscriptionError::Store(e)) => Err(e.into()),
         }
     }
@@ -266,7 +274,7 @@ impl BillingService {
         }
         Err(BillingError::FeatureNotInPlan {
             feature,
-            plan: terms.tier.as_str().to_string(),
+            plan: terms.basis.as_str().to_string(),
             required: least_tier_with(feature),
         })
     }
@@ -491,7 +499,6 @@ mod tests {
                     grace: Some(Grace {
                         until: now() + Duration::days(10),
                         legacy_tier: LegacyTier::Subscriber,
-                        price_monthly_cents: 7_200,
                     }),
                     ..on(graced, SubscribedTier::Current(Tier::Pro))
                 },
@@ -607,16 +614,18 @@ mod tests {
                 grace: Some(Grace {
                     until: now() + Duration::days(30),
                     legacy_tier: LegacyTier::Subscriber,
-                    price_monthly_cents: 7_200,
                 }),
                 ..on(org, SubscribedTier::Current(Tier::Pro))
             }))
         });
-        repo.expect_change().times(1).returning(|next, _, audit| {
-            assert!(next.grace.is_none());
-            assert_eq!(audit.details["endedGrace"], true);
-            Ok(next)
-        });
+        repo.expect_change()
+            .times(1)
+            .returning(|next, expected, _, audit| {
+                assert_eq!(expected, SubscribedTier::Current(Tier::Pro));
+                assert!(next.grace.is_none());
+                assert_eq!(audit.details["endedGrace"], true);
+                Ok(next)
+            });
         let view = service(repo, MockHistoryStore::new())
             .change_tier(&owner, "pro")
             .await

@@ -67,16 +67,14 @@ impl SubscribedTier {
     }
 }
 
-/// A grace period after a legacy migration: until `until`, the old plan's limits and the old
-/// rate apply instead of the new tier's.
+/// A grace period after a legacy migration: until `until`, the legacy tier's limits and rate
+/// (for `subscriber`, $9 per connected account) apply instead of the new tier's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grace {
     /// When the new tier's terms start.
     pub until: DateTime<Utc>,
-    /// The legacy tier whose limits are honoured meanwhile.
+    /// The legacy tier whose limits and rate are honoured meanwhile.
     pub legacy_tier: LegacyTier,
-    /// The old monthly rate, in US cents, charged meanwhile.
-    pub price_monthly_cents: u32,
 }
 
 /// One organization's subscription. Every organization has exactly one, Free from creation.
@@ -133,7 +131,8 @@ impl Limits {
 pub struct Terms {
     /// The stored tier.
     pub tier: SubscribedTier,
-    /// Whose terms apply: the tier's own, or a legacy tier's during grace or before migration.
+    /// Whose limits, features and rate apply: the tier's own, or a legacy tier's during a
+    /// grace period or before migration. Refusals name this plan.
     pub basis: SubscribedTier,
     /// Name to show.
     pub display_name: &'static str,
@@ -211,7 +210,7 @@ impl Terms {
                 resource,
                 used,
                 allowed: u64::from(allowed),
-                plan: self.tier.as_str().to_string(),
+                plan: self.basis.as_str().to_string(),
             }),
             _ => Ok(()),
         }
@@ -235,7 +234,7 @@ impl Terms {
             resource: LimitedResource::HistoryDays,
             used: u64::try_from((asked + 86_399) / 86_400).unwrap_or(u64::MAX),
             allowed: u64::from(days),
-            plan: self.tier.as_str().to_string(),
+            plan: self.basis.as_str().to_string(),
         })
     }
 
@@ -282,13 +281,12 @@ impl Subscription {
         self.grace.as_ref().filter(|g| now < g.until)
     }
 
-    /// The terms in force at `now`: during a grace period the legacy tier's limits at the
-    /// old rate, otherwise the stored tier's.
+    /// The terms in force at `now`: during a grace period the legacy tier's limits at its
+    /// rate, otherwise the stored tier's.
     pub fn terms(&self, now: DateTime<Utc>) -> Terms {
         if let Some(grace) = self.active_grace(now) {
             return Terms {
                 tier: self.tier,
-                price: Price::Monthly(grace.price_monthly_cents),
                 grace_until: Some(grace.until),
                 display_name: match self.tier {
                     SubscribedTier::Current(t) => t.display_name(),
@@ -397,14 +395,22 @@ mod tests {
             grace: Some(Grace {
                 until: grace_until,
                 legacy_tier: LegacyTier::Subscriber,
-                price_monthly_cents: 8 * LEGACY_SUBSCRIBER_CENTS_PER_ACCOUNT,
             }),
             tier: SubscribedTier::Current(Tier::Pro),
             ..Subscription::free(OrganizationId::new(), at())
         };
         let during = sub.terms(at());
         assert_eq!(during.basis, SubscribedTier::Legacy(LegacyTier::Subscriber));
-        assert_eq!(during.price, Price::Monthly(7_200));
+        assert_eq!(
+            during.price,
+            Price::PerAccount(LEGACY_SUBSCRIBER_CENTS_PER_ACCOUNT)
+        );
+        assert_eq!(during.monthly_cents(8), Some(7_200));
+        // A refusal names the plan whose limits apply, not the tier it will become.
+        let refused = during
+            .room_for_one(LimitedResource::TeamMembers, 3)
+            .unwrap_err();
+        assert_eq!(refused.plan, "subscriber");
         assert_eq!(during.limits.max_accounts, None);
         assert!(!during.has(Feature::OrgFeatures));
         assert_eq!(during.grace_until, Some(grace_until));

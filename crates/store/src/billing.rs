@@ -33,16 +33,11 @@ use crate::{Store, db_err};
 fn subscription_from(m: subscriptions::Model) -> Result<Subscription, StoreError> {
     let tier = SubscribedTier::from_stored(&m.tier)
         .ok_or_else(|| StoreError(format!("unknown tier in storage: {}", m.tier)))?;
-    let grace = match (
-        m.grace_until,
-        m.grace_legacy_tier.as_deref(),
-        m.grace_price_monthly_cents,
-    ) {
-        (Some(until), Some(legacy), Some(price)) => Some(Grace {
+    let grace = match (m.grace_until, m.grace_legacy_tier.as_deref()) {
+        (Some(until), Some(legacy)) => Some(Grace {
             until,
             legacy_tier: LegacyTier::from_stored(legacy)
                 .ok_or_else(|| StoreError(format!("unknown legacy tier in storage: {legacy}")))?,
-            price_monthly_cents: u32::try_from(price).unwrap_or(u32::MAX),
         }),
         _ => None,
     };
@@ -61,7 +56,6 @@ fn subscription_row(s: &Subscription) -> subscriptions::ActiveModel {
         tier: Set(s.tier.as_str().to_string()),
         grace_until: Set(s.grace.map(|g| g.until)),
         grace_legacy_tier: Set(s.grace.map(|g| g.legacy_tier.as_str().to_string())),
-        grace_price_monthly_cents: Set(s.grace.map(|g| i64::from(g.price_monthly_cents))),
         created_at: Set(s.created_at),
         updated_at: Set(s.updated_at),
     }
@@ -213,6 +207,7 @@ impl SubscriptionRepository for Store {
     async fn change(
         &self,
         next: Subscription,
+        expected: SubscribedTier,
         now: DateTime<Utc>,
         audit: NewAuditEvent,
     ) -> Result<Subscription, ChangeSubscriptionError> {
@@ -220,6 +215,13 @@ impl SubscriptionRepository for Store {
         let txn = self.db().begin().await.map_err(db_err)?;
         if !self.lock_organization(&txn, org).await.map_err(db_err)? {
             return Err(ChangeSubscriptionError::NotFound);
+        }
+        let stored = subscription_on(&txn, org).await.map_err(db_err)?;
+        if stored
+            .as_ref()
+            .is_some_and(|row| row.tier != expected.as_str())
+        {
+            return Err(ChangeSubscriptionError::Changed);
         }
         let usage = usage_on(&txn, org, now).await.map_err(db_err)?;
         let exceeded = next.terms(now).exceeded_by(&usage);
@@ -230,7 +232,7 @@ impl SubscriptionRepository for Store {
         let mut row = subscription_row(&next);
         // The creation time is the organization's; only the terms change.
         row.created_at = sea_orm::ActiveValue::NotSet;
-        let saved = match subscription_on(&txn, org).await.map_err(db_err)? {
+        let saved = match stored {
             Some(_) => row.update(&txn).await.map_err(db_err)?,
             None => {
                 row.created_at = Set(now);
@@ -272,7 +274,30 @@ impl SubscriptionRepository for Store {
         audits: Vec<NewAuditEvent>,
     ) -> Result<(), StoreError> {
         let txn = self.db().begin().await.map_err(db_err)?;
-        for m in moves {
+        // Organizations locked first and in id order, as every writer locks them first: no
+        // connect can slip in between the check below and the update.
+        let mut order: Vec<&LegacyMove> = moves.iter().collect();
+        order.sort_by_key(|m| m.organization_id);
+        for m in &order {
+            self.lock_organization(&txn, m.organization_id)
+                .await
+                .map_err(db_err)?;
+        }
+        for m in order {
+            let accounts = usage_on(&txn, m.organization_id, now)
+                .await
+                .map_err(db_err)?
+                .cloud_accounts;
+            let stale = |why: &str| {
+                StoreError(format!(
+                    "{} changed since the migration was planned ({why}); nothing was migrated, run it again",
+                    m.organization_slug
+                ))
+            };
+            if accounts != m.accounts {
+                txn.rollback().await.map_err(db_err)?;
+                return Err(stale("its account count"));
+            }
             let updated = subscriptions::Entity::update_many()
                 .col_expr(subscriptions::Column::Tier, Expr::value(m.to.as_str()))
                 .col_expr(
@@ -283,10 +308,6 @@ impl SubscriptionRepository for Store {
                     subscriptions::Column::GraceLegacyTier,
                     Expr::value(m.grace.map(|g| g.legacy_tier.as_str().to_string())),
                 )
-                .col_expr(
-                    subscriptions::Column::GracePriceMonthlyCents,
-                    Expr::value(m.grace.map(|g| i64::from(g.price_monthly_cents))),
-                )
                 .col_expr(subscriptions::Column::UpdatedAt, Expr::value(now))
                 .filter(subscriptions::Column::OrganizationId.eq(m.organization_id.as_uuid()))
                 .filter(subscriptions::Column::Tier.eq(m.from.as_str()))
@@ -295,11 +316,7 @@ impl SubscriptionRepository for Store {
                 .map_err(db_err)?;
             if updated.rows_affected != 1 {
                 txn.rollback().await.map_err(db_err)?;
-                return Err(StoreError(format!(
-                    "subscription of {} is no longer on {}; nothing was migrated",
-                    m.organization_slug,
-                    m.from.as_str()
-                )));
+                return Err(stale("its tier"));
             }
         }
         for audit in audits {

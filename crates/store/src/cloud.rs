@@ -357,6 +357,10 @@ impl ConnectionTokenRepository for Store {
 
     async fn cancel(&self, digest: &str, audit: NewAuditEvent) -> Result<bool, StoreError> {
         let txn = self.db().begin().await.map_err(db_err)?;
+        // Organization first, in the same order as redemption.
+        self.lock_organization(&txn, audit.organization_id)
+            .await
+            .map_err(db_err)?;
         let updated = connection_tokens::Entity::update_many()
             .col_expr(
                 connection_tokens::Column::Status,

@@ -241,8 +241,10 @@ struct OrganizationOfUserRow {
 }
 
 impl Store {
-    /// Serializes membership changes of one organization: on PostgreSQL by locking its row
+    /// Serializes changes of one organization: on PostgreSQL by locking its row
     /// (`SELECT ... FOR UPDATE`); SQLite has a single connection, so transactions are serial.
+    /// Every transaction that takes it takes it first, before any other row lock: the audit
+    /// insert's foreign-key check share-locks the same row, so another order could deadlock.
     pub(crate) async fn lock_organization(
         &self,
         txn: &DatabaseTransaction,
@@ -923,6 +925,9 @@ impl InvitationRepository for Store {
         audit: NewAuditEvent,
     ) -> Result<bool, StoreError> {
         let txn = self.db().begin().await.map_err(db_err)?;
+        // Organization first, like invite and accept: the audit insert's foreign-key check
+        // takes a share lock on the organization row, so the other order could deadlock.
+        self.lock_organization(&txn, org).await.map_err(db_err)?;
         let result = invitations::Entity::update_many()
             .col_expr(
                 invitations::Column::Status,
@@ -1050,6 +1055,10 @@ impl InvitationRepository for Store {
         audit: NewAuditEvent,
     ) -> Result<(), AnswerInvitationError> {
         let txn = self.db().begin().await.map_err(db_err)?;
+        // Organization first, in the same order as accept (see `cancel`).
+        self.lock_organization(&txn, audit.organization_id)
+            .await
+            .map_err(db_err)?;
         let updated = invitations::Entity::update_many()
             .col_expr(
                 invitations::Column::Status,

@@ -83,7 +83,10 @@ async fn unlimited(store: &Store, org: OrganizationId) {
         tier: SubscribedTier::Current(Tier::Enterprise),
         ..Subscription::free(org, now())
     };
-    store.change(next, now(), audit(org)).await.unwrap();
+    store
+        .change(next, SubscribedTier::Current(Tier::Free), now(), audit(org))
+        .await
+        .unwrap();
 }
 
 fn random_account_id() -> String {

@@ -89,12 +89,13 @@ async fn unlimited(store: &Store, org: OrganizationId) {
         .unwrap()
         .unwrap();
     if current.tier != SubscribedTier::Current(Tier::Enterprise) {
+        let expected = current.tier;
         let next = Subscription {
             tier: SubscribedTier::Current(Tier::Enterprise),
             ..current
         };
         store
-            .change(next, now(), audit(org, "subscription.changed"))
+            .change(next, expected, now(), audit(org, "subscription.changed"))
             .await
             .unwrap();
     }
@@ -145,6 +146,7 @@ contract!(
     members_are_paginated_in_join_order,
     inviting_again_replaces_the_pending_invitation,
     concurrent_accepts_let_exactly_one_win,
+    answering_and_cancelling_at_once_never_deadlock,
     accepting_when_already_member_is_refused,
     cancel_and_reject_only_touch_pending_invitations,
     sessions_authenticate_until_expiry_or_deletion,
@@ -643,6 +645,54 @@ async fn concurrent_accepts_let_exactly_one_win(store: Store) {
         .unwrap()
         .unwrap();
     assert_eq!(status.invitation.status, InvitationStatus::Accepted);
+}
+
+/// Accept, reject and cancel of one invitation at once: one wins, the others are told it is
+/// no longer pending, and none fails (on PostgreSQL a lock-order mistake shows as a deadlock).
+async fn answering_and_cancelling_at_once_never_deadlock(store: Store) {
+    let (ada, org) = user(&store, "ada").await;
+    unlimited(&store, org.id).await;
+    let store = Arc::new(store);
+    for _ in 0..15 {
+        let (bob, _) = user(&store, "bob").await;
+        let invitation = Invitation {
+            id: InvitationId::new(),
+            organization_id: org.id,
+            email: bob.email.clone(),
+            role: Role::Member,
+            status: InvitationStatus::Pending,
+            invited_by: ada.id,
+            expires_at: now() + Duration::hours(48),
+            created_at: now(),
+        };
+        store
+            .create_replacing(invitation.clone(), audit(org.id, "x"))
+            .await
+            .unwrap();
+        let id = invitation.id;
+        let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+        let accept = tokio::spawn(async move {
+            s1.accept(id, bob.id, now(), audit(org.id, "a"))
+                .await
+                .map(|_| ())
+        });
+        let reject = tokio::spawn(async move { s2.reject(id, audit(org.id, "r")).await });
+        let cancel = tokio::spawn(async move {
+            InvitationRepository::cancel(s3.as_ref(), org.id, id, audit(org.id, "c")).await
+        });
+        let mut won = 0;
+        for answer in [accept.await.unwrap(), reject.await.unwrap()] {
+            match answer {
+                Ok(()) => won += 1,
+                Err(AnswerInvitationError::NotPending) => {}
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        if cancel.await.unwrap().expect("cancel never fails") {
+            won += 1;
+        }
+        assert_eq!(won, 1);
+    }
 }
 
 async fn accepting_when_already_member_is_refused(store: Store) {

@@ -76,7 +76,7 @@ pub struct Problem {
     /// `feature_not_in_plan`: the feature key.
     #[oai(skip_serializing_if_is_none)]
     pub feature: Option<String>,
-    /// Plan refusals: the tier the organization is on.
+    /// Plan refusals: the plan whose limits apply (a legacy plan during a grace period).
     #[oai(skip_serializing_if_is_none)]
     pub current_tier: Option<String>,
     /// Plan refusals: the least tier that allows the action.
@@ -441,6 +441,11 @@ impl From<BillingError> for ApiError {
                 e.problem.exceeded = exceeded.into_iter().map(Into::into).collect();
                 e
             }
+            BillingError::Changed => Self::new(
+                StatusCode::CONFLICT,
+                "subscription_changed",
+                "The subscription changed while this request was handled. Reload it and try again.",
+            ),
             BillingError::ManagedByOperator => Self::new(
                 StatusCode::CONFLICT,
                 "subscription_managed",

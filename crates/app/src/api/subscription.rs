@@ -25,10 +25,8 @@ pub struct SubscriptionApi;
 pub struct GraceDto {
     /// When the subscribed tier's own terms start.
     pub until: DateTime<Utc>,
-    /// The legacy tier whose limits apply until then.
+    /// The legacy tier whose limits and rate (see `terms`) apply until then.
     pub legacy_tier: String,
-    /// The old monthly rate charged until then, in US cents.
-    pub price_monthly_cents: u32,
 }
 
 impl From<Grace> for GraceDto {
@@ -36,7 +34,6 @@ impl From<Grace> for GraceDto {
         Self {
             until: g.until,
             legacy_tier: g.legacy_tier.as_str().to_string(),
-            price_monthly_cents: g.price_monthly_cents,
         }
     }
 }

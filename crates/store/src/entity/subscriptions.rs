@@ -8,7 +8,6 @@ pub struct Model {
     pub tier: String,
     pub grace_until: Option<DateTimeUtc>,
     pub grace_legacy_tier: Option<String>,
-    pub grace_price_monthly_cents: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
