@@ -233,7 +233,9 @@ async fn main() -> anyhow::Result<()> {
             if config.retention_sweep_minutes > 0 {
                 canopy_app::admin::spawn_retention_sweep(
                     state.billing.clone(),
-                    std::time::Duration::from_secs(config.retention_sweep_minutes * 60),
+                    std::time::Duration::from_secs(
+                        config.retention_sweep_minutes.saturating_mul(60),
+                    ),
                 );
             }
             let server = canopy_app::start(&config, state).await?;

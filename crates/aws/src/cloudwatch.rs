@@ -106,6 +106,15 @@ impl std::fmt::Debug for CloudWatchSource {
     }
 }
 
+/// Codes (the start of a classified failure's message) that mean the cached credentials are
+/// no longer good, rather than that the role refuses Canopy.
+const STALE_CREDENTIALS: [&str; 4] = [
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+];
+
 fn failure(kind: FailureKind, message: impl Into<String>) -> AccessFailure {
     AccessFailure {
         kind,
@@ -299,7 +308,11 @@ impl Reader {
         let assumed = self.credentials(target).await?;
         match self.read(target, window, &assumed.credentials).await {
             // Credentials revoked or expired early: assume again, once.
-            Err(f) if f.kind == FailureKind::AccessDenied && f.message.contains("Token") => {
+            Err(f)
+                if STALE_CREDENTIALS
+                    .iter()
+                    .any(|code| f.message.starts_with(code)) =>
+            {
                 self.credentials
                     .invalidate(&RoleKey {
                         role_arn: target.role_arn.clone(),

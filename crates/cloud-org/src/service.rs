@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use canopy_billing::{BillingError, BillingService};
+use canopy_billing::{BillingError, BillingService, Feature};
 use canopy_kernel::page::Page;
 use canopy_kernel::{
     Clock, FieldError, LimitedResource, PageRequest, PlanLimitExceeded, ValidationErrors,
 };
+use canopy_tenancy::credential::CredentialKind;
 use canopy_tenancy::{
     Action, NewAuditEvent, OrgAccess, Organization, Principal, StoreError, TenancyError,
     TenancyService,
@@ -480,6 +481,13 @@ impl CloudAccountService {
             Err(e) => return Err(e.into()),
         };
         access.require(Action::ConnectCloudAccount)?;
+        // API keys reach an organization only on a plan with API access, here as everywhere.
+        if let CredentialKind::ApiKey(_) = principal.credential {
+            self.ports
+                .billing
+                .require_feature(access.org_id(), Feature::ApiAccess)
+                .await?;
+        }
         Ok((digest, stored, access))
     }
 

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use canopy_billing::{BillingError, BillingService};
@@ -122,6 +123,9 @@ pub struct Outcome {
     pub account: CloudAccountId,
     /// Its series, or why not.
     pub result: Result<Arc<AccountSeries>, AccessFailure>,
+    /// True when this request's fetch reached the source (not the cache, not another
+    /// request's fetch).
+    pub fetched: bool,
     /// How long it took (near zero from the cache).
     pub duration_ms: u64,
 }
@@ -150,7 +154,10 @@ impl MetricsService {
                 let started = Instant::now();
                 let account = target.account;
                 let key = CacheKey::new(account, &window);
+                let fetched = Arc::new(AtomicBool::new(false));
+                let mark = fetched.clone();
                 let fetch: Fetch = Box::pin(async move {
+                    mark.store(true, Ordering::Relaxed);
                     let data = source.fetch(&target, &window).await?;
                     Ok(Arc::new(AccountSeries::from_datapoints(window, &data)))
                 });
@@ -158,6 +165,7 @@ impl MetricsService {
                 Outcome {
                     account,
                     result,
+                    fetched: fetched.load(Ordering::Relaxed),
                     duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 }
             }
@@ -217,7 +225,12 @@ impl MetricsService {
         let now = self.ports.clock.now();
         let window = Window::resolve(query.range, now)?;
         let terms = self.ports.billing.terms(access.org_id()).await?;
-        terms.history_from(window.start, now)?;
+        // What was asked is judged, not the widening to whole buckets.
+        let asked_from = match query.range {
+            RangeSpec::Between { start, .. } => start,
+            RangeSpec::Preset(_) => window.start,
+        };
+        terms.history_from(asked_from, now)?;
         let compare = terms.history_from(window.previous().start, now).is_ok();
 
         let wanted: HashSet<CloudAccountId> = query.accounts.iter().copied().collect();
@@ -270,10 +283,11 @@ impl MetricsService {
             };
             match outcome.result {
                 Ok(series) => {
-                    if account.status == AccountStatus::Error {
-                        *account = self
-                            .record(access, account, None, outcome.duration_ms)
-                            .await?;
+                    // Only a read that reached AWS proves the account works again; cached
+                    // data may predate the failure.
+                    if account.status == AccountStatus::Error && outcome.fetched {
+                        self.record(access, account, None, outcome.duration_ms)
+                            .await;
                     }
                     answered.push((outcome.account, series));
                 }
@@ -284,9 +298,8 @@ impl MetricsService {
                         "metrics fetch failed"
                     );
                     if changed(account, &failure) {
-                        *account = self
-                            .record(access, account, Some(failure.clone()), outcome.duration_ms)
-                            .await?;
+                        self.record(access, account, Some(failure.clone()), outcome.duration_ms)
+                            .await;
                     }
                     failures.push(AccountFailure {
                         account: account.clone(),
@@ -303,19 +316,27 @@ impl MetricsService {
         })
     }
 
+    /// Records the outcome in the account's health and updates `account` from it. Bookkeeping
+    /// never fails the dashboard: an account disconnected meanwhile, or a storage hiccup, is
+    /// logged and the metrics are still answered.
     async fn record(
         &self,
         access: &OrgAccess,
-        account: &CloudAccount,
+        account: &mut CloudAccount,
         failure: Option<AccessFailure>,
         duration_ms: u64,
-    ) -> Result<CloudAccount, MetricsError> {
-        Ok(self
+    ) {
+        match self
             .ports
             .cloud
             .record_outcome(access, account.id, failure, duration_ms)
-            .await?
-            .0)
+            .await
+        {
+            Ok((updated, _)) => *account = updated,
+            Err(e) => {
+                tracing::warn!(account = %account.id, error = %e, "could not record the account's health")
+            }
+        }
     }
 }
 

@@ -133,7 +133,7 @@ pub enum RangeSpec {
 }
 
 /// Periods an explicit range may get, smallest first.
-const PERIODS: [i64; 7] = [60, 300, 900, 3_600, 10_800, 21_600, 86_400];
+const PERIODS: [i64; 8] = [60, 300, 900, 3_600, 10_800, 21_600, 86_400, 172_800];
 /// Most buckets an explicit range is cut into.
 const MAX_BUCKETS: i64 = 360;
 /// CloudWatch keeps 1-minute data 15 days, 5-minute data 63 days, hourly data 455 days.
@@ -196,19 +196,25 @@ impl Window {
                     ));
                 }
                 errors.into_result()?;
-                let age = (now - start).num_seconds();
+                // The period must be one CloudWatch serves for the oldest data read, and a
+                // comparison reads the previous period too, one range length earlier.
+                let age = (now - start).num_seconds() + len;
                 let finest = RETENTION_STEPS
                     .iter()
                     .find(|(older_than, _)| age > *older_than)
                     .map_or(60, |(_, step)| *step);
+                let aligned = |period: i64| {
+                    let first = floor_to(start, period);
+                    let last =
+                        floor_to(end - Duration::seconds(1), period) + Duration::seconds(period);
+                    (first, (last - first).num_seconds() / period)
+                };
                 let period = PERIODS
                     .into_iter()
                     .filter(|p| *p >= finest)
-                    .find(|p| (len + p - 1) / p <= MAX_BUCKETS)
-                    .unwrap_or(86_400);
-                let first = floor_to(start, period);
-                let last = floor_to(end - Duration::seconds(1), period) + Duration::seconds(period);
-                let buckets = (last - first).num_seconds() / period;
+                    .find(|p| aligned(*p).1 <= MAX_BUCKETS)
+                    .unwrap_or(PERIODS[PERIODS.len() - 1]);
+                let (first, buckets) = aligned(period);
                 Ok(Window {
                     start: first,
                     period,
@@ -305,6 +311,30 @@ mod tests {
         )
         .unwrap();
         assert!(long.buckets <= 360 && long.period >= 3_600, "{long:?}");
+    }
+
+    #[test]
+    fn explicit_ranges_never_exceed_the_bucket_cap_and_respect_cloudwatch_resolution() {
+        let now = at("2026-11-23T12:00:00Z");
+        for (days_back, hours) in [(455, 455 * 24), (14, 6), (15, 1), (62, 24), (10, 360 * 24)] {
+            let start = now - Duration::days(days_back);
+            let end = (start + Duration::hours(hours)).min(now);
+            let w = Window::resolve(RangeSpec::Between { start, end }, now).unwrap();
+            assert!(w.buckets <= 360, "{days_back} days back, {hours} h: {w:?}");
+            // The comparison reaches back one more range length: its data's resolution rules.
+            let oldest = (now - w.with_previous().start).num_seconds();
+            let finest = if oldest > 63 * 86_400 {
+                3_600
+            } else if oldest > 15 * 86_400 {
+                300
+            } else {
+                60
+            };
+            assert!(
+                w.period >= finest,
+                "{days_back} days back, {hours} h: {w:?}"
+            );
+        }
     }
 
     #[test]
