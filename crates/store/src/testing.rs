@@ -1,9 +1,22 @@
-//! Databases for tests: an in-memory SQLite, or a fresh PostgreSQL database per call so test
-//! runs never see each other's rows.
+//! Test support: databases (an in-memory SQLite, or a fresh PostgreSQL database per call so
+//! test runs never see each other's rows), the contract-test macro, and the fixtures every
+//! contract suite builds on (a user with an organization, a tier, an AWS account, a pending
+//! invitation).
 
-use canopy_kernel::id::OrganizationId;
+use std::collections::BTreeMap;
+
+use canopy_billing::ports::{ChangeSubscriptionError, SubscriptionRepository};
+use canopy_billing::{SubscribedTier, Subscription, Tier};
+use canopy_cloud_org::account::{AccountInput, AccountStatus, CloudAccount, CloudAccountId};
+use canopy_kernel::id::{InvitationId, OrganizationId, UserId};
+use canopy_tenancy::invitation::{Invitation, InvitationStatus};
+use canopy_tenancy::membership::Role;
+use canopy_tenancy::ports::{CreateUserError, NewUser, UserRepository};
+use canopy_tenancy::{NewAuditEvent, OrgRef, Organization, User};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::entity::subscriptions;
@@ -86,6 +99,154 @@ pub async fn set_stored_tier(
         .await
         .map_err(db_err)?;
     Ok(())
+}
+
+/// Now, at the microsecond precision PostgreSQL keeps, so values read back compare equal.
+pub fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    t.duration_trunc(Duration::microseconds(1)).unwrap_or(t)
+}
+
+/// `prefix` with a random suffix, for slugs and emails that never collide between tests.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &Uuid::now_v7().simple().to_string()[20..])
+}
+
+/// An audit event for a change of `org`.
+pub fn audit(org: OrganizationId, action: &str) -> NewAuditEvent {
+    NewAuditEvent::new(org, None, action, ("test", "x".into()), json!({}), now())
+}
+
+/// An organization with this slug (not stored).
+pub fn organization(slug: &str) -> Organization {
+    let at = now();
+    Organization {
+        id: OrganizationId::new(),
+        name: format!("Org {slug}"),
+        slug: slug.to_string(),
+        logo: None,
+        metadata: json!({"defaultRegion": "eu-west-1"}),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// Registers a user named `name` with a personal organization (on Free), as sign-up does.
+pub async fn user_with_organization(
+    store: &Store,
+    name: &str,
+) -> Result<(User, Organization), CreateUserError> {
+    let org = organization(&unique(name));
+    let at = now();
+    let user = User {
+        id: UserId::new(),
+        email: format!("{}@example.com", unique(name)),
+        name: name.to_string(),
+        active_organization_id: Some(org.id),
+        created_at: at,
+        updated_at: at,
+    };
+    store
+        .create_with_organization(
+            NewUser {
+                user: user.clone(),
+                password_hash: "$argon2id$fake".into(),
+            },
+            org.clone(),
+            audit(org.id, "organization.created"),
+        )
+        .await?;
+    Ok((user, org))
+}
+
+/// Puts `org` on `tier` (nothing happens when it is on it already).
+pub async fn put_on_tier(
+    store: &Store,
+    org: OrganizationId,
+    tier: Tier,
+) -> Result<Subscription, ChangeSubscriptionError> {
+    let current = SubscriptionRepository::get(store, &OrgRef::Id(org))
+        .await?
+        .ok_or(ChangeSubscriptionError::NotFound)?;
+    if current.tier == SubscribedTier::Current(tier) && current.grace.is_none() {
+        return Ok(current);
+    }
+    let expected = current.tier;
+    let next = Subscription {
+        tier: SubscribedTier::Current(tier),
+        grace: None,
+        ..current
+    };
+    store
+        .change(next, expected, now(), audit(org, "subscription.changed"))
+        .await
+}
+
+/// A random 12-digit AWS account id.
+pub fn random_aws_account_id() -> String {
+    let bytes = Uuid::now_v7().into_bytes();
+    let n = bytes[8..16]
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    format!("{:012}", n % 1_000_000_000_000)
+}
+
+/// A validated AWS account of `org` (not stored): role `CanopyAccess`, eu-west-1.
+pub fn aws_account(
+    org: OrganizationId,
+    account_id: &str,
+    environment: &str,
+    tags: &[(&str, &str)],
+) -> CloudAccount {
+    let input = AccountInput {
+        provider: "aws".into(),
+        account_id: Some(account_id.into()),
+        role_arn: Some(format!("arn:aws:iam::{account_id}:role/CanopyAccess")),
+        region: Some("eu-west-1".into()),
+        environment: Some(environment.into()),
+        alias: Some(format!("acct {account_id}")),
+        ses_domains: vec!["mail.example.com".into()],
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        ..Default::default()
+    };
+    let (identity, settings) = match canopy_cloud_org::account::validate_new(&input) {
+        Ok(valid) => valid,
+        Err(e) => panic!("fixture account {account_id} is invalid: {e}"),
+    };
+    CloudAccount {
+        id: CloudAccountId::new(),
+        organization_id: org,
+        identity,
+        settings,
+        status: AccountStatus::Active,
+        last_synced_at: None,
+        last_error: None,
+        created_by: UserId::new(),
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+/// A pending invitation of `email` into `org` with `role`, expiring in 48 hours (not stored).
+pub fn pending_invitation(
+    org: OrganizationId,
+    invited_by: UserId,
+    email: &str,
+    role: Role,
+) -> Invitation {
+    Invitation {
+        id: InvitationId::new(),
+        organization_id: org,
+        email: email.to_string(),
+        role,
+        status: InvitationStatus::Pending,
+        invited_by,
+        expires_at: now() + Duration::hours(48),
+        created_at: now(),
+    }
 }
 
 /// Declares repository contract tests: each named `async fn(Store)` runs on a fresh SQLite

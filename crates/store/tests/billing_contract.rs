@@ -10,81 +10,39 @@ use canopy_billing::ports::{ChangeSubscriptionError, HistoryStore, SubscriptionR
 use canopy_billing::{
     Grace, LegacyMove, LegacyTier, SubscribedTier, Subscription, Tier, legacy::plan_moves,
 };
-use canopy_cloud_org::account::{
-    AccountInput, AccountStatus, CloudAccount, CloudAccountId, validate_new,
-};
+use canopy_cloud_org::account::CloudAccount;
 use canopy_cloud_org::connection::{ConnectionToken, TokenKind, TokenStatus};
 use canopy_cloud_org::health::HealthCheck;
 use canopy_cloud_org::ports::{
     CloudAccountRepository, ConnectError, ConnectionTokenRepository, RedeemError,
 };
-use canopy_kernel::id::{InvitationId, OrganizationId, UserId};
+use canopy_kernel::id::{OrganizationId, UserId};
 use canopy_kernel::{LimitedResource, PageRequest};
-use canopy_store::testing::set_stored_tier;
+use canopy_store::testing::{
+    audit, aws_account, now, pending_invitation, put_on_tier, random_aws_account_id,
+    set_stored_tier, unique, user_with_organization,
+};
 use canopy_store::{Store, contract};
 use canopy_tenancy::invitation::{Invitation, InvitationStatus};
 use canopy_tenancy::membership::Role;
 use canopy_tenancy::ports::{
-    AnswerInvitationError, AuditLog, InvitationRepository, InviteError, NewUser,
-    OrganizationRepository, UserRepository,
+    AnswerInvitationError, AuditLog, InvitationRepository, InviteError, OrganizationRepository,
+    UserRepository,
 };
-use canopy_tenancy::{NewAuditEvent, OrgRef, Organization, User};
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use canopy_tenancy::{NewAuditEvent, OrgRef, Organization};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-fn now() -> DateTime<Utc> {
-    Utc::now()
-        .duration_trunc(Duration::microseconds(1))
-        .unwrap()
-}
-
-fn audit(org: OrganizationId, action: &str) -> NewAuditEvent {
-    NewAuditEvent::new(org, None, action, ("t", "x".into()), json!({}), now())
-}
-
 fn audit_at(org: OrganizationId, action: &str, at: DateTime<Utc>) -> NewAuditEvent {
-    NewAuditEvent::new(org, None, action, ("t", "x".into()), json!({}), at)
+    NewAuditEvent {
+        occurred_at: at,
+        ..audit(org, action)
+    }
 }
 
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::now_v7().simple().to_string()[20..]
-    )
-}
-
-/// A user with a personal organization; returns both ids.
+/// A user with a personal organization (on Free); returns both ids.
 async fn owner_and_org(store: &Store) -> (UserId, OrganizationId) {
-    let slug = unique("org");
-    let at = now();
-    let org = Organization {
-        id: OrganizationId::new(),
-        name: slug.clone(),
-        slug: slug.clone(),
-        logo: None,
-        metadata: json!({}),
-        created_at: at,
-        updated_at: at,
-    };
-    let user = User {
-        id: UserId::new(),
-        email: format!("{slug}@example.com"),
-        name: "Owner".into(),
-        active_organization_id: Some(org.id),
-        created_at: at,
-        updated_at: at,
-    };
-    store
-        .create_with_organization(
-            NewUser {
-                user: user.clone(),
-                password_hash: "h".into(),
-            },
-            org.clone(),
-            audit(org.id, "organization.created"),
-        )
-        .await
-        .unwrap();
+    let (user, org) = user_with_organization(store, "owner").await.unwrap();
     (user.id, org.id)
 }
 
@@ -96,52 +54,11 @@ async fn sub(store: &Store, org: OrganizationId) -> Subscription {
 }
 
 async fn on_tier(store: &Store, org: OrganizationId, tier: Tier) {
-    let current = sub(store, org).await;
-    let expected = current.tier;
-    store
-        .change(
-            Subscription {
-                tier: SubscribedTier::Current(tier),
-                grace: None,
-                ..current
-            },
-            expected,
-            now(),
-            audit(org, "subscription.changed"),
-        )
-        .await
-        .unwrap();
-}
-
-fn random_account_id() -> String {
-    let n = u64::from_le_bytes(uuid::Uuid::now_v7().as_bytes()[8..16].try_into().unwrap());
-    format!("{:012}", n % 1_000_000_000_000)
-}
-
-fn aws_input(account_id: &str) -> AccountInput {
-    AccountInput {
-        provider: "aws".into(),
-        account_id: Some(account_id.into()),
-        role_arn: Some(format!("arn:aws:iam::{account_id}:role/CanopyAccess")),
-        region: Some("us-east-1".into()),
-        ..Default::default()
-    }
+    put_on_tier(store, org, tier).await.unwrap();
 }
 
 fn account(org: OrganizationId) -> CloudAccount {
-    let (identity, settings) = validate_new(&aws_input(&random_account_id())).unwrap();
-    CloudAccount {
-        id: CloudAccountId::new(),
-        organization_id: org,
-        identity,
-        settings,
-        status: AccountStatus::Active,
-        last_synced_at: None,
-        last_error: None,
-        created_by: UserId::new(),
-        created_at: now(),
-        updated_at: now(),
-    }
+    aws_account(org, &random_aws_account_id(), "production", &[])
 }
 
 async fn connect(store: &Store, org: OrganizationId) -> Result<(), ConnectError> {
@@ -149,16 +66,7 @@ async fn connect(store: &Store, org: OrganizationId) -> Result<(), ConnectError>
 }
 
 fn invitation(org: OrganizationId, by: UserId, email: &str) -> Invitation {
-    Invitation {
-        id: InvitationId::new(),
-        organization_id: org,
-        email: email.into(),
-        role: Role::Member,
-        status: InvitationStatus::Pending,
-        invited_by: by,
-        expires_at: now() + Duration::hours(48),
-        created_at: now(),
-    }
+    pending_invitation(org, by, email, Role::Member)
 }
 
 async fn invite(store: &Store, inv: &Invitation) -> Result<(), InviteError> {

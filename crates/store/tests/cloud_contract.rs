@@ -3,130 +3,42 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use canopy_billing::ports::SubscriptionRepository;
-use canopy_billing::{SubscribedTier, Subscription, Tier};
-use canopy_cloud_org::account::{
-    AccountInput, AccountStatus, CloudAccount, CloudAccountId, validate_new,
-};
+use canopy_billing::Tier;
+use canopy_cloud_org::account::AccountStatus;
 use canopy_cloud_org::external_id::ExternalId;
 use canopy_cloud_org::health::{AccessFailure, FailureKind, HealthCheck};
 use canopy_cloud_org::ports::{
     AccountFilter, CloudAccountRepository, ConnectError, ExternalIdRepository,
 };
 use canopy_kernel::PageRequest;
-use canopy_kernel::id::{OrganizationId, UserId};
+use canopy_kernel::id::OrganizationId;
+use canopy_store::testing::{self, aws_account, now, random_aws_account_id as random_account_id};
 use canopy_store::{Store, contract};
+use canopy_tenancy::NewAuditEvent;
 use canopy_tenancy::ports::OrganizationRepository;
-use canopy_tenancy::{NewAuditEvent, Organization};
-use chrono::{DateTime, Duration, DurationRound, Utc};
-use serde_json::json;
-
-fn now() -> DateTime<Utc> {
-    Utc::now()
-        .duration_trunc(Duration::microseconds(1))
-        .unwrap()
-}
+use chrono::Duration;
 
 fn audit(org: OrganizationId) -> NewAuditEvent {
-    NewAuditEvent::new(org, None, "test", ("t", "x".into()), json!({}), now())
+    testing::audit(org, "test")
 }
 
+/// A stored organization, unlimited: plan limits have their own contract
+/// (billing_contract.rs); these tests are about accounts.
 async fn organization(store: &Store) -> OrganizationId {
-    let id = OrganizationId::new();
-    let slug = format!("org-{}", &id.to_string()[24..]);
-    // An owner row needs a user; the store's org create only needs the user id to exist when
-    // foreign keys are on, so create through the user repository.
-    let at = now();
-    let user = canopy_tenancy::User {
-        id: UserId::new(),
-        email: format!("{slug}@example.com"),
-        name: "Owner".into(),
-        active_organization_id: Some(id),
-        created_at: at,
-        updated_at: at,
-    };
-    let org = Organization {
-        id,
-        name: slug.clone(),
-        slug,
-        logo: None,
-        metadata: json!({}),
-        created_at: at,
-        updated_at: at,
-    };
-    canopy_tenancy::ports::UserRepository::create_with_organization(
-        store,
-        canopy_tenancy::ports::NewUser {
-            user,
-            password_hash: "h".into(),
-        },
-        org,
-        audit(id),
-    )
-    .await
-    .unwrap();
-    // Limits have their own contract (billing_contract.rs); these tests are about accounts.
-    unlimited(store, id).await;
+    let (_, org) = testing::user_with_organization(store, "owner")
+        .await
+        .unwrap();
+    testing::put_on_tier(store, org.id, Tier::Enterprise)
+        .await
+        .unwrap();
     assert!(
-        OrganizationRepository::slug_exists(store, &format!("org-{}", &id.to_string()[24..]))
+        OrganizationRepository::slug_exists(store, &org.slug)
             .await
             .unwrap()
     );
-    id
-}
-
-async fn unlimited(store: &Store, org: OrganizationId) {
-    let next = Subscription {
-        tier: SubscribedTier::Current(Tier::Enterprise),
-        ..Subscription::free(org, now())
-    };
-    store
-        .change(next, SubscribedTier::Current(Tier::Free), now(), audit(org))
-        .await
-        .unwrap();
-}
-
-fn random_account_id() -> String {
-    let n = u64::from_le_bytes(uuid::Uuid::now_v7().as_bytes()[8..16].try_into().unwrap());
-    format!("{:012}", n % 1_000_000_000_000)
-}
-
-fn aws_account(
-    org: OrganizationId,
-    account_id: &str,
-    env: &str,
-    tags: &[(&str, &str)],
-) -> CloudAccount {
-    let (identity, settings) = validate_new(&AccountInput {
-        provider: "aws".into(),
-        account_id: Some(account_id.into()),
-        role_arn: Some(format!("arn:aws:iam::{account_id}:role/CanopyAccess")),
-        region: Some("eu-west-1".into()),
-        environment: Some(env.into()),
-        alias: Some(format!("acct {account_id}")),
-        ses_domains: vec!["mail.example.com".into()],
-        tags: tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        ..Default::default()
-    })
-    .unwrap();
-    CloudAccount {
-        id: CloudAccountId::new(),
-        organization_id: org,
-        identity,
-        settings,
-        status: AccountStatus::Active,
-        last_synced_at: None,
-        last_error: None,
-        created_by: UserId::new(),
-        created_at: now(),
-        updated_at: now(),
-    }
+    org.id
 }
 
 contract!(

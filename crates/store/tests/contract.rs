@@ -5,15 +5,16 @@
 
 use std::sync::Arc;
 
-use canopy_billing::ports::SubscriptionRepository;
-use canopy_billing::{SubscribedTier, Subscription, Tier};
+use canopy_billing::Tier;
 use canopy_kernel::PageRequest;
-use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, SessionId, UserId};
-use canopy_store::testing::migrated;
+use canopy_kernel::id::{ApiKeyId, OrganizationId, SessionId, UserId};
+use canopy_store::testing::{
+    audit, migrated, now, organization, pending_invitation, put_on_tier, unique,
+    user_with_organization,
+};
 use canopy_store::{Store, contract};
-use canopy_tenancy::audit::NewAuditEvent;
 use canopy_tenancy::credential::{ApiKey, CredentialKind, Session};
-use canopy_tenancy::invitation::{Invitation, InvitationStatus};
+use canopy_tenancy::invitation::InvitationStatus;
 use canopy_tenancy::membership::Role;
 use canopy_tenancy::organization::{OrgRef, Organization, OrganizationPatch, Slug};
 use canopy_tenancy::ports::{
@@ -22,101 +23,27 @@ use canopy_tenancy::ports::{
     UserRepository,
 };
 use canopy_tenancy::user::User;
-use chrono::{DateTime, Duration, DurationRound, Utc};
-use serde_json::json;
-
-fn now() -> DateTime<Utc> {
-    Utc::now()
-        .duration_trunc(Duration::microseconds(1))
-        .unwrap()
-}
-
-fn audit(org: OrganizationId, action: &str) -> NewAuditEvent {
-    NewAuditEvent::new(org, None, action, ("test", "x".into()), json!({}), now())
-}
-
-fn organization(slug: &str) -> Organization {
-    let at = now();
-    Organization {
-        id: OrganizationId::new(),
-        name: format!("Org {slug}"),
-        slug: slug.to_string(),
-        logo: None,
-        metadata: json!({"defaultRegion": "eu-west-1"}),
-        created_at: at,
-        updated_at: at,
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::now_v7().simple().to_string()[20..]
-    )
-}
+use chrono::Duration;
 
 /// Registers a user with a personal organization; returns both.
 async fn user(store: &Store, name: &str) -> (User, Organization) {
-    let org = organization(&unique(name));
-    let at = now();
-    let user = User {
-        id: UserId::new(),
-        email: format!("{}@example.com", unique(name)),
-        name: name.to_string(),
-        active_organization_id: Some(org.id),
-        created_at: at,
-        updated_at: at,
-    };
-    store
-        .create_with_organization(
-            NewUser {
-                user: user.clone(),
-                password_hash: "$argon2id$fake".into(),
-            },
-            org.clone(),
-            audit(org.id, "organization.created"),
-        )
-        .await
-        .unwrap();
-    (user, org)
+    user_with_organization(store, name).await.unwrap()
 }
 
 /// Lifts the team-member limit: plan limits have their own contract (billing_contract.rs);
 /// these tests are about tenancy.
 async fn unlimited(store: &Store, org: OrganizationId) {
-    let current = SubscriptionRepository::get(store, &OrgRef::Id(org))
-        .await
-        .unwrap()
-        .unwrap();
-    if current.tier != SubscribedTier::Current(Tier::Enterprise) {
-        let expected = current.tier;
-        let next = Subscription {
-            tier: SubscribedTier::Current(Tier::Enterprise),
-            ..current
-        };
-        store
-            .change(next, expected, now(), audit(org, "subscription.changed"))
-            .await
-            .unwrap();
-    }
+    put_on_tier(store, org, Tier::Enterprise).await.unwrap();
 }
 
 async fn join(store: &Store, org: OrganizationId, user: UserId, role: Role) {
     unlimited(store, org).await;
-    let invitation = Invitation {
-        id: InvitationId::new(),
-        organization_id: org,
-        email: UserRepository::get(store, user)
-            .await
-            .unwrap()
-            .unwrap()
-            .email,
-        role,
-        status: InvitationStatus::Pending,
-        invited_by: user,
-        expires_at: now() + Duration::hours(1),
-        created_at: now(),
-    };
+    let email = UserRepository::get(store, user)
+        .await
+        .unwrap()
+        .unwrap()
+        .email;
+    let invitation = pending_invitation(org, user, &email, role);
     store
         .create_replacing(invitation.clone(), audit(org, "invitation.created"))
         .await
@@ -522,16 +449,7 @@ async fn members_are_paginated_in_join_order(store: Store) {
 async fn inviting_again_replaces_the_pending_invitation(store: Store) {
     let (ada, org) = user(&store, "ada").await;
     unlimited(&store, org.id).await;
-    let make = |role| Invitation {
-        id: InvitationId::new(),
-        organization_id: org.id,
-        email: "carol@example.com".into(),
-        role,
-        status: InvitationStatus::Pending,
-        invited_by: ada.id,
-        expires_at: now() + Duration::hours(48),
-        created_at: now(),
-    };
+    let make = |role| pending_invitation(org.id, ada.id, "carol@example.com", role);
     let first = make(Role::Member);
     let second = make(Role::Admin);
     store
@@ -603,16 +521,7 @@ async fn concurrent_accepts_let_exactly_one_win(store: Store) {
     let (ada, org) = user(&store, "ada").await;
     unlimited(&store, org.id).await;
     let (bob, _) = user(&store, "bob").await;
-    let invitation = Invitation {
-        id: InvitationId::new(),
-        organization_id: org.id,
-        email: bob.email.clone(),
-        role: Role::Admin,
-        status: InvitationStatus::Pending,
-        invited_by: ada.id,
-        expires_at: now() + Duration::hours(48),
-        created_at: now(),
-    };
+    let invitation = pending_invitation(org.id, ada.id, &bob.email, Role::Admin);
     store
         .create_replacing(invitation.clone(), audit(org.id, "x"))
         .await
@@ -655,16 +564,7 @@ async fn answering_and_cancelling_at_once_never_deadlock(store: Store) {
     let store = Arc::new(store);
     for _ in 0..15 {
         let (bob, _) = user(&store, "bob").await;
-        let invitation = Invitation {
-            id: InvitationId::new(),
-            organization_id: org.id,
-            email: bob.email.clone(),
-            role: Role::Member,
-            status: InvitationStatus::Pending,
-            invited_by: ada.id,
-            expires_at: now() + Duration::hours(48),
-            created_at: now(),
-        };
+        let invitation = pending_invitation(org.id, ada.id, &bob.email, Role::Member);
         store
             .create_replacing(invitation.clone(), audit(org.id, "x"))
             .await
@@ -698,16 +598,7 @@ async fn answering_and_cancelling_at_once_never_deadlock(store: Store) {
 async fn accepting_when_already_member_is_refused(store: Store) {
     let (ada, org) = user(&store, "ada").await;
     unlimited(&store, org.id).await;
-    let invitation = Invitation {
-        id: InvitationId::new(),
-        organization_id: org.id,
-        email: ada.email.clone(),
-        role: Role::Member,
-        status: InvitationStatus::Pending,
-        invited_by: ada.id,
-        expires_at: now() + Duration::hours(48),
-        created_at: now(),
-    };
+    let invitation = pending_invitation(org.id, ada.id, &ada.email, Role::Member);
     store
         .create_replacing(invitation.clone(), audit(org.id, "x"))
         .await
@@ -741,15 +632,13 @@ async fn cancel_and_reject_only_touch_pending_invitations(store: Store) {
     let (ada, org) = user(&store, "ada").await;
     unlimited(&store, org.id).await;
     let (_, other_org) = user(&store, "eve").await;
-    let make = || Invitation {
-        id: InvitationId::new(),
-        organization_id: org.id,
-        email: format!("{}@example.com", unique("x")),
-        role: Role::Member,
-        status: InvitationStatus::Pending,
-        invited_by: ada.id,
-        expires_at: now() + Duration::hours(48),
-        created_at: now(),
+    let make = || {
+        pending_invitation(
+            org.id,
+            ada.id,
+            &format!("{}@example.com", unique("x")),
+            Role::Member,
+        )
     };
     let a = make();
     let b = make();

@@ -339,8 +339,25 @@ pub struct DashboardDto {
     pub metrics: MetricsDto,
 }
 
-/// Reads the filters: a preset `range` (default 24h) or an explicit `start` and `end`
-/// (RFC 3339), accounts by id (repeated or comma-separated) and an environment.
+/// Reads the filters both operations share: a preset `range` (default 24h) or an explicit
+/// `start` and `end` (RFC 3339), accounts by id (repeated or comma-separated) and an
+/// environment.
+fn filters(
+    range: Query<Option<String>>,
+    start: Query<Option<String>>,
+    end: Query<Option<String>>,
+    account: Query<Vec<String>>,
+    environment: Query<Option<String>>,
+) -> Result<MetricsQuery, ValidationErrors> {
+    parse_query(
+        range.0.as_deref(),
+        start.0.as_deref(),
+        end.0.as_deref(),
+        &account.0,
+        environment.0.as_deref(),
+    )
+}
+
 fn parse_query(
     range: Option<&str>,
     start: Option<&str>,
@@ -452,13 +469,7 @@ impl MetricsApi {
         environment: Query<Option<String>>,
     ) -> Result<Json<MetricsDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
-        let query = parse_query(
-            range.0.as_deref(),
-            start.0.as_deref(),
-            end.0.as_deref(),
-            &account.0,
-            environment.0.as_deref(),
-        )?;
+        let query = filters(range, start, end, account, environment)?;
         let view = state.metrics.metrics(&access, &query).await?;
         Ok(Json((&view).into()))
     }
@@ -489,13 +500,7 @@ impl MetricsApi {
         environment: Query<Option<String>>,
     ) -> Result<Json<DashboardDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
-        let query = parse_query(
-            range.0.as_deref(),
-            start.0.as_deref(),
-            end.0.as_deref(),
-            &account.0,
-            environment.0.as_deref(),
-        )?;
+        let query = filters(range, start, end, account, environment)?;
         let Dashboard {
             organization,
             accounts,
