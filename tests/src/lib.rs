@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use canopy_app::Config;
 use canopy_app::bootstrap::build_state;
+use canopy_app::config::{AuthConfig, AwsConfig, CacheConfig, MetricsSection, ServerConfig};
 use canopy_app::server::RunningServer;
 use canopy_kernel::ManualClock;
 use canopy_store::Store;
@@ -81,19 +82,33 @@ impl TestApp {
 
     async fn serve(store: Store, clock: Arc<ManualClock>, options: Options) -> Self {
         let config = Config {
-            bind: "127.0.0.1:0".into(),
-            auth_rate_per_minute: options.auth_rate_per_minute,
-            max_body_bytes: options.max_body_bytes,
-            // Cheap hashes keep the suite fast; production cost is set in Config::default.
-            argon2_memory_kib: 1024,
-            argon2_iterations: 1,
-            aws_endpoint_url: Some(options.aws_endpoint_url.clone()),
-            aws_access_key_id: Some("AKIDCANOPYTESTS".into()),
-            aws_secret_access_key: Some("test-secret".to_string().into()),
-            aws_timeout_ms: 3_000,
-            metrics_cache_ttl_secs: options.metrics_cache_ttl_secs,
-            metrics_account_timeout_ms: 3_000,
-            redis_url: options.redis_url.clone(),
+            server: ServerConfig {
+                bind: "127.0.0.1:0".into(),
+                max_body_bytes: options.max_body_bytes,
+                ..ServerConfig::default()
+            },
+            auth: AuthConfig {
+                rate_per_minute: options.auth_rate_per_minute,
+                // Cheap hashes keep the suite fast; production cost is the default's.
+                argon2_memory_kib: 1024,
+                argon2_iterations: 1,
+                ..AuthConfig::default()
+            },
+            aws: AwsConfig {
+                endpoint_url: Some(options.aws_endpoint_url.clone()),
+                access_key_id: Some("AKIDCANOPYTESTS".into()),
+                secret_access_key: Some("test-secret".to_string().into()),
+                timeout_ms: 3_000,
+                ..AwsConfig::default()
+            },
+            metrics: MetricsSection {
+                cache_ttl_secs: options.metrics_cache_ttl_secs,
+                account_timeout_ms: 3_000,
+                ..MetricsSection::default()
+            },
+            cache: CacheConfig {
+                redis_url: options.redis_url.clone(),
+            },
             demo: options.demo,
             ..Config::default()
         };

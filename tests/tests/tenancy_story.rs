@@ -78,7 +78,7 @@ async fn signup_create_org_invite_accept_change_role_leave(app: TestApp) {
     assert_eq!(inv.status, StatusCode::CREATED, "{}", inv.body);
     assert_eq!(inv.body["email"], bob_email);
     let inv_id = inv.body["id"].as_str().unwrap().to_string();
-    let outbox = app.store.outbox_for(bob_email).await.unwrap();
+    let outbox = app.store.outbox().unsent_for(bob_email).await.unwrap();
     assert_eq!(outbox.len(), 1);
     assert!(
         outbox[0].body.contains(&format!("/invitations/{inv_id}")),

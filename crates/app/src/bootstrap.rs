@@ -1,5 +1,5 @@
-//! The composition root: builds every adapter from configuration and hands the domain
-//! services their ports. Handlers never construct adapters.
+//! The composition root: builds every adapter from its configuration section and hands the
+//! domain services their ports. Handlers and commands never construct adapters.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -11,35 +11,34 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use canopy_aws::{AwsSettings, CloudWatchSettings, CloudWatchSource, StsRoleVerifier};
 use canopy_billing::BillingService;
 use canopy_cache::{InProcessCache, RedisCache};
-use canopy_cloud_org::CloudAccountService;
-use canopy_cloud_org::service::{CloudAccountConfig, CloudAccountPorts};
+use canopy_cloud_org::{CloudAccountConfig, CloudAccountPorts, CloudAccountService};
 use canopy_credentials::{Argon2Cost, Argon2Crypto};
 use canopy_demo::DemoSource;
 use canopy_kernel::{Clock, SystemClock};
 use canopy_metrics::ports::{MetricSource, SeriesCache};
 use canopy_metrics::{MetricsConfig, MetricsPorts, MetricsService};
-use canopy_store::{OutboxSender, Store, StoreConfig};
-use canopy_tenancy::service::TenancyPorts;
-use canopy_tenancy::{TenancyConfig, TenancyService};
+use canopy_store::{Store, StoreConfig};
+use canopy_tenancy::{TenancyConfig, TenancyPorts, TenancyService};
 use chrono::Duration;
 use secrecy::ExposeSecret;
 
-use crate::config::Config;
+use crate::config::{AuthConfig, AwsConfig, CacheConfig, Config, DatabaseConfig, MetricsSection};
 use crate::state::AppState;
 
-/// Connects and migrates the database named in `config`.
-pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(&StoreConfig {
-        url: config.database_url.clone(),
-        max_connections: config.database_max_connections,
-    })
-    .await
-    .with_context(|| {
-        format!(
-            "connecting to the database ({})",
-            redact(&config.database_url)
-        )
-    })?;
+impl From<&DatabaseConfig> for StoreConfig {
+    fn from(c: &DatabaseConfig) -> Self {
+        StoreConfig {
+            url: c.url.clone(),
+            max_connections: c.max_connections,
+        }
+    }
+}
+
+/// Connects and migrates the database.
+pub async fn open_store(config: &DatabaseConfig) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.into())
+        .await
+        .with_context(|| format!("connecting to the database ({})", redact(&config.url)))?;
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }
@@ -59,15 +58,15 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Installs the process-wide TLS provider. The dependency graph carries both ring and
-/// aws-lc-rs, and rustls refuses to guess between them (FINDINGS.md).
+/// aws-lc-rs, and rustls refuses to guess between them (docs/dependencies.md).
 pub fn install_tls_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// Canopy's own AWS identity: the configured static key, or the default provider chain
 /// (environment, profile, instance or task role), resolved on first use.
-async fn aws_identity(config: &Config) -> aws_config::SdkConfig {
-    match (&config.aws_access_key_id, &config.aws_secret_access_key) {
+async fn aws_identity(config: &AwsConfig) -> aws_config::SdkConfig {
+    match (&config.access_key_id, &config.secret_access_key) {
         (Some(key), Some(secret)) => {
             let credentials =
                 Credentials::new(key, secret.expose_secret(), None, None, "canopy-config");
@@ -86,13 +85,34 @@ async fn aws_identity(config: &Config) -> aws_config::SdkConfig {
     }
 }
 
+impl From<&AwsConfig> for AwsSettings {
+    fn from(c: &AwsConfig) -> Self {
+        AwsSettings {
+            endpoint_url: c.endpoint_url.clone(),
+            timeout: StdDuration::from_millis(c.timeout_ms),
+        }
+    }
+}
+
+/// The STS client `canopy connect` detects the local AWS account with: the machine's own
+/// credentials (environment, profile, SSO), not Canopy's.
+pub async fn local_sts() -> StsRoleVerifier {
+    StsRoleVerifier::from_environment(AwsSettings {
+        endpoint_url: None,
+        timeout: StdDuration::from_secs(10),
+    })
+    .await
+}
+
 /// Where metrics come from: the demo cloud when asked for, CloudWatch otherwise.
 fn metric_source(
-    config: &Config,
+    demo: bool,
+    aws: &AwsConfig,
+    metrics: &MetricsSection,
     identity: aws_config::SdkConfig,
     clock: Arc<dyn Clock>,
 ) -> Arc<dyn MetricSource> {
-    if config.demo {
+    if demo {
         return Arc::new(DemoSource::new(
             [crate::demo::FAILING_ACCOUNT.to_string()],
             clock,
@@ -101,17 +121,20 @@ fn metric_source(
     Arc::new(CloudWatchSource::new(
         identity,
         CloudWatchSettings {
-            endpoint_url: config.aws_endpoint_url.clone(),
-            account_timeout: StdDuration::from_millis(config.metrics_account_timeout_ms),
+            endpoint_url: aws.endpoint_url.clone(),
+            account_timeout: StdDuration::from_millis(metrics.account_timeout_ms),
             ..CloudWatchSettings::default()
         },
     ))
 }
 
 /// The metrics cache: shared through Redis when configured, in process otherwise.
-async fn series_cache(config: &Config) -> anyhow::Result<Arc<dyn SeriesCache>> {
-    let ttl = StdDuration::from_secs(config.metrics_cache_ttl_secs);
-    Ok(match &config.redis_url {
+async fn series_cache(
+    cache: &CacheConfig,
+    metrics: &MetricsSection,
+) -> anyhow::Result<Arc<dyn SeriesCache>> {
+    let ttl = StdDuration::from_secs(metrics.cache_ttl_secs);
+    Ok(match &cache.redis_url {
         Some(url) => Arc::new(
             RedisCache::connect(url, ttl)
                 .await
@@ -121,10 +144,26 @@ async fn series_cache(config: &Config) -> anyhow::Result<Arc<dyn SeriesCache>> {
     })
 }
 
+/// The password hasher and token source.
+fn credential_crypto(auth: &AuthConfig) -> anyhow::Result<Arc<Argon2Crypto>> {
+    Ok(Arc::new(
+        Argon2Crypto::new(Argon2Cost {
+            memory_kib: auth.argon2_memory_kib,
+            iterations: auth.argon2_iterations,
+            parallelism: 1,
+        })
+        .map_err(|e| anyhow::anyhow!(e.0))
+        .context("argon2 parameters")?,
+    ))
+}
+
 /// The billing service on an opened store (also what the operator commands use).
 pub fn billing_service(store: &Store, clock: Arc<dyn Clock>) -> BillingService {
-    let shared = Arc::new(store.clone());
-    BillingService::new(shared.clone(), shared, clock)
+    BillingService::new(
+        Arc::new(store.subscriptions()),
+        Arc::new(store.history()),
+        clock,
+    )
 }
 
 /// Builds the application state on an opened store with the given clock.
@@ -134,68 +173,61 @@ pub async fn build_state(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<AppState> {
     install_tls_provider();
-    let crypto = Arc::new(
-        Argon2Crypto::new(Argon2Cost {
-            memory_kib: config.argon2_memory_kib,
-            iterations: config.argon2_iterations,
-            parallelism: 1,
-        })
-        .map_err(|e| anyhow::anyhow!(e.0))
-        .context("argon2 parameters")?,
-    );
-    let shared = Arc::new(store.clone());
+    let crypto = credential_crypto(&config.auth)?;
     let billing = billing_service(&store, clock.clone());
-    let ports = TenancyPorts {
-        users: shared.clone(),
-        credentials: shared.clone(),
-        organizations: shared.clone(),
-        members: shared.clone(),
-        invitations: shared.clone(),
-        audit: shared,
-        retention: Arc::new(billing.clone()),
-        sender: Arc::new(OutboxSender::new(store.clone())),
-        crypto: crypto.clone(),
-        clock: clock.clone(),
-    };
     let tenancy = TenancyService::new(
-        ports,
+        TenancyPorts {
+            users: Arc::new(store.users()),
+            credentials: Arc::new(store.credentials()),
+            organizations: Arc::new(store.organizations()),
+            members: Arc::new(store.memberships()),
+            invitations: Arc::new(store.invitations()),
+            audit: Arc::new(store.audit_log()),
+            retention: Arc::new(billing.clone()),
+            api_keys: Arc::new(billing.clone()),
+            sender: Arc::new(store.outbox()),
+            crypto: crypto.clone(),
+            clock: clock.clone(),
+        },
         TenancyConfig {
-            session_ttl: Duration::hours(i64::from(config.session_ttl_hours)),
-            invitation_ttl: Duration::hours(i64::from(config.invitation_ttl_hours)),
-            public_url: config.public_url.clone(),
+            session_ttl: Duration::hours(i64::from(config.auth.session_ttl_hours)),
+            invitation_ttl: Duration::hours(i64::from(config.auth.invitation_ttl_hours)),
+            public_url: config.server.public_url.clone(),
         },
     );
-    let identity = aws_identity(config).await;
-    let aws_settings = AwsSettings {
-        endpoint_url: config.aws_endpoint_url.clone(),
-        timeout: StdDuration::from_millis(config.aws_timeout_ms),
-    };
+    let identity = aws_identity(&config.aws).await;
     let cloud = CloudAccountService::new(
         CloudAccountPorts {
-            accounts: Arc::new(store.clone()),
-            external_ids: Arc::new(store.clone()),
-            tokens: Arc::new(store.clone()),
+            accounts: Arc::new(store.cloud_accounts()),
+            external_ids: Arc::new(store.external_ids()),
+            tokens: Arc::new(store.connection_tokens()),
             tenancy: tenancy.clone(),
             billing: billing.clone(),
-            aws: Arc::new(StsRoleVerifier::new(identity.clone(), aws_settings)),
+            aws: Arc::new(StsRoleVerifier::new(identity.clone(), (&config.aws).into())),
             secrets: crypto,
             clock: clock.clone(),
         },
         CloudAccountConfig {
-            trusted_principal: config.aws_trusted_principal.clone(),
-            public_url: config.public_url.clone(),
+            trusted_principal: config.aws.trusted_principal.clone(),
+            public_url: config.server.public_url.clone(),
         },
     );
     let metrics = MetricsService::new(
         MetricsPorts {
             cloud: cloud.clone(),
             billing: billing.clone(),
-            source: metric_source(config, identity, clock.clone()),
-            cache: series_cache(config).await?,
+            source: metric_source(
+                config.demo,
+                &config.aws,
+                &config.metrics,
+                identity,
+                clock.clone(),
+            ),
+            cache: series_cache(&config.cache, &config.metrics).await?,
             clock,
         },
         MetricsConfig {
-            concurrency: config.metrics_concurrency,
+            concurrency: config.metrics.concurrency,
         },
     );
     Ok(AppState::new(
@@ -204,14 +236,14 @@ pub async fn build_state(
         cloud,
         metrics,
         store,
-        config.auth_rate_per_minute,
-        config.trust_forwarded_for,
+        config.auth.rate_per_minute,
+        config.server.trust_forwarded_for,
     ))
 }
 
 /// Opens the store and builds the state with the system clock.
 pub async fn bootstrap(config: &Config) -> anyhow::Result<AppState> {
-    let store = open_store(config).await?;
+    let store = open_store(&config.database).await?;
     build_state(config, store, Arc::new(SystemClock)).await
 }
 

@@ -1,6 +1,10 @@
 //! Configuration in layers (lowest first): defaults, an optional TOML file, `CANOPY_*`
 //! environment variables (plus the conventional `DATABASE_URL`), then command-line flags.
-//! Adapters receive small typed pieces of it and never read the environment themselves.
+//! Grouped into one small typed section per concern, each handed to the adapter that needs
+//! it; adapters never read the environment themselves.
+//!
+//! The file uses the sections (`[database] url = "…"`); the environment keeps the flat names
+//! the README documents (`CANOPY_DATABASE_URL`), mapped onto the sections by [`ENV_NAMES`].
 
 use std::path::Path;
 
@@ -19,105 +23,251 @@ pub enum LogFormat {
     Json,
 }
 
-/// Everything `canopy serve` can be told.
+/// The HTTP edge.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Config {
+pub struct ServerConfig {
     /// Address to listen on.
     pub bind: String,
-    /// Database URL: SQLite (the embedded default) or `postgres://...`.
-    pub database_url: String,
-    /// PostgreSQL pool size.
-    pub database_max_connections: u32,
-    /// Public base URL of the console, for links in invitations.
+    /// Public base URL, for links in invitations and connection requests.
     pub public_url: String,
-    /// Log-in session lifetime, hours.
-    pub session_ttl_hours: u32,
-    /// Invitation lifetime, hours (spec: 48).
-    pub invitation_ttl_hours: u32,
-    /// Sign-up and log-in attempts allowed per client address per minute.
-    pub auth_rate_per_minute: u32,
     /// Largest accepted request body, bytes.
     pub max_body_bytes: usize,
     /// Trust the first `X-Forwarded-For` address as the client (only behind a proxy you run).
     pub trust_forwarded_for: bool,
     /// Log format.
     pub log_format: LogFormat,
-    /// argon2id memory cost, KiB.
-    pub argon2_memory_kib: u32,
-    /// argon2id iterations.
-    pub argon2_iterations: u32,
-    /// The AWS principal customers' roles trust (Canopy's own account root or role ARN).
-    pub aws_trusted_principal: String,
-    /// Endpoint override for every AWS service Canopy calls (an emulator); unset for AWS.
-    pub aws_endpoint_url: Option<String>,
-    /// Time allowed for one AWS call, milliseconds.
-    pub aws_timeout_ms: u64,
-    /// Static AWS access key for Canopy's own identity; unset to use the default chain
-    /// (environment, profile, instance or task role).
-    pub aws_access_key_id: Option<String>,
-    /// The secret of `aws_access_key_id`. Never logged.
-    #[serde(skip_serializing)]
-    pub aws_secret_access_key: Option<secrecy::SecretString>,
-    /// Seconds a fetched account's metrics are served from the cache.
-    pub metrics_cache_ttl_secs: u64,
-    /// Accounts whose metrics are fetched at once.
-    pub metrics_concurrency: usize,
-    /// Time allowed for one account's metrics (role assumption plus every page), ms.
-    pub metrics_account_timeout_ms: u64,
-    /// Redis URL for a metrics cache shared by several replicas; unset keeps it in process.
-    pub redis_url: Option<String>,
-    /// Serve synthetic metrics from the demo cloud instead of CloudWatch, and seed a demo
-    /// organization (`canopy serve --demo`).
-    pub demo: bool,
-    /// Minutes between retention sweeps (history older than each plan's retention is
-    /// deleted); 0 turns the sweep off.
-    pub retention_sweep_minutes: u64,
 }
 
-impl Default for Config {
+impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             bind: "127.0.0.1:8080".into(),
-            database_url: "sqlite://canopy.db?mode=rwc".into(),
-            database_max_connections: 16,
             public_url: "http://localhost:8080".into(),
-            session_ttl_hours: 24 * 7,
-            invitation_ttl_hours: 48,
-            auth_rate_per_minute: 10,
             max_body_bytes: 256 * 1024,
             trust_forwarded_for: false,
             log_format: LogFormat::Text,
-            argon2_memory_kib: 19 * 1024,
-            argon2_iterations: 2,
-            aws_trusted_principal: "arn:aws:iam::000000000000:root".into(),
-            aws_endpoint_url: None,
-            aws_timeout_ms: 5_000,
-            aws_access_key_id: None,
-            aws_secret_access_key: None,
-            retention_sweep_minutes: 60,
-            metrics_cache_ttl_secs: 60,
-            metrics_concurrency: 500,
-            metrics_account_timeout_ms: 10_000,
-            redis_url: None,
-            demo: false,
         }
     }
 }
 
+/// The database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// SQLite (the embedded default) or `postgres://...`.
+    pub url: String,
+    /// PostgreSQL pool size.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://canopy.db?mode=rwc".into(),
+            max_connections: 16,
+        }
+    }
+}
+
+/// Sessions, invitations, password hashing and the sign-up / log-in rate limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Log-in session lifetime, hours.
+    pub session_ttl_hours: u32,
+    /// Invitation lifetime, hours (spec: 48).
+    pub invitation_ttl_hours: u32,
+    /// Sign-up and log-in attempts allowed per client address per minute.
+    pub rate_per_minute: u32,
+    /// argon2id memory cost, KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    pub argon2_iterations: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_hours: 24 * 7,
+            invitation_ttl_hours: 48,
+            rate_per_minute: 10,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+        }
+    }
+}
+
+/// Canopy's own AWS identity and how it calls AWS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AwsConfig {
+    /// The AWS principal customers' roles trust (Canopy's own account root or role ARN).
+    pub trusted_principal: String,
+    /// Endpoint override for every AWS service Canopy calls (an emulator); unset for AWS.
+    pub endpoint_url: Option<String>,
+    /// Time allowed for one STS call, milliseconds.
+    pub timeout_ms: u64,
+    /// Static access key for Canopy's own identity; unset uses the default chain
+    /// (environment, profile, instance or task role).
+    pub access_key_id: Option<String>,
+    /// The secret of `access_key_id`. Never logged, never serialized.
+    #[serde(skip_serializing)]
+    pub secret_access_key: Option<secrecy::SecretString>,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            trusted_principal: "arn:aws:iam::000000000000:root".into(),
+            endpoint_url: None,
+            timeout_ms: 5_000,
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
+}
+
+/// The SES metrics fan-out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsSection {
+    /// Seconds a fetched account's metrics are served from the cache.
+    pub cache_ttl_secs: u64,
+    /// Accounts whose metrics are fetched at once.
+    pub concurrency: usize,
+    /// Time allowed for one account's metrics (role assumption plus every page), ms.
+    pub account_timeout_ms: u64,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            cache_ttl_secs: 60,
+            concurrency: 500,
+            account_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// The shared cache.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// Redis URL for a metrics cache shared by several replicas; unset keeps it in process.
+    pub redis_url: Option<String>,
+}
+
+/// History retention.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetentionConfig {
+    /// Minutes between sweeps deleting history older than each plan's retention; 0 is off.
+    pub sweep_minutes: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { sweep_minutes: 60 }
+    }
+}
+
+/// Everything `canopy` can be told.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The HTTP edge.
+    pub server: ServerConfig,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// Sessions, invitations, hashing, rate limit.
+    pub auth: AuthConfig,
+    /// AWS.
+    pub aws: AwsConfig,
+    /// SES metrics.
+    pub metrics: MetricsSection,
+    /// Shared cache.
+    pub cache: CacheConfig,
+    /// History retention.
+    pub retention: RetentionConfig,
+    /// Serve synthetic metrics from the demo cloud and seed a demo organization.
+    pub demo: bool,
+}
+
+/// The environment variables (after `CANOPY_`, lower-cased) and the setting each one sets.
+pub const ENV_NAMES: &[(&str, &str)] = &[
+    ("bind", "server.bind"),
+    ("public_url", "server.public_url"),
+    ("max_body_bytes", "server.max_body_bytes"),
+    ("trust_forwarded_for", "server.trust_forwarded_for"),
+    ("log_format", "server.log_format"),
+    ("database_url", "database.url"),
+    ("database_max_connections", "database.max_connections"),
+    ("session_ttl_hours", "auth.session_ttl_hours"),
+    ("invitation_ttl_hours", "auth.invitation_ttl_hours"),
+    ("auth_rate_per_minute", "auth.rate_per_minute"),
+    ("argon2_memory_kib", "auth.argon2_memory_kib"),
+    ("argon2_iterations", "auth.argon2_iterations"),
+    ("aws_trusted_principal", "aws.trusted_principal"),
+    ("aws_endpoint_url", "aws.endpoint_url"),
+    ("aws_timeout_ms", "aws.timeout_ms"),
+    ("aws_access_key_id", "aws.access_key_id"),
+    ("aws_secret_access_key", "aws.secret_access_key"),
+    ("metrics_cache_ttl_secs", "metrics.cache_ttl_secs"),
+    ("metrics_concurrency", "metrics.concurrency"),
+    ("metrics_account_timeout_ms", "metrics.account_timeout_ms"),
+    ("redis_url", "cache.redis_url"),
+    ("retention_sweep_minutes", "retention.sweep_minutes"),
+    ("demo", "demo"),
+];
+
+/// Settings given on the command line; they win over every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--bind`.
+    pub bind: Option<String>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--demo`.
+    pub demo: bool,
+}
+
 impl Config {
-    /// Loads defaults, then `file` (or `./canopy.toml` when present), then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+    /// Loads defaults, then `file` (or `./canopy.toml` when present), then the environment,
+    /// then `flags`.
+    pub fn load(file: Option<&Path>, flags: &Flags) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file("canopy.toml")),
         }
-        figment
-            .merge(Env::raw().only(&["DATABASE_URL"]))
-            .merge(Env::prefixed("CANOPY_"))
+        let mut config: Config = figment
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
+            .merge(Env::prefixed("CANOPY_").filter_map(|key| {
+                ENV_NAMES
+                    .iter()
+                    .find(|(name, _)| key == *name)
+                    .map(|(_, path)| (*path).into())
+            }))
             .extract()
-            .map_err(Box::new)
+            .map_err(Box::new)?;
+        config.apply(flags);
+        Ok(config)
+    }
+
+    /// Applies command-line flags: the one place they override the other layers.
+    pub fn apply(&mut self, flags: &Flags) {
+        if let Some(bind) = &flags.bind {
+            self.server.bind = bind.clone();
+        }
+        if let Some(url) = &flags.database_url {
+            self.database.url = url.clone();
+        }
+        self.demo |= flags.demo;
     }
 }
 
@@ -131,24 +281,56 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "c.toml",
-                "bind = \"0.0.0.0:9000\"\ninvitation_ttl_hours = 12\n",
+                "[server]\nbind = \"0.0.0.0:9000\"\n[auth]\ninvitation_ttl_hours = 12\n",
             )?;
             jail.set_env("CANOPY_INVITATION_TTL_HOURS", "24");
             jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
-            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
-            assert_eq!(c.bind, "0.0.0.0:9000");
-            assert_eq!(c.invitation_ttl_hours, 24, "env wins over file");
-            assert_eq!(c.database_url, "postgres://x@localhost/db");
-            assert_eq!(c.session_ttl_hours, 168, "default kept");
+            jail.set_env("CANOPY_METRICS_CONCURRENCY", "7");
+            let flags = Flags {
+                bind: Some("127.0.0.1:7000".into()),
+                ..Flags::default()
+            };
+            let c = Config::load(Some(Path::new("c.toml")), &flags).map_err(|e| e.to_string())?;
+            assert_eq!(c.server.bind, "127.0.0.1:7000", "flags win over the file");
+            assert_eq!(c.auth.invitation_ttl_hours, 24, "env wins over file");
+            assert_eq!(c.database.url, "postgres://x@localhost/db");
+            assert_eq!(c.metrics.concurrency, 7);
+            assert_eq!(c.auth.session_ttl_hours, 168, "default kept");
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn every_documented_variable_reaches_its_section() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CANOPY_DATABASE_URL", "postgres://y@localhost/db");
+            jail.set_env("CANOPY_AWS_ENDPOINT_URL", "http://127.0.0.1:5123");
+            jail.set_env("CANOPY_REDIS_URL", "redis://127.0.0.1:6379");
+            jail.set_env("CANOPY_RETENTION_SWEEP_MINUTES", "0");
+            // Other CANOPY_* variables (test harnesses, the CLI's token) are not settings.
+            jail.set_env("CANOPY_CONNECT_TOKEN", "cnp_conn_x");
+            let c = Config::load(None, &Flags::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.database.url, "postgres://y@localhost/db");
+            assert_eq!(c.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:5123"));
+            assert_eq!(c.cache.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+            assert_eq!(c.retention.sweep_minutes, 0);
+            Ok(())
+        });
+        let paths: std::collections::HashSet<_> = ENV_NAMES.iter().map(|(_, p)| p).collect();
+        assert_eq!(
+            paths.len(),
+            ENV_NAMES.len(),
+            "two variables set one setting"
+        );
     }
 
     #[test]
     fn default_is_an_embedded_sqlite_file() {
         assert!(
             Config::default()
-                .database_url
+                .database
+                .url
                 .starts_with("sqlite://canopy.db")
         );
     }

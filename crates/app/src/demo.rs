@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use canopy_cloud_org::AccountInput;
-use canopy_tenancy::TenancyError;
+use canopy_tenancy::{OrganizationError, SessionError};
 
 use crate::state::AppState;
 
@@ -46,7 +46,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
         .await
     {
         Ok(s) => s,
-        Err(TenancyError::EmailTaken) => return Ok(Seeded::AlreadyThere),
+        Err(SessionError::EmailTaken) => return Ok(Seeded::AlreadyThere),
         Err(e) => return Err(e).context("creating the demo user"),
     };
     let principal = state.tenancy.authenticate(&signed_in.token).await?;
@@ -56,7 +56,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
         .await
     {
         Ok(org) => org,
-        Err(TenancyError::SlugTaken) => state
+        Err(OrganizationError::SlugTaken) => state
             .tenancy
             .create_organization(&principal, "Demo Corp", None)
             .await
@@ -94,5 +94,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
             .await
             .with_context(|| format!("connecting demo account {alias}"))?;
     }
-    Ok(Seeded::Created { slug: org.slug })
+    Ok(Seeded::Created {
+        slug: org.slug.to_string(),
+    })
 }

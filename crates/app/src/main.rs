@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use std::sync::Arc;
 
-use canopy_app::bootstrap::{billing_service, bootstrap, open_store, redact};
-use canopy_app::config::{Config, LogFormat};
+use canopy_app::bootstrap::{billing_service, bootstrap, local_sts, open_store, redact};
+use canopy_app::config::{Config, Flags, LogFormat};
 use canopy_kernel::SystemClock;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -116,6 +116,28 @@ enum AdminCommand {
     PurgeHistory,
 }
 
+impl Command {
+    /// The flags that override configuration, whichever command carries them.
+    fn flags(&self) -> Flags {
+        match self {
+            Command::Serve {
+                bind,
+                database_url,
+                demo,
+            } => Flags {
+                bind: bind.clone(),
+                database_url: database_url.clone(),
+                demo: *demo,
+            },
+            Command::Migrate { database_url } | Command::Admin { database_url, .. } => Flags {
+                database_url: database_url.clone(),
+                ..Flags::default()
+            },
+            Command::Connect { .. } | Command::Openapi { .. } => Flags::default(),
+        }
+    }
+}
+
 fn init_tracing(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
@@ -130,7 +152,8 @@ fn init_tracing(format: LogFormat) {
 async fn main() -> anyhow::Result<()> {
     canopy_app::bootstrap::install_tls_provider();
     let cli = Cli::parse();
-    let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    let flags = cli.command.flags();
+    let config = Config::load(cli.config.as_deref(), &flags).context("loading configuration")?;
     match cli.command {
         Command::Openapi { output } => {
             let spec = canopy_app::openapi_json();
@@ -164,11 +187,7 @@ async fn main() -> anyhow::Result<()> {
                 ses_domains,
                 tags: tags.into_iter().collect(),
             };
-            let sts = canopy_aws::StsRoleVerifier::from_environment(canopy_aws::AwsSettings {
-                endpoint_url: None,
-                timeout: std::time::Duration::from_secs(10),
-            })
-            .await;
+            let sts = local_sts().await;
             let account = canopy_app::connect_cli::connect(&args, Some(&sts)).await?;
             println!(
                 "Connected AWS account {} ({}) to the organization. Status: {}.",
@@ -177,15 +196,9 @@ async fn main() -> anyhow::Result<()> {
                 account["status"].as_str().unwrap_or("?"),
             );
         }
-        Command::Admin {
-            database_url,
-            command,
-        } => {
-            init_tracing(config.log_format);
-            if let Some(url) = database_url {
-                config.database_url = url;
-            }
-            let store = open_store(&config).await?;
+        Command::Admin { command, .. } => {
+            init_tracing(config.server.log_format);
+            let store = open_store(&config.database).await?;
             let billing = billing_service(&store, Arc::new(SystemClock));
             let report = match command {
                 AdminCommand::SetTier { org, tier } => {
@@ -198,27 +211,13 @@ async fn main() -> anyhow::Result<()> {
             };
             println!("{}", report.trim_end());
         }
-        Command::Migrate { database_url } => {
-            init_tracing(config.log_format);
-            if let Some(url) = database_url {
-                config.database_url = url;
-            }
-            open_store(&config).await?;
-            tracing::info!(database = %redact(&config.database_url), "migrations applied");
+        Command::Migrate { .. } => {
+            init_tracing(config.server.log_format);
+            open_store(&config.database).await?;
+            tracing::info!(database = %redact(&config.database.url), "migrations applied");
         }
-        Command::Serve {
-            bind,
-            database_url,
-            demo,
-        } => {
-            init_tracing(config.log_format);
-            if let Some(bind) = bind {
-                config.bind = bind;
-            }
-            if let Some(url) = database_url {
-                config.database_url = url;
-            }
-            config.demo |= demo;
+        Command::Serve { .. } => {
+            init_tracing(config.server.log_format);
             let state = bootstrap(&config).await?;
             if config.demo {
                 let seeded = canopy_app::demo::seed(&state).await?;
@@ -230,18 +229,18 @@ async fn main() -> anyhow::Result<()> {
                     canopy_app::demo::SLUG
                 );
             }
-            if config.retention_sweep_minutes > 0 {
+            if config.retention.sweep_minutes > 0 {
                 canopy_app::admin::spawn_retention_sweep(
                     state.billing.clone(),
                     std::time::Duration::from_secs(
-                        config.retention_sweep_minutes.saturating_mul(60),
+                        config.retention.sweep_minutes.saturating_mul(60),
                     ),
                 );
             }
             let server = canopy_app::start(&config, state).await?;
             tracing::info!(
                 address = %server.addr,
-                database = %redact(&config.database_url),
+                database = %redact(&config.database.url),
                 "canopy listening; API docs at {}/docs",
                 server.url()
             );

@@ -29,16 +29,16 @@ impl RunningServer {
 
 /// Binds `config.bind` and serves `state` until the task is dropped or the process ends.
 pub async fn start(config: &Config, state: AppState) -> anyhow::Result<RunningServer> {
-    let acceptor = TcpListener::bind(config.bind.clone())
+    let acceptor = TcpListener::bind(config.server.bind.clone())
         .into_acceptor()
         .await
-        .with_context(|| format!("binding {}", config.bind))?;
+        .with_context(|| format!("binding {}", config.server.bind))?;
     let addr = acceptor
         .local_addr()
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .context("listener has no socket address")?;
-    let endpoint = app(state, config.max_body_bytes);
+    let endpoint = app(state, config.server.max_body_bytes);
     let task = tokio::spawn(async move { Server::new_with_acceptor(acceptor).run(endpoint).await });
     Ok(RunningServer { addr, task })
 }

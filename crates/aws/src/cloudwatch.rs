@@ -15,6 +15,7 @@ use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_smithy_http_client::tls;
 use canopy_cloud_org::health::{AccessFailure, FailureKind};
+use canopy_cloud_org::identifiers::RoleArn;
 use canopy_metrics::ports::{MetricSource, MetricTarget};
 use canopy_metrics::{Datapoints, SesMetric, Window};
 use chrono::{DateTime, Utc};
@@ -52,7 +53,7 @@ impl Default for CloudWatchSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct RoleKey {
-    role_arn: String,
+    role_arn: RoleArn,
     external_id: String,
     session_name: String,
 }
@@ -170,9 +171,9 @@ impl Reader {
 
     async fn assume(&self, target: &MetricTarget) -> Result<Arc<Assumed>, AccessFailure> {
         let output = self
-            .sts(&target.region)
+            .sts(target.region.as_str())
             .assume_role()
-            .role_arn(&target.role_arn)
+            .role_arn(target.role_arn.as_str())
             .external_id(&target.external_id)
             .role_session_name(&target.session_name)
             .duration_seconds(
@@ -238,7 +239,7 @@ impl Reader {
         window: &Window,
         credentials: &Credentials,
     ) -> Result<Datapoints, AccessFailure> {
-        let client = self.cloudwatch(&target.region);
+        let client = self.cloudwatch(target.region.as_str());
         let queries: Vec<MetricDataQuery> = SesMetric::ALL
             .iter()
             .map(|m| {

@@ -6,6 +6,7 @@
 //! [`CloudWatchSettings`], [`classify_code`].
 
 pub mod cloudwatch;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use cloudwatch::{CloudWatchSettings, CloudWatchSource};
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use canopy_cloud_org::health::{AccessFailure, FailureKind};
+use canopy_cloud_org::identifiers::{AwsRegion, RoleArn};
 use canopy_cloud_org::ports::{AssumedRole, RoleVerifier};
 use chrono::{DateTime, Utc};
 
@@ -159,15 +161,15 @@ where
 impl RoleVerifier for StsRoleVerifier {
     async fn assume_role(
         &self,
-        role_arn: &str,
+        role_arn: &RoleArn,
         external_id: &str,
         session_name: &str,
-        region: &str,
+        region: &AwsRegion,
     ) -> Result<AssumedRole, AccessFailure> {
         let call = self
-            .client(region)
+            .client(region.as_str())
             .assume_role()
-            .role_arn(role_arn)
+            .role_arn(role_arn.as_str())
             .external_id(external_id)
             .role_session_name(session_name)
             .duration_seconds(900)

@@ -13,6 +13,7 @@ use canopy_aws::{CloudWatchSettings, CloudWatchSource};
 use canopy_aws_testkit::{FakeAws, Fault};
 use canopy_cloud_org::CloudAccountId;
 use canopy_cloud_org::health::FailureKind;
+use canopy_cloud_org::identifiers::{AwsAccountId, AwsRegion, RoleArn};
 use canopy_metrics::ports::{MetricSource, MetricTarget};
 use canopy_metrics::{AccountSeries, SesMetric, Window};
 use chrono::{DateTime, Duration as Span, Utc};
@@ -45,9 +46,13 @@ fn source(aws: &FakeAws, settings: CloudWatchSettings) -> CloudWatchSource {
 fn target(account: &str) -> MetricTarget {
     MetricTarget {
         account: CloudAccountId::new(),
-        aws_account_id: account.to_string(),
-        role_arn: format!("arn:aws:iam::{account}:role/CanopyAccess"),
-        region: "eu-west-1".into(),
+        aws_account_id: AwsAccountId::parse(account, "accountId").unwrap(),
+        role_arn: RoleArn::parse(
+            &format!("arn:aws:iam::{account}:role/CanopyAccess"),
+            "roleArn",
+        )
+        .unwrap(),
+        region: AwsRegion::parse("eu-west-1", "region").unwrap(),
         external_id: "cnp-ext-1".into(),
         session_name: "canopy-test".into(),
     }

@@ -12,6 +12,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use canopy_aws::testing::{ACCESS_DENIED, THROTTLED};
 use canopy_aws::{AwsSettings, StsRoleVerifier};
 use canopy_cloud_org::health::FailureKind;
+use canopy_cloud_org::identifiers::{AwsRegion, RoleArn};
 use canopy_cloud_org::ports::RoleVerifier;
 use tokio::net::TcpListener;
 
@@ -46,11 +47,19 @@ async fn canned(status: u16, body: &'static str) -> String {
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/CanopyAccess";
 
+fn role(arn: &str) -> RoleArn {
+    RoleArn::parse(arn, "roleArn").unwrap()
+}
+
+fn region(name: &str) -> AwsRegion {
+    AwsRegion::parse(name, "region").unwrap()
+}
+
 #[tokio::test]
 async fn a_refused_assumption_is_access_denied() {
     let v = verifier(canned(403, ACCESS_DENIED).await, Duration::from_secs(5));
     let err = v
-        .assume_role(ROLE, "ext", "canopy-test", "us-east-1")
+        .assume_role(&role(ROLE), "ext", "canopy-test", &region("us-east-1"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, FailureKind::AccessDenied);
@@ -66,7 +75,7 @@ async fn throttling_is_classified_as_throttled() {
     // The SDK retries throttling itself (standard retry mode) before giving up.
     let v = verifier(canned(400, THROTTLED).await, Duration::from_secs(20));
     let err = v
-        .assume_role(ROLE, "ext", "canopy-test", "us-east-1")
+        .assume_role(&role(ROLE), "ext", "canopy-test", &region("us-east-1"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, FailureKind::Throttled, "{}", err.message);
@@ -80,7 +89,7 @@ async fn an_unreachable_endpoint_is_a_network_failure() {
     };
     let v = verifier(format!("http://127.0.0.1:{port}"), Duration::from_secs(20));
     let err = v
-        .assume_role(ROLE, "ext", "canopy-test", "us-east-1")
+        .assume_role(&role(ROLE), "ext", "canopy-test", &region("us-east-1"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, FailureKind::Network, "{}", err.message);
@@ -99,7 +108,7 @@ async fn a_silent_endpoint_times_out() {
     let v = verifier(format!("http://{addr}"), Duration::from_millis(300));
     let started = std::time::Instant::now();
     let err = v
-        .assume_role(ROLE, "ext", "canopy-test", "us-east-1")
+        .assume_role(&role(ROLE), "ext", "canopy-test", &region("us-east-1"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, FailureKind::Timeout, "{}", err.message);
@@ -118,9 +127,14 @@ async fn assumes_a_role_in_moto_with_the_external_id() {
         "{:012}",
         u64::from(std::process::id()) * 7919 % 1_000_000_000_000
     );
-    let role = format!("arn:aws:iam::{account}:role/CanopyAccess");
+    let arn = format!("arn:aws:iam::{account}:role/CanopyAccess");
     let assumed = v
-        .assume_role(&role, "cnp-ext-123", "canopy-0191abcd", "eu-west-1")
+        .assume_role(
+            &role(&arn),
+            "cnp-ext-123",
+            "canopy-0191abcd",
+            &region("eu-west-1"),
+        )
         .await
         .unwrap();
     assert!(
@@ -147,7 +161,7 @@ async fn missing_canopy_credentials_are_not_blamed_on_the_network() {
         },
     );
     let err = v
-        .assume_role(ROLE, "ext", "canopy-test", "us-east-1")
+        .assume_role(&role(ROLE), "ext", "canopy-test", &region("us-east-1"))
         .await
         .unwrap_err();
     assert_eq!(err.kind, FailureKind::Other, "{}", err.message);

@@ -21,6 +21,9 @@ pub use legacy::{LegacyCandidate, LegacyMove};
 pub use plan::{
     Feature, PLANS, Plan, Tier, least_tier_allowing, least_tier_with, plan, required_tier,
 };
-pub use service::{BillingError, BillingService, LegacyMigration, SubscriptionView, UsageReport};
+pub use service::{
+    BillingService, EntitlementError, LegacyMigration, RoomError, SubscriptionError,
+    SubscriptionView, UsageReport,
+};
 pub use subscription::{Grace, LegacyTier, Limits, Price, SubscribedTier, Subscription, Terms};
 pub use usage::{Exceeded, Usage};

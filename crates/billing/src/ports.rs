@@ -3,8 +3,9 @@
 //! ports), reading the terms from [`crate::Subscription::terms`].
 
 use async_trait::async_trait;
+use canopy_kernel::StoreError;
 use canopy_kernel::id::OrganizationId;
-use canopy_tenancy::{NewAuditEvent, OrgRef, StoreError};
+use canopy_tenancy::{NewAuditEvent, OrgRef};
 use chrono::{DateTime, Utc};
 
 use crate::legacy::{LegacyCandidate, LegacyMove};

@@ -3,10 +3,10 @@
 //! at a given instant.
 
 use canopy_kernel::id::OrganizationId;
-use canopy_kernel::{LimitedResource, PlanLimitExceeded};
+use canopy_kernel::{FeatureNotInPlan, LimitedResource, PlanLimitExceeded};
 use chrono::{DateTime, Utc};
 
-use crate::plan::{Feature, PAID, Tier, plan};
+use crate::plan::{Feature, PAID, Tier, least_tier_allowing, least_tier_with, plan};
 use crate::usage::{Exceeded, Usage};
 
 /// A tier of the per-account pricing that preceded the current tiers (spec "Migration
@@ -199,6 +199,19 @@ impl Terms {
         self.features.contains(&feature)
     }
 
+    /// Refuses unless the terms include `feature`, naming the least tier that does.
+    pub fn require(&self, feature: Feature) -> Result<(), FeatureNotInPlan> {
+        if self.has(feature) {
+            return Ok(());
+        }
+        Err(FeatureNotInPlan {
+            feature: feature.key().to_string(),
+            feature_name: feature.display_name().to_string(),
+            plan: self.basis.as_str().to_string(),
+            required_tier: least_tier_with(feature).as_str().to_string(),
+        })
+    }
+
     /// Refuses adding one more of `resource` when `used` already fills the cap.
     pub fn room_for_one(
         &self,
@@ -211,6 +224,7 @@ impl Terms {
                 used,
                 allowed: u64::from(allowed),
                 plan: self.basis.as_str().to_string(),
+                required_tier: least_tier_allowing(resource, used + 1).as_str().to_string(),
             }),
             _ => Ok(()),
         }
@@ -230,11 +244,15 @@ impl Terms {
             return Ok(());
         }
         let asked = (now - start).num_seconds();
+        let used = u64::try_from((asked + 86_399) / 86_400).unwrap_or(u64::MAX);
         Err(PlanLimitExceeded {
             resource: LimitedResource::HistoryDays,
-            used: u64::try_from((asked + 86_399) / 86_400).unwrap_or(u64::MAX),
+            used,
             allowed: u64::from(days),
             plan: self.basis.as_str().to_string(),
+            required_tier: least_tier_allowing(LimitedResource::HistoryDays, used)
+                .as_str()
+                .to_string(),
         })
     }
 
@@ -340,8 +358,13 @@ mod tests {
             .room_for_one(LimitedResource::CloudAccounts, 1)
             .unwrap_err();
         assert_eq!(
-            (refused.used, refused.allowed, refused.plan.as_str()),
-            (1, 1, "free")
+            (
+                refused.used,
+                refused.allowed,
+                refused.plan.as_str(),
+                refused.required_tier.as_str()
+            ),
+            (1, 1, "free", "individual")
         );
         let individual = Terms::of_tier(Tier::Individual);
         assert!(
@@ -411,6 +434,7 @@ mod tests {
             .room_for_one(LimitedResource::TeamMembers, 3)
             .unwrap_err();
         assert_eq!(refused.plan, "subscriber");
+        assert_eq!(refused.required_tier, "pro");
         assert_eq!(during.limits.max_accounts, None);
         assert!(!during.has(Feature::OrgFeatures));
         assert_eq!(during.grace_until, Some(grace_until));
@@ -427,10 +451,39 @@ mod tests {
             .history_from(at() - Duration::days(30) - Duration::hours(1), at())
             .unwrap_err();
         assert_eq!((refused.used, refused.allowed), (31, 30));
+        assert_eq!(refused.required_tier, "individual");
+        let pro = Terms::of_tier(Tier::Pro)
+            .history_from(at() - Duration::days(400), at())
+            .unwrap_err();
+        assert_eq!(pro.required_tier, "enterprise");
         assert_eq!(refused.resource, LimitedResource::HistoryDays);
         assert!(
             Terms::of_tier(Tier::Enterprise)
                 .history_from(at() - Duration::days(4000), at())
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_missing_feature_is_refused_with_the_least_tier_that_has_it() {
+        let refused = Terms::of_tier(Tier::Free)
+            .require(Feature::ApiAccess)
+            .unwrap_err();
+        assert_eq!(
+            (
+                refused.feature.as_str(),
+                refused.plan.as_str(),
+                refused.required_tier.as_str()
+            ),
+            ("api_access", "free", "individual")
+        );
+        let org = Terms::of_tier(Tier::Individual)
+            .require(Feature::OrgFeatures)
+            .unwrap_err();
+        assert_eq!(org.required_tier, "pro");
+        assert!(
+            Terms::of_tier(Tier::Pro)
+                .require(Feature::OrgFeatures)
                 .is_ok()
         );
     }

@@ -44,6 +44,12 @@ impl Provider {
             _ => None,
         }
     }
+
+    /// Reads a client's spelling; `field` names it in the error.
+    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
+        Self::from_stored(raw.trim())
+            .ok_or_else(|| FieldError::new(field, "enum", "must be aws or gcp"))
+    }
 }
 
 /// Deployment environment, shown as a coloured badge.
@@ -76,6 +82,13 @@ impl Environment {
             _ => None,
         }
     }
+
+    /// Reads a client's spelling; `field` names it in the error.
+    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
+        Self::from_stored(raw.trim()).ok_or_else(|| {
+            FieldError::new(field, "enum", "must be production, staging or development")
+        })
+    }
 }
 
 /// Connection health.
@@ -107,6 +120,12 @@ impl AccountStatus {
             "error" => Some(AccountStatus::Error),
             _ => None,
         }
+    }
+
+    /// Reads a client's spelling; `field` names it in the error.
+    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
+        Self::from_stored(raw.trim())
+            .ok_or_else(|| FieldError::new(field, "enum", "must be active, inactive or error"))
     }
 }
 
@@ -259,8 +278,7 @@ fn bounded(raw: &str, field: &str, max: usize) -> Result<String, FieldError> {
 
 /// Parses an environment spelling.
 pub fn parse_environment(raw: &str, field: &str) -> Result<Environment, FieldError> {
-    Environment::from_stored(raw.trim())
-        .ok_or_else(|| FieldError::new(field, "enum", "must be production, staging or development"))
+    Environment::parse(raw, field)
 }
 
 /// Checks a tag map: at most [`MAX_TAGS`], keys 1-128 characters, values up to 256.
@@ -418,8 +436,8 @@ pub fn validate_new(
                 project_number,
             })
         }
-        _ => {
-            errors.push(FieldError::new("provider", "enum", "must be aws or gcp"));
+        other => {
+            errors.collect(Provider::parse(other, "provider"));
             None
         }
     };

@@ -242,6 +242,19 @@ pub fn parse_host_name(raw: &str, field: &str) -> Result<String, FieldError> {
     Ok(host)
 }
 
+/// Shows each identifier as the provider writes it.
+macro_rules! display_as_str {
+    ($($t:ty),*) => {
+        $(impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        })*
+    };
+}
+
+display_as_str!(AwsAccountId, AwsRegion, RoleArn, GcpProjectId);
+
 #[cfg(test)]
 mod tests {
     use super::*;

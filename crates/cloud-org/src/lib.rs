@@ -5,13 +5,20 @@
 //! Architecture invariant: no IO here; AWS calls go through [`ports::RoleVerifier`].
 
 pub mod account;
+pub mod account_changes;
 pub mod connection;
 pub mod external_id;
+pub mod filter;
 pub mod health;
 pub mod identifiers;
 pub mod ports;
 pub mod service;
 
 pub use account::{AccountInput, CloudAccount, CloudAccountId, Provider};
+pub use account_changes::AccountChanges;
+pub use filter::AccountFilter;
 pub use health::{AccessFailure, FailureKind, HealthCheck};
-pub use service::{CloudAccountError, CloudAccountService};
+pub use service::{
+    CloudAccountConfig, CloudAccountError, CloudAccountPorts, CloudAccountService, ConnectionError,
+    ExternalIdError, IssuedToken, RequestPreview, RoleSession,
+};

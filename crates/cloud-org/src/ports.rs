@@ -1,17 +1,21 @@
 //! Ports of the cloud-account domain. Storage methods that change an organization take the
-//! audit event and MUST write it in the same transaction.
+//! audit event and MUST write it in the same transaction. Every storage method MAY fail with
+//! [`StoreError`] (`Unavailable` when the store cannot be reached); the domain passes it on.
 
 use async_trait::async_trait;
+use canopy_kernel::StoreError;
 use canopy_kernel::id::OrganizationId;
 use canopy_kernel::page::Page;
 use canopy_kernel::{PageRequest, PlanLimitExceeded};
-use canopy_tenancy::{NewAuditEvent, StoreError};
+use canopy_tenancy::NewAuditEvent;
 use chrono::{DateTime, Utc};
 
-use crate::account::{AccountStatus, CloudAccount, CloudAccountId, Environment, Provider};
+use crate::account::{CloudAccount, CloudAccountId};
 use crate::connection::{ConnectionToken, TokenRefusal};
 use crate::external_id::ExternalId;
+pub use crate::filter::AccountFilter;
 use crate::health::{AccessFailure, HealthCheck};
+use crate::identifiers::{AwsRegion, RoleArn};
 
 /// Why a connection was refused.
 #[derive(Debug, thiserror::Error)]
@@ -28,19 +32,6 @@ pub enum ConnectError {
     /// Anything else.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Filters of the account list; `None` means any.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccountFilter {
-    /// Only this provider.
-    pub provider: Option<Provider>,
-    /// Only this environment.
-    pub environment: Option<Environment>,
-    /// Only this status.
-    pub status: Option<AccountStatus>,
-    /// Only accounts carrying this tag key (and value, when given).
-    pub tag: Option<(String, Option<String>)>,
 }
 
 /// Cloud accounts.
@@ -140,10 +131,10 @@ pub trait RoleVerifier: Send + Sync {
     /// Network, Timeout, Other.
     async fn assume_role(
         &self,
-        role_arn: &str,
+        role_arn: &RoleArn,
         external_id: &str,
         session_name: &str,
-        region: &str,
+        region: &AwsRegion,
     ) -> Result<AssumedRole, AccessFailure>;
 }
 

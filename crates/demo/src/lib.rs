@@ -131,7 +131,7 @@ impl MetricSource for DemoSource {
         target: &MetricTarget,
         window: &Window,
     ) -> Result<Datapoints, AccessFailure> {
-        if self.failing.contains(&target.aws_account_id) {
+        if self.failing.contains(target.aws_account_id.as_str()) {
             return Err(AccessFailure {
                 kind: FailureKind::AccessDenied,
                 message: format!(
@@ -141,7 +141,7 @@ impl MetricSource for DemoSource {
             });
         }
         Ok(Self::datapoints(
-            &target.aws_account_id,
+            target.aws_account_id.as_str(),
             window,
             self.clock.now(),
         ))
@@ -150,6 +150,7 @@ impl MetricSource for DemoSource {
 
 #[cfg(test)]
 mod tests {
+    use canopy_cloud_org::identifiers::{AwsAccountId, AwsRegion, RoleArn};
     use canopy_metrics::{AccountSeries, RangePreset, RangeSpec};
 
     use super::*;
@@ -217,9 +218,10 @@ mod tests {
         );
         let target = |id: &str| MetricTarget {
             account: canopy_cloud_org::CloudAccountId::new(),
-            aws_account_id: id.into(),
-            role_arn: format!("arn:aws:iam::{id}:role/CanopyAccess"),
-            region: "us-east-1".into(),
+            aws_account_id: AwsAccountId::parse(id, "accountId").unwrap(),
+            role_arn: RoleArn::parse(&format!("arn:aws:iam::{id}:role/CanopyAccess"), "roleArn")
+                .unwrap(),
+            region: AwsRegion::parse("us-east-1", "region").unwrap(),
             external_id: "x".into(),
             session_name: "s".into(),
         };

@@ -1,16 +1,18 @@
-//! Canopy kernel: identifiers, the clock port, pagination, validation errors and
-//! plan-limit refusals.
+//! Canopy kernel: identifiers, the clock port, pagination, validation errors, the storage
+//! failure every port may return, and plan refusals.
 //!
 //! Architecture invariant: this crate performs no IO and depends on nothing but
 //! serde, uuid, chrono and thiserror. Every other crate may depend on it.
 
 pub mod clock;
+pub mod error;
 pub mod id;
 pub mod limit;
 pub mod page;
 pub mod validation;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use limit::{LimitedResource, PlanLimitExceeded};
+pub use error::StoreError;
+pub use limit::{FeatureNotInPlan, LimitedResource, PlanLimitExceeded};
 pub use page::{Cursor, Page, PageRequest};
 pub use validation::{FieldError, ValidationErrors};

@@ -1,6 +1,6 @@
-//! Plan limits as every domain speaks of them: which countable resource a plan caps, and the
-//! refusal when a change would go past the cap. The billing domain owns the numbers; tenancy
-//! and cloud accounts only need to say "this change hit a limit".
+//! Plan refusals as every domain speaks of them: a countable resource at its cap, or a feature
+//! the plan does not include. The billing domain owns the tier table and fills these in
+//! (including the tier to recommend); other domains and the edge only pass them on.
 
 /// A countable resource a plan caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,6 +34,22 @@ pub struct PlanLimitExceeded {
     pub used: u64,
     /// How many the plan allows.
     pub allowed: u64,
-    /// The tier the organization is on (its stored spelling).
+    /// The plan whose limits apply (its stored spelling; a legacy plan during a grace period).
     pub plan: String,
+    /// The least tier with room for the change (its stored spelling).
+    pub required_tier: String,
+}
+
+/// An action refused because the organization's plan does not include a feature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{feature} is not in the {plan} plan")]
+pub struct FeatureNotInPlan {
+    /// The feature's stable key (`api_access`, `org_features`, ...).
+    pub feature: String,
+    /// Its display name, for a sentence.
+    pub feature_name: String,
+    /// The plan in force (stored spelling).
+    pub plan: String,
+    /// The least tier that includes the feature (stored spelling).
+    pub required_tier: String,
 }

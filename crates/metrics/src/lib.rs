@@ -9,14 +9,16 @@
 
 pub mod aggregate;
 pub mod ports;
+pub mod query;
 pub mod series;
 pub mod service;
 pub mod window;
 
 pub use aggregate::{AccountReport, Change, Rates, Report, Totals};
+pub use query::MetricsQuery;
 pub use series::{AccountSeries, Datapoints};
 pub use service::{
-    AccountFailure, Dashboard, MetricsConfig, MetricsError, MetricsPorts, MetricsQuery,
-    MetricsService, MetricsView, Outcome,
+    AccountFailure, Dashboard, MetricsConfig, MetricsError, MetricsPorts, MetricsService,
+    MetricsView, Outcome,
 };
 pub use window::{RangePreset, RangeSpec, SesMetric, Window};

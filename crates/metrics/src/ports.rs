@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use canopy_cloud_org::identifiers::{AwsAccountId, AwsRegion, RoleArn};
 use canopy_cloud_org::{AccessFailure, CloudAccountId};
 
 use crate::series::{AccountSeries, Datapoints};
@@ -16,12 +17,12 @@ use crate::window::Window;
 pub struct MetricTarget {
     /// Canopy's id of the account.
     pub account: CloudAccountId,
-    /// The 12-digit AWS account id.
-    pub aws_account_id: String,
+    /// The AWS account.
+    pub aws_account_id: AwsAccountId,
     /// The role Canopy assumes.
-    pub role_arn: String,
+    pub role_arn: RoleArn,
     /// The region whose CloudWatch holds the SES metrics.
-    pub region: String,
+    pub region: AwsRegion,
     /// The organization's External ID.
     pub external_id: String,
     /// The STS session name.
@@ -64,6 +65,7 @@ impl CacheKey {
 }
 
 /// The cache in front of the source.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SeriesCache: Send + Sync {
     /// The fresh series under `key`, or the result of `fetch`. Concurrent callers of one key

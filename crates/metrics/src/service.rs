@@ -7,40 +7,66 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use canopy_billing::{BillingError, BillingService};
-use canopy_cloud_org::CloudAccountService;
-use canopy_cloud_org::account::AccountStatus;
-use canopy_cloud_org::account::{CloudIdentity, Environment};
-use canopy_cloud_org::ports::AccountFilter;
-use canopy_cloud_org::{AccessFailure, CloudAccount, CloudAccountError, CloudAccountId};
-use canopy_kernel::{Clock, PlanLimitExceeded, ValidationErrors};
-use canopy_tenancy::{OrgAccess, Organization};
+use canopy_billing::BillingService;
+use canopy_cloud_org::account::{AccountStatus, CloudIdentity};
+use canopy_cloud_org::{
+    AccessFailure, AccountFilter, CloudAccount, CloudAccountError, CloudAccountId,
+    CloudAccountService, ExternalIdError,
+};
+use canopy_kernel::{Clock, PlanLimitExceeded, StoreError, ValidationErrors};
+use canopy_tenancy::{Forbidden, OrgAccess, Organization};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use crate::aggregate::{Report, aggregate};
 use crate::ports::{CacheKey, Fetch, MetricSource, MetricTarget, SeriesCache};
+use crate::query::MetricsQuery;
 use crate::series::AccountSeries;
 use crate::window::{RangeSpec, Window};
 
-/// Everything a metrics request can refuse with.
+/// Outcomes of a metrics request.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    /// Membership, role, storage (through the cloud-account service).
+    /// The range is invalid.
     #[error(transparent)]
-    Cloud(#[from] CloudAccountError),
-    /// The organization's plan could not be read.
+    Invalid(#[from] ValidationErrors),
+    /// The caller's role does not allow it.
     #[error(transparent)]
-    Billing(#[from] BillingError),
+    Forbidden(#[from] Forbidden),
     /// The range reaches further back than the plan keeps history.
     #[error(transparent)]
     PlanLimit(#[from] PlanLimitExceeded),
     /// An account in the filter is not this organization's.
     #[error("cloud account not found")]
     AccountNotFound,
-    /// The range is invalid.
+    /// The adapter failed.
     #[error(transparent)]
-    Invalid(#[from] ValidationErrors),
+    Store(#[from] StoreError),
+}
+
+impl From<CloudAccountError> for MetricsError {
+    fn from(e: CloudAccountError) -> Self {
+        match e {
+            CloudAccountError::Forbidden(f) => Self::Forbidden(f),
+            CloudAccountError::Store(s) => Self::Store(s),
+            CloudAccountError::Invalid(v) => Self::Invalid(v),
+            CloudAccountError::PlanLimit(l) => Self::PlanLimit(l),
+            // Listing and reading never connect, edit or verify anything.
+            CloudAccountError::NotFound
+            | CloudAccountError::AlreadyConnected
+            | CloudAccountError::ConnectedElsewhere
+            | CloudAccountError::VerificationUnsupported(_) => Self::AccountNotFound,
+        }
+    }
+}
+
+impl From<ExternalIdError> for MetricsError {
+    fn from(e: ExternalIdError) -> Self {
+        match e {
+            ExternalIdError::Forbidden(f) => Self::Forbidden(f),
+            ExternalIdError::Store(s) => Self::Store(s),
+        }
+    }
 }
 
 /// Tunables.
@@ -70,17 +96,6 @@ pub struct MetricsPorts {
     pub cache: Arc<dyn SeriesCache>,
     /// Time.
     pub clock: Arc<dyn Clock>,
-}
-
-/// What a client filters by.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricsQuery {
-    /// The range.
-    pub range: RangeSpec,
-    /// Only these accounts (all when empty).
-    pub accounts: Vec<CloudAccountId>,
-    /// Only accounts of this environment.
-    pub environment: Option<Environment>,
 }
 
 /// An account that did not answer, and why.
@@ -259,9 +274,9 @@ impl MetricsService {
                     region,
                 } => Some(MetricTarget {
                     account: a.id,
-                    aws_account_id: account_id.as_str().to_string(),
-                    role_arn: role_arn.as_str().to_string(),
-                    region: region.as_str().to_string(),
+                    aws_account_id: account_id.clone(),
+                    role_arn: role_arn.clone(),
+                    region: region.clone(),
                     external_id: session.external_id.clone(),
                     session_name: session.session_name.clone(),
                 }),
@@ -357,19 +372,20 @@ mod tests {
     use async_trait::async_trait;
     use canopy_billing::ports::{MockHistoryStore, MockSubscriptionRepository};
     use canopy_cloud_org::health::FailureKind;
+    use canopy_cloud_org::identifiers::{AwsAccountId, AwsRegion, RoleArn};
     use canopy_cloud_org::ports::{
         MockCloudAccountRepository, MockConnectionTokenRepository, MockExternalIdRepository,
         MockRoleVerifier, MockSecretSource,
     };
-    use canopy_cloud_org::service::{CloudAccountConfig, CloudAccountPorts};
+    use canopy_cloud_org::{CloudAccountConfig, CloudAccountPorts};
     use canopy_kernel::ManualClock;
+    use canopy_tenancy::ports::MockApiKeyAccess;
     use canopy_tenancy::ports::{
         MockAuditLog, MockCredentialCrypto, MockCredentialRepository, MockHistoryRetention,
         MockInvitationRepository, MockInvitationSender, MockMembershipRepository,
         MockOrganizationRepository, MockUserRepository,
     };
-    use canopy_tenancy::service::TenancyPorts;
-    use canopy_tenancy::{TenancyConfig, TenancyService};
+    use canopy_tenancy::{TenancyConfig, TenancyPorts, TenancyService};
 
     use super::*;
     use crate::ports::NoCache;
@@ -394,13 +410,13 @@ mod tests {
             self.peak.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            if target.aws_account_id.ends_with('9') {
+            if target.aws_account_id.as_str().ends_with('9') {
                 return Err(AccessFailure {
                     kind: FailureKind::AccessDenied,
                     message: "no".into(),
                 });
             }
-            let sends: f64 = target.aws_account_id[11..].parse().unwrap_or(0.0);
+            let sends: f64 = target.aws_account_id.as_str()[11..].parse().unwrap_or(0.0);
             Ok(Datapoints {
                 points: vec![(SesMetric::Send, window.start, sends)],
             })
@@ -423,6 +439,7 @@ mod tests {
                 invitations: Arc::new(MockInvitationRepository::new()),
                 audit: Arc::new(MockAuditLog::new()),
                 retention: Arc::new(MockHistoryRetention::new()),
+                api_keys: Arc::new(MockApiKeyAccess::new()),
                 sender: Arc::new(MockInvitationSender::new()),
                 crypto: Arc::new(MockCredentialCrypto::new()),
                 clock: clock.clone(),
@@ -461,9 +478,9 @@ mod tests {
         (0..n)
             .map(|i| MetricTarget {
                 account: CloudAccountId::new(),
-                aws_account_id: format!("{:012}", i),
-                role_arn: format!("arn:aws:iam::{i:012}:role/R"),
-                region: "us-east-1".into(),
+                aws_account_id: AwsAccountId::parse(&format!("{i:012}"), "id").unwrap(),
+                role_arn: RoleArn::parse(&format!("arn:aws:iam::{i:012}:role/R"), "arn").unwrap(),
+                region: AwsRegion::parse("us-east-1", "region").unwrap(),
                 external_id: "x".into(),
                 session_name: "s".into(),
             })

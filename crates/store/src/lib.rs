@@ -1,23 +1,71 @@
 //! Canopy's persistence adapter: sea-orm repositories for every storage port (tenancy,
 //! billing, cloud accounts), on SQLite (the embedded default) or PostgreSQL.
 //!
-//! API boundary: [`Store`] (connect, migrate, ping, and the port implementations) and
-//! [`OutboxSender`]. Entities and row mappings are crate-private.
+//! API boundary: [`Store`] (connect, migrate, ping) hands out one repository type per port
+//! ([`Store::users`], [`Store::organizations`], ... each implementing its domain trait), plus
+//! [`Outbox`]. Entities and row mappings are crate-private; `testing` (fresh databases and
+//! fixtures) exists only with the `testing` feature, which only tests enable.
+//!
+//! Layout: `tenancy/`, `billing/`, `cloud/` hold one module per port; `txn.rs` the locked
+//! write every change of an organization goes through; `error.rs` how database failures reach
+//! the domain; `sql.rs` the raw SQL helpers.
 
 mod billing;
 mod cloud;
 mod entity;
+mod error;
 mod outbox;
+mod sql;
 mod tenancy;
+#[cfg(feature = "testing")]
 pub mod testing;
+mod txn;
 
 use std::time::Duration;
 
+use canopy_kernel::StoreError;
 use canopy_migrations::{Migrator, MigratorTrait};
-use canopy_tenancy::StoreError;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
-pub use outbox::{OutboxMessage, OutboxSender};
+pub use billing::{HistoryPurge, SubscriptionStore};
+pub use cloud::{CloudAccountStore, ConnectionTokenStore, ExternalIdStore};
+pub use outbox::{Outbox, OutboxMessage};
+pub use tenancy::{
+    AuditStore, CredentialStore, InvitationStore, MembershipStore, OrganizationStore, UserStore,
+};
+
+use crate::error::db_err;
+
+/// Declares a repository type: a handle on the [`Store`] implementing one port, and the
+/// `Store` method that hands it out. One type per port keeps method names from colliding.
+macro_rules! repository {
+    ($(#[$doc:meta])* $name:ident, $accessor:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(crate::Store);
+
+        impl $name {
+            /// The store this repository reads and writes.
+            #[allow(dead_code)] // not every repository writes under a lock
+            fn store(&self) -> &crate::Store {
+                &self.0
+            }
+
+            /// The connection pool.
+            fn db(&self) -> &sea_orm::DatabaseConnection {
+                self.0.db()
+            }
+        }
+
+        impl crate::Store {
+            #[doc = concat!("The [`", stringify!($name), "`] of this database.")]
+            pub fn $accessor(&self) -> $name {
+                $name(self.clone())
+            }
+        }
+    };
+}
+pub(crate) use repository;
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -42,10 +90,6 @@ impl StoreConfig {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
-}
-
-pub(crate) fn db_err(e: DbErr) -> StoreError {
-    StoreError(e.to_string())
 }
 
 impl Store {
@@ -110,14 +154,5 @@ impl Store {
     /// Closes the pool.
     pub async fn close(self) -> Result<(), StoreError> {
         self.db.close().await.map_err(db_err)
-    }
-
-    /// Runs a raw statement; for test fixtures and operator commands only.
-    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
-        self.db
-            .execute_unprepared(sql)
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(db_err)
     }
 }

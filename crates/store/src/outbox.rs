@@ -2,7 +2,7 @@
 //! mail relay to drain. Nothing is lost when no mail server is configured.
 
 use async_trait::async_trait;
-use canopy_tenancy::StoreError;
+use canopy_kernel::StoreError;
 use canopy_tenancy::invitation::InvitationMessage;
 use canopy_tenancy::ports::InvitationSender;
 use chrono::{DateTime, Utc};
@@ -11,7 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::entity::outbox_messages;
-use crate::{Store, db_err};
+use crate::error::db_err;
 
 /// An outbox row as an operator or a relay reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,21 +32,14 @@ pub struct OutboxMessage {
     pub created_at: DateTime<Utc>,
 }
 
-/// [`InvitationSender`] that writes to the outbox table.
-#[derive(Debug, Clone)]
-pub struct OutboxSender {
-    store: Store,
-}
-
-impl OutboxSender {
-    /// Writes into `store`'s outbox.
-    pub fn new(store: Store) -> Self {
-        Self { store }
-    }
-}
+crate::repository!(
+    /// The outbox table: [`InvitationSender`] writes to it; operators and relays read it.
+    Outbox,
+    outbox
+);
 
 #[async_trait]
-impl InvitationSender for OutboxSender {
+impl InvitationSender for Outbox {
     async fn send(&self, message: InvitationMessage) -> Result<(), StoreError> {
         let inv = &message.invitation;
         let subject = format!(
@@ -68,7 +61,7 @@ impl InvitationSender for OutboxSender {
         outbox_messages::ActiveModel {
             id: Set(Uuid::now_v7()),
             kind: Set("invitation".into()),
-            recipient: Set(inv.email.clone()),
+            recipient: Set(inv.email.as_str().to_string()),
             subject: Set(subject),
             body: Set(body),
             payload: Set(json!({
@@ -81,16 +74,16 @@ impl InvitationSender for OutboxSender {
             created_at: Set(inv.created_at),
             sent_at: Set(None),
         }
-        .insert(self.store.db())
+        .insert(self.db())
         .await
         .map_err(db_err)?;
         Ok(())
     }
 }
 
-impl Store {
-    /// Unsent outbox messages for `recipient`, oldest first.
-    pub async fn outbox_for(&self, recipient: &str) -> Result<Vec<OutboxMessage>, StoreError> {
+impl Outbox {
+    /// Unsent messages for `recipient`, oldest first.
+    pub async fn unsent_for(&self, recipient: &str) -> Result<Vec<OutboxMessage>, StoreError> {
         Ok(outbox_messages::Entity::find()
             .filter(outbox_messages::Column::Recipient.eq(recipient))
             .filter(outbox_messages::Column::SentAt.is_null())

@@ -8,20 +8,23 @@ use std::collections::BTreeMap;
 use canopy_billing::ports::{ChangeSubscriptionError, SubscriptionRepository};
 use canopy_billing::{SubscribedTier, Subscription, Tier};
 use canopy_cloud_org::account::{AccountInput, AccountStatus, CloudAccount, CloudAccountId};
+use canopy_kernel::StoreError;
 use canopy_kernel::id::{InvitationId, OrganizationId, UserId};
 use canopy_tenancy::invitation::{Invitation, InvitationStatus};
 use canopy_tenancy::membership::Role;
 use canopy_tenancy::ports::{CreateUserError, NewUser, UserRepository};
-use canopy_tenancy::{NewAuditEvent, OrgRef, Organization, User};
+use canopy_tenancy::{
+    AuditAction, AuditTarget, Email, NewAuditEvent, OrgRef, Organization, Slug, TargetKind, User,
+};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::entity::subscriptions;
-use crate::{Store, StoreConfig, db_err};
-use canopy_tenancy::StoreError;
+use crate::error::db_err;
+use crate::{Store, StoreConfig};
 
 /// Environment variable naming the PostgreSQL server for tests (any database on it; a new
 /// one is created per call).
@@ -66,11 +69,20 @@ pub async fn fresh_postgres_url_on(server: &str) -> Result<String, StoreError> {
     })
     .await?;
     let name = format!("canopy_test_{}", Uuid::now_v7().simple());
-    admin
-        .execute_raw(&format!("CREATE DATABASE {name}"))
-        .await?;
+    execute_raw(&admin, &format!("CREATE DATABASE {name}")).await?;
     admin.close().await?;
     Ok(with_database(server, &name))
+}
+
+/// Runs a raw statement, bypassing every rule (fixtures, fault injection); returns the rows
+/// affected.
+pub async fn execute_raw(store: &Store, sql: &str) -> Result<u64, StoreError> {
+    store
+        .db()
+        .execute_unprepared(sql)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(db_err)
 }
 
 /// A migrated store on a fresh database of the named backend (`sqlite` or `postgres`).
@@ -113,8 +125,15 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// An audit event for a change of `org`.
-pub fn audit(org: OrganizationId, action: &str) -> NewAuditEvent {
-    NewAuditEvent::new(org, None, action, ("test", "x".into()), json!({}), now())
+pub fn audit(org: OrganizationId, action: AuditAction) -> NewAuditEvent {
+    NewAuditEvent::new(
+        org,
+        None,
+        action,
+        AuditTarget::new(TargetKind::Organization, org),
+        json!({}),
+        now(),
+    )
 }
 
 /// An organization with this slug (not stored).
@@ -123,7 +142,8 @@ pub fn organization(slug: &str) -> Organization {
     Organization {
         id: OrganizationId::new(),
         name: format!("Org {slug}"),
-        slug: slug.to_string(),
+        slug: Slug::parse(&slug.to_lowercase(), "slug")
+            .unwrap_or_else(|e| panic!("fixture slug {slug}: {e:?}")),
         logo: None,
         metadata: json!({"defaultRegion": "eu-west-1"}),
         created_at: at,
@@ -140,20 +160,21 @@ pub async fn user_with_organization(
     let at = now();
     let user = User {
         id: UserId::new(),
-        email: format!("{}@example.com", unique(name)),
+        email: Email::from_trusted(format!("{}@example.com", unique(name).to_lowercase())),
         name: name.to_string(),
         active_organization_id: Some(org.id),
         created_at: at,
         updated_at: at,
     };
     store
+        .users()
         .create_with_organization(
             NewUser {
                 user: user.clone(),
                 password_hash: "$argon2id$fake".into(),
             },
             org.clone(),
-            audit(org.id, "organization.created"),
+            audit(org.id, AuditAction::OrganizationCreated),
         )
         .await?;
     Ok((user, org))
@@ -165,7 +186,9 @@ pub async fn put_on_tier(
     org: OrganizationId,
     tier: Tier,
 ) -> Result<Subscription, ChangeSubscriptionError> {
-    let current = SubscriptionRepository::get(store, &OrgRef::Id(org))
+    let current = store
+        .subscriptions()
+        .get(&OrgRef::Id(org))
         .await?
         .ok_or(ChangeSubscriptionError::NotFound)?;
     if current.tier == SubscribedTier::Current(tier) && current.grace.is_none() {
@@ -178,7 +201,13 @@ pub async fn put_on_tier(
         ..current
     };
     store
-        .change(next, expected, now(), audit(org, "subscription.changed"))
+        .subscriptions()
+        .change(
+            next,
+            expected,
+            now(),
+            audit(org, AuditAction::SubscriptionChanged),
+        )
         .await
 }
 
@@ -234,13 +263,13 @@ pub fn aws_account(
 pub fn pending_invitation(
     org: OrganizationId,
     invited_by: UserId,
-    email: &str,
+    email: &Email,
     role: Role,
 ) -> Invitation {
     Invitation {
         id: InvitationId::new(),
         organization_id: org,
-        email: email.to_string(),
+        email: email.clone(),
         role,
         status: InvitationStatus::Pending,
         invited_by,

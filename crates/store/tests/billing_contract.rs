@@ -29,11 +29,12 @@ use canopy_tenancy::ports::{
     AnswerInvitationError, AuditLog, InvitationRepository, InviteError, OrganizationRepository,
     UserRepository,
 };
+use canopy_tenancy::{AuditAction, Email, Slug};
 use canopy_tenancy::{NewAuditEvent, OrgRef, Organization};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-fn audit_at(org: OrganizationId, action: &str, at: DateTime<Utc>) -> NewAuditEvent {
+fn audit_at(org: OrganizationId, action: AuditAction, at: DateTime<Utc>) -> NewAuditEvent {
     NewAuditEvent {
         occurred_at: at,
         ..audit(org, action)
@@ -47,7 +48,9 @@ async fn owner_and_org(store: &Store) -> (UserId, OrganizationId) {
 }
 
 async fn sub(store: &Store, org: OrganizationId) -> Subscription {
-    SubscriptionRepository::get(store, &OrgRef::Id(org))
+    store
+        .subscriptions()
+        .get(&OrgRef::Id(org))
         .await
         .unwrap()
         .unwrap()
@@ -62,18 +65,22 @@ fn account(org: OrganizationId) -> CloudAccount {
 }
 
 async fn connect(store: &Store, org: OrganizationId) -> Result<(), ConnectError> {
-    CloudAccountRepository::create(store, account(org), audit(org, "cloud_account.connected")).await
+    store
+        .cloud_accounts()
+        .create(account(org), audit(org, AuditAction::CloudAccountConnected))
+        .await
 }
 
 fn invitation(org: OrganizationId, by: UserId, email: &str) -> Invitation {
-    pending_invitation(org, by, email, Role::Member)
+    pending_invitation(org, by, &Email::from_trusted(email.into()), Role::Member)
 }
 
 async fn invite(store: &Store, inv: &Invitation) -> Result<(), InviteError> {
     store
+        .invitations()
         .create_replacing(
             inv.clone(),
-            audit(inv.organization_id, "invitation.created"),
+            audit(inv.organization_id, AuditAction::InvitationCreated),
         )
         .await
 }
@@ -98,13 +105,19 @@ async fn every_new_organization_starts_on_free(store: Store) {
     let created = Organization {
         id: OrganizationId::new(),
         name: "Second".into(),
-        slug: unique("second"),
+        slug: Slug::parse(&unique("second"), "slug").unwrap(),
         logo: None,
         metadata: json!({}),
         created_at: now(),
         updated_at: now(),
     };
-    OrganizationRepository::create(&store, created.clone(), owner, audit(created.id, "x"))
+    store
+        .organizations()
+        .create(
+            created.clone(),
+            owner,
+            audit(created.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap();
     for org in [personal, created.id] {
@@ -112,13 +125,17 @@ async fn every_new_organization_starts_on_free(store: Store) {
         assert_eq!(sub.tier, SubscribedTier::Current(Tier::Free));
         assert!(sub.grace.is_none());
     }
-    let by_slug = SubscriptionRepository::get(&store, &OrgRef::Slug(created.slug.clone()))
+    let by_slug = store
+        .subscriptions()
+        .get(&OrgRef::Slug(created.slug.to_string()))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(by_slug.organization_id, created.id);
     assert!(
-        SubscriptionRepository::get(&store, &OrgRef::Id(OrganizationId::new()))
+        store
+            .subscriptions()
+            .get(&OrgRef::Id(OrganizationId::new()))
             .await
             .unwrap()
             .is_none()
@@ -136,7 +153,15 @@ async fn the_account_limit_refuses_the_connect_past_it(store: Store) {
         }
         other => panic!("expected a plan limit, got {other:?}"),
     }
-    assert_eq!(store.usage(org, now()).await.unwrap().cloud_accounts, 1);
+    assert_eq!(
+        store
+            .subscriptions()
+            .usage(org, now())
+            .await
+            .unwrap()
+            .cloud_accounts,
+        1
+    );
     on_tier(&store, org, Tier::Individual).await;
     connect(&store, org).await.unwrap();
 }
@@ -168,7 +193,15 @@ async fn twenty_concurrent_connects_to_an_individual_org_with_five_accounts_leav
         }
     }
     assert_eq!((ok, limited), (1, 19));
-    assert_eq!(store.usage(org, now()).await.unwrap().cloud_accounts, 6);
+    assert_eq!(
+        store
+            .subscriptions()
+            .usage(org, now())
+            .await
+            .unwrap()
+            .cloud_accounts,
+        6
+    );
 }
 
 async fn a_refused_redemption_leaves_the_token_pending(store: Store) {
@@ -176,6 +209,7 @@ async fn a_refused_redemption_leaves_the_token_pending(store: Store) {
     connect(&store, org).await.unwrap();
     let digest = unique("digest");
     store
+        .connection_tokens()
         .insert(
             ConnectionToken {
                 kind: TokenKind::ConnectToken,
@@ -188,12 +222,18 @@ async fn a_refused_redemption_leaves_the_token_pending(store: Store) {
                 cloud_account_id: None,
                 created_at: now(),
             },
-            audit(org, "connect_token.created"),
+            audit(org, AuditAction::ConnectTokenCreated),
         )
         .await
         .unwrap();
     let refused = store
-        .redeem(&digest, now(), account(org), audit(org, "x"))
+        .connection_tokens()
+        .redeem(
+            &digest,
+            now(),
+            account(org),
+            audit(org, AuditAction::OrganizationUpdated),
+        )
         .await;
     assert!(
         matches!(
@@ -202,15 +242,32 @@ async fn a_refused_redemption_leaves_the_token_pending(store: Store) {
         ),
         "{refused:?}"
     );
-    let token = store.find(&digest).await.unwrap().unwrap();
+    let token = store
+        .connection_tokens()
+        .find(&digest)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(token.status, TokenStatus::Pending);
     on_tier(&store, org, Tier::Individual).await;
     store
-        .redeem(&digest, now(), account(org), audit(org, "x"))
+        .connection_tokens()
+        .redeem(
+            &digest,
+            now(),
+            account(org),
+            audit(org, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap();
     assert_eq!(
-        store.find(&digest).await.unwrap().unwrap().status,
+        store
+            .connection_tokens()
+            .find(&digest)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         TokenStatus::Used
     );
 }
@@ -238,7 +295,7 @@ async fn pending_invitations_hold_seats_and_reinviting_takes_none(store: Store) 
     invite(&store, &invitation(org, owner, "a@example.com"))
         .await
         .unwrap();
-    let usage = store.usage(org, now()).await.unwrap();
+    let usage = store.subscriptions().usage(org, now()).await.unwrap();
     assert_eq!((usage.members, usage.pending_invitations), (1, 2));
 }
 
@@ -265,24 +322,34 @@ async fn concurrent_invites_never_overshoot_the_team_limit(store: Store) {
         ok, 2,
         "owner plus two pending fill Individual's three seats"
     );
-    assert_eq!(store.usage(org, now()).await.unwrap().team_members(), 3);
+    assert_eq!(
+        store
+            .subscriptions()
+            .usage(org, now())
+            .await
+            .unwrap()
+            .team_members(),
+        3
+    );
 }
 
 async fn accepting_past_a_plan_that_shrank_is_refused_and_stays_pending(store: Store) {
     let (owner, org) = owner_and_org(&store).await;
     let (bob, _) = owner_and_org(&store).await;
-    let bob_email = UserRepository::get(&store, bob)
-        .await
-        .unwrap()
-        .unwrap()
-        .email;
+    let bob_email = store.users().get(bob).await.unwrap().unwrap().email;
     on_tier(&store, org, Tier::Individual).await;
-    let inv = invitation(org, owner, &bob_email);
+    let inv = invitation(org, owner, bob_email.as_str());
     invite(&store, &inv).await.unwrap();
     // A plan that shrank underneath (a billing provider's downgrade, an operator's fix).
     set_stored_tier(&store, org, "free").await.unwrap();
     let refused = store
-        .accept(inv.id, bob, now(), audit(org, "invitation.accepted"))
+        .invitations()
+        .accept(
+            inv.id,
+            bob,
+            now(),
+            audit(org, AuditAction::InvitationAccepted),
+        )
         .await;
     match refused {
         Err(AnswerInvitationError::PlanLimit(limit)) => {
@@ -290,17 +357,20 @@ async fn accepting_past_a_plan_that_shrank_is_refused_and_stays_pending(store: S
         }
         other => panic!("expected a plan limit, got {other:?}"),
     }
-    let view = InvitationRepository::get(&store, inv.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let view = store.invitations().get(inv.id).await.unwrap().unwrap();
     assert_eq!(view.invitation.status, InvitationStatus::Pending);
     on_tier(&store, org, Tier::Individual).await;
     store
-        .accept(inv.id, bob, now(), audit(org, "invitation.accepted"))
+        .invitations()
+        .accept(
+            inv.id,
+            bob,
+            now(),
+            audit(org, AuditAction::InvitationAccepted),
+        )
         .await
         .unwrap();
-    let usage = store.usage(org, now()).await.unwrap();
+    let usage = store.subscriptions().usage(org, now()).await.unwrap();
     assert_eq!((usage.members, usage.pending_invitations), (2, 0));
 }
 
@@ -314,19 +384,20 @@ async fn usage_counts_unexpired_pending_invitations_only(store: Store) {
     invite(&store, &stale).await.unwrap();
     let cancelled = invitation(org, owner, "gone@example.com");
     invite(&store, &cancelled).await.unwrap();
-    InvitationRepository::cancel(
-        &store,
-        org,
-        cancelled.id,
-        audit(org, "invitation.cancelled"),
-    )
-    .await
-    .unwrap();
+    store
+        .invitations()
+        .cancel(
+            org,
+            cancelled.id,
+            audit(org, AuditAction::InvitationCancelled),
+        )
+        .await
+        .unwrap();
     invite(&store, &invitation(org, owner, "live@example.com"))
         .await
         .unwrap();
     connect(&store, org).await.unwrap();
-    let usage = store.usage(org, now()).await.unwrap();
+    let usage = store.subscriptions().usage(org, now()).await.unwrap();
     assert_eq!(
         (
             usage.cloud_accounts,
@@ -336,6 +407,7 @@ async fn usage_counts_unexpired_pending_invitations_only(store: Store) {
         (1, 1, 2)
     );
     let later = store
+        .subscriptions()
         .usage(org, now() + Duration::minutes(5))
         .await
         .unwrap();
@@ -365,7 +437,13 @@ async fn a_downgrade_the_usage_does_not_fit_changes_nothing(store: Store) {
         ..current.clone()
     };
     match store
-        .change(down, current.tier, now(), audit(org, "x"))
+        .subscriptions()
+        .change(
+            down,
+            current.tier,
+            now(),
+            audit(org, AuditAction::OrganizationUpdated),
+        )
         .await
     {
         Err(ChangeSubscriptionError::Exceeds(list)) => {
@@ -391,11 +469,12 @@ async fn a_downgrade_the_usage_does_not_fit_changes_nothing(store: Store) {
     };
     assert!(matches!(
         store
+            .subscriptions()
             .change(
                 stale,
                 SubscribedTier::Current(Tier::Enterprise),
                 now(),
-                audit(org, "x")
+                audit(org, AuditAction::OrganizationUpdated)
             )
             .await,
         Err(ChangeSubscriptionError::Changed)
@@ -403,11 +482,12 @@ async fn a_downgrade_the_usage_does_not_fit_changes_nothing(store: Store) {
     let missing = Subscription::free(OrganizationId::new(), now());
     assert!(matches!(
         store
+            .subscriptions()
             .change(
                 missing.clone(),
                 SubscribedTier::Current(Tier::Free),
                 now(),
-                audit(org, "x")
+                audit(org, AuditAction::OrganizationUpdated)
             )
             .await,
         Err(ChangeSubscriptionError::NotFound)
@@ -431,6 +511,7 @@ async fn a_downgrade_racing_connects_never_leaves_usage_over_the_plan(store: Sto
                 let current = sub(&store, org).await;
                 let expected = current.tier;
                 store
+                    .subscriptions()
                     .change(
                         Subscription {
                             tier: SubscribedTier::Current(Tier::Free),
@@ -438,7 +519,7 @@ async fn a_downgrade_racing_connects_never_leaves_usage_over_the_plan(store: Sto
                         },
                         expected,
                         now(),
-                        audit(org, "x"),
+                        audit(org, AuditAction::OrganizationUpdated),
                     )
                     .await
             })
@@ -448,7 +529,7 @@ async fn a_downgrade_racing_connects_never_leaves_usage_over_the_plan(store: Sto
         }
         let _ = down.await.unwrap();
         let sub = sub(&store, org).await;
-        let usage = store.usage(org, now()).await.unwrap();
+        let usage = store.subscriptions().usage(org, now()).await.unwrap();
         assert!(
             sub.terms(now()).exceeded_by(&usage).is_empty(),
             "{:?} with {} accounts",
@@ -469,7 +550,7 @@ async fn legacy_subscriptions_move_in_one_transaction_or_not_at_all(store: Store
         set_stored_tier(&store, org, tier).await.unwrap();
         orgs.push(org);
     }
-    let candidates = store.legacy_candidates().await.unwrap();
+    let candidates = store.subscriptions().legacy_candidates().await.unwrap();
     let ours: Vec<_> = candidates
         .iter()
         .filter(|c| orgs.contains(&c.subscription.organization_id))
@@ -488,10 +569,11 @@ async fn legacy_subscriptions_move_in_one_transaction_or_not_at_all(store: Store
     set_stored_tier(&store, orgs[1], "pro").await.unwrap();
     let audits = moves
         .iter()
-        .map(|m| audit(m.organization_id, "subscription.migrated"))
+        .map(|m| audit(m.organization_id, AuditAction::SubscriptionMigrated))
         .collect();
     assert!(
         store
+            .subscriptions()
             .apply_legacy_moves(&moves, now(), audits)
             .await
             .is_err()
@@ -499,12 +581,16 @@ async fn legacy_subscriptions_move_in_one_transaction_or_not_at_all(store: Store
     let untouched = sub(&store, orgs[0]).await;
     assert_eq!(untouched.tier, SubscribedTier::Legacy(LegacyTier::FreeScan));
 
-    let moves = plan_moves(&store.legacy_candidates().await.unwrap(), now());
+    let moves = plan_moves(
+        &store.subscriptions().legacy_candidates().await.unwrap(),
+        now(),
+    );
     let audits = moves
         .iter()
-        .map(|m| audit(m.organization_id, "subscription.migrated"))
+        .map(|m| audit(m.organization_id, AuditAction::SubscriptionMigrated))
         .collect();
     store
+        .subscriptions()
         .apply_legacy_moves(&moves, now(), audits)
         .await
         .unwrap();
@@ -520,33 +606,51 @@ async fn legacy_subscriptions_move_in_one_transaction_or_not_at_all(store: Store
         graced.grace.map(|g: Grace| g.legacy_tier),
         Some(LegacyTier::Subscriber)
     );
-    assert!(store.legacy_candidates().await.unwrap().is_empty());
-    let events = AuditLog::list(&store, orgs[2], None, PageRequest::first())
+    assert!(
+        store
+            .subscriptions()
+            .legacy_candidates()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let events = store
+        .audit_log()
+        .list(orgs[2], None, PageRequest::first())
         .await
         .unwrap();
-    assert_eq!(events.items[0].action, "subscription.migrated");
+    assert_eq!(events.items[0].action.as_str(), "subscription.migrated");
 }
+
+/// Two kinds of event, so the purge can be seen to take only the old one.
+const OLD: AuditAction = AuditAction::MemberRemoved;
+const RECENT: AuditAction = AuditAction::MemberLeft;
 
 async fn history_is_served_and_purged_by_cutoff(store: Store) {
     let (_, org) = owner_and_org(&store).await;
     let (_, other) = owner_and_org(&store).await;
     on_tier(&store, org, Tier::Pro).await;
     let t0 = now();
-    for (days, action) in [(40, "old"), (10, "recent")] {
+    for (days, action) in [(40, OLD), (10, RECENT)] {
         for o in [org, other] {
             let mut a = audit_at(o, action, t0 - Duration::days(days));
             a.organization_id = o;
-            OrganizationRepository::update(&store, o, Default::default(), t0, a)
+            store
+                .organizations()
+                .update(o, Default::default(), t0, a)
                 .await
                 .unwrap();
         }
     }
     let a = account(org);
-    CloudAccountRepository::create(&store, a.clone(), audit(org, "x"))
+    store
+        .cloud_accounts()
+        .create(a.clone(), audit(org, AuditAction::OrganizationUpdated))
         .await
         .unwrap();
     for days in [40, 10] {
         store
+            .cloud_accounts()
             .record_check(
                 org,
                 HealthCheck {
@@ -560,27 +664,35 @@ async fn history_is_served_and_purged_by_cutoff(store: Store) {
             .unwrap();
     }
     let cutoff = t0 - Duration::days(30);
-    let served = AuditLog::list(&store, org, Some(cutoff), PageRequest::first())
+    let served = store
+        .audit_log()
+        .list(org, Some(cutoff), PageRequest::first())
         .await
         .unwrap();
-    assert!(served.items.iter().all(|e| e.action != "old"));
-    assert!(served.items.iter().any(|e| e.action == "recent"));
-    let checks = CloudAccountRepository::health(&store, org, a.id, Some(cutoff), 10)
+    assert!(served.items.iter().all(|e| e.action != OLD));
+    assert!(served.items.iter().any(|e| e.action == RECENT));
+    let checks = store
+        .cloud_accounts()
+        .health(org, a.id, Some(cutoff), 10)
         .await
         .unwrap();
     assert_eq!(checks.len(), 1);
 
-    let purged = store.purge(&[org], cutoff).await.unwrap();
+    let purged = store.history().purge(&[org], cutoff).await.unwrap();
     assert_eq!((purged.audit_events, purged.health_checks), (1, 1));
-    let all = AuditLog::list(&store, org, None, PageRequest::first())
+    let all = store
+        .audit_log()
+        .list(org, None, PageRequest::first())
         .await
         .unwrap();
-    assert!(all.items.iter().all(|e| e.action != "old"));
-    let untouched = AuditLog::list(&store, other, None, PageRequest::first())
+    assert!(all.items.iter().all(|e| e.action != OLD));
+    let untouched = store
+        .audit_log()
+        .list(other, None, PageRequest::first())
         .await
         .unwrap();
     assert!(
-        untouched.items.iter().any(|e| e.action == "old"),
+        untouched.items.iter().any(|e| e.action == OLD),
         "only the named organizations are purged"
     );
 }

@@ -16,12 +16,13 @@ use canopy_kernel::PageRequest;
 use canopy_kernel::id::OrganizationId;
 use canopy_store::testing::{self, aws_account, now, random_aws_account_id as random_account_id};
 use canopy_store::{Store, contract};
+use canopy_tenancy::AuditAction;
 use canopy_tenancy::NewAuditEvent;
 use canopy_tenancy::ports::OrganizationRepository;
 use chrono::Duration;
 
 fn audit(org: OrganizationId) -> NewAuditEvent {
-    testing::audit(org, "test")
+    testing::audit(org, AuditAction::OrganizationUpdated)
 }
 
 /// A stored organization, unlimited: plan limits have their own contract
@@ -33,11 +34,7 @@ async fn organization(store: &Store) -> OrganizationId {
     testing::put_on_tier(store, org.id, Tier::Enterprise)
         .await
         .unwrap();
-    assert!(
-        OrganizationRepository::slug_exists(store, &org.slug)
-            .await
-            .unwrap()
-    );
+    assert!(store.organizations().slug_exists(&org.slug).await.unwrap());
     org.id
 }
 
@@ -57,29 +54,36 @@ async fn accounts_round_trip_and_list_with_filters(store: Store) {
     let staging = aws_account(org, &random_account_id(), "staging", &[("team", "web")]);
     let foreign = aws_account(other, &random_account_id(), "production", &[]);
     for a in [&prod, &staging, &foreign] {
-        CloudAccountRepository::create(&store, a.clone(), audit(a.organization_id))
+        store
+            .cloud_accounts()
+            .create(a.clone(), audit(a.organization_id))
             .await
             .unwrap();
     }
     assert_eq!(
-        CloudAccountRepository::get(&store, org, prod.id)
+        store
+            .cloud_accounts()
+            .get(org, prod.id)
             .await
             .unwrap()
             .unwrap(),
         prod
     );
     assert!(
-        CloudAccountRepository::get(&store, other, prod.id)
+        store
+            .cloud_accounts()
+            .get(other, prod.id)
             .await
             .unwrap()
             .is_none(),
         "scoped by org"
     );
 
-    let all =
-        CloudAccountRepository::list(&store, org, &AccountFilter::default(), PageRequest::first())
-            .await
-            .unwrap();
+    let all = store
+        .cloud_accounts()
+        .list(org, &AccountFilter::default(), PageRequest::first())
+        .await
+        .unwrap();
     assert_eq!(
         all.items.iter().map(|a| a.id).collect::<Vec<_>>(),
         vec![prod.id, staging.id]
@@ -88,7 +92,9 @@ async fn accounts_round_trip_and_list_with_filters(store: Store) {
         environment: prod.settings.environment,
         ..Default::default()
     };
-    let got = CloudAccountRepository::list(&store, org, &by_env, PageRequest::first())
+    let got = store
+        .cloud_accounts()
+        .list(org, &by_env, PageRequest::first())
         .await
         .unwrap();
     assert_eq!(got.items.len(), 1);
@@ -96,7 +102,9 @@ async fn accounts_round_trip_and_list_with_filters(store: Store) {
         tag: Some(("team".into(), Some("web".into()))),
         ..Default::default()
     };
-    let got = CloudAccountRepository::list(&store, org, &by_tag, PageRequest::first())
+    let got = store
+        .cloud_accounts()
+        .list(org, &by_tag, PageRequest::first())
         .await
         .unwrap();
     assert_eq!(
@@ -108,44 +116,52 @@ async fn accounts_round_trip_and_list_with_filters(store: Store) {
         ..Default::default()
     };
     assert_eq!(
-        CloudAccountRepository::list(&store, org, &by_key, PageRequest::first())
+        store
+            .cloud_accounts()
+            .list(org, &by_key, PageRequest::first())
             .await
             .unwrap()
             .items
             .len(),
         2
     );
-    let page = CloudAccountRepository::list(
-        &store,
-        org,
-        &AccountFilter::default(),
-        PageRequest {
-            limit: 1,
-            after: None,
-        },
-    )
-    .await
-    .unwrap();
+    let page = store
+        .cloud_accounts()
+        .list(
+            org,
+            &AccountFilter::default(),
+            PageRequest {
+                limit: 1,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(page.items.len(), 1);
-    let rest = CloudAccountRepository::list(
-        &store,
-        org,
-        &AccountFilter::default(),
-        PageRequest {
-            limit: 1,
-            after: page.next,
-        },
-    )
-    .await
-    .unwrap();
+    let rest = store
+        .cloud_accounts()
+        .list(
+            org,
+            &AccountFilter::default(),
+            PageRequest {
+                limit: 1,
+                after: page.next,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(rest.items[0].id, staging.id);
     assert!(
-        CloudAccountRepository::delete(&store, org, prod.id, audit(org))
+        store
+            .cloud_accounts()
+            .delete(org, prod.id, audit(org))
             .await
             .unwrap()
     );
     assert!(
-        !CloudAccountRepository::delete(&store, other, staging.id, audit(other))
+        !store
+            .cloud_accounts()
+            .delete(other, staging.id, audit(other))
             .await
             .unwrap()
     );
@@ -155,38 +171,32 @@ async fn an_account_belongs_to_one_organization(store: Store) {
     let org = organization(&store).await;
     let other = organization(&store).await;
     let key = random_account_id();
-    CloudAccountRepository::create(
-        &store,
-        aws_account(org, &key, "production", &[]),
-        audit(org),
-    )
-    .await
-    .unwrap();
-    let again =
-        CloudAccountRepository::create(&store, aws_account(org, &key, "staging", &[]), audit(org))
-            .await;
+    store
+        .cloud_accounts()
+        .create(aws_account(org, &key, "production", &[]), audit(org))
+        .await
+        .unwrap();
+    let again = store
+        .cloud_accounts()
+        .create(aws_account(org, &key, "staging", &[]), audit(org))
+        .await;
     assert!(
         matches!(again, Err(ConnectError::AlreadyConnected)),
         "{again:?}"
     );
-    let elsewhere = CloudAccountRepository::create(
-        &store,
-        aws_account(other, &key, "staging", &[]),
-        audit(other),
-    )
-    .await;
+    let elsewhere = store
+        .cloud_accounts()
+        .create(aws_account(other, &key, "staging", &[]), audit(other))
+        .await;
     assert!(
         matches!(elsewhere, Err(ConnectError::ConnectedElsewhere)),
         "{elsewhere:?}"
     );
-    let listed = CloudAccountRepository::list(
-        &store,
-        other,
-        &AccountFilter::default(),
-        PageRequest::first(),
-    )
-    .await
-    .unwrap();
+    let listed = store
+        .cloud_accounts()
+        .list(other, &AccountFilter::default(), PageRequest::first())
+        .await
+        .unwrap();
     assert!(listed.items.is_empty(), "a refused connect stores nothing");
 }
 
@@ -200,7 +210,11 @@ async fn concurrent_connects_create_one_account(store: Store) {
             let org = orgs[i % 2];
             let account = aws_account(org, &key, "production", &[]);
             tokio::spawn(async move {
-                CloudAccountRepository::create(store.as_ref(), account, audit(org)).await
+                store
+                    .as_ref()
+                    .cloud_accounts()
+                    .create(account, audit(org))
+                    .await
             })
         })
         .collect();
@@ -218,14 +232,18 @@ async fn concurrent_connects_create_one_account(store: Store) {
 async fn updates_keep_identity_and_health(store: Store) {
     let org = organization(&store).await;
     let account = aws_account(org, &random_account_id(), "production", &[("a", "1")]);
-    CloudAccountRepository::create(&store, account.clone(), audit(org))
+    store
+        .cloud_accounts()
+        .create(account.clone(), audit(org))
         .await
         .unwrap();
     let mut changed = account.clone();
     changed.settings.alias = Some("Renamed".into());
     changed.settings.tags = [("b".to_string(), "2".to_string())].into_iter().collect();
     changed.status = AccountStatus::Error;
-    let updated = CloudAccountRepository::update(&store, changed, audit(org))
+    let updated = store
+        .cloud_accounts()
+        .update(changed, audit(org))
         .await
         .unwrap()
         .unwrap();
@@ -240,7 +258,9 @@ async fn updates_keep_identity_and_health(store: Store) {
         ..Default::default()
     };
     assert!(
-        CloudAccountRepository::list(&store, org, &by_old_tag, PageRequest::first())
+        store
+            .cloud_accounts()
+            .list(org, &by_old_tag, PageRequest::first())
             .await
             .unwrap()
             .items
@@ -249,7 +269,9 @@ async fn updates_keep_identity_and_health(store: Store) {
     let mut foreign = account.clone();
     foreign.organization_id = organization(&store).await;
     assert!(
-        CloudAccountRepository::update(&store, foreign, audit(org))
+        store
+            .cloud_accounts()
+            .update(foreign, audit(org))
             .await
             .unwrap()
             .is_none()
@@ -259,26 +281,29 @@ async fn updates_keep_identity_and_health(store: Store) {
 async fn checks_set_status_and_form_a_timeline(store: Store) {
     let org = organization(&store).await;
     let account = aws_account(org, &random_account_id(), "production", &[]);
-    CloudAccountRepository::create(&store, account.clone(), audit(org))
+    store
+        .cloud_accounts()
+        .create(account.clone(), audit(org))
         .await
         .unwrap();
     let t0 = now();
-    let failed = CloudAccountRepository::record_check(
-        &store,
-        org,
-        HealthCheck {
-            account_id: account.id,
-            checked_at: t0,
-            failure: Some(AccessFailure {
-                kind: FailureKind::AccessDenied,
-                message: "AccessDenied: not authorized".into(),
-            }),
-            duration_ms: 12,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let failed = store
+        .cloud_accounts()
+        .record_check(
+            org,
+            HealthCheck {
+                account_id: account.id,
+                checked_at: t0,
+                failure: Some(AccessFailure {
+                    kind: FailureKind::AccessDenied,
+                    message: "AccessDenied: not authorized".into(),
+                }),
+                duration_ms: 12,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(failed.status, AccountStatus::Error);
     assert!(
         failed
@@ -287,23 +312,26 @@ async fn checks_set_status_and_form_a_timeline(store: Store) {
             .unwrap()
             .starts_with("access_denied")
     );
-    let ok = CloudAccountRepository::record_check(
-        &store,
-        org,
-        HealthCheck {
-            account_id: account.id,
-            checked_at: t0 + Duration::seconds(5),
-            failure: None,
-            duration_ms: 8,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let ok = store
+        .cloud_accounts()
+        .record_check(
+            org,
+            HealthCheck {
+                account_id: account.id,
+                checked_at: t0 + Duration::seconds(5),
+                failure: None,
+                duration_ms: 8,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ok.status, AccountStatus::Active);
     assert_eq!(ok.last_synced_at, Some(t0 + Duration::seconds(5)));
     assert_eq!(ok.last_error, None);
-    let timeline = CloudAccountRepository::health(&store, org, account.id, None, 10)
+    let timeline = store
+        .cloud_accounts()
+        .health(org, account.id, None, 10)
         .await
         .unwrap();
     assert_eq!(timeline.len(), 2);
@@ -314,7 +342,9 @@ async fn checks_set_status_and_form_a_timeline(store: Store) {
     );
     let other = organization(&store).await;
     assert!(
-        CloudAccountRepository::health(&store, other, account.id, None, 10)
+        store
+            .cloud_accounts()
+            .health(other, account.id, None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -334,7 +364,7 @@ async fn external_ids_have_one_current_and_keep_history(store: Store) {
         .map(|i| {
             let store = store.clone();
             let c = candidate(&format!("c{i}"));
-            tokio::spawn(async move { store.current_or_create(c).await })
+            tokio::spawn(async move { store.external_ids().current_or_create(c).await })
         })
         .collect();
     let mut values = vec![];
@@ -347,10 +377,18 @@ async fn external_ids_have_one_current_and_keep_history(store: Store) {
         1,
         "every racer sees the same current External ID"
     );
-    let rotated = store.rotate(candidate("next"), audit(org)).await.unwrap();
-    let current = store.current_or_create(candidate("ignored")).await.unwrap();
+    let rotated = store
+        .external_ids()
+        .rotate(candidate("next"), audit(org))
+        .await
+        .unwrap();
+    let current = store
+        .external_ids()
+        .current_or_create(candidate("ignored"))
+        .await
+        .unwrap();
     assert_eq!(current.value, rotated.value);
-    let history = store.history(org).await.unwrap();
+    let history = store.external_ids().history(org).await.unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[0].value, rotated.value);
     assert!(history[1].retired_at.is_some());

@@ -16,13 +16,14 @@ use canopy_store::{Store, contract};
 use canopy_tenancy::credential::{ApiKey, CredentialKind, Session};
 use canopy_tenancy::invitation::InvitationStatus;
 use canopy_tenancy::membership::Role;
-use canopy_tenancy::organization::{OrgRef, Organization, OrganizationPatch, Slug};
+use canopy_tenancy::organization::{OrgRef, Organization, OrganizationPatch};
 use canopy_tenancy::ports::{
     AnswerInvitationError, AuditLog, CreateUserError, CredentialRepository, InvitationRepository,
     MembershipChangeError, MembershipRepository, NewUser, OrganizationRepository, SlugConflict,
     UserRepository,
 };
 use canopy_tenancy::user::User;
+use canopy_tenancy::{AuditAction, AuditTarget, Email, NewAuditEvent, Slug, TargetKind};
 use chrono::Duration;
 
 /// Registers a user with a personal organization; returns both.
@@ -38,22 +39,23 @@ async fn unlimited(store: &Store, org: OrganizationId) {
 
 async fn join(store: &Store, org: OrganizationId, user: UserId, role: Role) {
     unlimited(store, org).await;
-    let email = UserRepository::get(store, user)
-        .await
-        .unwrap()
-        .unwrap()
-        .email;
+    let email = store.users().get(user).await.unwrap().unwrap().email;
     let invitation = pending_invitation(org, user, &email, role);
     store
-        .create_replacing(invitation.clone(), audit(org, "invitation.created"))
+        .invitations()
+        .create_replacing(
+            invitation.clone(),
+            audit(org, AuditAction::InvitationCreated),
+        )
         .await
         .unwrap();
     store
+        .invitations()
         .accept(
             invitation.id,
             user,
             now(),
-            audit(org, "invitation.accepted"),
+            audit(org, AuditAction::InvitationAccepted),
         )
         .await
         .unwrap();
@@ -84,21 +86,29 @@ contract!(
 
 async fn user_with_personal_organization_is_stored_atomically(store: Store) {
     let (u, org) = user(&store, "ada").await;
-    let creds = store.find_credentials(&u.email).await.unwrap().unwrap();
+    let creds = store
+        .users()
+        .find_credentials(&u.email)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(creds.user, u);
     assert_eq!(creds.password_hash, "$argon2id$fake");
     let (found, role) = store
+        .organizations()
         .find_for_member(&OrgRef::Id(org.id), u.id)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(found, org);
     assert_eq!(role, Role::Owner);
-    let events = AuditLog::list(&store, org.id, None, PageRequest::first())
+    let events = store
+        .audit_log()
+        .list(org.id, None, PageRequest::first())
         .await
         .unwrap();
     assert_eq!(events.items.len(), 1);
-    assert_eq!(events.items[0].action, "organization.created");
+    assert_eq!(events.items[0].action.as_str(), "organization.created");
 }
 
 async fn duplicate_email_stores_nothing(store: Store) {
@@ -110,19 +120,20 @@ async fn duplicate_email_stores_nothing(store: Store) {
         ..u.clone()
     };
     let err = store
+        .users()
         .create_with_organization(
             NewUser {
                 user: again,
                 password_hash: "h".into(),
             },
             org.clone(),
-            audit(org.id, "organization.created"),
+            audit(org.id, AuditAction::OrganizationCreated),
         )
         .await
         .unwrap_err();
     assert!(matches!(err, CreateUserError::EmailTaken), "{err:?}");
     assert!(
-        !store.slug_exists(&org.slug).await.unwrap(),
+        !store.organizations().slug_exists(&org.slug).await.unwrap(),
         "the organization must roll back too"
     );
 }
@@ -131,9 +142,15 @@ async fn duplicate_slug_is_reported_as_slug_taken(store: Store) {
     let (u, org) = user(&store, "ada").await;
     let clash = Organization {
         id: OrganizationId::new(),
-        ..organization(&org.slug)
+        ..organization(org.slug.as_str())
     };
-    let err = OrganizationRepository::create(&store, clash.clone(), u.id, audit(clash.id, "x"))
+    let err = store
+        .organizations()
+        .create(
+            clash.clone(),
+            u.id,
+            audit(clash.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, SlugConflict::SlugTaken), "{err:?}");
@@ -141,26 +158,28 @@ async fn duplicate_slug_is_reported_as_slug_taken(store: Store) {
     let at = now();
     let newcomer = User {
         id: UserId::new(),
-        email: format!("{}@example.com", unique("bob")),
+        email: Email::from_trusted(format!("{}@example.com", unique("bob"))),
         name: "Bob".into(),
         active_organization_id: Some(clash.id),
         created_at: at,
         updated_at: at,
     };
     let err = store
+        .users()
         .create_with_organization(
             NewUser {
                 user: newcomer.clone(),
                 password_hash: "h".into(),
             },
             clash.clone(),
-            audit(clash.id, "x"),
+            audit(clash.id, AuditAction::OrganizationUpdated),
         )
         .await
         .unwrap_err();
     assert!(matches!(err, CreateUserError::SlugTaken), "{err:?}");
     assert!(
         store
+            .users()
             .find_credentials(&newcomer.email)
             .await
             .unwrap()
@@ -173,13 +192,15 @@ async fn organization_is_found_only_by_its_members(store: Store) {
     let (bob, _) = user(&store, "bob").await;
     assert!(
         store
-            .find_for_member(&OrgRef::Slug(org.slug.clone()), ada.id)
+            .organizations()
+            .find_for_member(&OrgRef::Slug(org.slug.to_string()), ada.id)
             .await
             .unwrap()
             .is_some()
     );
     assert!(
         store
+            .organizations()
             .find_for_member(&OrgRef::Id(org.id), bob.id)
             .await
             .unwrap()
@@ -187,13 +208,15 @@ async fn organization_is_found_only_by_its_members(store: Store) {
     );
     assert!(
         store
-            .find_for_member(&OrgRef::Slug(org.slug.clone()), bob.id)
+            .organizations()
+            .find_for_member(&OrgRef::Slug(org.slug.to_string()), bob.id)
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
+            .organizations()
             .find_for_member(&OrgRef::Slug("missing-org".into()), ada.id)
             .await
             .unwrap()
@@ -205,7 +228,7 @@ async fn organizations_are_listed_with_role_and_member_count(store: Store) {
     let (ada, ada_org) = user(&store, "ada").await;
     let (bob, bob_org) = user(&store, "bob").await;
     join(&store, ada_org.id, bob.id, Role::Member).await;
-    let listed = store.list_for_user(bob.id).await.unwrap();
+    let listed = store.organizations().list_for_user(bob.id).await.unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(
         listed[0].organization.id, bob_org.id,
@@ -213,7 +236,15 @@ async fn organizations_are_listed_with_role_and_member_count(store: Store) {
     );
     assert_eq!((listed[0].role, listed[0].member_count), (Role::Owner, 1));
     assert_eq!((listed[1].role, listed[1].member_count), (Role::Member, 2));
-    assert_eq!(store.list_for_user(ada.id).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .organizations()
+            .list_for_user(ada.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn organization_update_applies_patch_and_refuses_taken_slug(store: Store) {
@@ -221,6 +252,7 @@ async fn organization_update_applies_patch_and_refuses_taken_slug(store: Store) 
     let (_, other) = user(&store, "bob").await;
     let new_slug = unique("renamed");
     let updated = store
+        .organizations()
         .update(
             org.id,
             OrganizationPatch {
@@ -230,32 +262,34 @@ async fn organization_update_applies_patch_and_refuses_taken_slug(store: Store) 
                 metadata: None,
             },
             now(),
-            audit(org.id, "organization.updated"),
+            audit(org.id, AuditAction::OrganizationUpdated),
         )
         .await
         .unwrap();
     assert_eq!(updated.name, "Renamed");
-    assert_eq!(updated.slug, new_slug);
+    assert_eq!(updated.slug.as_str(), new_slug);
     assert_eq!(updated.metadata, org.metadata, "untouched fields stay");
     let err = store
+        .organizations()
         .update(
             org.id,
             OrganizationPatch {
-                slug: Some(Slug::parse(&other.slug, "slug").unwrap()),
+                slug: Some(Slug::parse(other.slug.as_str(), "slug").unwrap()),
                 ..Default::default()
             },
             now(),
-            audit(org.id, "organization.updated"),
+            audit(org.id, AuditAction::OrganizationUpdated),
         )
         .await
         .unwrap_err();
     assert!(matches!(err, SlugConflict::SlugTaken), "{err:?}");
     let missing = store
+        .organizations()
         .update(
             OrganizationId::new(),
             OrganizationPatch::default(),
             now(),
-            audit(org.id, "x"),
+            audit(org.id, AuditAction::OrganizationUpdated),
         )
         .await
         .unwrap_err();
@@ -267,68 +301,91 @@ async fn deleting_an_organization_removes_what_it_owns(store: Store) {
     let (bob, _) = user(&store, "bob").await;
     join(&store, org.id, bob.id, Role::Admin).await;
     store
+        .users()
         .set_active_organization(bob.id, Some(org.id), now())
         .await
         .unwrap();
-    assert!(store.delete(org.id).await.unwrap());
+    assert!(store.organizations().delete(org.id).await.unwrap());
     assert!(
-        !store.delete(org.id).await.unwrap(),
+        !store.organizations().delete(org.id).await.unwrap(),
         "second delete finds nothing"
     );
     assert!(
         store
+            .organizations()
             .find_for_member(&OrgRef::Id(org.id), ada.id)
             .await
             .unwrap()
             .is_none()
     );
     assert!(
-        MembershipRepository::get(&store, org.id, bob.id)
+        store
+            .memberships()
+            .get(org.id, bob.id)
             .await
             .unwrap()
             .is_none()
     );
     assert!(
-        AuditLog::list(&store, org.id, None, PageRequest::first())
+        store
+            .audit_log()
+            .list(org.id, None, PageRequest::first())
             .await
             .unwrap()
             .items
             .is_empty()
     );
-    let bob_now = UserRepository::get(&store, bob.id).await.unwrap().unwrap();
+    let bob_now = store.users().get(bob.id).await.unwrap().unwrap();
     assert_eq!(
         bob_now.active_organization_id, None,
         "active organization is cleared"
     );
-    assert!(!store.slug_exists(&org.slug).await.unwrap());
+    assert!(!store.organizations().slug_exists(&org.slug).await.unwrap());
 }
 
 async fn last_owner_cannot_be_demoted_or_removed(store: Store) {
     let (ada, org) = user(&store, "ada").await;
     let err = store
-        .change_role(org.id, ada.id, Role::Admin, audit(org.id, "x"))
+        .memberships()
+        .change_role(
+            org.id,
+            ada.id,
+            Role::Admin,
+            audit(org.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, MembershipChangeError::LastOwner), "{err:?}");
     let err = store
-        .remove(org.id, ada.id, audit(org.id, "x"))
+        .memberships()
+        .remove(
+            org.id,
+            ada.id,
+            audit(org.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, MembershipChangeError::LastOwner), "{err:?}");
     let (bob, _) = user(&store, "bob").await;
     join(&store, org.id, bob.id, Role::Owner).await;
     let demoted = store
+        .memberships()
         .change_role(
             org.id,
             ada.id,
             Role::Member,
-            audit(org.id, "member.role_changed"),
+            audit(org.id, AuditAction::MemberRoleChanged),
         )
         .await
         .unwrap();
     assert_eq!(demoted.role, Role::Member);
     let err = store
-        .remove(org.id, bob.id, audit(org.id, "x"))
+        .memberships()
+        .remove(
+            org.id,
+            bob.id,
+            audit(org.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -336,11 +393,17 @@ async fn last_owner_cannot_be_demoted_or_removed(store: Store) {
         "bob is now the only owner"
     );
     store
-        .remove(org.id, ada.id, audit(org.id, "member.removed"))
+        .memberships()
+        .remove(org.id, ada.id, audit(org.id, AuditAction::MemberRemoved))
         .await
         .unwrap();
     let err = store
-        .remove(org.id, ada.id, audit(org.id, "x"))
+        .memberships()
+        .remove(
+            org.id,
+            ada.id,
+            audit(org.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, MembershipChangeError::NotFound), "{err:?}");
@@ -363,11 +426,20 @@ async fn concurrent_demotions_keep_one_owner(store: Store) {
             tokio::spawn(async move {
                 if id.as_uuid().as_bytes()[15] % 2 == 0 {
                     store
-                        .change_role(org.id, id, Role::Member, audit(org.id, "x"))
+                        .memberships()
+                        .change_role(
+                            org.id,
+                            id,
+                            Role::Member,
+                            audit(org.id, AuditAction::OrganizationUpdated),
+                        )
                         .await
                         .map(|_| ())
                 } else {
-                    store.remove(org.id, id, audit(org.id, "x")).await
+                    store
+                        .memberships()
+                        .remove(org.id, id, audit(org.id, AuditAction::OrganizationUpdated))
+                        .await
                 }
             })
         })
@@ -381,7 +453,10 @@ async fn concurrent_demotions_keep_one_owner(store: Store) {
         }
     }
     assert_eq!(ok, 3, "all but one owner step down");
-    let members = MembershipRepository::list(store.as_ref(), org.id, PageRequest::first())
+    let members = store
+        .as_ref()
+        .memberships()
+        .list(org.id, PageRequest::first())
         .await
         .unwrap();
     let remaining = members
@@ -397,13 +472,21 @@ async fn ownership_transfer_swaps_roles(store: Store) {
     let (bob, _) = user(&store, "bob").await;
     join(&store, org.id, bob.id, Role::Member).await;
     store
-        .transfer_ownership(org.id, ada.id, bob.id, audit(org.id, "x"))
+        .memberships()
+        .transfer_ownership(
+            org.id,
+            ada.id,
+            bob.id,
+            audit(org.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap();
     let role = |id| {
         let store = store.clone();
         async move {
-            MembershipRepository::get(&store, org.id, id)
+            store
+                .memberships()
+                .get(org.id, id)
                 .await
                 .unwrap()
                 .unwrap()
@@ -413,7 +496,13 @@ async fn ownership_transfer_swaps_roles(store: Store) {
     assert_eq!(role(bob.id).await, Role::Owner);
     assert_eq!(role(ada.id).await, Role::Admin);
     let err = store
-        .transfer_ownership(org.id, bob.id, UserId::new(), audit(org.id, "x"))
+        .memberships()
+        .transfer_ownership(
+            org.id,
+            bob.id,
+            UserId::new(),
+            audit(org.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, MembershipChangeError::NotFound));
@@ -433,9 +522,7 @@ async fn members_are_paginated_in_join_order(store: Store) {
         after: None,
     };
     loop {
-        let got = MembershipRepository::list(&store, org.id, page)
-            .await
-            .unwrap();
+        let got = store.memberships().list(org.id, page).await.unwrap();
         assert!(got.items.len() <= 2);
         seen.extend(got.items.iter().map(|m| m.user_id));
         match got.next {
@@ -449,33 +536,41 @@ async fn members_are_paginated_in_join_order(store: Store) {
 async fn inviting_again_replaces_the_pending_invitation(store: Store) {
     let (ada, org) = user(&store, "ada").await;
     unlimited(&store, org.id).await;
-    let make = |role| pending_invitation(org.id, ada.id, "carol@example.com", role);
+    let carol = Email::from_trusted("carol@example.com".into());
+    let make = |role| pending_invitation(org.id, ada.id, &carol, role);
     let first = make(Role::Member);
     let second = make(Role::Admin);
     store
-        .create_replacing(first.clone(), audit(org.id, "x"))
+        .invitations()
+        .create_replacing(
+            first.clone(),
+            audit(org.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap();
     store
-        .create_replacing(second.clone(), audit(org.id, "x"))
+        .invitations()
+        .create_replacing(
+            second.clone(),
+            audit(org.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap();
     let pending = store
+        .invitations()
         .list_pending(org.id, now(), PageRequest::first())
         .await
         .unwrap();
     assert_eq!(pending.items.len(), 1);
     assert_eq!(pending.items[0].id, second.id);
     assert_eq!(pending.items[0].role, Role::Admin);
-    let old = InvitationRepository::get(&store, first.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let old = store.invitations().get(first.id).await.unwrap().unwrap();
     assert_eq!(old.invitation.status, InvitationStatus::Replaced);
     assert_eq!(old.organization_name, org.name);
     let later = now() + Duration::hours(49);
     assert!(
         store
+            .invitations()
             .list_pending(org.id, later, PageRequest::first())
             .await
             .unwrap()
@@ -484,14 +579,16 @@ async fn inviting_again_replaces_the_pending_invitation(store: Store) {
     );
     assert!(
         store
-            .list_for_email("carol@example.com", later)
+            .invitations()
+            .list_for_email(&carol, later)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         store
-            .list_for_email("carol@example.com", now())
+            .invitations()
+            .list_for_email(&carol, now())
             .await
             .unwrap()
             .len(),
@@ -504,13 +601,19 @@ async fn inviting_again_replaces_the_pending_invitation(store: Store) {
         .map(|_| {
             let store = store.clone();
             let inv = make(Role::Member);
-            tokio::spawn(async move { store.create_replacing(inv, audit(org.id, "x")).await })
+            tokio::spawn(async move {
+                store
+                    .invitations()
+                    .create_replacing(inv, audit(org.id, AuditAction::OrganizationUpdated))
+                    .await
+            })
         })
         .collect();
     for t in tasks {
         t.await.unwrap().unwrap();
     }
     let pending = store
+        .invitations()
         .list_pending(org.id, now(), PageRequest::first())
         .await
         .unwrap();
@@ -523,7 +626,11 @@ async fn concurrent_accepts_let_exactly_one_win(store: Store) {
     let (bob, _) = user(&store, "bob").await;
     let invitation = pending_invitation(org.id, ada.id, &bob.email, Role::Admin);
     store
-        .create_replacing(invitation.clone(), audit(org.id, "x"))
+        .invitations()
+        .create_replacing(
+            invitation.clone(),
+            audit(org.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap();
     let store = Arc::new(store);
@@ -532,7 +639,13 @@ async fn concurrent_accepts_let_exactly_one_win(store: Store) {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .accept(invitation.id, bob.id, now(), audit(org.id, "x"))
+                    .invitations()
+                    .accept(
+                        invitation.id,
+                        bob.id,
+                        now(),
+                        audit(org.id, AuditAction::OrganizationUpdated),
+                    )
                     .await
             })
         })
@@ -549,7 +662,10 @@ async fn concurrent_accepts_let_exactly_one_win(store: Store) {
         }
     }
     assert_eq!(won, 1);
-    let status = InvitationRepository::get(store.as_ref(), invitation.id)
+    let status = store
+        .as_ref()
+        .invitations()
+        .get(invitation.id)
         .await
         .unwrap()
         .unwrap();
@@ -566,19 +682,36 @@ async fn answering_and_cancelling_at_once_never_deadlock(store: Store) {
         let (bob, _) = user(&store, "bob").await;
         let invitation = pending_invitation(org.id, ada.id, &bob.email, Role::Member);
         store
-            .create_replacing(invitation.clone(), audit(org.id, "x"))
+            .invitations()
+            .create_replacing(
+                invitation.clone(),
+                audit(org.id, AuditAction::OrganizationUpdated),
+            )
             .await
             .unwrap();
         let id = invitation.id;
         let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
         let accept = tokio::spawn(async move {
-            s1.accept(id, bob.id, now(), audit(org.id, "a"))
+            s1.invitations()
+                .accept(
+                    id,
+                    bob.id,
+                    now(),
+                    audit(org.id, AuditAction::InvitationAccepted),
+                )
                 .await
                 .map(|_| ())
         });
-        let reject = tokio::spawn(async move { s2.reject(id, audit(org.id, "r")).await });
+        let reject = tokio::spawn(async move {
+            s2.invitations()
+                .reject(id, audit(org.id, AuditAction::InvitationRejected))
+                .await
+        });
         let cancel = tokio::spawn(async move {
-            InvitationRepository::cancel(s3.as_ref(), org.id, id, audit(org.id, "c")).await
+            s3.as_ref()
+                .invitations()
+                .cancel(org.id, id, audit(org.id, AuditAction::InvitationCancelled))
+                .await
         });
         let mut won = 0;
         for answer in [accept.await.unwrap(), reject.await.unwrap()] {
@@ -600,18 +733,30 @@ async fn accepting_when_already_member_is_refused(store: Store) {
     unlimited(&store, org.id).await;
     let invitation = pending_invitation(org.id, ada.id, &ada.email, Role::Member);
     store
-        .create_replacing(invitation.clone(), audit(org.id, "x"))
+        .invitations()
+        .create_replacing(
+            invitation.clone(),
+            audit(org.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap();
     let err = store
-        .accept(invitation.id, ada.id, now(), audit(org.id, "x"))
+        .invitations()
+        .accept(
+            invitation.id,
+            ada.id,
+            now(),
+            audit(org.id, AuditAction::OrganizationUpdated),
+        )
         .await
         .unwrap_err();
     assert!(
         matches!(err, AnswerInvitationError::AlreadyMember),
         "{err:?}"
     );
-    let after = InvitationRepository::get(&store, invitation.id)
+    let after = store
+        .invitations()
+        .get(invitation.id)
         .await
         .unwrap()
         .unwrap();
@@ -620,7 +765,9 @@ async fn accepting_when_already_member_is_refused(store: Store) {
         InvitationStatus::Pending,
         "refusal rolls back"
     );
-    let role = MembershipRepository::get(&store, org.id, ada.id)
+    let role = store
+        .memberships()
+        .get(org.id, ada.id)
         .await
         .unwrap()
         .unwrap()
@@ -636,47 +783,69 @@ async fn cancel_and_reject_only_touch_pending_invitations(store: Store) {
         pending_invitation(
             org.id,
             ada.id,
-            &format!("{}@example.com", unique("x")),
+            &Email::from_trusted(format!("{}@example.com", unique("x"))),
             Role::Member,
         )
     };
     let a = make();
     let b = make();
     store
-        .create_replacing(a.clone(), audit(org.id, "x"))
+        .invitations()
+        .create_replacing(a.clone(), audit(org.id, AuditAction::OrganizationUpdated))
         .await
         .unwrap();
     store
-        .create_replacing(b.clone(), audit(org.id, "x"))
+        .invitations()
+        .create_replacing(b.clone(), audit(org.id, AuditAction::OrganizationUpdated))
         .await
         .unwrap();
     assert!(
         !store
-            .cancel(other_org.id, a.id, audit(other_org.id, "x"))
+            .invitations()
+            .cancel(
+                other_org.id,
+                a.id,
+                audit(other_org.id, AuditAction::OrganizationUpdated)
+            )
             .await
             .unwrap(),
         "other tenant"
     );
     assert!(
         store
-            .cancel(org.id, a.id, audit(org.id, "x"))
+            .invitations()
+            .cancel(
+                org.id,
+                a.id,
+                audit(org.id, AuditAction::OrganizationUpdated)
+            )
             .await
             .unwrap()
     );
     assert!(
         !store
-            .cancel(org.id, a.id, audit(org.id, "x"))
+            .invitations()
+            .cancel(
+                org.id,
+                a.id,
+                audit(org.id, AuditAction::OrganizationUpdated)
+            )
             .await
             .unwrap(),
         "already cancelled"
     );
-    let err = store.reject(a.id, audit(org.id, "x")).await.unwrap_err();
-    assert!(matches!(err, AnswerInvitationError::NotPending));
-    store.reject(b.id, audit(org.id, "x")).await.unwrap();
-    let b_now = InvitationRepository::get(&store, b.id)
+    let err = store
+        .invitations()
+        .reject(a.id, audit(org.id, AuditAction::OrganizationUpdated))
         .await
-        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, AnswerInvitationError::NotPending));
+    store
+        .invitations()
+        .reject(b.id, audit(org.id, AuditAction::OrganizationUpdated))
+        .await
         .unwrap();
+    let b_now = store.invitations().get(b.id).await.unwrap().unwrap();
     assert_eq!(b_now.invitation.status, InvitationStatus::Rejected);
 }
 
@@ -689,8 +858,13 @@ async fn sessions_authenticate_until_expiry_or_deletion(store: Store) {
         expires_at: now() + Duration::hours(1),
         created_at: now(),
     };
-    store.insert_session(session.clone()).await.unwrap();
+    store
+        .credentials()
+        .insert_session(session.clone())
+        .await
+        .unwrap();
     let p = store
+        .credentials()
         .authenticate(&session.token_digest, now())
         .await
         .unwrap()
@@ -699,6 +873,7 @@ async fn sessions_authenticate_until_expiry_or_deletion(store: Store) {
     assert_eq!(p.credential, CredentialKind::Session(session.id));
     assert!(
         store
+            .credentials()
             .authenticate(&session.token_digest, now() + Duration::hours(2))
             .await
             .unwrap()
@@ -706,14 +881,20 @@ async fn sessions_authenticate_until_expiry_or_deletion(store: Store) {
     );
     assert!(
         store
+            .credentials()
             .authenticate("unknown", now())
             .await
             .unwrap()
             .is_none()
     );
-    store.delete_session(&session.token_digest).await.unwrap();
+    store
+        .credentials()
+        .delete_session(&session.token_digest)
+        .await
+        .unwrap();
     assert!(
         store
+            .credentials()
             .authenticate(&session.token_digest, now())
             .await
             .unwrap()
@@ -736,14 +917,23 @@ async fn api_keys_authenticate_until_revoked_or_expired(store: Store) {
     };
     let forever = key(None);
     let short = key(Some(now() + Duration::days(1)));
-    store.insert_api_key(forever.clone()).await.unwrap();
-    store.insert_api_key(short.clone()).await.unwrap();
-    let listed = store.list_api_keys(ada.id).await.unwrap();
+    store
+        .credentials()
+        .insert_api_key(forever.clone())
+        .await
+        .unwrap();
+    store
+        .credentials()
+        .insert_api_key(short.clone())
+        .await
+        .unwrap();
+    let listed = store.credentials().list_api_keys(ada.id).await.unwrap();
     assert_eq!(
         listed.iter().map(|k| k.id).collect::<Vec<_>>(),
         vec![short.id, forever.id]
     );
     let p = store
+        .credentials()
         .authenticate(&forever.token_digest, now())
         .await
         .unwrap()
@@ -751,6 +941,7 @@ async fn api_keys_authenticate_until_revoked_or_expired(store: Store) {
     assert_eq!(p.credential, CredentialKind::ApiKey(forever.id));
     assert!(
         store
+            .credentials()
             .authenticate(&short.token_digest, now() + Duration::days(2))
             .await
             .unwrap()
@@ -758,6 +949,7 @@ async fn api_keys_authenticate_until_revoked_or_expired(store: Store) {
     );
     assert!(
         !store
+            .credentials()
             .revoke_api_key(bob.id, forever.id, now())
             .await
             .unwrap(),
@@ -765,12 +957,14 @@ async fn api_keys_authenticate_until_revoked_or_expired(store: Store) {
     );
     assert!(
         store
+            .credentials()
             .revoke_api_key(ada.id, forever.id, now())
             .await
             .unwrap()
     );
     assert!(
         !store
+            .credentials()
             .revoke_api_key(ada.id, forever.id, now())
             .await
             .unwrap(),
@@ -778,6 +972,7 @@ async fn api_keys_authenticate_until_revoked_or_expired(store: Store) {
     );
     assert!(
         store
+            .credentials()
             .authenticate(&forever.token_digest, now())
             .await
             .unwrap()
@@ -789,6 +984,7 @@ async fn audit_events_are_listed_newest_first_and_paginated(store: Store) {
     let (_, org) = user(&store, "ada").await;
     for i in 0..5 {
         store
+            .organizations()
             .update(
                 org.id,
                 OrganizationPatch {
@@ -796,45 +992,55 @@ async fn audit_events_are_listed_newest_first_and_paginated(store: Store) {
                     ..Default::default()
                 },
                 now(),
-                audit(org.id, &format!("organization.updated.{i}")),
+                NewAuditEvent {
+                    target: AuditTarget::new(TargetKind::Organization, format!("update-{i}")),
+                    ..audit(org.id, AuditAction::OrganizationUpdated)
+                },
             )
             .await
             .unwrap();
     }
-    let first = AuditLog::list(
-        &store,
-        org.id,
-        None,
-        PageRequest {
-            limit: 4,
-            after: None,
-        },
-    )
-    .await
-    .unwrap();
-    let actions: Vec<_> = first.items.iter().map(|e| e.action.as_str()).collect();
+    let first = store
+        .audit_log()
+        .list(
+            org.id,
+            None,
+            PageRequest {
+                limit: 4,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let targets: Vec<_> = first.items.iter().map(|e| e.target.id.as_str()).collect();
+    assert_eq!(targets, ["update-4", "update-3", "update-2", "update-1"]);
+    let rest = store
+        .audit_log()
+        .list(
+            org.id,
+            None,
+            PageRequest {
+                limit: 4,
+                after: first.next,
+            },
+        )
+        .await
+        .unwrap();
+    let actions: Vec<_> = rest
+        .items
+        .iter()
+        .map(|e| (e.action, e.target.id.as_str()))
+        .collect();
     assert_eq!(
         actions,
         [
-            "organization.updated.4",
-            "organization.updated.3",
-            "organization.updated.2",
-            "organization.updated.1"
+            (AuditAction::OrganizationUpdated, "update-0"),
+            (
+                AuditAction::OrganizationCreated,
+                org.id.to_string().as_str()
+            )
         ]
     );
-    let rest = AuditLog::list(
-        &store,
-        org.id,
-        None,
-        PageRequest {
-            limit: 4,
-            after: first.next,
-        },
-    )
-    .await
-    .unwrap();
-    let actions: Vec<_> = rest.items.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["organization.updated.0", "organization.created"]);
     assert!(rest.next.is_none());
 }
 
@@ -848,7 +1054,11 @@ async fn credential_and_membership_resolve_in_one_call(store: Store) {
         expires_at: now() + Duration::hours(1),
         created_at: now(),
     };
-    store.insert_session(session.clone()).await.unwrap();
+    store
+        .credentials()
+        .insert_session(session.clone())
+        .await
+        .unwrap();
     let key = ApiKey {
         id: ApiKeyId::new(),
         user_id: bob.id,
@@ -859,13 +1069,18 @@ async fn credential_and_membership_resolve_in_one_call(store: Store) {
         revoked_at: None,
         created_at: now(),
     };
-    store.insert_api_key(key.clone()).await.unwrap();
+    store
+        .credentials()
+        .insert_api_key(key.clone())
+        .await
+        .unwrap();
 
     let (principal, membership) = store
+        .organizations()
         .find_for_credential(
             &session.token_digest,
             now(),
-            &OrgRef::Slug(org.slug.clone()),
+            &OrgRef::Slug(org.slug.to_string()),
         )
         .await
         .unwrap()
@@ -873,6 +1088,7 @@ async fn credential_and_membership_resolve_in_one_call(store: Store) {
     assert_eq!(principal.credential, CredentialKind::Session(session.id));
     assert_eq!(membership, Some((org.clone(), Role::Owner)));
     let by_id = store
+        .organizations()
         .find_for_credential(&session.token_digest, now(), &OrgRef::Id(org.id))
         .await
         .unwrap()
@@ -881,6 +1097,7 @@ async fn credential_and_membership_resolve_in_one_call(store: Store) {
 
     // Authenticated but not a member: the caller without the organization.
     let (principal, membership) = store
+        .organizations()
         .find_for_credential(&key.token_digest, now(), &OrgRef::Id(org.id))
         .await
         .unwrap()
@@ -889,12 +1106,14 @@ async fn credential_and_membership_resolve_in_one_call(store: Store) {
     assert_eq!(principal.credential, CredentialKind::ApiKey(key.id));
     assert_eq!(membership, None);
     let own = store
+        .organizations()
         .find_for_credential(&key.token_digest, now(), &OrgRef::Id(bob_org.id))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(own.1.map(|(_, r)| r), Some(Role::Owner));
     let missing = store
+        .organizations()
         .find_for_credential(
             &key.token_digest,
             now(),
@@ -909,14 +1128,20 @@ async fn credential_and_membership_resolve_in_one_call(store: Store) {
     let later = now() + Duration::hours(2);
     assert!(
         store
+            .organizations()
             .find_for_credential(&session.token_digest, later, &OrgRef::Id(org.id))
             .await
             .unwrap()
             .is_none()
     );
-    store.revoke_api_key(bob.id, key.id, now()).await.unwrap();
+    store
+        .credentials()
+        .revoke_api_key(bob.id, key.id, now())
+        .await
+        .unwrap();
     assert!(
         store
+            .organizations()
             .find_for_credential(&key.token_digest, now(), &OrgRef::Id(bob_org.id))
             .await
             .unwrap()
@@ -924,6 +1149,7 @@ async fn credential_and_membership_resolve_in_one_call(store: Store) {
     );
     assert!(
         store
+            .organizations()
             .find_for_credential("nope", now(), &OrgRef::Id(org.id))
             .await
             .unwrap()

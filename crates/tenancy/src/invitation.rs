@@ -4,6 +4,8 @@ use canopy_kernel::id::{InvitationId, OrganizationId, UserId};
 use chrono::{DateTime, Utc};
 
 use crate::membership::Role;
+use crate::organization::Slug;
+use crate::user::Email;
 
 /// Where an invitation is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +55,7 @@ pub struct Invitation {
     /// The inviting organization.
     pub organization_id: OrganizationId,
     /// Normalized email of the invitee.
-    pub email: String,
+    pub email: Email,
     /// Role granted on acceptance.
     pub role: Role,
     /// Status.
@@ -81,7 +83,7 @@ pub struct InvitationView {
     /// Organization name.
     pub organization_name: String,
     /// Organization slug.
-    pub organization_slug: String,
+    pub organization_slug: Slug,
     /// Inviter's display name.
     pub invited_by_name: String,
 }

@@ -8,7 +8,6 @@
 
 pub mod audit;
 pub mod credential;
-pub mod error;
 pub mod invitation;
 pub mod membership;
 pub mod organization;
@@ -17,12 +16,15 @@ pub mod ports;
 pub mod service;
 pub mod user;
 
-pub use audit::{AuditEvent, NewAuditEvent};
+pub use audit::{AuditAction, AuditEvent, AuditTarget, NewAuditEvent, TargetKind};
 pub use credential::{ApiKey, CredentialKind, NewSecret, Principal, Session};
-pub use error::{StoreError, TenancyError};
 pub use invitation::{Invitation, InvitationStatus, InvitationView};
 pub use membership::{Member, Role};
 pub use organization::{OrgRef, Organization, OrganizationSummary, Slug};
-pub use policy::{Action, authorize};
-pub use service::{OrgAccess, TenancyConfig, TenancyService};
+pub use policy::{Action, Forbidden, authorize};
+pub use service::{
+    AccessError, ApiKeyError, AuditLogError, InvitationError, IssuedApiKey, Me, MemberError,
+    OrgAccess, OrganizationChanges, OrganizationError, SessionError, SignedIn, TenancyConfig,
+    TenancyPorts, TenancyService,
+};
 pub use user::{Email, User};

@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 
 use canopy_kernel::{FieldError, ValidationErrors};
 
+use crate::user::Email;
+
 /// A member's role in one organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -60,7 +62,7 @@ pub struct Member {
     /// Display name.
     pub name: String,
     /// Login email.
-    pub email: String,
+    pub email: Email,
     /// Role in this organization.
     pub role: Role,
     /// When they joined.

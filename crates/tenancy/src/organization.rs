@@ -96,6 +96,17 @@ impl Slug {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Rebuilds a slug read back from storage, where only valid slugs are written.
+    pub fn from_trusted(stored: String) -> Self {
+        Self(stored)
+    }
+}
+
+impl std::fmt::Display for Slug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// How a client names an organization in a path: by id or by slug.
@@ -125,7 +136,7 @@ pub struct Organization {
     /// Display name.
     pub name: String,
     /// Unique URL slug.
-    pub slug: String,
+    pub slug: Slug,
     /// Logo URL.
     pub logo: Option<String>,
     /// Free-form settings (default region, billing email, ...).

@@ -64,12 +64,17 @@ impl Action {
     }
 }
 
+/// A member's role does not allow the action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("your role does not allow {0:?}")]
+pub struct Forbidden(pub Action);
+
 /// Allows `action` for a member holding `role`, or says which action was refused.
-pub fn authorize(role: Role, action: Action) -> Result<(), Action> {
+pub fn authorize(role: Role, action: Action) -> Result<(), Forbidden> {
     if role.rank() >= action.minimum_role().rank() {
         Ok(())
     } else {
-        Err(action)
+        Err(Forbidden(action))
     }
 }
 
@@ -109,7 +114,7 @@ mod tests {
             Action::TransferOwnership,
             Action::ManageBilling,
         ] {
-            assert_eq!(authorize(Role::Admin, action), Err(action));
+            assert_eq!(authorize(Role::Admin, action), Err(Forbidden(action)));
         }
     }
 

@@ -1,22 +1,24 @@
 //! Ports: what the tenancy domain needs from the outside world. Adapters implement them
-//! (`canopy-store` for storage, `canopy-credentials` for hashing and tokens); tests swap them.
+//! (`canopy-store` for storage, `canopy-credentials` for hashing and tokens, `canopy-billing`
+//! for what a plan allows); tests swap them (the `mocks` feature has a mockall mock of each).
 //!
 //! Every storage method that changes an organization takes the [`NewAuditEvent`] describing the
-//! change and MUST write it in the same transaction.
+//! change and MUST write it in the same transaction. Every method MAY fail with
+//! [`StoreError`]: `Unavailable` when the store cannot be reached (the edge answers 503 and the
+//! client retries), `Internal` for anything else; the domain passes both through untouched.
 
 use async_trait::async_trait;
 use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, UserId};
 use canopy_kernel::page::Page;
-use canopy_kernel::{PageRequest, PlanLimitExceeded};
+use canopy_kernel::{FeatureNotInPlan, PageRequest, PlanLimitExceeded, StoreError};
 use chrono::{DateTime, Utc};
 
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::credential::{ApiKey, NewSecret, Principal, Session};
-use crate::error::StoreError;
 use crate::invitation::{Invitation, InvitationMessage, InvitationView};
 use crate::membership::{Member, Role};
-use crate::organization::{OrgRef, Organization, OrganizationPatch, OrganizationSummary};
-use crate::user::{User, UserCredentials};
+use crate::organization::{OrgRef, Organization, OrganizationPatch, OrganizationSummary, Slug};
+use crate::user::{Email, User, UserCredentials};
 
 /// Conflicts when registering a user.
 #[derive(Debug, thiserror::Error)]
@@ -118,8 +120,8 @@ pub trait UserRepository: Send + Sync {
         audit: NewAuditEvent,
     ) -> Result<(), CreateUserError>;
 
-    /// The user with this normalized email and their hash, or `None`.
-    async fn find_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError>;
+    /// The user with this email and their hash, or `None`.
+    async fn find_credentials(&self, email: &Email) -> Result<Option<UserCredentials>, StoreError>;
 
     /// The user, or `None`.
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError>;
@@ -214,7 +216,7 @@ pub trait OrganizationRepository: Send + Sync {
     async fn delete(&self, id: OrganizationId) -> Result<bool, StoreError>;
 
     /// True when some organization has this slug.
-    async fn slug_exists(&self, slug: &str) -> Result<bool, StoreError>;
+    async fn slug_exists(&self, slug: &Slug) -> Result<bool, StoreError>;
 }
 
 /// Memberships. Changes MUST keep at least one owner per organization under concurrency.
@@ -291,10 +293,10 @@ pub trait InvitationRepository: Send + Sync {
         audit: NewAuditEvent,
     ) -> Result<bool, StoreError>;
 
-    /// Pending, unexpired invitations addressed to this normalized email, newest first.
+    /// Pending, unexpired invitations addressed to this email, newest first.
     async fn list_for_email(
         &self,
-        email: &str,
+        email: &Email,
         now: DateTime<Utc>,
     ) -> Result<Vec<InvitationView>, StoreError>;
 
@@ -348,6 +350,16 @@ pub trait HistoryRetention: Send + Sync {
         org: OrganizationId,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
+}
+
+/// Whether API keys may reach an organization. The billing domain answers from the plan
+/// (API access is a paid feature); log-in sessions always reach their organizations.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ApiKeyAccess: Send + Sync {
+    /// `None` when API keys may reach `org`; otherwise the refusal naming the feature, the plan
+    /// and the tier that includes it.
+    async fn refusal(&self, org: OrganizationId) -> Result<Option<FeatureNotInPlan>, StoreError>;
 }
 
 /// Delivers invitations. The default adapter writes an outbox row with the accept link, so an

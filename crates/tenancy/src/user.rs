@@ -58,6 +58,12 @@ impl Email {
     }
 }
 
+impl std::fmt::Display for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Validates a display name: trimmed, 1 to 100 characters, no control characters.
 pub fn parse_name(raw: &str, field: &str) -> Result<String, FieldError> {
     let name = raw.trim();
@@ -128,7 +134,7 @@ pub struct User {
     /// Id.
     pub id: UserId,
     /// Normalized login email.
-    pub email: String,
+    pub email: Email,
     /// Display name.
     pub name: String,
     /// The organization the console opens by default.

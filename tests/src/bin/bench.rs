@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use canopy_app::Config;
 use canopy_app::bootstrap::bootstrap;
+use canopy_app::config::{AuthConfig, DatabaseConfig, ServerConfig};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::json;
@@ -119,11 +120,18 @@ fn main() -> anyhow::Result<()> {
     let db_url = client_rt.block_on(canopy_store::testing::fresh_postgres_url_on(&server_url))?;
 
     let config = Config {
-        bind: "127.0.0.1:0".into(),
-        database_url: db_url,
-        auth_rate_per_minute: 1_000,
-        database_max_connections: args.pool,
-        log_format: canopy_app::config::LogFormat::Text,
+        server: ServerConfig {
+            bind: "127.0.0.1:0".into(),
+            ..ServerConfig::default()
+        },
+        database: DatabaseConfig {
+            url: db_url,
+            max_connections: args.pool,
+        },
+        auth: AuthConfig {
+            rate_per_minute: 1_000,
+            ..AuthConfig::default()
+        },
         ..Config::default()
     };
     let (tx, rx) = std::sync::mpsc::channel();

@@ -16,10 +16,12 @@ use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use canopy_app::Config;
 use canopy_app::bootstrap::build_state;
+use canopy_app::config::AwsConfig;
 use canopy_aws::{CloudWatchSettings, CloudWatchSource};
 use canopy_aws_testkit::FakeAws;
 use canopy_cache::InProcessCache;
 use canopy_cloud_org::CloudAccountId;
+use canopy_cloud_org::identifiers::{AwsAccountId, AwsRegion, RoleArn};
 use canopy_kernel::{Clock, SystemClock};
 use canopy_metrics::aggregate::aggregate;
 use canopy_metrics::ports::{MetricTarget, NoCache, SeriesCache};
@@ -158,14 +160,17 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let aws = FakeAws::start().await?;
     let config = Config {
-        aws_endpoint_url: Some(aws.url()),
-        aws_access_key_id: Some("AKIDCANOPYBENCH".into()),
-        aws_secret_access_key: Some("secret".to_string().into()),
+        aws: AwsConfig {
+            endpoint_url: Some(aws.url()),
+            access_key_id: Some("AKIDCANOPYBENCH".into()),
+            secret_access_key: Some("secret".to_string().into()),
+            ..AwsConfig::default()
+        },
         ..Config::default()
     };
     let store = canopy_store::testing::migrated("sqlite")
         .await
-        .map_err(|e| anyhow::anyhow!(e.0))?;
+        .map_err(|e| anyhow::anyhow!(e))?;
     let state = build_state(&config, store, Arc::new(SystemClock))
         .await
         .context("building the app state")?;
@@ -214,16 +219,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     bench.aws.put_metric(&account, "Delivery", at, 98.0);
                     bench.aws.put_metric(&account, "Bounce", at, 2.0);
                 }
-                MetricTarget {
+                Ok(MetricTarget {
                     account: CloudAccountId::new(),
-                    role_arn: format!("arn:aws:iam::{account}:role/CanopyAccess"),
-                    aws_account_id: account,
-                    region: "us-east-1".into(),
+                    role_arn: RoleArn::parse(
+                        &format!("arn:aws:iam::{account}:role/CanopyAccess"),
+                        "roleArn",
+                    )?,
+                    aws_account_id: AwsAccountId::parse(&account, "accountId")?,
+                    region: AwsRegion::parse("us-east-1", "region")?,
                     external_id: "cnp-bench".into(),
                     session_name: "canopy-bench".into(),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, canopy_kernel::FieldError>>()
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
         bench.aws.set_latency(Duration::ZERO);
 
         let wants = |case: &str| args.cases.iter().any(|c| c == case);

@@ -1,11 +1,13 @@
 //! Sign-up, log-in and log-out. Sign-up and log-in are rate limited per client address.
 
+use canopy_tenancy::user::User;
+use chrono::{DateTime, Utc};
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
 
-use super::models::{LogInRequest, SessionDto, SignUpRequest};
 use super::problem::ApiError;
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
@@ -73,4 +75,61 @@ impl AuthApi {
         state.tenancy.log_out(&principal, &auth.0.token).await?;
         Ok(NoContent::Done)
     }
+}
+
+/// A user.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UserDto {
+    /// Id.
+    pub id: Uuid,
+    /// Normalized email.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Sign-up time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserDto {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id.as_uuid(),
+            email: u.email.to_string(),
+            name: u.name,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// Sign-up request.
+#[derive(Debug, Object)]
+pub struct SignUpRequest {
+    /// Login email; trimmed and lower-cased.
+    pub email: String,
+    /// Display name, 1 to 100 characters.
+    pub name: String,
+    /// 10 characters to 256 bytes.
+    pub password: String,
+}
+
+/// Log-in request.
+#[derive(Debug, Object)]
+pub struct LogInRequest {
+    /// Login email.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A new session.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SessionDto {
+    /// Bearer token; shown only now.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The signed-in user.
+    pub user: UserDto,
 }

@@ -2,13 +2,16 @@
 
 use canopy_kernel::PageRequest;
 use canopy_kernel::id::InvitationId;
+use canopy_kernel::page::Page;
+use canopy_tenancy::invitation::{Invitation, InvitationView};
+use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
-use super::models::{InvitationDto, InvitationPage, InviteRequest, MemberDto};
+use super::members::{MemberDto, RoleDto};
 use super::problem::ApiError;
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
@@ -125,5 +128,95 @@ impl InvitationsApi {
             .reject_invitation(&principal, InvitationId(id.0))
             .await?;
         Ok(NoContent::Done)
+    }
+}
+
+/// Invitation request.
+#[derive(Debug, Object)]
+pub struct InviteRequest {
+    /// Invitee's email.
+    pub email: String,
+    /// Role granted on acceptance.
+    pub role: RoleDto,
+}
+
+/// An invitation.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct InvitationDto {
+    /// Id.
+    pub id: Uuid,
+    /// Organization.
+    pub organization_id: Uuid,
+    /// Invitee email.
+    pub email: String,
+    /// Role on acceptance.
+    pub role: RoleDto,
+    /// pending, accepted, rejected, cancelled or replaced.
+    pub status: String,
+    /// Inviter.
+    pub invited_by: Uuid,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// Creation.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Invitation> for InvitationDto {
+    fn from(i: Invitation) -> Self {
+        Self {
+            id: i.id.as_uuid(),
+            organization_id: i.organization_id.as_uuid(),
+            email: i.email.to_string(),
+            role: i.role.into(),
+            status: i.status.as_str().to_string(),
+            invited_by: i.invited_by.as_uuid(),
+            expires_at: i.expires_at,
+            created_at: i.created_at,
+        }
+    }
+}
+
+/// A page of invitations.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct InvitationPage {
+    /// Newest first.
+    pub items: Vec<InvitationDto>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<Invitation>> for InvitationPage {
+    fn from(p: Page<Invitation>) -> Self {
+        Self {
+            next_cursor: p.next.map(|c| c.encode()),
+            items: p.items.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// An invitation addressed to the caller.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ReceivedInvitationDto {
+    /// The invitation.
+    pub invitation: InvitationDto,
+    /// Organization name.
+    pub organization_name: String,
+    /// Organization slug.
+    pub organization_slug: String,
+    /// Who invited.
+    pub invited_by_name: String,
+}
+
+impl From<InvitationView> for ReceivedInvitationDto {
+    fn from(v: InvitationView) -> Self {
+        Self {
+            invitation: v.invitation.into(),
+            organization_name: v.organization_name,
+            organization_slug: v.organization_slug.to_string(),
+            invited_by_name: v.invited_by_name,
+        }
     }
 }

@@ -1,19 +1,20 @@
 //! The signed-in user: profile, organizations, active organization, API keys, invitations.
 
+use canopy_kernel::id::ApiKeyId;
+use canopy_tenancy::credential::ApiKey;
+use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
-use super::models::{
-    ActiveOrganizationRequest, ApiKeyDto, CreateApiKeyRequest, CreatedApiKeyDto, MeDto,
-    MyOrganizationDto, ReceivedInvitationDto,
-};
+use super::auth::UserDto;
+use super::invitations::ReceivedInvitationDto;
+use super::organizations::MyOrganizationDto;
 use super::problem::ApiError;
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
-use canopy_kernel::id::ApiKeyId;
 
 /// Endpoints about the caller.
 pub struct MeApi;
@@ -129,4 +130,74 @@ impl MeApi {
         let invitations = state.tenancy.my_invitations(&principal).await?;
         Ok(Json(invitations.into_iter().map(Into::into).collect()))
     }
+}
+
+/// The signed-in user with their organizations.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MeDto {
+    /// The user.
+    pub user: UserDto,
+    /// Every organization they belong to, with their role.
+    pub organizations: Vec<MyOrganizationDto>,
+    /// The organization the console opens.
+    pub active_organization_id: Option<Uuid>,
+}
+
+/// Sets the active organization.
+#[derive(Debug, Object)]
+pub struct ActiveOrganizationRequest {
+    /// Organization id or slug.
+    pub organization: String,
+}
+
+/// API key creation request.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CreateApiKeyRequest {
+    /// A name to recognise the key by.
+    pub name: String,
+    /// Days until it expires (1 to 3650); never when absent.
+    pub expires_in_days: Option<u32>,
+}
+
+/// An API key, without its secret.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ApiKeyDto {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// First characters of the token.
+    pub prefix: String,
+    /// Expiry, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Creation.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ApiKey> for ApiKeyDto {
+    fn from(k: ApiKey) -> Self {
+        Self {
+            id: k.id.as_uuid(),
+            name: k.name,
+            prefix: k.prefix,
+            expires_at: k.expires_at,
+            revoked_at: k.revoked_at,
+            created_at: k.created_at,
+        }
+    }
+}
+
+/// A new API key with its token, shown only once.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CreatedApiKeyDto {
+    /// The key.
+    pub api_key: ApiKeyDto,
+    /// The bearer token; store it now.
+    pub token: String,
 }

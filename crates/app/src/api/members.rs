@@ -2,13 +2,15 @@
 
 use canopy_kernel::PageRequest;
 use canopy_kernel::id::UserId;
+use canopy_kernel::page::Page;
+use canopy_tenancy::membership::{Member, Role};
+use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::{Enum, Object, OpenApi};
 use uuid::Uuid;
 
-use super::models::{ChangeRoleRequest, MemberDto, MemberPage, TransferOwnershipRequest};
 use super::problem::ApiError;
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
@@ -118,4 +120,98 @@ impl MembersApi {
             .await?;
         Ok(NoContent::Done)
     }
+}
+
+/// A member's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum RoleDto {
+    /// Full access, including deletion and role changes.
+    Owner,
+    /// Manages members, cloud accounts and settings.
+    Admin,
+    /// Read-only.
+    Member,
+}
+
+impl From<Role> for RoleDto {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Owner => RoleDto::Owner,
+            Role::Admin => RoleDto::Admin,
+            Role::Member => RoleDto::Member,
+        }
+    }
+}
+
+impl From<RoleDto> for Role {
+    fn from(r: RoleDto) -> Self {
+        match r {
+            RoleDto::Owner => Role::Owner,
+            RoleDto::Admin => Role::Admin,
+            RoleDto::Member => Role::Member,
+        }
+    }
+}
+
+/// A member of an organization.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MemberDto {
+    /// User id.
+    pub user_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// Role.
+    pub role: RoleDto,
+    /// Join time.
+    pub joined_at: DateTime<Utc>,
+}
+
+impl From<Member> for MemberDto {
+    fn from(m: Member) -> Self {
+        Self {
+            user_id: m.user_id.as_uuid(),
+            name: m.name,
+            email: m.email.to_string(),
+            role: m.role.into(),
+            joined_at: m.joined_at,
+        }
+    }
+}
+
+/// A page of members.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MemberPage {
+    /// Members, by join time.
+    pub items: Vec<MemberDto>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<Member>> for MemberPage {
+    fn from(p: Page<Member>) -> Self {
+        Self {
+            next_cursor: p.next.map(|c| c.encode()),
+            items: p.items.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// Role change request.
+#[derive(Debug, Object)]
+pub struct ChangeRoleRequest {
+    /// The new role.
+    pub role: RoleDto,
+}
+
+/// Ownership transfer request.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TransferOwnershipRequest {
+    /// The member who becomes owner; the caller becomes admin.
+    pub user_id: Uuid,
 }

@@ -1,11 +1,9 @@
 //! SES metrics across an organization's AWS accounts, and the dashboard that shows them.
 
-use canopy_cloud_org::account::Environment;
-use canopy_cloud_org::{CloudAccount, CloudAccountId};
-use canopy_kernel::{FieldError, ValidationErrors};
+use canopy_cloud_org::CloudAccount;
+use canopy_kernel::ValidationErrors;
 use canopy_metrics::{
-    AccountFailure, Change, Dashboard, MetricsError, MetricsQuery, MetricsView, RangePreset,
-    RangeSpec, Rates, SesMetric, Totals, Window,
+    AccountFailure, Change, Dashboard, MetricsQuery, MetricsView, Rates, SesMetric, Totals, Window,
 };
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -15,7 +13,7 @@ use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
 use super::cloud_accounts::CloudAccountDto;
-use super::models::OrganizationDto;
+use super::organizations::OrganizationDto;
 use super::problem::ApiError;
 use super::{ApiTags, BearerAuth};
 use crate::state::AppState;
@@ -28,18 +26,6 @@ const PALETTE: [&str; 10] = [
     "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
     "#4b5563", "#65a30d",
 ];
-
-impl From<MetricsError> for ApiError {
-    fn from(e: MetricsError) -> Self {
-        match e {
-            MetricsError::Cloud(c) => c.into(),
-            MetricsError::Billing(b) => b.into(),
-            MetricsError::PlanLimit(limit) => ApiError::plan_limit(limit),
-            MetricsError::AccountNotFound => ApiError::not_found("cloud account"),
-            MetricsError::Invalid(v) => v.into(),
-        }
-    }
-}
 
 /// One value per SES metric.
 #[derive(Debug, Object)]
@@ -349,94 +335,13 @@ fn filters(
     account: Query<Vec<String>>,
     environment: Query<Option<String>>,
 ) -> Result<MetricsQuery, ValidationErrors> {
-    parse_query(
+    MetricsQuery::parse(
         range.0.as_deref(),
         start.0.as_deref(),
         end.0.as_deref(),
         &account.0,
         environment.0.as_deref(),
     )
-}
-
-fn parse_query(
-    range: Option<&str>,
-    start: Option<&str>,
-    end: Option<&str>,
-    accounts: &[String],
-    environment: Option<&str>,
-) -> Result<MetricsQuery, ValidationErrors> {
-    let mut errors = ValidationErrors::default();
-    let time = |raw: Option<&str>, field: &str, errors: &mut ValidationErrors| {
-        let raw = raw?;
-        match DateTime::parse_from_rfc3339(raw) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(_) => {
-                errors.push(FieldError::new(field, "format", "must be an RFC 3339 time"));
-                None
-            }
-        }
-    };
-    let explicit = start.is_some() || end.is_some();
-    let spec = if explicit {
-        if range.is_some() {
-            errors.push(FieldError::new(
-                "range",
-                "exclusive",
-                "give either range or start and end",
-            ));
-        }
-        for (field, value) in [("start", start), ("end", end)] {
-            if value.is_none() {
-                errors.push(FieldError::new(
-                    field,
-                    "required",
-                    "start and end go together",
-                ));
-            }
-        }
-        match (
-            time(start, "start", &mut errors),
-            time(end, "end", &mut errors),
-        ) {
-            (Some(start), Some(end)) => Some(RangeSpec::Between { start, end }),
-            _ => None,
-        }
-    } else {
-        errors
-            .collect(RangePreset::parse(range.unwrap_or("24h"), "range"))
-            .map(RangeSpec::Preset)
-    };
-    let mut ids = vec![];
-    for raw in accounts.iter().flat_map(|a| a.split(',')) {
-        match raw.trim().parse::<Uuid>() {
-            Ok(id) => ids.push(CloudAccountId(id)),
-            Err(_) => errors.push(FieldError::new(
-                "account",
-                "format",
-                "must be cloud account ids",
-            )),
-        }
-    }
-    let environment = environment.and_then(|e| {
-        let parsed = Environment::from_stored(e);
-        if parsed.is_none() {
-            errors.push(FieldError::new(
-                "environment",
-                "enum",
-                "must be production, staging or development",
-            ));
-        }
-        parsed
-    });
-    errors.clone().into_result()?;
-    let Some(range) = spec else {
-        return Err(errors);
-    };
-    Ok(MetricsQuery {
-        range,
-        accounts: ids,
-        environment,
-    })
 }
 
 #[OpenApi(tag = "ApiTags::Metrics")]

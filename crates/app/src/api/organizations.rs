@@ -1,17 +1,16 @@
-//! Organizations and their audit log.
+//! Organizations: create, list, read, rename, delete, and the slug availability check.
 
-use canopy_kernel::PageRequest;
-use canopy_tenancy::service::OrganizationChanges;
+use canopy_tenancy::OrganizationChanges;
+use canopy_tenancy::organization::{Organization, OrganizationSummary};
+use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{ApiResponse, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
 
-use super::models::{
-    AuditEventPage, CreateOrganizationRequest, MyOrganizationDto, OrganizationDto,
-    SlugAvailabilityDto, UpdateOrganizationRequest,
-};
+use super::members::RoleDto;
 use super::problem::ApiError;
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
@@ -149,25 +148,91 @@ impl OrganizationsApi {
         state.tenancy.delete_organization(&access).await?;
         Ok(NoContent::Done)
     }
+}
 
-    /// The audit log, newest first (admin or owner).
-    #[oai(
-        path = "/organizations/:org/audit-events",
-        method = "get",
-        operation_id = "listAuditEvents",
-        tag = "ApiTags::Audit"
-    )]
-    async fn audit_events(
-        &self,
-        state: Data<&AppState>,
-        auth: BearerAuth,
-        org: Path<String>,
-        limit: Query<Option<u32>>,
-        cursor: Query<Option<String>>,
-    ) -> Result<Json<AuditEventPage>, ApiError> {
-        let access = auth.access(&state, &org.0).await?;
-        let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
-        let events = state.tenancy.audit_events(&access, page).await?;
-        Ok(Json(events.into()))
+/// An organization.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct OrganizationDto {
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// URL slug.
+    pub slug: String,
+    /// Logo URL.
+    pub logo: Option<String>,
+    /// Free-form settings object.
+    pub metadata: serde_json::Value,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Organization> for OrganizationDto {
+    fn from(o: Organization) -> Self {
+        Self {
+            id: o.id.as_uuid(),
+            name: o.name,
+            slug: o.slug.to_string(),
+            logo: o.logo,
+            metadata: o.metadata,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
     }
+}
+
+/// An organization with the caller's role in it.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MyOrganizationDto {
+    /// The organization.
+    pub organization: OrganizationDto,
+    /// The caller's role.
+    pub role: RoleDto,
+    /// Number of members (present in listings).
+    pub member_count: Option<u64>,
+}
+
+impl From<OrganizationSummary> for MyOrganizationDto {
+    fn from(s: OrganizationSummary) -> Self {
+        Self {
+            organization: s.organization.into(),
+            role: s.role.into(),
+            member_count: Some(s.member_count),
+        }
+    }
+}
+
+/// Create-organization request.
+#[derive(Debug, Object)]
+pub struct CreateOrganizationRequest {
+    /// Display name.
+    pub name: String,
+    /// URL slug; derived from the name when absent.
+    pub slug: Option<String>,
+}
+
+/// Organization changes; absent fields stay as they are, `logo: null` clears the logo.
+#[derive(Debug, Object)]
+pub struct UpdateOrganizationRequest {
+    /// New name.
+    pub name: Option<String>,
+    /// New slug.
+    pub slug: Option<String>,
+    /// New logo URL, or null to clear it.
+    pub logo: MaybeUndefined<String>,
+    /// Replacement metadata object.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Answer of the slug availability check.
+#[derive(Debug, Object)]
+pub struct SlugAvailabilityDto {
+    /// The slug asked about.
+    pub slug: String,
+    /// True when valid and unused.
+    pub available: bool,
 }

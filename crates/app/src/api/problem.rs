@@ -1,9 +1,10 @@
 //! RFC 7807 problem responses. Every error a client sees, from a handler or from the
 //! framework (malformed JSON, missing credentials, unknown route), is one of these.
 
-use canopy_billing::{BillingError, Exceeded, Feature, Tier, least_tier_allowing, required_tier};
-use canopy_kernel::{LimitedResource, PlanLimitExceeded, ValidationErrors};
-use canopy_tenancy::TenancyError;
+use canopy_billing::{Exceeded, Tier};
+use canopy_kernel::{
+    FeatureNotInPlan, LimitedResource, PlanLimitExceeded, StoreError, ValidationErrors,
+};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
@@ -166,72 +167,64 @@ impl ApiError {
     }
 
     /// 402 `plan_limit`: the plan has no room for one more; names the limit, the usage, the
-    /// plan and the least tier with room.
+    /// plan and the least tier with room (billing decided which).
     pub fn plan_limit(limit: PlanLimitExceeded) -> Self {
         let plan = display_tier(&limit.plan);
-        let (required, detail) = match limit.resource {
-            LimitedResource::CloudAccounts => {
-                let required = required_tier(limit.used + 1, false);
-                (
-                    required,
-                    format!(
-                        "Your {plan} plan allows {} cloud accounts and {} are connected. Upgrade to {} for more.",
-                        limit.allowed,
-                        limit.used,
-                        required.display_name()
-                    ),
-                )
-            }
-            LimitedResource::TeamMembers => {
-                let required = least_tier_allowing(limit.resource, limit.used + 1);
-                (
-                    required,
-                    format!(
-                        "Your {plan} plan allows {} team members (members plus pending invitations) and {} are in use. Upgrade to {} for more.",
-                        limit.allowed,
-                        limit.used,
-                        required.display_name()
-                    ),
-                )
-            }
-            LimitedResource::HistoryDays => {
-                let required = least_tier_allowing(limit.resource, limit.used);
-                (
-                    required,
-                    format!(
-                        "Your {plan} plan keeps {} days of history and this range reaches back {} days. Upgrade to {} or choose a shorter range.",
-                        limit.allowed,
-                        limit.used,
-                        required.display_name()
-                    ),
-                )
-            }
+        let required = display_tier(&limit.required_tier);
+        let detail = match limit.resource {
+            LimitedResource::CloudAccounts => format!(
+                "Your {plan} plan allows {} cloud accounts and {} are connected. Upgrade to {required} for more.",
+                limit.allowed, limit.used
+            ),
+            LimitedResource::TeamMembers => format!(
+                "Your {plan} plan allows {} team members (members plus pending invitations) and {} are in use. Upgrade to {required} for more.",
+                limit.allowed, limit.used
+            ),
+            LimitedResource::HistoryDays => format!(
+                "Your {plan} plan keeps {} days of history and this range reaches back {} days. Upgrade to {required} or choose a shorter range.",
+                limit.allowed, limit.used
+            ),
         };
         let mut e = Self::new(StatusCode::PAYMENT_REQUIRED, "plan_limit", detail);
         e.problem.limit = Some(limit.resource.key().to_string());
         e.problem.used = Some(limit.used);
         e.problem.allowed = Some(limit.allowed);
         e.problem.current_tier = Some(limit.plan);
-        e.problem.required_tier = Some(required.as_str().to_string());
+        e.problem.required_tier = Some(limit.required_tier);
         e
     }
 
     /// 403 `feature_not_in_plan`.
-    pub fn feature_not_in_plan(feature: Feature, plan: &str, required: Tier) -> Self {
+    pub fn feature_not_in_plan(refusal: FeatureNotInPlan) -> Self {
         let mut e = Self::new(
             StatusCode::FORBIDDEN,
             "feature_not_in_plan",
             format!(
                 "{} is not included in your {} plan. Upgrade to {}.",
-                feature.display_name(),
-                display_tier(plan),
-                required.display_name()
+                refusal.feature_name,
+                display_tier(&refusal.plan),
+                display_tier(&refusal.required_tier)
             ),
         );
-        e.problem.feature = Some(feature.key().to_string());
-        e.problem.current_tier = Some(plan.to_string());
-        e.problem.required_tier = Some(required.as_str().to_string());
+        e.problem.feature = Some(refusal.feature);
+        e.problem.current_tier = Some(refusal.plan);
+        e.problem.required_tier = Some(refusal.required_tier);
         e
+    }
+
+    /// 403: the caller's role does not allow the action.
+    pub fn forbidden(action: canopy_tenancy::Action) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("Your role in this organization does not allow {action:?}."),
+        )
+    }
+
+    /// A storage failure: logged with its cause, answered without it.
+    pub fn store(cause: StoreError) -> Self {
+        tracing::error!(error = %cause, "storage failure");
+        Self::internal()
     }
 
     /// 429 with the seconds after which a retry may succeed.
@@ -338,121 +331,12 @@ impl From<ValidationErrors> for ApiError {
     }
 }
 
-impl From<TenancyError> for ApiError {
-    fn from(e: TenancyError) -> Self {
-        use StatusCode as S;
-        match e {
-            TenancyError::Invalid(errors) => Self::validation(errors),
-            TenancyError::Unauthenticated => Self::unauthenticated(),
-            TenancyError::InvalidCredentials => Self::new(
-                S::UNAUTHORIZED,
-                "invalid_credentials",
-                "Invalid email or password.",
-            ),
-            TenancyError::NotFound(what) => Self::not_found(what),
-            TenancyError::Forbidden(action) => Self::new(
-                S::FORBIDDEN,
-                "forbidden",
-                format!("Your role in this organization does not allow {action:?}."),
-            ),
-            TenancyError::OwnerProtected => Self::new(
-                S::FORBIDDEN,
-                "owner_protected",
-                "Only an owner can remove or change another owner.",
-            ),
-            TenancyError::OwnerInviteRequiresOwner => Self::new(
-                S::FORBIDDEN,
-                "owner_invite_requires_owner",
-                "Only an owner can invite someone as owner.",
-            ),
-            TenancyError::EmailTaken => Self::new(
-                S::CONFLICT,
-                "email_taken",
-                "This email is already registered.",
-            ),
-            TenancyError::SlugTaken => {
-                Self::new(S::CONFLICT, "slug_taken", "This slug is already taken.")
-            }
-            TenancyError::LastOwner => Self::new(
-                S::CONFLICT,
-                "last_owner",
-                "An organization must keep at least one owner. Make another member owner first.",
-            ),
-            TenancyError::AlreadyMember => Self::new(
-                S::CONFLICT,
-                "already_member",
-                "This person is already a member of the organization.",
-            ),
-            TenancyError::InvitationNotPending => Self::new(
-                S::CONFLICT,
-                "invitation_not_pending",
-                "This invitation was already answered, cancelled or replaced.",
-            ),
-            TenancyError::InvitationExpired => Self::new(
-                S::GONE,
-                "invitation_expired",
-                "This invitation has expired. Ask for a new one.",
-            ),
-            TenancyError::InvitationEmailMismatch => Self::new(
-                S::FORBIDDEN,
-                "invitation_email_mismatch",
-                "This invitation is addressed to a different email than yours.",
-            ),
-            TenancyError::PlanLimit(limit) => Self::plan_limit(limit),
-            TenancyError::Store(cause) => {
-                tracing::error!(error = %cause, "storage failure");
-                Self::internal()
-            }
-        }
-    }
-}
-
+/// A tier's name for a sentence; legacy spellings read as words.
 fn display_tier(stored: &str) -> String {
     Tier::from_stored(stored).map_or_else(
         || stored.replace('_', " "),
         |t| t.display_name().to_string(),
     )
-}
-
-impl From<BillingError> for ApiError {
-    fn from(e: BillingError) -> Self {
-        match e {
-            BillingError::Tenancy(t) => t.into(),
-            BillingError::PlanLimit(limit) => Self::plan_limit(limit),
-            BillingError::FeatureNotInPlan {
-                feature,
-                plan,
-                required,
-            } => Self::feature_not_in_plan(feature, &plan, required),
-            BillingError::DowngradeExceeds { tier, exceeded } => {
-                let list = exceeded
-                    .iter()
-                    .map(|x| format!("{} {} of {} allowed", x.used, x.resource.key(), x.allowed))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let mut e = Self::new(
-                    StatusCode::CONFLICT,
-                    "downgrade_exceeds_limits",
-                    format!(
-                        "Your usage does not fit the {} plan: {list}. Remove what exceeds it first.",
-                        tier.display_name()
-                    ),
-                );
-                e.problem.exceeded = exceeded.into_iter().map(Into::into).collect();
-                e
-            }
-            BillingError::Changed => Self::new(
-                StatusCode::CONFLICT,
-                "subscription_changed",
-                "The subscription changed while this request was handled. Reload it and try again.",
-            ),
-            BillingError::ManagedByOperator => Self::new(
-                StatusCode::CONFLICT,
-                "subscription_managed",
-                "Enterprise subscriptions are changed with your Canopy account team.",
-            ),
-        }
-    }
 }
 
 /// Turns any framework error into a problem: the ones handlers raised pass through, the

@@ -1,0 +1,315 @@
+//! Every domain outcome a handler can meet, as the problem a client sees. The app translates;
+//! the domains decided (which refusal, which tier to recommend). One place, so the same
+//! outcome reads the same on every endpoint.
+
+use canopy_billing::{EntitlementError, SubscriptionError};
+use canopy_cloud_org::connection::TokenRefusal;
+use canopy_cloud_org::{CloudAccountError, ConnectionError, ExternalIdError};
+use canopy_kernel::{FeatureNotInPlan, PlanLimitExceeded, StoreError};
+use canopy_metrics::MetricsError;
+use canopy_tenancy::{
+    AccessError, ApiKeyError, AuditLogError, Forbidden, InvitationError, MemberError,
+    OrganizationError, SessionError,
+};
+use poem::http::StatusCode as S;
+
+use super::problem::ApiError;
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::store(e)
+    }
+}
+
+impl From<Forbidden> for ApiError {
+    fn from(e: Forbidden) -> Self {
+        Self::forbidden(e.0)
+    }
+}
+
+impl From<PlanLimitExceeded> for ApiError {
+    fn from(e: PlanLimitExceeded) -> Self {
+        Self::plan_limit(e)
+    }
+}
+
+impl From<FeatureNotInPlan> for ApiError {
+    fn from(e: FeatureNotInPlan) -> Self {
+        Self::feature_not_in_plan(e)
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Unauthenticated => Self::unauthenticated(),
+            AccessError::NotFound => Self::not_found("organization"),
+            AccessError::NotInPlan(f) => f.into(),
+            AccessError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Invalid(v) => v.into(),
+            SessionError::EmailTaken => Self::new(
+                S::CONFLICT,
+                "email_taken",
+                "This email is already registered.",
+            ),
+            SessionError::SlugTaken => {
+                Self::new(S::CONFLICT, "slug_taken", "This slug is already taken.")
+            }
+            SessionError::InvalidCredentials => Self::new(
+                S::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid email or password.",
+            ),
+            SessionError::Unauthenticated => Self::unauthenticated(),
+            SessionError::Crypto(c) => {
+                tracing::error!(error = %c, "password hashing failed");
+                Self::internal()
+            }
+            SessionError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<OrganizationError> for ApiError {
+    fn from(e: OrganizationError) -> Self {
+        match e {
+            OrganizationError::Invalid(v) => v.into(),
+            OrganizationError::Forbidden(f) => f.into(),
+            OrganizationError::SlugTaken => {
+                Self::new(S::CONFLICT, "slug_taken", "This slug is already taken.")
+            }
+            OrganizationError::NotFound => Self::not_found("organization"),
+            OrganizationError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<MemberError> for ApiError {
+    fn from(e: MemberError) -> Self {
+        match e {
+            MemberError::Invalid(v) => v.into(),
+            MemberError::Forbidden(f) => f.into(),
+            MemberError::NotFound => Self::not_found("member"),
+            MemberError::OwnerProtected => Self::new(
+                S::FORBIDDEN,
+                "owner_protected",
+                "Only an owner can remove or change another owner.",
+            ),
+            MemberError::LastOwner => Self::new(
+                S::CONFLICT,
+                "last_owner",
+                "An organization must keep at least one owner. Make another member owner first.",
+            ),
+            MemberError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<InvitationError> for ApiError {
+    fn from(e: InvitationError) -> Self {
+        match e {
+            InvitationError::Invalid(v) => v.into(),
+            InvitationError::Forbidden(f) => f.into(),
+            InvitationError::OwnerInviteRequiresOwner => Self::new(
+                S::FORBIDDEN,
+                "owner_invite_requires_owner",
+                "Only an owner can invite someone as owner.",
+            ),
+            InvitationError::AlreadyMember => Self::new(
+                S::CONFLICT,
+                "already_member",
+                "This person is already a member of the organization.",
+            ),
+            InvitationError::NotFound => Self::not_found("invitation"),
+            InvitationError::NotPending => Self::new(
+                S::CONFLICT,
+                "invitation_not_pending",
+                "This invitation was already answered, cancelled or replaced.",
+            ),
+            InvitationError::Expired => Self::new(
+                S::GONE,
+                "invitation_expired",
+                "This invitation has expired. Ask for a new one.",
+            ),
+            InvitationError::EmailMismatch => Self::new(
+                S::FORBIDDEN,
+                "invitation_email_mismatch",
+                "This invitation is addressed to a different email than yours.",
+            ),
+            InvitationError::PlanLimit(l) => l.into(),
+            InvitationError::Unauthenticated => Self::unauthenticated(),
+            InvitationError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<ApiKeyError> for ApiError {
+    fn from(e: ApiKeyError) -> Self {
+        match e {
+            ApiKeyError::Invalid(v) => v.into(),
+            ApiKeyError::NotFound => Self::not_found("api key"),
+            ApiKeyError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<AuditLogError> for ApiError {
+    fn from(e: AuditLogError) -> Self {
+        match e {
+            AuditLogError::Forbidden(f) => f.into(),
+            AuditLogError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<SubscriptionError> for ApiError {
+    fn from(e: SubscriptionError) -> Self {
+        match e {
+            SubscriptionError::Invalid(v) => v.into(),
+            SubscriptionError::Forbidden(f) => f.into(),
+            SubscriptionError::NotFound => Self::not_found("organization"),
+            SubscriptionError::DowngradeExceeds { tier, exceeded } => {
+                let list = exceeded
+                    .iter()
+                    .map(|x| format!("{} {} of {} allowed", x.used, x.resource.key(), x.allowed))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut e = Self::new(
+                    S::CONFLICT,
+                    "downgrade_exceeds_limits",
+                    format!(
+                        "Your usage does not fit the {} plan: {list}. Remove what exceeds it first.",
+                        tier.display_name()
+                    ),
+                );
+                e.problem.exceeded = exceeded.into_iter().map(Into::into).collect();
+                e
+            }
+            SubscriptionError::ManagedByOperator => Self::new(
+                S::CONFLICT,
+                "subscription_managed",
+                "Enterprise subscriptions are changed with your Canopy account team.",
+            ),
+            SubscriptionError::Changed => Self::new(
+                S::CONFLICT,
+                "subscription_changed",
+                "The subscription changed while this request was handled. Reload it and try again.",
+            ),
+            SubscriptionError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<EntitlementError> for ApiError {
+    fn from(e: EntitlementError) -> Self {
+        match e {
+            EntitlementError::NotInPlan(f) => f.into(),
+            EntitlementError::Store(s) => s.into(),
+        }
+    }
+}
+
+fn already_connected() -> ApiError {
+    ApiError::new(
+        S::CONFLICT,
+        "cloud_account_already_connected",
+        "This account is already connected to this organization.",
+    )
+}
+
+fn connected_elsewhere() -> ApiError {
+    ApiError::new(
+        S::CONFLICT,
+        "cloud_account_connected_elsewhere",
+        "This account is connected to another organization. An account can belong to one organization.",
+    )
+}
+
+impl From<CloudAccountError> for ApiError {
+    fn from(e: CloudAccountError) -> Self {
+        match e {
+            CloudAccountError::Invalid(v) => v.into(),
+            CloudAccountError::Forbidden(f) => f.into(),
+            CloudAccountError::NotFound => Self::not_found("cloud account"),
+            CloudAccountError::AlreadyConnected => already_connected(),
+            CloudAccountError::ConnectedElsewhere => connected_elsewhere(),
+            CloudAccountError::PlanLimit(l) => l.into(),
+            CloudAccountError::VerificationUnsupported(provider) => Self::new(
+                S::CONFLICT,
+                "verification_unsupported",
+                format!("{provider} connections cannot be verified yet."),
+            ),
+            CloudAccountError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<ExternalIdError> for ApiError {
+    fn from(e: ExternalIdError) -> Self {
+        match e {
+            ExternalIdError::Forbidden(f) => f.into(),
+            ExternalIdError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<TokenRefusal> for ApiError {
+    fn from(e: TokenRefusal) -> Self {
+        match e {
+            TokenRefusal::Unknown => Self::new(
+                S::NOT_FOUND,
+                "connection_token_unknown",
+                "No such connection token, or it is not yours to use.",
+            ),
+            TokenRefusal::Expired => Self::new(
+                S::GONE,
+                "connection_token_expired",
+                "This connection token expired (they last 10 minutes). Create a new one.",
+            ),
+            TokenRefusal::Used => Self::new(
+                S::CONFLICT,
+                "connection_token_used",
+                "This connection token was already used.",
+            ),
+            TokenRefusal::Cancelled => Self::new(
+                S::CONFLICT,
+                "connection_token_cancelled",
+                "This connection request was cancelled.",
+            ),
+        }
+    }
+}
+
+impl From<ConnectionError> for ApiError {
+    fn from(e: ConnectionError) -> Self {
+        match e {
+            ConnectionError::Invalid(v) => v.into(),
+            ConnectionError::Forbidden(f) => f.into(),
+            ConnectionError::Token(t) => t.into(),
+            ConnectionError::PlanLimit(l) => l.into(),
+            ConnectionError::NotInPlan(f) => f.into(),
+            ConnectionError::AlreadyConnected => already_connected(),
+            ConnectionError::ConnectedElsewhere => connected_elsewhere(),
+            ConnectionError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<MetricsError> for ApiError {
+    fn from(e: MetricsError) -> Self {
+        match e {
+            MetricsError::Invalid(v) => v.into(),
+            MetricsError::Forbidden(f) => f.into(),
+            MetricsError::PlanLimit(l) => l.into(),
+            MetricsError::AccountNotFound => Self::not_found("cloud account"),
+            MetricsError::Store(s) => s.into(),
+        }
+    }
+}

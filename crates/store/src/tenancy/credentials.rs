@@ -1,0 +1,138 @@
+//! Sessions and API keys, looked up by token digest.
+
+use async_trait::async_trait;
+use canopy_kernel::StoreError;
+use canopy_kernel::id::{ApiKeyId, SessionId, UserId};
+use canopy_tenancy::credential::{ApiKey, CredentialKind, Principal, Session};
+use canopy_tenancy::ports::CredentialRepository;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use crate::entity::{api_keys, sessions};
+use crate::error::db_err;
+
+crate::repository!(
+    /// Sessions and API keys.
+    CredentialStore,
+    credentials
+);
+
+fn api_key_from(m: api_keys::Model) -> ApiKey {
+    ApiKey {
+        id: ApiKeyId(m.id),
+        user_id: UserId(m.user_id),
+        name: m.name,
+        prefix: m.prefix,
+        token_digest: m.token_digest,
+        expires_at: m.expires_at,
+        revoked_at: m.revoked_at,
+        created_at: m.created_at,
+    }
+}
+
+#[async_trait]
+impl CredentialRepository for CredentialStore {
+    async fn insert_session(&self, session: Session) -> Result<(), StoreError> {
+        sessions::ActiveModel {
+            id: Set(session.id.as_uuid()),
+            user_id: Set(session.user_id.as_uuid()),
+            token_digest: Set(session.token_digest),
+            expires_at: Set(session.expires_at),
+            created_at: Set(session.created_at),
+        }
+        .insert(self.db())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn authenticate(
+        &self,
+        digest: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Principal>, StoreError> {
+        let session = sessions::Entity::find()
+            .filter(sessions::Column::TokenDigest.eq(digest))
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .one(self.db())
+            .await
+            .map_err(db_err)?;
+        if let Some(s) = session {
+            return Ok(Some(Principal {
+                user_id: UserId(s.user_id),
+                credential: CredentialKind::Session(SessionId(s.id)),
+            }));
+        }
+        let key = api_keys::Entity::find()
+            .filter(api_keys::Column::TokenDigest.eq(digest))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .filter(
+                api_keys::Column::ExpiresAt
+                    .is_null()
+                    .or(api_keys::Column::ExpiresAt.gt(now)),
+            )
+            .one(self.db())
+            .await
+            .map_err(db_err)?;
+        Ok(key.map(|k| Principal {
+            user_id: UserId(k.user_id),
+            credential: CredentialKind::ApiKey(ApiKeyId(k.id)),
+        }))
+    }
+
+    async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
+        sessions::Entity::delete_many()
+            .filter(sessions::Column::TokenDigest.eq(digest))
+            .exec(self.db())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_api_key(&self, key: ApiKey) -> Result<(), StoreError> {
+        api_keys::ActiveModel {
+            id: Set(key.id.as_uuid()),
+            user_id: Set(key.user_id.as_uuid()),
+            name: Set(key.name),
+            prefix: Set(key.prefix),
+            token_digest: Set(key.token_digest),
+            expires_at: Set(key.expires_at),
+            revoked_at: Set(key.revoked_at),
+            created_at: Set(key.created_at),
+        }
+        .insert(self.db())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_api_keys(&self, user: UserId) -> Result<Vec<ApiKey>, StoreError> {
+        Ok(api_keys::Entity::find()
+            .filter(api_keys::Column::UserId.eq(user.as_uuid()))
+            .order_by_desc(api_keys::Column::Id)
+            .all(self.db())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(api_key_from)
+            .collect())
+    }
+
+    async fn revoke_api_key(
+        &self,
+        user: UserId,
+        id: ApiKeyId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(api_keys::Column::Id.eq(id.as_uuid()))
+            .filter(api_keys::Column::UserId.eq(user.as_uuid()))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .exec(self.db())
+            .await
+            .map_err(db_err)?;
+        Ok(result.rows_affected == 1)
+    }
+}
