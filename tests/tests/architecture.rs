@@ -1,6 +1,8 @@
 //! The dependency rules of docs/ARCHITECTURE.md, checked against `cargo metadata`:
 //! kernel <- domain crates <- adapters <- app, domain crates free of IO frameworks, adapters
-//! independent of each other. A new crate must be placed in a layer here before it builds green.
+//! independent of each other, test support only where tests are. A new crate must be placed in
+//! a layer here before it builds green. Also the tidy rules that keep the house easy to extend:
+//! every port mockable, no source file past the size where it stops being one thing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,6 +18,8 @@ enum Layer {
     App,
     TestSupport,
     Tests,
+    /// Shows embedders how to use the domain crates; no service depends on it.
+    Example,
 }
 
 fn layer(name: &str) -> Option<Layer> {
@@ -35,6 +39,7 @@ fn layer(name: &str) -> Option<Layer> {
         "canopy-aws-testkit" => Layer::TestSupport,
         "canopy-app" => Layer::App,
         "canopy-e2e" => Layer::Tests,
+        "canopy-embedding-example" => Layer::Example,
         _ => return None,
     })
 }
@@ -53,8 +58,7 @@ const DOMAIN_EXTERNAL: &[&str] = &[
     "futures",
 ];
 
-/// Normal (non-dev) dependencies of every workspace crate.
-fn workspace_dependencies() -> BTreeMap<String, Vec<String>> {
+fn metadata() -> serde_json::Value {
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -65,8 +69,12 @@ fn workspace_dependencies() -> BTreeMap<String, Vec<String>> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    meta["packages"]
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Normal (non-dev) dependencies of every workspace crate.
+fn workspace_dependencies() -> BTreeMap<String, Vec<String>> {
+    metadata()["packages"]
         .as_array()
         .unwrap()
         .iter()
@@ -112,6 +120,10 @@ fn violations(graph: &BTreeMap<String, Vec<String>>) -> Vec<String> {
                 (Layer::App, Some(to)) => !matches!(to, Layer::Tests | Layer::TestSupport),
                 (Layer::App, None) => true,
                 (Layer::Tests, _) => true,
+                (Layer::Example, Some(to)) => {
+                    matches!(to, Layer::Kernel | Layer::Domain(_) | Layer::Adapter)
+                }
+                (Layer::Example, None) => true,
             };
             if !allowed {
                 out.push(format!("{krate} ({from:?}) must not depend on {dep}"));
@@ -177,5 +189,136 @@ fn the_rules_catch_forbidden_edges() {
         found
             .iter()
             .any(|f| f.starts_with("canopy-mystery is in no layer"))
+    );
+}
+
+/// Fixtures, fresh databases and canned answers (`testing` features) are compiled only into
+/// tests: no crate a service runs may turn them on in its normal dependencies.
+#[test]
+fn test_support_features_stay_out_of_production_crates() {
+    let meta = metadata();
+    let mut found = vec![];
+    for package in meta["packages"].as_array().unwrap() {
+        let name = package["name"].as_str().unwrap();
+        if matches!(layer(name), Some(Layer::Tests)) {
+            continue;
+        }
+        for dep in package["dependencies"].as_array().unwrap() {
+            let normal = dep["kind"].is_null();
+            let testing = dep["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == "testing" || f == "mocks");
+            if normal && testing {
+                found.push(format!("{name} enables test support of {}", dep["name"]));
+            }
+        }
+        let defaults = &package["features"]["default"];
+        if defaults
+            .as_array()
+            .is_some_and(|d| d.iter().any(|f| f == "testing" || f == "mocks"))
+        {
+            found.push(format!("{name} turns test support on by default"));
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Domain crates, by directory under crates/.
+const DOMAIN_DIRS: &[&str] = &[
+    "tenancy",
+    "billing",
+    "cloud-org",
+    "metrics",
+    "detection",
+    "coverage",
+];
+
+/// Every port (a trait in a domain crate) has a mockall mock behind the `mocks` feature, so
+/// an embedder can swap any adapter in a test.
+#[test]
+fn every_domain_port_is_mockable() {
+    let mut missing = vec![];
+    let mut ports = 0;
+    for dir in DOMAIN_DIRS {
+        let src = workspace_root().join("crates").join(dir).join("src");
+        if !src.exists() {
+            continue;
+        }
+        let mut files = vec![];
+        rust_files(&src, &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if !line.starts_with("pub trait ") {
+                    continue;
+                }
+                ports += 1;
+                let attributes = lines[..i]
+                    .iter()
+                    .rev()
+                    .take_while(|l| l.starts_with("#[") || l.starts_with("///"))
+                    .any(|l| l.contains("mockall::automock"));
+                if !attributes {
+                    missing.push(format!("{}:{}: {line}", file.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        ports >= 19,
+        "found only {ports} ports: is the scan still looking in the right place?"
+    );
+    assert!(
+        missing.is_empty(),
+        "ports without a mock:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// Longest source file, in lines, before it must be split by concept.
+const MAX_SOURCE_LINES: usize = 650;
+
+#[test]
+fn no_source_file_outgrows_one_concept() {
+    let mut files = vec![];
+    for top in ["crates", "examples"] {
+        let dir = workspace_root().join(top);
+        if dir.exists() {
+            rust_files(&dir, &mut files);
+        }
+    }
+    let too_big: Vec<String> = files
+        .iter()
+        .filter(|f| f.components().any(|c| c.as_os_str() == "src"))
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(f).unwrap().lines().count();
+            (lines > MAX_SOURCE_LINES).then(|| format!("{} ({lines} lines)", f.display()))
+        })
+        .collect();
+    assert!(
+        too_big.is_empty(),
+        "split these by concept (docs/ARCHITECTURE.md):\n{}",
+        too_big.join("\n")
     );
 }

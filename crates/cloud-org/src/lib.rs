@@ -1,7 +1,37 @@
 //! Canopy cloud accounts: AWS accounts and GCP projects connected to an organization, the
 //! External ID that guards role assumption, and the health timeline of each connection.
 //!
-//! API boundary: [`CloudAccountService`] and the traits in [`ports`].
+//! # What it offers
+//!
+//! [`CloudAccountService`], by concept: connected accounts ([`CloudAccountError`]), External
+//! IDs and the role session ([`ExternalIdError`]), and the token flows: connect tokens and
+//! connection requests ([`ConnectionError`]). Validated identifiers (`AwsAccountId`,
+//! `RoleArn`, `AwsRegion`, `GcpProjectId`) are in [`identifiers`]; account edits and list
+//! filters are parsed here ([`AccountChanges`], [`AccountFilter`]).
+//!
+//! # What an embedder provides
+//!
+//! | port | for | refusals it must return |
+//! |---|---|---|
+//! | [`ports::CloudAccountRepository`] | accounts, health checks; one organization per account | `AlreadyConnected`, `ConnectedElsewhere`, `PlanLimit` |
+//! | [`ports::ExternalIdRepository`] | one current External ID per organization, with history | — |
+//! | [`ports::ConnectionTokenRepository`] | single-use tokens, redeemed with the account atomically | `Refused(TokenRefusal)`, `Connect(..)` |
+//! | [`ports::RoleVerifier`] | assuming a customer's role (AWS STS) | a classified [`AccessFailure`] |
+//! | [`ports::SecretSource`] | External IDs and tokens | — |
+//!
+//! Storage methods MAY fail with [`canopy_kernel::StoreError`]. The service also needs the
+//! tenancy and billing services (membership of a connection request's organization, plan
+//! room before issuing a token).
+//!
+//! # Swapping adapters in tests
+//!
+//! The `mocks` feature exposes a mockall mock of every port:
+//!
+//! ```ignore
+//! let mut aws = canopy_cloud_org::ports::MockRoleVerifier::new();
+//! aws.expect_assume_role().returning(|_, _, _, _| Err(denied()));
+//! ```
+//!
 //! Architecture invariant: no IO here; AWS calls go through [`ports::RoleVerifier`].
 
 pub mod account;

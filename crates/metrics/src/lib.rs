@@ -3,7 +3,23 @@
 //! never fails the request, a cache in front of the source, and the aggregation (totals,
 //! per-account breakdown and shares, rates, change against the previous period, series).
 //!
-//! API boundary: [`MetricsService`] and the traits in [`ports`].
+//! # What it offers
+//!
+//! [`MetricsService`]: the metrics and the dashboard of an organization's selection
+//! ([`MetricsError`]), from a [`MetricsQuery`] parsed here.
+//!
+//! # What an embedder provides
+//!
+//! [`ports::MetricSource`] (one account's SES sums per bucket; MUST classify failures and give
+//! up after its own per-account timeout) and [`ports::SeriesCache`] (MUST share one fetch
+//! between concurrent callers of a key and MUST NOT keep failures), plus the cloud-account and
+//! billing services. The `mocks` feature has a mock of each:
+//!
+//! ```ignore
+//! let mut source = canopy_metrics::ports::MockMetricSource::new();
+//! source.expect_fetch().returning(|_, _| Ok(Datapoints::default()));
+//! ```
+//!
 //! Architecture invariant: no IO and no runtime here; the source (CloudWatch, the demo) and
 //! the cache (in process, Redis) are adapters, and the fan-out only combines futures.
 
