@@ -242,12 +242,6 @@ fn cases() -> Vec<Case> {
         c(
             Method::PUT,
             "/v1/organizations/{org}/subscription",
-            Some(json!({"tier": "enterprise"})),
-            [422, 403, 403, 404, 401],
-        ),
-        c(
-            Method::PUT,
-            "/v1/organizations/{org}/subscription",
             Some(json!({"tier": "pro"})),
             [200, 403, 403, 404, 401],
         ),

@@ -298,7 +298,14 @@ async fn a_downgrade_that_does_not_fit_is_refused_with_what_exceeds(app: TestApp
     assert_eq!(still.body["tier"], "pro");
     let enterprise = change_tier(&app, &org, &ada, "enterprise").await;
     enterprise.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(enterprise.body["errors"][0]["rule"], "self_service");
+    // The document offers free, individual and pro only: Enterprise is arranged with sales.
+    assert_eq!(
+        (
+            enterprise.body["errors"][0]["field"].as_str(),
+            enterprise.body["errors"][0]["rule"].as_str()
+        ),
+        (Some("tier"), Some("enum"))
+    );
     let unknown = change_tier(&app, &org, &ada, "starter").await;
     assert_eq!(unknown.body["errors"][0]["rule"], "enum");
 
@@ -461,6 +468,7 @@ async fn legacy_tiers_migrate_by_account_count_dry_run_then_real(app: TestApp) {
         ("Small", "subscriber", 3),
         ("Big", "subscriber", 8),
         ("Corp", "enterprise", 2),
+        ("Large", "subscriber", 30),
     ] {
         let org = app.create_org_on(&ada, name, "enterprise").await;
         for _ in 0..accounts {
@@ -483,7 +491,7 @@ async fn legacy_tiers_migrate_by_account_count_dry_run_then_real(app: TestApp) {
     let dry = canopy_app::admin::migrate_legacy_tiers(&billing, true)
         .await
         .unwrap();
-    assert!(dry.contains("3 subscription(s) would move"), "{dry}");
+    assert!(dry.contains("4 subscription(s) would move"), "{dry}");
     assert!(dry.contains("$72.00"), "{dry}");
     let unchanged = app
         .get(&org_path(&orgs[2], "/subscription"), &ada.token)
@@ -496,7 +504,7 @@ async fn legacy_tiers_migrate_by_account_count_dry_run_then_real(app: TestApp) {
     let real = canopy_app::admin::migrate_legacy_tiers(&billing, false)
         .await
         .unwrap();
-    assert!(real.contains("3 subscription(s) migrated"), "{real}");
+    assert!(real.contains("4 subscription(s) migrated"), "{real}");
     let tier = |i: usize| {
         let (app, ada, org) = (&app, &ada, orgs[i].clone());
         async move {
@@ -508,6 +516,11 @@ async fn legacy_tiers_migrate_by_account_count_dry_run_then_real(app: TestApp) {
     assert_eq!(tier(0).await["tier"], "free");
     assert_eq!(tier(1).await["tier"], "individual");
     assert_eq!(tier(3).await["tier"], "enterprise");
+    // 30 accounts paid $270 a month: Pro's $250 at once, no grace at the higher old rate.
+    let large = tier(4).await;
+    assert_eq!(large["tier"], "pro");
+    assert!(large.get("grace").is_none(), "{large}");
+    assert_eq!(large["terms"]["priceMonthlyCents"], 25_000);
     let big = tier(2).await;
     assert_eq!(big["tier"], "pro");
     assert_eq!(big["grace"]["legacyTier"], "subscriber");

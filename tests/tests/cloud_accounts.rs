@@ -44,7 +44,7 @@ async fn manual_connect_list_edit_and_disconnect(app: TestApp) {
         .iter()
         .map(|e| e["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["accountId", "region", "sesDomains"]);
+    assert_eq!(fields, ["accountId", "region", "sesDomains.0"]);
 
     let prod_id = random_aws_account();
     let prod = app
@@ -56,7 +56,15 @@ async fn manual_connect_list_edit_and_disconnect(app: TestApp) {
         .await;
     assert_eq!(prod.status, StatusCode::CREATED, "{}", prod.body);
     assert_eq!(prod.body["accountId"], prod_id.as_str());
-    assert_eq!(prod.body["status"], "active");
+    // Nothing was verified yet: pending until a check reaches the account, and it says so.
+    assert_eq!(prod.body["status"], "pending");
+    assert!(
+        prod.body["statusDetail"]
+            .as_str()
+            .is_some_and(|d| d.contains("not verified")),
+        "{}",
+        prod.body
+    );
     let prod_uuid = prod.body["id"].as_str().unwrap().to_string();
     let mut staging_body = aws_account_body(&random_aws_account());
     staging_body["environment"] = json!("staging");

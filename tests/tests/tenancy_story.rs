@@ -517,7 +517,12 @@ async fn organization_settings_are_validated_and_updated(app: TestApp) {
         .iter()
         .map(|e| e["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["name", "slug", "logo", "metadata"]);
+    let named: std::collections::BTreeSet<&str> = fields.iter().copied().collect();
+    assert_eq!(
+        named,
+        ["logo", "metadata", "name", "slug"].into_iter().collect(),
+        "every bad field is named: {fields:?}"
+    );
     let unchanged = app.get(&path, &ada.token).await;
     assert_eq!(
         unchanged.body["organization"]["name"], "Settings",

@@ -64,7 +64,7 @@ pub async fn connect(args: &ConnectArgs, sts: Option<&StsRoleVerifier>) -> anyho
         })?,
         (None, None) => bail!("no --account-id and no AWS credentials to detect it"),
     };
-    let body = json!({
+    let mut body = json!({
         "token": args.token,
         "account": {
             "provider": "aws",
@@ -78,6 +78,10 @@ pub async fn connect(args: &ConnectArgs, sts: Option<&StsRoleVerifier>) -> anyho
             "tags": args.tags,
         }
     });
+    // Absent is absent: the API refuses null for fields it does not declare nullable.
+    if let Some(account) = body["account"].as_object_mut() {
+        account.retain(|_, v| !v.is_null());
+    }
     let url = format!("{}/v1/connect", args.api_url.trim_end_matches('/'));
     let resp = reqwest::Client::new()
         .post(&url)

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connect_cli;
 pub mod demo;
 pub mod http;
+pub mod openapi;
 pub mod server;
 pub mod state;
 

@@ -74,7 +74,29 @@ impl AppState {
         };
         self.auth_limiter.check_key(&ip).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::rate_limited(wait.as_secs().max(1))
+            ApiError::rate_limited(whole_seconds_after(wait))
         })
+    }
+}
+
+/// The whole seconds a client must wait so that waiting them is enough: rounded up (a client
+/// told 1 when the quota frees in 1.5 s would be refused again), and at least 1.
+pub fn whole_seconds_after(wait: std::time::Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::whole_seconds_after;
+
+    #[test]
+    fn retry_after_is_never_shorter_than_the_wait() {
+        assert_eq!(whole_seconds_after(Duration::from_millis(1_500)), 2);
+        assert_eq!(whole_seconds_after(Duration::from_millis(2_000)), 2);
+        assert_eq!(whole_seconds_after(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds_after(Duration::ZERO), 1);
     }
 }

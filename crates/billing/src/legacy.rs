@@ -62,8 +62,10 @@ fn list_price(tier: Tier) -> u64 {
 }
 
 /// The move for one legacy subscription at `now`, per the spec's table: `free_scan` to Free,
-/// `subscriber` with up to six accounts to Individual, with seven or more to Pro with a
-/// three-month grace period at the old rate. `None` for a subscription on a current tier.
+/// `subscriber` with up to six accounts to Individual, with seven or more to Pro. The
+/// three-month grace period at the old rate is for those whom Pro costs more (7-27 accounts at
+/// $9 are under $250); from 28 accounts Pro is the cheaper price, so they move at once.
+/// `None` for a subscription on a current tier.
 pub fn plan_move(candidate: &LegacyCandidate, now: DateTime<Utc>) -> Option<LegacyMove> {
     let SubscribedTier::Legacy(from) = candidate.subscription.tier else {
         return None;
@@ -86,24 +88,25 @@ pub fn plan_move(candidate: &LegacyCandidate, now: DateTime<Utc>) -> Option<Lega
         LegacyTier::Subscriber if accounts <= INDIVIDUAL_MAX_ACCOUNTS => {
             (Tier::Individual, None, Some("saves money: a flat $29"))
         }
+        LegacyTier::Subscriber if old >= pro => {
+            let note = if accounts > 500 {
+                "more accounts than Pro allows: contact the customer about Enterprise"
+            } else {
+                "saves money: Pro's flat $250 is below the old per-account rate"
+            };
+            (Tier::Pro, None, Some(note))
+        }
         LegacyTier::Subscriber => {
             let until = now
                 .checked_add_months(Months::new(GRACE_MONTHS))
                 .unwrap_or(now);
-            let note = if accounts > 500 {
-                "more accounts than Pro allows: contact the customer about Enterprise"
-            } else if old >= pro {
-                "the old rate is above Pro's $250: choosing Pro now ends the grace and saves money"
-            } else {
-                "contact the customer: Pro ($250) after three months at the old rate"
-            };
             (
                 Tier::Pro,
                 Some(Grace {
                     until,
                     legacy_tier: from,
                 }),
-                Some(note),
+                Some("contact the customer: Pro ($250) after three months at the old rate"),
             )
         }
     };
@@ -162,6 +165,7 @@ mod tests {
         assert_eq!(to("subscriber", 6), Some((Tier::Individual, false)));
         assert_eq!(to("subscriber", 7), Some((Tier::Pro, true)));
         assert_eq!(to("subscriber", 27), Some((Tier::Pro, true)));
+        assert_eq!(to("subscriber", 28), Some((Tier::Pro, false)));
         assert_eq!(to("enterprise", 900), None);
         assert_eq!(to("pro", 9), None);
     }
@@ -176,16 +180,32 @@ mod tests {
     }
 
     #[test]
-    fn large_subscribers_are_told_pro_is_cheaper_than_their_old_rate() {
+    fn from_28_accounts_pro_is_cheaper_so_they_move_at_once_without_grace() {
         let m = moved("subscriber", 30).unwrap();
         assert_eq!(m.old_monthly_cents, 27_000);
+        assert_eq!(
+            (m.to, m.grace, m.new_monthly_cents),
+            (Tier::Pro, None, 25_000)
+        );
         assert!(
             m.note.is_some_and(|n| n.contains("saves money")),
             "{:?}",
             m.note
         );
-        let m = moved("subscriber", 10).unwrap();
+        let m = moved("subscriber", 28).unwrap();
+        assert_eq!((m.old_monthly_cents, m.new_monthly_cents), (25_200, 25_000));
+        assert!(m.grace.is_none());
+        // Up to 27 accounts the old rate is below Pro's: three months at it.
+        let m = moved("subscriber", 27).unwrap();
+        assert_eq!((m.old_monthly_cents, m.new_monthly_cents), (24_300, 24_300));
+        assert!(m.grace.is_some());
         assert!(m.note.is_some_and(|n| n.contains("after three months")));
+        let m = moved("subscriber", 600).unwrap();
+        assert!(
+            m.note.is_some_and(|n| n.contains("Enterprise")),
+            "{:?}",
+            m.note
+        );
     }
 
     #[test]

@@ -94,7 +94,9 @@ impl Environment {
 /// Connection health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccountStatus {
-    /// The last check succeeded (or none failed yet).
+    /// Connected, but no check has reached the account yet: nothing is verified.
+    Pending,
+    /// The last check succeeded.
     Active,
     /// Switched off by the organization.
     Inactive,
@@ -106,15 +108,29 @@ impl AccountStatus {
     /// Stored and wire spelling.
     pub fn as_str(self) -> &'static str {
         match self {
+            AccountStatus::Pending => "pending",
             AccountStatus::Active => "active",
             AccountStatus::Inactive => "inactive",
             AccountStatus::Error => "error",
         }
     }
 
+    /// What the status means, for a person.
+    pub fn explain(self) -> &'static str {
+        match self {
+            AccountStatus::Pending => {
+                "Connected, not verified yet: sync the account to check that Canopy can assume its role."
+            }
+            AccountStatus::Active => "Canopy reached the account at the last check.",
+            AccountStatus::Inactive => "Switched off by the organization.",
+            AccountStatus::Error => "The last check failed; see the last error.",
+        }
+    }
+
     /// Reads the stored spelling.
     pub fn from_stored(raw: &str) -> Option<Self> {
         match raw {
+            "pending" => Some(AccountStatus::Pending),
             "active" => Some(AccountStatus::Active),
             "inactive" => Some(AccountStatus::Inactive),
             "error" => Some(AccountStatus::Error),
@@ -124,8 +140,9 @@ impl AccountStatus {
 
     /// Reads a client's spelling; `field` names it in the error.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
-        Self::from_stored(raw.trim())
-            .ok_or_else(|| FieldError::new(field, "enum", "must be active, inactive or error"))
+        Self::from_stored(raw.trim()).ok_or_else(|| {
+            FieldError::new(field, "enum", "must be pending, active, inactive or error")
+        })
     }
 }
 
@@ -254,26 +271,23 @@ pub struct AccountInput {
     pub tags: BTreeMap<String, String>,
 }
 
-fn bounded(raw: &str, field: &str, max: usize) -> Result<String, FieldError> {
-    let value = raw.trim();
-    if value.is_empty() {
-        return Err(FieldError::new(field, "required", "must not be empty"));
-    }
-    if value.chars().count() > max {
-        return Err(FieldError::new(
-            field,
-            "length",
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            field,
-            "format",
-            "must not contain control characters",
-        ));
-    }
-    Ok(value.to_string())
+/// Longest alias or stack name, in characters.
+pub const LABEL_MAX_CHARS: usize = 255;
+
+/// Longest tag key and value, in characters.
+pub const TAG_KEY_MAX_CHARS: usize = 128;
+/// Longest tag value, in characters.
+pub const TAG_VALUE_MAX_CHARS: usize = 256;
+
+/// The published form of the configuration-set rule (ECMA-262).
+pub const CONFIGURATION_SET_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
+/// The published form of the project-number rule (ECMA-262).
+pub const PROJECT_NUMBER_PATTERN: &str = "^[0-9]{1,20}$";
+
+/// An alias or stack name: the kernel's bounded-text rule, for connecting and editing alike.
+pub fn parse_label(raw: &str, field: &str) -> Result<String, FieldError> {
+    canopy_kernel::bounded_text(raw, field, LABEL_MAX_CHARS)
 }
 
 /// Parses an environment spelling.
@@ -291,7 +305,17 @@ pub fn check_tags(tags: &BTreeMap<String, String>, field: &str) -> Result<(), Fi
         ));
     }
     for (k, v) in tags {
-        if k.trim().is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+        if canopy_kernel::text::has_control(k) || canopy_kernel::text::has_control(v) {
+            return Err(FieldError::new(
+                field,
+                "format",
+                "tag keys and values must not contain control characters",
+            ));
+        }
+        if k.trim().is_empty()
+            || k.chars().count() > TAG_KEY_MAX_CHARS
+            || v.chars().count() > TAG_VALUE_MAX_CHARS
+        {
             return Err(FieldError::new(
                 field,
                 "length",
@@ -452,11 +476,11 @@ fn validate_settings(input: &AccountInput, errors: &mut ValidationErrors) -> Acc
     let alias = input
         .alias
         .as_deref()
-        .and_then(|a| errors.collect(bounded(a, "alias", 255)));
+        .and_then(|a| errors.collect(parse_label(a, "alias")));
     let stack_name = input
         .stack_name
         .as_deref()
-        .and_then(|s| errors.collect(bounded(s, "stackName", 255)));
+        .and_then(|s| errors.collect(parse_label(s, "stackName")));
     let ses_configuration_set = input
         .ses_configuration_set
         .as_deref()
@@ -579,5 +603,9 @@ mod tests {
         assert_eq!(check_tags(&many, "tags").unwrap_err().rule, "count");
         let long: BTreeMap<_, _> = [("k".to_string(), "v".repeat(257))].into_iter().collect();
         assert_eq!(check_tags(&long, "tags").unwrap_err().rule, "length");
+        for (k, v) in [("te\u{0}am", "email"), ("team", "e\u{0}mail")] {
+            let nul: BTreeMap<_, _> = [(k.to_string(), v.to_string())].into_iter().collect();
+            assert_eq!(check_tags(&nul, "tags").unwrap_err().rule, "format");
+        }
     }
 }

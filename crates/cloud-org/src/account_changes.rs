@@ -7,7 +7,7 @@ use canopy_kernel::{FieldError, ValidationErrors};
 
 use crate::account::{
     CloudAccount, CloudIdentity, Features, check_configuration_set, check_domains, check_tags,
-    parse_environment,
+    parse_environment, parse_label,
 };
 use crate::identifiers::{AwsRegion, RoleArn};
 
@@ -43,18 +43,7 @@ impl AccountChanges {
         let mut changed = vec![];
         if let Some(alias) = self.alias {
             changed.push("alias");
-            settings.alias = match alias {
-                None => None,
-                Some(a) if a.trim().is_empty() || a.chars().count() > 255 => {
-                    errors.push(FieldError::new(
-                        "alias",
-                        "length",
-                        "must be 1 to 255 characters",
-                    ));
-                    None
-                }
-                Some(a) => Some(a.trim().to_string()),
-            };
+            settings.alias = alias.and_then(|a| errors.collect(parse_label(&a, "alias")));
         }
         if let Some(env) = self.environment {
             changed.push("environment");
@@ -130,5 +119,59 @@ impl AccountChanges {
         account.settings = settings;
         account.identity = identity;
         Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{AccountInput, AccountStatus, CloudAccountId, validate_new};
+    use canopy_kernel::id::{OrganizationId, UserId};
+
+    fn account() -> CloudAccount {
+        let (identity, settings) = validate_new(&AccountInput {
+            provider: "aws".into(),
+            account_id: Some("123456789012".into()),
+            role_arn: Some("arn:aws:iam::123456789012:role/CanopyAccess".into()),
+            region: Some("us-east-1".into()),
+            alias: Some("Production".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        CloudAccount {
+            id: CloudAccountId::new(),
+            organization_id: OrganizationId::new(),
+            identity,
+            settings,
+            status: AccountStatus::Active,
+            last_synced_at: None,
+            last_error: None,
+            created_by: UserId::new(),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn an_edit_is_held_to_the_same_alias_rule_as_a_connect() {
+        for bad in ["Prod\u{0}uction", "Prod\u{7}", "   "] {
+            let mut a = account();
+            let err = AccountChanges {
+                alias: Some(Some(bad.to_string())),
+                ..Default::default()
+            }
+            .apply(&mut a)
+            .unwrap_err();
+            assert_eq!(err.errors[0].field, "alias", "{bad:?}");
+            assert_eq!(a.settings.alias.as_deref(), Some("Production"), "unchanged");
+        }
+        let mut a = account();
+        AccountChanges {
+            alias: Some(Some("  Staging ".into())),
+            ..Default::default()
+        }
+        .apply(&mut a)
+        .unwrap();
+        assert_eq!(a.settings.alias.as_deref(), Some("Staging"));
     }
 }

@@ -38,10 +38,18 @@ impl AccountFilter {
             filter.status = errors.collect(AccountStatus::parse(s, "status"));
         }
         if let Some(t) = tag {
-            filter.tag = Some(match t.split_once(':') {
-                Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                None => (t.to_string(), None),
-            });
+            if canopy_kernel::text::has_control(t) {
+                errors.push(canopy_kernel::FieldError::new(
+                    "tag",
+                    "format",
+                    "must not contain control characters",
+                ));
+            } else {
+                filter.tag = Some(match t.split_once(':') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (t.to_string(), None),
+                });
+            }
         }
         errors.into_result().map(|()| filter)
     }
@@ -62,5 +70,10 @@ mod tests {
         assert_eq!(ok.provider, Some(Provider::Aws));
         assert_eq!(ok.status, Some(AccountStatus::Error));
         assert_eq!(ok.tag, Some(("team".into(), Some("email".into()))));
+        let nul = AccountFilter::parse(None, None, None, Some("team\u{0}")).unwrap_err();
+        assert_eq!(
+            (nul.errors[0].field.as_str(), nul.errors[0].rule.as_str()),
+            ("tag", "format")
+        );
     }
 }

@@ -49,6 +49,9 @@ pub const AWS_REGIONS: &[(&str, &str)] = &[
 pub struct AwsAccountId(String);
 
 impl AwsAccountId {
+    /// The published form of the rule (ECMA-262).
+    pub const PATTERN: &'static str = "^[0-9]{12}$";
+
     /// Exactly 12 ASCII digits.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
         let id = raw.trim();
@@ -76,6 +79,9 @@ pub struct AwsRegion {
 }
 
 impl AwsRegion {
+    /// The published form of the rule (ECMA-262): one of [`AWS_REGIONS`].
+    pub const PATTERN: &'static str = "^(us-east-1|us-east-2|us-west-1|us-west-2|af-south-1|ap-east-1|ap-east-2|ap-south-1|ap-south-2|ap-southeast-1|ap-southeast-2|ap-southeast-3|ap-southeast-4|ap-southeast-5|ap-southeast-7|ap-northeast-1|ap-northeast-2|ap-northeast-3|ca-central-1|ca-west-1|eu-central-1|eu-central-2|eu-west-1|eu-west-2|eu-west-3|eu-south-1|eu-south-2|eu-north-1|il-central-1|me-south-1|me-central-1|mx-central-1|sa-east-1|us-gov-east-1|us-gov-west-1|cn-north-1|cn-northwest-1)$";
+
     /// A region AWS operates.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
         let name = raw.trim();
@@ -108,6 +114,13 @@ pub struct RoleArn {
 }
 
 impl RoleArn {
+    /// The published form of the rule (ECMA-262): partition, IAM, 12 digits, a role path and
+    /// a name IAM allows.
+    pub const PATTERN: &'static str = "^arn:(aws|aws-us-gov|aws-cn):iam::[0-9]{12}:role/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64}$";
+    /// The longest ARN the published rule allows: the shortest prefix and a 512-character path,
+    /// so every ARN it allows has a path IAM allows.
+    pub const PUBLISHED_MAX_LEN: usize = "arn:aws:iam::123456789012:role/".len() + 512;
+
     /// Parses and checks partition, service, account and role name.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
         let arn = raw.trim();
@@ -190,6 +203,9 @@ impl RoleArn {
 pub struct GcpProjectId(String);
 
 impl GcpProjectId {
+    /// The published form of Google's rule (ECMA-262).
+    pub const PATTERN: &'static str = "^[a-z][a-z0-9-]{4,28}[a-z0-9]$";
+
     /// Checks Google's project id rule.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
         let id = raw.trim();
@@ -214,6 +230,15 @@ impl GcpProjectId {
         &self.0
     }
 }
+
+/// The published form of the host-name rule (ECMA-262): dotted labels of letters, digits and
+/// inner hyphens, the last one starting with a letter (a little stricter than the rule below,
+/// which only asks the last label to hold one: what the document allows is always accepted).
+pub const HOST_NAME_PATTERN: &str =
+    "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$";
+
+/// Longest host name.
+pub const HOST_NAME_MAX_LEN: usize = 253;
 
 /// Checks a DNS host name (an SES sending domain): labels of 1-63 letters, digits and inner
 /// hyphens, at least two labels, at most 253 characters. Returns it lower-cased.
@@ -258,6 +283,17 @@ display_as_str!(AwsAccountId, AwsRegion, RoleArn, GcpProjectId);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_published_region_pattern_lists_exactly_the_known_regions() {
+        let listed: Vec<&str> = AwsRegion::PATTERN
+            .trim_start_matches("^(")
+            .trim_end_matches(")$")
+            .split('|')
+            .collect();
+        let known: Vec<&str> = AWS_REGIONS.iter().map(|(_, r)| *r).collect();
+        assert_eq!(listed, known);
+    }
 
     #[test]
     fn account_ids_are_exactly_twelve_digits() {

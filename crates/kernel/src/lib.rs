@@ -9,10 +9,12 @@ pub mod error;
 pub mod id;
 pub mod limit;
 pub mod page;
+pub mod text;
 pub mod validation;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use limit::{FeatureNotInPlan, LimitedResource, PlanLimitExceeded};
 pub use page::{Cursor, Page, PageRequest};
+pub use text::bounded_text;
 pub use validation::{FieldError, ValidationErrors};

@@ -300,7 +300,11 @@ impl MetricsService {
                 Ok(series) => {
                     // Only a read that reached AWS proves the account works again; cached
                     // data may predate the failure.
-                    if account.status == AccountStatus::Error && outcome.fetched {
+                    if matches!(
+                        account.status,
+                        AccountStatus::Error | AccountStatus::Pending
+                    ) && outcome.fetched
+                    {
                         self.record(access, account, None, outcome.duration_ms)
                             .await;
                     }

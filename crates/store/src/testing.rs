@@ -250,7 +250,7 @@ pub fn aws_account(
         organization_id: org,
         identity,
         settings,
-        status: AccountStatus::Active,
+        status: AccountStatus::Pending,
         last_synced_at: None,
         last_error: None,
         created_by: UserId::new(),

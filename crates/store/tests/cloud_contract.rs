@@ -250,8 +250,8 @@ async fn updates_keep_identity_and_health(store: Store) {
     assert_eq!(updated.settings.alias.as_deref(), Some("Renamed"));
     assert_eq!(
         updated.status,
-        AccountStatus::Active,
-        "status is set by checks, not edits"
+        AccountStatus::Pending,
+        "status is set by checks, not edits: never checked, still pending"
     );
     let by_old_tag = AccountFilter {
         tag: Some(("a".into(), None)),

@@ -44,6 +44,8 @@ impl Slug {
     pub const MIN_LEN: usize = 3;
     /// Longest slug.
     pub const MAX_LEN: usize = 48;
+    /// The published form of the character rule (ECMA-262); reserved words are refused too.
+    pub const PATTERN: &'static str = "^[a-z0-9]+(-[a-z0-9]+)*$";
 
     /// Checks a slug a client chose.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
@@ -119,12 +121,19 @@ pub enum OrgRef {
 }
 
 impl OrgRef {
-    /// Reads a path segment: a UUID is an id, anything else a slug.
-    pub fn parse(raw: &str) -> Self {
-        match raw.parse::<OrganizationId>() {
-            Ok(id) => OrgRef::Id(id),
-            Err(_) => OrgRef::Slug(raw.to_lowercase()),
+    /// Reads a path segment: a UUID is an id, a possible slug a slug. Anything else (a control
+    /// character, a space, 200 characters) can name no organization: `None`, answered as
+    /// "not found" without asking storage.
+    pub fn parse(raw: &str) -> Option<Self> {
+        if let Ok(id) = raw.parse::<OrganizationId>() {
+            return Some(OrgRef::Id(id));
         }
+        let slug = raw.to_lowercase();
+        let possible = (1..=Slug::MAX_LEN).contains(&slug.len())
+            && slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        possible.then_some(OrgRef::Slug(slug))
     }
 }
 
@@ -171,10 +180,16 @@ pub struct OrganizationPatch {
     pub metadata: Option<serde_json::Value>,
 }
 
-/// Checks a logo URL: http(s), at most 2048 characters.
+/// Longest logo URL.
+pub const LOGO_MAX_LEN: usize = 2048;
+
+/// The published form of the logo rule (ECMA-262).
+pub const LOGO_PATTERN: &str = "^https?://[^\\s\\x00-\\x1F\\x7F-\\x9F]+$";
+
+/// Checks a logo URL: http(s), no whitespace or control characters, at most 2048 characters.
 pub fn parse_logo(raw: &str, field: &str) -> Result<String, FieldError> {
     let logo = raw.trim();
-    if logo.len() > 2048 {
+    if logo.chars().count() > LOGO_MAX_LEN {
         return Err(FieldError::new(
             field,
             "length",
@@ -182,20 +197,44 @@ pub fn parse_logo(raw: &str, field: &str) -> Result<String, FieldError> {
         ));
     }
     if !(logo.starts_with("https://") || logo.starts_with("http://"))
-        || logo.contains(char::is_whitespace)
+        || logo.len() <= "http://".len()
+        || logo.contains(|c: char| c.is_whitespace() || c.is_control())
     {
         return Err(FieldError::new(field, "format", "must be an http(s) URL"));
     }
     Ok(logo.to_string())
 }
 
-/// Checks organization metadata: a JSON object of at most 16 KiB serialized.
+/// Largest metadata object, serialized.
+pub const METADATA_MAX_BYTES: usize = 16 * 1024;
+
+/// True when any string of `value`, key or value at any depth, holds a control character.
+fn holds_control(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => canopy_kernel::text::has_control(s),
+        serde_json::Value::Array(items) => items.iter().any(holds_control),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| canopy_kernel::text::has_control(k) || holds_control(v)),
+        _ => false,
+    }
+}
+
+/// Checks organization metadata: a JSON object of at most 16 KiB serialized, with no control
+/// character in any key or string.
 pub fn check_metadata(value: &serde_json::Value, field: &str) -> Result<(), FieldError> {
     if !value.is_object() {
         return Err(FieldError::new(field, "type", "must be a JSON object"));
     }
-    if value.to_string().len() > 16 * 1024 {
+    if value.to_string().len() > METADATA_MAX_BYTES {
         return Err(FieldError::new(field, "length", "must be at most 16 KiB"));
+    }
+    if holds_control(value) {
+        return Err(FieldError::new(
+            field,
+            "format",
+            "keys and strings must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -248,8 +287,10 @@ mod tests {
     #[test]
     fn org_ref_distinguishes_ids_from_slugs() {
         let id = OrganizationId::new();
-        assert_eq!(OrgRef::parse(&id.to_string()), OrgRef::Id(id));
-        assert_eq!(OrgRef::parse("Acme"), OrgRef::Slug("acme".into()));
+        assert_eq!(OrgRef::parse(&id.to_string()), Some(OrgRef::Id(id)));
+        assert_eq!(OrgRef::parse("Acme"), Some(OrgRef::Slug("acme".into())));
+        assert_eq!(OrgRef::parse("a\u{0}b"), None);
+        assert_eq!(OrgRef::parse(&"a".repeat(49)), None);
     }
 
     #[test]
@@ -265,5 +306,11 @@ mod tests {
         assert!(
             check_metadata(&serde_json::json!({"x": "y".repeat(17 * 1024)}), "metadata").is_err()
         );
+        for bad in [
+            serde_json::json!({"a\u{0}": 1}),
+            serde_json::json!({"a": ["ok", {"b": "x\u{0}y"}]}),
+        ] {
+            assert_eq!(check_metadata(&bad, "metadata").unwrap_err().rule, "format");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Users, their login email and their password rules.
 
-use canopy_kernel::FieldError;
 use canopy_kernel::id::{OrganizationId, UserId};
+use canopy_kernel::{FieldError, bounded_text};
 use chrono::{DateTime, Utc};
 
 /// A normalized email address: trimmed, lower-cased, one `@`, a dotted domain.
@@ -9,22 +9,28 @@ use chrono::{DateTime, Utc};
 pub struct Email(String);
 
 impl Email {
-    /// Longest address accepted (RFC 5321 path limit).
+    /// Longest address accepted, in characters (RFC 5321 path limit).
     pub const MAX_LEN: usize = 254;
+
+    /// The published form of the rule (ECMA-262): one `@`, a dotted domain, no whitespace or
+    /// control characters inside (spaces around are trimmed).
+    pub const PATTERN: &'static str = "^ *[^@\\s\\x00-\\x1F\\x7F-\\x9F]+@[^@.\\s\\x00-\\x1F\\x7F-\\x9F]+(\\.[^@.\\s\\x00-\\x1F\\x7F-\\x9F]+)+ *$";
 
     /// Normalizes and checks an address; `field` names the input in the error.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
-        let email = raw.trim().to_lowercase();
-        if email.is_empty() {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
             return Err(FieldError::new(field, "required", "is required"));
         }
-        if email.len() > Self::MAX_LEN {
+        // Counted before lower-casing, which can lengthen a few characters.
+        if trimmed.chars().count() > Self::MAX_LEN {
             return Err(FieldError::new(
                 field,
                 "length",
                 format!("must be at most {} characters", Self::MAX_LEN),
             ));
         }
+        let email = trimmed.to_lowercase();
         let valid = match email.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
@@ -64,27 +70,12 @@ impl std::fmt::Display for Email {
     }
 }
 
-/// Validates a display name: trimmed, 1 to 100 characters, no control characters.
+/// Longest display name (users, organizations, API keys), in characters.
+pub const NAME_MAX_CHARS: usize = 100;
+
+/// Validates a display name: the kernel's bounded-text rule, at most [`NAME_MAX_CHARS`].
 pub fn parse_name(raw: &str, field: &str) -> Result<String, FieldError> {
-    let name = raw.trim();
-    if name.is_empty() {
-        return Err(FieldError::new(field, "required", "is required"));
-    }
-    if name.chars().count() > 100 {
-        return Err(FieldError::new(
-            field,
-            "length",
-            "must be at most 100 characters",
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            field,
-            "format",
-            "must not contain control characters",
-        ));
-    }
-    Ok(name.to_string())
+    bounded_text(raw, field, NAME_MAX_CHARS)
 }
 
 /// A password that meets the length rules. Never logged: `Debug` is redacted.
@@ -100,8 +91,8 @@ impl std::fmt::Debug for Password {
 impl Password {
     /// Minimum length in characters (NIST SP 800-63B asks for at least 8).
     pub const MIN_CHARS: usize = 10;
-    /// Maximum length in bytes; bounds the hashing work a request can cause.
-    pub const MAX_BYTES: usize = 256;
+    /// Maximum length in characters; bounds the hashing work a request can cause.
+    pub const MAX_CHARS: usize = 256;
 
     /// Checks the length rules of a new password.
     pub fn parse(raw: String, field: &str) -> Result<Self, FieldError> {
@@ -112,11 +103,11 @@ impl Password {
                 format!("must be at least {} characters", Self::MIN_CHARS),
             ));
         }
-        if raw.len() > Self::MAX_BYTES {
+        if raw.chars().count() > Self::MAX_CHARS {
             return Err(FieldError::new(
                 field,
                 "length",
-                format!("must be at most {} bytes", Self::MAX_BYTES),
+                format!("must be at most {} characters", Self::MAX_CHARS),
             ));
         }
         Ok(Self(raw))
@@ -196,6 +187,7 @@ mod tests {
         );
         assert!(Password::parse("x".repeat(10), "password").is_ok());
         assert!(Password::parse("x".repeat(257), "password").is_err());
+        assert!(Password::parse("é".repeat(256), "password").is_ok());
         assert!(
             format!("{:?}", Password::parse("supersecret1".into(), "p").unwrap())
                 .contains("redacted")
@@ -207,5 +199,6 @@ mod tests {
         assert_eq!(parse_name(" Ada ", "name").unwrap(), "Ada");
         assert!(parse_name("   ", "name").is_err());
         assert!(parse_name(&"a".repeat(101), "name").is_err());
+        assert_eq!(parse_name("a\u{0}b", "name").unwrap_err().rule, "format");
     }
 }

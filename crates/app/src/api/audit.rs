@@ -30,8 +30,8 @@ impl AuditApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         org: Path<String>,
-        limit: Query<Option<u32>>,
-        cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
+        #[oai(validator(pattern = "^[0-9a-fA-F-]{32,36}$"))] cursor: Query<Option<String>>,
     ) -> Result<Json<AuditEventPage>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
@@ -42,7 +42,7 @@ impl AuditApi {
 
 /// An audit event.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AuditEventDto {
     /// Id.
     pub id: Uuid,
@@ -76,7 +76,7 @@ impl From<AuditEvent> for AuditEventDto {
 
 /// A page of audit events.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AuditEventPage {
     /// Newest first.
     pub items: Vec<AuditEventDto>,

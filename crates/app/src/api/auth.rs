@@ -9,6 +9,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::problem::ApiError;
+use super::wire::{EmailText, Name, NewPassword};
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
@@ -36,7 +37,11 @@ impl AuthApi {
         let body = body.0;
         let signed_in = state
             .tenancy
-            .sign_up(&body.email, &body.name, body.password)
+            .sign_up(
+                body.email.as_str(),
+                body.name.as_str(),
+                body.password.into_string(),
+            )
             .await?;
         tracing::info!(user = %signed_in.user.id, "user signed up");
         Ok(SignUpResponse::Created(Json(SessionDto {
@@ -79,7 +84,7 @@ impl AuthApi {
 
 /// A user.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct UserDto {
     /// Id.
     pub id: Uuid,
@@ -104,27 +109,31 @@ impl From<User> for UserDto {
 
 /// Sign-up request.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SignUpRequest {
-    /// Login email; trimmed and lower-cased.
-    pub email: String,
-    /// Display name, 1 to 100 characters.
-    pub name: String,
-    /// 10 characters to 256 bytes.
-    pub password: String,
+    /// Login email; lower-cased.
+    pub email: EmailText,
+    /// Display name, 1 to 100 characters, no control characters.
+    pub name: Name,
+    /// 10 to 256 characters.
+    pub password: NewPassword,
 }
 
 /// Log-in request.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct LogInRequest {
     /// Login email.
+    #[oai(validator(max_length = 254))]
     pub email: String,
     /// Password.
+    #[oai(validator(max_length = 256))]
     pub password: String,
 }
 
 /// A new session.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SessionDto {
     /// Bearer token; shown only now.
     pub token: String,

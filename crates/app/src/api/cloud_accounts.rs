@@ -19,6 +19,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::problem::ApiError;
+use super::wire::{
+    AccountIdText, AccountStatusDto, ConfigurationSetText, EnvironmentDto, HostName, Label,
+    ProjectIdText, ProjectNumberText, ProviderDto, RegionText, RoleArnText, Ruled, TagValue,
+};
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
@@ -27,7 +31,7 @@ pub struct CloudAccountsApi;
 
 /// SES feature switches.
 #[derive(Debug, Clone, Copy, Object, Default)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct FeaturesDto {
     /// Sending through SES.
     #[oai(default)]
@@ -63,52 +67,64 @@ impl From<Features> for FeaturesDto {
 /// Details of an account to connect. AWS needs `accountId`, `roleArn`, `region`; GCP needs
 /// `projectId`.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ConnectAccountRequest {
-    /// `aws` or `gcp`.
-    pub provider: String,
+    /// The cloud.
+    pub provider: ProviderDto,
     /// AWS: the 12-digit account id.
-    pub account_id: Option<String>,
-    /// AWS: the role Canopy assumes, in that account.
-    pub role_arn: Option<String>,
+    pub account_id: Option<AccountIdText>,
+    /// AWS: the role Canopy assumes, in that account (`arn:aws:iam::<accountId>:role/...`).
+    pub role_arn: Option<RoleArnText>,
     /// AWS: primary region.
-    pub region: Option<String>,
+    pub region: Option<RegionText>,
     /// GCP: project id.
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectIdText>,
     /// GCP: project number.
-    pub project_number: Option<String>,
+    pub project_number: Option<ProjectNumberText>,
     /// Friendly name.
-    pub alias: Option<String>,
+    pub alias: Option<Label>,
     /// Infrastructure stack name.
-    pub stack_name: Option<String>,
+    pub stack_name: Option<Label>,
     /// SES configuration set.
-    pub ses_configuration_set: Option<String>,
-    /// Verified SES domains.
-    pub ses_domains: Option<Vec<String>>,
+    pub ses_configuration_set: Option<ConfigurationSetText>,
+    /// Verified SES domains (at most 100).
+    #[oai(validator(max_items = 100))]
+    pub ses_domains: Option<Vec<HostName>>,
     /// Feature switches.
     pub features: Option<FeaturesDto>,
-    /// production, staging or development.
-    pub environment: Option<String>,
-    /// Tags.
-    pub tags: Option<BTreeMap<String, String>>,
+    /// Environment badge.
+    pub environment: Option<EnvironmentDto>,
+    /// Tags (at most 50; keys 1-128 characters without control characters).
+    #[oai(validator(max_properties = 50))]
+    pub tags: Option<BTreeMap<String, TagValue>>,
+}
+
+fn tags_of(tags: BTreeMap<String, TagValue>) -> BTreeMap<String, String> {
+    tags.into_iter()
+        .map(|(k, v)| (k, v.into_string()))
+        .collect()
+}
+
+fn domains_of(domains: Vec<HostName>) -> Vec<String> {
+    domains.into_iter().map(HostName::into_string).collect()
 }
 
 impl From<ConnectAccountRequest> for AccountInput {
     fn from(r: ConnectAccountRequest) -> Self {
         AccountInput {
-            provider: r.provider.trim().to_lowercase(),
-            account_id: r.account_id,
-            role_arn: r.role_arn,
-            region: r.region,
-            project_id: r.project_id,
-            project_number: r.project_number,
-            alias: r.alias,
-            stack_name: r.stack_name,
-            ses_configuration_set: r.ses_configuration_set,
-            ses_domains: r.ses_domains.unwrap_or_default(),
+            provider: r.provider.as_str().to_string(),
+            account_id: r.account_id.map(Ruled::into_string),
+            role_arn: r.role_arn.map(Ruled::into_string),
+            region: r.region.map(Ruled::into_string),
+            project_id: r.project_id.map(Ruled::into_string),
+            project_number: r.project_number.map(Ruled::into_string),
+            alias: r.alias.map(Ruled::into_string),
+            stack_name: r.stack_name.map(Ruled::into_string),
+            ses_configuration_set: r.ses_configuration_set.map(Ruled::into_string),
+            ses_domains: r.ses_domains.map(domains_of).unwrap_or_default(),
             features: r.features.map(Into::into).unwrap_or_default(),
-            environment: r.environment,
-            tags: r.tags.unwrap_or_default(),
+            environment: r.environment.map(|e| e.as_str().to_string()),
+            tags: r.tags.map(tags_of).unwrap_or_default(),
         }
     }
 }
@@ -116,37 +132,42 @@ impl From<ConnectAccountRequest> for AccountInput {
 /// Changes to an account; absent fields stay, `null` clears alias, environment or
 /// configuration set.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct UpdateAccountRequest {
-    /// Friendly name.
-    pub alias: MaybeUndefined<String>,
-    /// Environment.
-    pub environment: MaybeUndefined<String>,
+    /// Friendly name; null clears it.
+    #[oai(nullable)]
+    pub alias: MaybeUndefined<Label>,
+    /// Environment; null clears it.
+    #[oai(nullable)]
+    pub environment: MaybeUndefined<EnvironmentDto>,
     /// Tags (replaced whole).
-    pub tags: Option<BTreeMap<String, String>>,
+    #[oai(validator(max_properties = 50))]
+    pub tags: Option<BTreeMap<String, TagValue>>,
     /// AWS primary region.
-    pub region: Option<String>,
+    pub region: Option<RegionText>,
     /// AWS role ARN (same account).
-    pub role_arn: Option<String>,
+    pub role_arn: Option<RoleArnText>,
     /// Feature switches (replaced whole).
     pub features: Option<FeaturesDto>,
     /// SES domains (replaced whole).
-    pub ses_domains: Option<Vec<String>>,
-    /// SES configuration set.
-    pub ses_configuration_set: MaybeUndefined<String>,
+    #[oai(validator(max_items = 100))]
+    pub ses_domains: Option<Vec<HostName>>,
+    /// SES configuration set; null clears it.
+    #[oai(nullable)]
+    pub ses_configuration_set: MaybeUndefined<ConfigurationSetText>,
 }
 
-fn maybe(v: MaybeUndefined<String>) -> Option<Option<String>> {
+fn maybe<T>(v: MaybeUndefined<T>, text: impl Fn(T) -> String) -> Option<Option<String>> {
     match v {
         MaybeUndefined::Undefined => None,
         MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(v) => Some(Some(v)),
+        MaybeUndefined::Value(v) => Some(Some(text(v))),
     }
 }
 
 /// A connected cloud account.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CloudAccountDto {
     /// Id.
     pub id: Uuid,
@@ -176,8 +197,10 @@ pub struct CloudAccountDto {
     pub environment: Option<String>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
-    /// active, inactive or error.
-    pub status: String,
+    /// Connection health.
+    pub status: AccountStatusDto,
+    /// What the status means (a pending account is not verified yet).
+    pub status_detail: String,
     /// Last successful check.
     pub last_synced_at: Option<DateTime<Utc>>,
     /// Last failure with advice.
@@ -222,7 +245,8 @@ impl From<CloudAccount> for CloudAccountDto {
             features: a.settings.features.into(),
             environment: a.settings.environment.map(|e| e.as_str().to_string()),
             tags: a.settings.tags,
-            status: a.status.as_str().to_string(),
+            status: a.status.into(),
+            status_detail: a.status.explain().to_string(),
             last_synced_at: a.last_synced_at,
             last_error: a.last_error,
             created_by: a.created_by.as_uuid(),
@@ -234,7 +258,7 @@ impl From<CloudAccount> for CloudAccountDto {
 
 /// A page of accounts.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CloudAccountPage {
     /// Oldest first.
     pub items: Vec<CloudAccountDto>,
@@ -253,7 +277,7 @@ impl From<Page<CloudAccount>> for CloudAccountPage {
 
 /// One connection check.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct HealthCheckDto {
     /// When.
     pub checked_at: DateTime<Utc>,
@@ -284,6 +308,7 @@ impl From<HealthCheck> for HealthCheckDto {
 
 /// Result of a sync.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SyncResultDto {
     /// The account after the check.
     pub account: CloudAccountDto,
@@ -313,18 +338,20 @@ impl CloudAccountsApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         org: Path<String>,
-        provider: Query<Option<String>>,
-        environment: Query<Option<String>>,
-        status: Query<Option<String>>,
-        tag: Query<Option<String>>,
-        limit: Query<Option<u32>>,
-        cursor: Query<Option<String>>,
+        provider: Query<Option<ProviderDto>>,
+        environment: Query<Option<EnvironmentDto>>,
+        status: Query<Option<AccountStatusDto>>,
+        #[oai(validator(max_length = 385, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"))] tag: Query<
+            Option<String>,
+        >,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
+        #[oai(validator(pattern = "^[0-9a-fA-F-]{32,36}$"))] cursor: Query<Option<String>>,
     ) -> Result<Json<CloudAccountPage>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let filter = AccountFilter::parse(
-            provider.0.as_deref(),
-            environment.0.as_deref(),
-            status.0.as_deref(),
+            provider.0.map(ProviderDto::as_str),
+            environment.0.map(EnvironmentDto::as_str),
+            status.0.map(AccountStatusDto::as_str),
             tag.0.as_deref(),
         )?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
@@ -385,14 +412,14 @@ impl CloudAccountsApi {
         let access = auth.access(&state, &org.0).await?;
         let b = body.0;
         let changes = AccountChanges {
-            alias: maybe(b.alias),
-            environment: maybe(b.environment),
-            tags: b.tags,
-            region: b.region,
-            role_arn: b.role_arn,
+            alias: maybe(b.alias, Ruled::into_string),
+            environment: maybe(b.environment, |e| e.as_str().to_string()),
+            tags: b.tags.map(tags_of),
+            region: b.region.map(Ruled::into_string),
+            role_arn: b.role_arn.map(Ruled::into_string),
             features: b.features.map(Into::into),
-            ses_domains: b.ses_domains,
-            ses_configuration_set: maybe(b.ses_configuration_set),
+            ses_domains: b.ses_domains.map(domains_of),
+            ses_configuration_set: maybe(b.ses_configuration_set, Ruled::into_string),
         };
         Ok(Json(
             state
@@ -416,7 +443,9 @@ impl CloudAccountsApi {
         auth: BearerAuth,
         org: Path<String>,
         id: Path<Uuid>,
-        #[oai(name = "confirmAccountId")] confirm: Query<Option<String>>,
+        #[oai(name = "confirmAccountId", validator(max_length = 64))] confirm: Query<
+            Option<String>,
+        >,
     ) -> Result<NoContent, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         state
@@ -464,7 +493,7 @@ impl CloudAccountsApi {
         auth: BearerAuth,
         org: Path<String>,
         id: Path<Uuid>,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
     ) -> Result<Json<Vec<HealthCheckDto>>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let checks = state

@@ -133,7 +133,7 @@ impl ConnectionsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        token: Path<String>,
+        #[oai(validator(max_length = 512))] token: Path<String>,
     ) -> Result<Json<ConnectionRequestPreviewDto>, ApiError> {
         let principal = auth.principal(&state).await?;
         let RequestPreview {
@@ -168,7 +168,7 @@ impl ConnectionsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        token: Path<String>,
+        #[oai(validator(max_length = 512))] token: Path<String>,
     ) -> Result<Connected, ApiError> {
         let principal = auth.principal(&state).await?;
         let account = state.cloud.confirm_request(&principal, &token.0).await?;
@@ -185,7 +185,7 @@ impl ConnectionsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        token: Path<String>,
+        #[oai(validator(max_length = 512))] token: Path<String>,
     ) -> Result<NoContent, ApiError> {
         let principal = auth.principal(&state).await?;
         state.cloud.cancel_request(&principal, &token.0).await?;
@@ -212,7 +212,7 @@ impl ConnectionsApi {
 
 /// How to grant Canopy access to an AWS account.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ConnectionInstructionsDto {
     /// The principal the role must trust.
     pub trusted_principal: String,
@@ -224,7 +224,7 @@ pub struct ConnectionInstructionsDto {
 
 /// An External ID.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ExternalIdDto {
     /// The value.
     pub value: String,
@@ -246,7 +246,7 @@ impl From<ExternalId> for ExternalIdDto {
 
 /// A connect token or connection request; the token is shown only in this response.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct IssuedTokenDto {
     /// The single-use token.
     pub token: String,
@@ -271,8 +271,10 @@ impl From<IssuedToken> for IssuedTokenDto {
 
 /// `POST /v1/connect`: a connect token and the account it connects.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ConnectWithTokenRequest {
     /// The token from `POST .../connect-tokens`.
+    #[oai(validator(max_length = 512))]
     pub token: String,
     /// The account details.
     pub account: ConnectAccountRequest,
@@ -280,7 +282,7 @@ pub struct ConnectWithTokenRequest {
 
 /// A connection request as an admin or owner reviews it.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ConnectionRequestPreviewDto {
     /// Organization the account would join.
     pub organization_id: Uuid,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::members::{MemberDto, RoleDto};
 use super::problem::ApiError;
+use super::wire::EmailText;
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
@@ -39,8 +40,8 @@ impl InvitationsApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         org: Path<String>,
-        limit: Query<Option<u32>>,
-        cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
+        #[oai(validator(pattern = "^[0-9a-fA-F-]{32,36}$"))] cursor: Query<Option<String>>,
     ) -> Result<Json<InvitationPage>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
@@ -64,7 +65,7 @@ impl InvitationsApi {
         let access = auth.access(&state, &org.0).await?;
         let invitation = state
             .tenancy
-            .invite(&access, &body.0.email, body.0.role.into())
+            .invite(&access, body.0.email.as_str(), body.0.role.into())
             .await?;
         Ok(Created::Created(Json(invitation.into())))
     }
@@ -133,16 +134,17 @@ impl InvitationsApi {
 
 /// Invitation request.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct InviteRequest {
     /// Invitee's email.
-    pub email: String,
+    pub email: EmailText,
     /// Role granted on acceptance.
     pub role: RoleDto,
 }
 
 /// An invitation.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InvitationDto {
     /// Id.
     pub id: Uuid,
@@ -179,7 +181,7 @@ impl From<Invitation> for InvitationDto {
 
 /// A page of invitations.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InvitationPage {
     /// Newest first.
     pub items: Vec<InvitationDto>,
@@ -198,7 +200,7 @@ impl From<Page<Invitation>> for InvitationPage {
 
 /// An invitation addressed to the caller.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReceivedInvitationDto {
     /// The invitation.
     pub invitation: InvitationDto,

@@ -13,6 +13,7 @@ use super::auth::UserDto;
 use super::invitations::ReceivedInvitationDto;
 use super::organizations::MyOrganizationDto;
 use super::problem::ApiError;
+use super::wire::Name;
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
@@ -87,7 +88,7 @@ impl MeApi {
         let principal = auth.principal(&state).await?;
         let issued = state
             .tenancy
-            .create_api_key(&principal, &body.0.name, body.0.expires_in_days)
+            .create_api_key(&principal, body.0.name.as_str(), body.0.expires_in_days)
             .await?;
         Ok(CreatedKey::Created(Json(CreatedApiKeyDto {
             api_key: issued.key.into(),
@@ -134,7 +135,7 @@ impl MeApi {
 
 /// The signed-in user with their organizations.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MeDto {
     /// The user.
     pub user: UserDto,
@@ -146,24 +147,27 @@ pub struct MeDto {
 
 /// Sets the active organization.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ActiveOrganizationRequest {
     /// Organization id or slug.
+    #[oai(validator(max_length = 64))]
     pub organization: String,
 }
 
 /// API key creation request.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CreateApiKeyRequest {
     /// A name to recognise the key by.
-    pub name: String,
+    pub name: Name,
     /// Days until it expires (1 to 3650); never when absent.
+    #[oai(validator(minimum(value = "1"), maximum(value = "3650")))]
     pub expires_in_days: Option<u32>,
 }
 
 /// An API key, without its secret.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ApiKeyDto {
     /// Id.
     pub id: Uuid,
@@ -194,7 +198,7 @@ impl From<ApiKey> for ApiKeyDto {
 
 /// A new API key with its token, shown only once.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CreatedApiKeyDto {
     /// The key.
     pub api_key: ApiKeyDto,

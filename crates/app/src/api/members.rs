@@ -31,8 +31,8 @@ impl MembersApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         org: Path<String>,
-        limit: Query<Option<u32>>,
-        cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
+        #[oai(validator(pattern = "^[0-9a-fA-F-]{32,36}$"))] cursor: Query<Option<String>>,
     ) -> Result<Json<MemberPage>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
@@ -156,7 +156,7 @@ impl From<RoleDto> for Role {
 
 /// A member of an organization.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MemberDto {
     /// User id.
     pub user_id: Uuid,
@@ -184,7 +184,7 @@ impl From<Member> for MemberDto {
 
 /// A page of members.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MemberPage {
     /// Members, by join time.
     pub items: Vec<MemberDto>,
@@ -203,6 +203,7 @@ impl From<Page<Member>> for MemberPage {
 
 /// Role change request.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ChangeRoleRequest {
     /// The new role.
     pub role: RoleDto,
@@ -210,7 +211,7 @@ pub struct ChangeRoleRequest {
 
 /// Ownership transfer request.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TransferOwnershipRequest {
     /// The member who becomes owner; the caller becomes admin.
     pub user_id: Uuid,

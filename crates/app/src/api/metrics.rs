@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::cloud_accounts::CloudAccountDto;
 use super::organizations::OrganizationDto;
 use super::problem::ApiError;
+use super::wire::{AccountIds, EnvironmentDto, RangeDto};
 use super::{ApiTags, BearerAuth};
 use crate::state::AppState;
 
@@ -29,6 +30,7 @@ const PALETTE: [&str; 10] = [
 
 /// One value per SES metric.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MetricValuesDto {
     /// Sent.
     pub send: f64,
@@ -54,9 +56,10 @@ impl From<&Totals> for MetricValuesDto {
     }
 }
 
-/// An optional value per SES metric (a share, a change): `null` when there is nothing to
+/// An optional value per SES metric (a share, a change): absent when there is nothing to
 /// compare with.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OptionalValuesDto {
     /// Sent.
     pub send: Option<f64>,
@@ -83,10 +86,10 @@ impl From<[Option<f64>; 5]> for OptionalValuesDto {
     }
 }
 
-/// Rates in percent of sends (or, in a change, percentage points); `null` when nothing was
+/// Rates in percent of sends (or, in a change, percentage points); absent when nothing was
 /// sent.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct RatesDto {
     /// Delivered / sent.
     pub delivery_rate: Option<f64>,
@@ -111,6 +114,7 @@ impl From<&Rates> for RatesDto {
 
 /// Change against the previous period of the same length.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ChangeDto {
     /// Percent change of each total.
     pub totals: OptionalValuesDto,
@@ -129,6 +133,7 @@ impl From<&Change> for ChangeDto {
 
 /// One series per SES metric, one value per bucket.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SeriesDto {
     /// Sent.
     pub send: Vec<f64>,
@@ -156,7 +161,7 @@ impl SeriesDto {
 
 /// A time window cut into buckets.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct WindowDto {
     /// First bucket's start.
     pub start: DateTime<Utc>,
@@ -181,7 +186,7 @@ impl From<&Window> for WindowDto {
 
 /// One account's part of the aggregate.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AccountMetricsDto {
     /// Canopy's id of the account.
     pub id: Uuid,
@@ -207,7 +212,7 @@ pub struct AccountMetricsDto {
 
 /// An account that did not answer.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AccountErrorDto {
     /// Canopy's id of the account.
     pub id: Uuid,
@@ -225,7 +230,7 @@ pub struct AccountErrorDto {
 
 /// SES metrics across the selected accounts.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MetricsDto {
     /// The window.
     pub window: WindowDto,
@@ -316,6 +321,7 @@ impl From<&MetricsView> for MetricsDto {
 
 /// The whole dashboard in one call.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DashboardDto {
     /// The organization.
     pub organization: OrganizationDto,
@@ -329,18 +335,24 @@ pub struct DashboardDto {
 /// `start` and `end` (RFC 3339), accounts by id (repeated or comma-separated) and an
 /// environment.
 fn filters(
-    range: Query<Option<String>>,
-    start: Query<Option<String>>,
-    end: Query<Option<String>>,
-    account: Query<Vec<String>>,
-    environment: Query<Option<String>>,
+    range: Query<Option<RangeDto>>,
+    start: Query<Option<DateTime<Utc>>>,
+    end: Query<Option<DateTime<Utc>>>,
+    account: Query<Option<Vec<AccountIds>>>,
+    environment: Query<Option<EnvironmentDto>>,
 ) -> Result<MetricsQuery, ValidationErrors> {
+    let accounts: Vec<String> = account
+        .0
+        .unwrap_or_default()
+        .into_iter()
+        .map(AccountIds::into_string)
+        .collect();
     MetricsQuery::parse(
-        range.0.as_deref(),
-        start.0.as_deref(),
-        end.0.as_deref(),
-        &account.0,
-        environment.0.as_deref(),
+        range.0.map(RangeDto::as_str),
+        start.0.map(|t| t.to_rfc3339()).as_deref(),
+        end.0.map(|t| t.to_rfc3339()).as_deref(),
+        &accounts,
+        environment.0.map(EnvironmentDto::as_str),
     )
 }
 
@@ -363,15 +375,16 @@ impl MetricsApi {
         auth: BearerAuth,
         org: Path<String>,
         /// `1h`, `24h` (default), `7d` or `30d`.
-        range: Query<Option<String>>,
+        range: Query<Option<RangeDto>>,
         /// Explicit start (RFC 3339), with `end`.
-        start: Query<Option<String>>,
+        start: Query<Option<DateTime<Utc>>>,
         /// Explicit end (RFC 3339), with `start`.
-        end: Query<Option<String>>,
+        end: Query<Option<DateTime<Utc>>>,
         /// Only these accounts (repeat the parameter or separate ids with commas).
-        account: Query<Vec<String>>,
+        #[oai(validator(max_items = 500))]
+        account: Query<Option<Vec<AccountIds>>>,
         /// Only accounts of this environment.
-        environment: Query<Option<String>>,
+        environment: Query<Option<EnvironmentDto>>,
     ) -> Result<Json<MetricsDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let query = filters(range, start, end, account, environment)?;
@@ -394,15 +407,16 @@ impl MetricsApi {
         auth: BearerAuth,
         org: Path<String>,
         /// `1h`, `24h` (default), `7d` or `30d`.
-        range: Query<Option<String>>,
+        range: Query<Option<RangeDto>>,
         /// Explicit start (RFC 3339), with `end`.
-        start: Query<Option<String>>,
+        start: Query<Option<DateTime<Utc>>>,
         /// Explicit end (RFC 3339), with `start`.
-        end: Query<Option<String>>,
+        end: Query<Option<DateTime<Utc>>>,
         /// Only these accounts (repeat the parameter or separate ids with commas).
-        account: Query<Vec<String>>,
+        #[oai(validator(max_items = 500))]
+        account: Query<Option<Vec<AccountIds>>>,
         /// Only accounts of this environment.
-        environment: Query<Option<String>>,
+        environment: Query<Option<EnvironmentDto>>,
     ) -> Result<Json<DashboardDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let query = filters(range, start, end, account, environment)?;

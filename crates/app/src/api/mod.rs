@@ -14,6 +14,7 @@ mod organizations;
 mod plans;
 pub mod problem;
 mod subscription;
+pub mod wire;
 
 use poem_openapi::auth::Bearer;
 use poem_openapi::{ApiResponse, OpenApiService, SecurityScheme, Tags};

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::members::RoleDto;
 use super::problem::ApiError;
+use super::wire::{LogoUrl, Name, SlugText};
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
@@ -58,7 +59,11 @@ impl OrganizationsApi {
         let principal = auth.principal(&state).await?;
         let org = state
             .tenancy
-            .create_organization(&principal, &body.0.name, body.0.slug.as_deref())
+            .create_organization(
+                &principal,
+                body.0.name.as_str(),
+                body.0.slug.as_ref().map(SlugText::as_str),
+            )
             .await?;
         Ok(Created::Created(Json(org.into())))
     }
@@ -73,12 +78,12 @@ impl OrganizationsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        slug: Query<String>,
+        slug: Query<SlugText>,
     ) -> Result<Json<SlugAvailabilityDto>, ApiError> {
         auth.principal(&state).await?;
-        let available = state.tenancy.slug_available(&slug.0).await?;
+        let available = state.tenancy.slug_available(slug.0.as_str()).await?;
         Ok(Json(SlugAvailabilityDto {
-            slug: slug.0,
+            slug: slug.0.into_string(),
             available,
         }))
     }
@@ -119,14 +124,16 @@ impl OrganizationsApi {
         let access = auth.access(&state, &org.0).await?;
         let body = body.0;
         let changes = OrganizationChanges {
-            name: body.name,
-            slug: body.slug,
+            name: body.name.map(Name::into_string),
+            slug: body.slug.map(SlugText::into_string),
             logo: match body.logo {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(v) => Some(Some(v)),
+                MaybeUndefined::Value(v) => Some(Some(v.into_string())),
             },
-            metadata: body.metadata,
+            metadata: body
+                .metadata
+                .map(|m| serde_json::Value::Object(m.into_iter().collect())),
         };
         let updated = state.tenancy.update_organization(&access, changes).await?;
         Ok(Json(updated.into()))
@@ -152,7 +159,7 @@ impl OrganizationsApi {
 
 /// An organization.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct OrganizationDto {
     /// Id.
     pub id: Uuid,
@@ -186,7 +193,7 @@ impl From<Organization> for OrganizationDto {
 
 /// An organization with the caller's role in it.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MyOrganizationDto {
     /// The organization.
     pub organization: OrganizationDto,
@@ -208,28 +215,32 @@ impl From<OrganizationSummary> for MyOrganizationDto {
 
 /// Create-organization request.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreateOrganizationRequest {
     /// Display name.
-    pub name: String,
-    /// URL slug; derived from the name when absent.
-    pub slug: Option<String>,
+    pub name: Name,
+    /// URL slug (not a reserved word such as `admin`); derived from the name when absent.
+    pub slug: Option<SlugText>,
 }
 
 /// Organization changes; absent fields stay as they are, `logo: null` clears the logo.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct UpdateOrganizationRequest {
     /// New name.
-    pub name: Option<String>,
+    pub name: Option<Name>,
     /// New slug.
-    pub slug: Option<String>,
-    /// New logo URL, or null to clear it.
-    pub logo: MaybeUndefined<String>,
-    /// Replacement metadata object.
-    pub metadata: Option<serde_json::Value>,
+    pub slug: Option<SlugText>,
+    /// New logo URL (http or https), or null to clear it.
+    #[oai(nullable)]
+    pub logo: MaybeUndefined<LogoUrl>,
+    /// Replacement metadata object (at most 16 KiB; no control characters in keys or strings).
+    pub metadata: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 /// Answer of the slug availability check.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SlugAvailabilityDto {
     /// The slug asked about.
     pub slug: String,

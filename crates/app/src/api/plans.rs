@@ -12,9 +12,9 @@ use super::problem::ApiError;
 /// Plan endpoints.
 pub struct PlansApi;
 
-/// Limits of a plan; `null` is unlimited.
+/// Limits of a plan; absent is unlimited.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PlanLimitsDto {
     /// Connected cloud accounts.
     pub max_accounts: Option<u32>,
@@ -26,13 +26,13 @@ pub struct PlanLimitsDto {
 
 /// One tier.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PlanDto {
     /// free, individual, pro or enterprise.
     pub tier: String,
     /// Name to show.
     pub display_name: String,
-    /// Monthly price in US cents; `null` is custom pricing (contact sales).
+    /// Monthly price in US cents; absent is custom pricing (contact sales).
     pub price_monthly_cents: Option<u32>,
     /// Limits.
     pub limits: PlanLimitsDto,
@@ -66,7 +66,7 @@ pub fn feature_matrix(has: impl Fn(Feature) -> bool) -> BTreeMap<String, bool> {
 
 /// A feature row of the pricing matrix.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct FeatureDto {
     /// Key used in each plan's `features`.
     pub key: String,
@@ -76,6 +76,7 @@ pub struct FeatureDto {
 
 /// The plans and the feature matrix.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PlansDto {
     /// Every tier, smallest first.
     pub plans: Vec<PlanDto>,

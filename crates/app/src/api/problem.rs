@@ -11,11 +11,15 @@ use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registr
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
 
-/// Media type of every error body.
+/// Media type of every error body (`application/json` instead when a client accepts only that).
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Seconds a client waits before retrying while the database is unreachable.
+const DATABASE_RETRY_SECS: u64 = 2;
 
 /// One field that broke one rule.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ProblemFieldError {
     /// Request field name.
     pub field: String,
@@ -27,6 +31,7 @@ pub struct ProblemFieldError {
 
 /// One plan limit that a usage goes beyond.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ProblemLimit {
     /// `cloudAccounts` or `teamMembers`.
     pub limit: String,
@@ -49,7 +54,7 @@ impl From<Exceeded> for ProblemLimit {
 /// An RFC 7807 problem document. Plan refusals (`plan_limit`, `feature_not_in_plan`,
 /// `downgrade_exceeds_limits`) carry the extension members that say what to upgrade to.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct Problem {
     /// URI reference naming the problem type.
     #[oai(rename = "type")]
@@ -62,8 +67,8 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine-readable code.
     pub code: String,
-    /// Per-field validation failures.
-    #[oai(skip_serializing_if_is_empty)]
+    /// Per-field validation failures (422); absent otherwise.
+    #[oai(default, skip_serializing_if_is_empty)]
     pub errors: Vec<ProblemFieldError>,
     /// `plan_limit`: the limit that stopped the action (`cloudAccounts`, `teamMembers`).
     #[oai(skip_serializing_if_is_none)]
@@ -83,8 +88,8 @@ pub struct Problem {
     /// Plan refusals: the least tier that allows the action.
     #[oai(skip_serializing_if_is_none)]
     pub required_tier: Option<String>,
-    /// `downgrade_exceeds_limits`: every limit the current usage goes beyond.
-    #[oai(skip_serializing_if_is_empty)]
+    /// `downgrade_exceeds_limits`: every limit the current usage goes beyond; absent otherwise.
+    #[oai(default, skip_serializing_if_is_empty)]
     pub exceeded: Vec<ProblemLimit>,
 }
 
@@ -93,7 +98,7 @@ pub struct Problem {
 pub struct ApiError {
     /// The problem (boxed: errors travel through every `Result` and should stay small).
     pub problem: Box<Problem>,
-    /// Seconds to wait, for 429.
+    /// Seconds to wait before retrying (429, 503).
     pub retry_after: Option<u64>,
 }
 
@@ -221,10 +226,26 @@ impl ApiError {
         )
     }
 
-    /// A storage failure: logged with its cause, answered without it.
+    /// A storage failure, logged with its cause and answered without it: the database being
+    /// unreachable is 503 with `Retry-After` (the client retries), anything else 500.
     pub fn store(cause: StoreError) -> Self {
+        if cause.is_unavailable() {
+            tracing::warn!(error = %cause, "database unavailable");
+            return Self::unavailable(
+                "database_unavailable",
+                "The database is not reachable right now. Retry shortly.",
+                DATABASE_RETRY_SECS,
+            );
+        }
         tracing::error!(error = %cause, "storage failure");
         Self::internal()
+    }
+
+    /// 503 with `Retry-After`: a dependency is down or the server is saturated, for now.
+    pub fn unavailable(code: &str, detail: impl Into<String>, retry_after: u64) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail);
+        e.retry_after = Some(retry_after.max(1));
+        e
     }
 
     /// 429 with the seconds after which a retry may succeed.
@@ -296,9 +317,14 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (409, "Conflicts with the current state"),
     (410, "Gone (an expired invitation)"),
     (413, "Request body too large"),
+    (415, "The body is missing or not `application/json`"),
     (422, "Validation failed; `errors` names each field and rule"),
     (429, "Rate limited; see Retry-After"),
     (500, "Unexpected server error"),
+    (
+        503,
+        "Temporarily unavailable (the database is unreachable, or the server is saturated); see Retry-After",
+    ),
 ];
 
 impl ApiResponse for ApiError {
@@ -310,10 +336,17 @@ impl ApiResponse for ApiError {
                     description,
                     status: Some(*status),
                     status_range: None,
-                    content: vec![MetaMediaType {
-                        content_type: PROBLEM_JSON,
-                        schema: Problem::schema_ref(),
-                    }],
+                    content: vec![
+                        MetaMediaType {
+                            content_type: PROBLEM_JSON,
+                            schema: Problem::schema_ref(),
+                        },
+                        // What a client that accepts only application/json receives.
+                        MetaMediaType {
+                            content_type: "application/json",
+                            schema: Problem::schema_ref(),
+                        },
+                    ],
                     headers: vec![],
                 })
                 .collect(),
@@ -344,6 +377,26 @@ fn display_tier(stored: &str) -> String {
 pub fn problem_from_poem(err: poem::Error) -> Response {
     if let Some(api) = err.downcast_ref::<ApiError>() {
         return api.clone().into_response();
+    }
+    // The OpenAPI check runs first, so these are rare: a query value poem reads differently.
+    if let Some(param) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        return ApiError::validation(ValidationErrors::single(canopy_kernel::FieldError::new(
+            param.name,
+            "type",
+            "does not have the type the API documents",
+        )))
+        .into_response();
+    }
+    if err
+        .downcast_ref::<poem_openapi::error::ParseRequestPayloadError>()
+        .is_some()
+    {
+        return ApiError::validation(ValidationErrors::single(canopy_kernel::FieldError::new(
+            "body",
+            "type",
+            "does not have the types the API documents",
+        )))
+        .into_response();
     }
     let status = err.status();
     let (code, detail) = match status {

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::plans::{PlanLimitsDto, feature_matrix};
 use super::problem::{ApiError, ProblemLimit};
+use super::wire::SelfServiceTierDto;
 use super::{ApiTags, BearerAuth};
 use crate::state::AppState;
 
@@ -21,7 +22,7 @@ pub struct SubscriptionApi;
 
 /// A grace period after the legacy-tier migration.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct GraceDto {
     /// When the subscribed tier's own terms start.
     pub until: DateTime<Utc>,
@@ -40,7 +41,7 @@ impl From<Grace> for GraceDto {
 
 /// The terms in force now.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TermsDto {
     /// Name to show.
     pub display_name: String,
@@ -50,7 +51,7 @@ pub struct TermsDto {
     pub price_monthly_cents: Option<u32>,
     /// Price per connected account and month in US cents (`per_account`).
     pub price_per_account_cents: Option<u32>,
-    /// Limits; `null` is unlimited.
+    /// Limits; absent is unlimited.
     pub limits: PlanLimitsDto,
     /// Every feature key with whether it is included.
     pub features: BTreeMap<String, bool>,
@@ -80,7 +81,7 @@ impl From<&Terms> for TermsDto {
 
 /// An organization's subscription.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SubscriptionDto {
     /// The organization.
     pub organization_id: Uuid,
@@ -113,19 +114,21 @@ impl From<SubscriptionView> for SubscriptionDto {
 
 /// `PUT .../subscription`.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ChangeTierRequest {
-    /// free, individual or pro (Enterprise is arranged with sales).
-    pub tier: String,
+    /// The tier to move to (Enterprise is arranged with sales).
+    pub tier: SelfServiceTierDto,
 }
 
 /// One usage meter.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MeterDto {
     /// In use.
     pub used: u64,
-    /// Allowed; `null` is unlimited.
+    /// Allowed; absent is unlimited.
     pub limit: Option<u32>,
-    /// Left before the limit; `null` is unlimited.
+    /// Left before the limit; absent is unlimited.
     pub remaining: Option<u64>,
 }
 
@@ -141,13 +144,13 @@ impl MeterDto {
 
 /// The team meter: members plus pending invitations.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TeamMeterDto {
     /// Members plus pending invitations.
     pub used: u64,
-    /// Allowed; `null` is unlimited.
+    /// Allowed; absent is unlimited.
     pub limit: Option<u32>,
-    /// Left before the limit; `null` is unlimited.
+    /// Left before the limit; absent is unlimited.
     pub remaining: Option<u64>,
     /// Members.
     pub members: u64,
@@ -157,7 +160,7 @@ pub struct TeamMeterDto {
 
 /// Usage against the plan.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct UsageDto {
     /// The subscribed tier.
     pub tier: String,
@@ -165,7 +168,7 @@ pub struct UsageDto {
     pub cloud_accounts: MeterDto,
     /// Team members.
     pub team_members: TeamMeterDto,
-    /// Days of history served and kept; `null` is unlimited.
+    /// Days of history served and kept; absent is unlimited.
     pub history_retention_days: Option<u32>,
     /// Every feature key with whether the plan includes it now.
     pub features: BTreeMap<String, bool>,
@@ -244,7 +247,7 @@ impl SubscriptionApi {
         Ok(Json(
             state
                 .billing
-                .change_tier(&access, &body.0.tier)
+                .change_tier(&access, body.0.tier.as_str())
                 .await?
                 .into(),
         ))

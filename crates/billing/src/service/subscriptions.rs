@@ -141,7 +141,8 @@ impl BillingService {
                 "must be free, individual, pro or enterprise",
             ))
         })?;
-        let current = self.load(&OrgRef::parse(org)).await?;
+        let reference = OrgRef::parse(org).ok_or(SubscriptionError::NotFound)?;
+        let current = self.load(&reference).await?;
         self.change(current, tier, None, "operator").await
     }
 

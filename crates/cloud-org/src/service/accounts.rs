@@ -95,7 +95,8 @@ impl CloudAccountService {
             organization_id: org,
             identity,
             settings,
-            status: AccountStatus::Active,
+            // Nothing is verified until a check reaches the account.
+            status: AccountStatus::Pending,
             last_synced_at: None,
             last_error: None,
             created_by,

@@ -84,9 +84,21 @@ impl CloudAccountRepository for CloudAccountStore {
         if let Some(e) = filter.environment {
             query = query.filter(cloud_accounts::Column::Environment.eq(e.as_str()));
         }
-        if let Some(s) = filter.status {
-            query = query.filter(cloud_accounts::Column::Status.eq(s.as_str()));
-        }
+        query = match filter.status {
+            None => query,
+            Some(AccountStatus::Pending) => query
+                .filter(cloud_accounts::Column::Status.eq(AccountStatus::Active.as_str()))
+                .filter(cloud_accounts::Column::LastSyncedAt.is_null())
+                .filter(cloud_accounts::Column::LastError.is_null()),
+            Some(AccountStatus::Active) => query
+                .filter(cloud_accounts::Column::Status.eq(AccountStatus::Active.as_str()))
+                .filter(
+                    cloud_accounts::Column::LastSyncedAt
+                        .is_not_null()
+                        .or(cloud_accounts::Column::LastError.is_not_null()),
+                ),
+            Some(s) => query.filter(cloud_accounts::Column::Status.eq(s.as_str())),
+        };
         if let Some((key, value)) = &filter.tag {
             let mut tagged = Query::select();
             tagged

@@ -35,7 +35,29 @@ use crate::error::{corrupt, db_err, unique_violation};
 use crate::tenancy::insert_audit;
 use crate::txn::{Abort, Locked};
 
+/// How a status is stored. `pending` predates no CHECK constraint change: the column allows
+/// `active | inactive | error` and SQLite cannot alter a CHECK in place, so a pending account
+/// is stored `active` with no successful check and no error, and read back as pending.
+pub(crate) fn stored_status(status: AccountStatus) -> &'static str {
+    match status {
+        AccountStatus::Pending => AccountStatus::Active.as_str(),
+        other => other.as_str(),
+    }
+}
+
+fn status_from(m: &entity::cloud_accounts::Model) -> Result<AccountStatus, StoreError> {
+    let stored =
+        AccountStatus::from_stored(&m.status).ok_or_else(|| corrupt("status", &m.status))?;
+    Ok(match stored {
+        AccountStatus::Active if m.last_synced_at.is_none() && m.last_error.is_none() => {
+            AccountStatus::Pending
+        }
+        other => other,
+    })
+}
+
 pub(crate) fn account_from(m: entity::cloud_accounts::Model) -> Result<CloudAccount, StoreError> {
+    let status = status_from(&m)?;
     let provider =
         Provider::from_stored(&m.provider).ok_or_else(|| corrupt("provider", &m.provider))?;
     let identity = match provider {
@@ -79,8 +101,7 @@ pub(crate) fn account_from(m: entity::cloud_accounts::Model) -> Result<CloudAcco
                 .transpose()?,
             tags,
         },
-        status: AccountStatus::from_stored(&m.status)
-            .ok_or_else(|| corrupt("status", &m.status))?,
+        status,
         last_synced_at: m.last_synced_at,
         last_error: m.last_error,
         created_by: UserId(m.created_by),
@@ -120,7 +141,7 @@ pub(crate) fn account_row(a: &CloudAccount) -> entity::cloud_accounts::ActiveMod
         })),
         environment: Set(s.environment.map(|e| e.as_str().to_string())),
         tags: Set(json!(s.tags)),
-        status: Set(a.status.as_str().to_string()),
+        status: Set(stored_status(a.status).to_string()),
         last_synced_at: Set(a.last_synced_at),
         last_error: Set(a.last_error.clone()),
         created_by: Set(a.created_by.as_uuid()),

@@ -203,10 +203,11 @@ impl TenancyService {
     /// (id or slug). A non-member and a missing organization are both `NotFound`; an API key
     /// reaches only organizations whose plan includes API access.
     pub async fn access(&self, principal: &Principal, org: &str) -> Result<OrgAccess, AccessError> {
+        let reference = OrgRef::parse(org).ok_or(AccessError::NotFound)?;
         let (organization, role) = self
             .ports
             .organizations
-            .find_for_member(&OrgRef::parse(org), principal.user_id)
+            .find_for_member(&reference, principal.user_id)
             .await?
             .ok_or(AccessError::NotFound)?;
         self.admit(organization, role, *principal).await
@@ -219,10 +220,22 @@ impl TenancyService {
             return Err(AccessError::Unauthenticated);
         }
         let digest = self.ports.crypto.digest(token);
+        let Some(reference) = OrgRef::parse(org) else {
+            // No organization can have this name; the credential still decides 401 or 404.
+            return match self
+                .ports
+                .credentials
+                .authenticate(&digest, self.now())
+                .await?
+            {
+                Some(_) => Err(AccessError::NotFound),
+                None => Err(AccessError::Unauthenticated),
+            };
+        };
         let (principal, membership) = self
             .ports
             .organizations
-            .find_for_credential(&digest, self.now(), &OrgRef::parse(org))
+            .find_for_credential(&digest, self.now(), &reference)
             .await?
             .ok_or(AccessError::Unauthenticated)?;
         let (organization, role) = membership.ok_or(AccessError::NotFound)?;
