@@ -216,6 +216,18 @@ fn cases() -> Vec<Case> {
             [200, 200, 200, 404, 401],
         ),
         c(
+            Method::POST,
+            "/v1/organizations/{org}/connect-tokens",
+            None,
+            [201, 201, 403, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/connection-requests",
+            Some(json!("{newaccount}")),
+            [201, 201, 403, 404, 401],
+        ),
+        c(
             Method::GET,
             "/v1/organizations/{org}/connection-instructions",
             None,
@@ -270,6 +282,59 @@ fn cases() -> Vec<Case> {
             [200, 200, 200, 404, 401],
         ),
     ]
+}
+
+/// `METHOD /path/{}/...`: a path template with its parameter names and query left out, so the
+/// document's `{id}` and a case's `{account}` compare equal.
+fn shape(method: &Method, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    let mut out = String::new();
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str("{}");
+            }
+            '}' => in_param = false,
+            _ if in_param => {}
+            _ => out.push(c),
+        }
+    }
+    format!("{method} {out}")
+}
+
+/// Every operation of the OpenAPI document that acts on one organization (its path names
+/// `{org}`), plus the one that chooses the active organization.
+fn org_scoped_operations() -> std::collections::BTreeSet<String> {
+    let document: Value = serde_json::from_str(&canopy_app::openapi_json()).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        if !path.contains("{org}") && path != "/v1/me/active-organization" {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            out.insert(shape(&method, path));
+        }
+    }
+    out
+}
+
+/// An operation added to the API without a row here fails this test, so the matrix cannot
+/// silently fall behind the API again (it once missed two of 29 operations).
+#[test]
+fn the_matrix_covers_every_org_scoped_operation_of_the_document() {
+    let documented = org_scoped_operations();
+    assert!(documented.len() >= 30, "{documented:#?}");
+    let covered: std::collections::BTreeSet<String> =
+        cases().iter().map(|c| shape(&c.method, c.path)).collect();
+    let missing: Vec<_> = documented.difference(&covered).collect();
+    let unknown: Vec<_> = covered.difference(&documented).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "operations without a matrix row: {missing:#?}\nrows for no documented operation: {unknown:#?}"
+    );
 }
 
 fn fill(template: &str, f: &Fixture) -> String {
