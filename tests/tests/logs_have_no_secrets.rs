@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use canopy_e2e::TestApp;
+use canopy_e2e::{TestApp, aws_account_body, random_aws_account};
 use reqwest::Method;
 use serde_json::json;
 
@@ -52,15 +52,105 @@ async fn secrets_stay_out_of_logs() {
     app.get("/v1/me", &key_token).await;
     app.get("/v1/me", "cnp_sess_forged-token-value").await;
 
+    // A whole connect story: every token it issues travels in a body or, for connection
+    // requests and invitations, in the URL path, which the request log must not write.
+    let org = app
+        .post("/v1/organizations", &token, json!({"name": "Logs Corp"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.set_tier(&org, "pro").await;
+    let connect_token = app
+        .post(
+            &format!("/v1/organizations/{org}/connect-tokens"),
+            &token,
+            json!({}),
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let redeemed = app
+        .call(
+            Method::POST,
+            "/v1/connect",
+            None,
+            Some(
+                json!({"token": connect_token, "account": aws_account_body(&random_aws_account())}),
+            ),
+        )
+        .await;
+    assert_eq!(redeemed.status, 201, "{}", redeemed.body);
+    let mut request_tokens = vec![];
+    for then in ["confirm", "cancel"] {
+        let issued = app
+            .post(
+                &format!("/v1/organizations/{org}/connection-requests"),
+                &token,
+                aws_account_body(&random_aws_account()),
+            )
+            .await;
+        let request = issued.body["token"].as_str().unwrap().to_string();
+        let preview = app
+            .get(&format!("/v1/connection-requests/{request}"), &token)
+            .await;
+        assert_eq!(preview.status, 200, "{}", preview.body);
+        let answered = app
+            .post(
+                &format!("/v1/connection-requests/{request}/{then}"),
+                &token,
+                json!({}),
+            )
+            .await;
+        assert!(answered.status.is_success(), "{then}: {}", answered.body);
+        request_tokens.push(request);
+    }
+    let bob = app.sign_up("Bob").await;
+    let invitation = app
+        .post(
+            &format!("/v1/organizations/{org}/invitations"),
+            &token,
+            json!({"email": bob.email, "role": "member"}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let accepted = app
+        .post(
+            &format!("/v1/invitations/{invitation}/accept"),
+            &bob.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("request done"), "logs were captured: {logs}");
-    for secret in [
-        password,
-        token.as_str(),
-        key_token.as_str(),
-        "forged-token-value",
-    ] {
-        assert!(!logs.contains(secret), "a secret leaked into the logs");
+    assert!(
+        logs.contains("/v1/connection-requests/{token}/confirm"),
+        "the request log writes the route template"
+    );
+    let mut secrets = vec![
+        password.to_string(),
+        token.clone(),
+        key_token.clone(),
+        "forged-token-value".to_string(),
+        connect_token,
+        invitation,
+        bob.token.clone(),
+    ];
+    secrets.extend(request_tokens);
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret leaked into the logs: {}...",
+            &secret[..8]
+        );
     }
     for line in logs.lines().filter(|l| l.contains("request done")) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
