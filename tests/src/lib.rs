@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod proxy;
+
 use std::sync::Arc;
 
 use canopy_app::Config;
@@ -68,6 +70,14 @@ impl TestApp {
     /// Starts on `backend` with `options`.
     pub async fn start_with(backend: &str, options: Options) -> Self {
         let store = canopy_store::testing::migrated(backend).await.unwrap();
+        let start = Utc::now()
+            .duration_trunc(chrono::Duration::microseconds(1))
+            .unwrap();
+        Self::serve(store, Arc::new(ManualClock::new(start)), options).await
+    }
+
+    /// Starts over an opened store (for one reached through a proxy the test controls).
+    pub async fn start_on(store: Store, options: Options) -> Self {
         let start = Utc::now()
             .duration_trunc(chrono::Duration::microseconds(1))
             .unwrap();

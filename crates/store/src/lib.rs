@@ -67,6 +67,9 @@ macro_rules! repository {
 }
 pub(crate) use repository;
 
+/// How long a pooled connection may sit idle before it is checked on its next use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -101,8 +104,10 @@ impl Store {
         options
             .sqlx_logging(false)
             // sqlx pings every connection it hands out by default: one extra round trip per
-            // query. Ping only connections idle long enough to have been dropped.
-            .test_before_acquire_if_idle_for(Duration::from_secs(30))
+            // query. Ping only connections that sat idle for a second or more: a busy server
+            // never pays it, and a connection that died while idle (a database restart, a
+            // failover, a proxy's idle timeout) is replaced before a request uses it.
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
             .acquire_timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(10));
         if config.url.starts_with("sqlite") {
