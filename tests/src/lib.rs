@@ -46,6 +46,10 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// Serve the demo cloud and seed the demo organization, as `canopy serve --demo`.
     pub demo: bool,
+    /// argon2id memory, KiB (cheap by default to keep the suite fast).
+    pub argon2_memory_kib: u32,
+    /// Password hashes at once and log-ins that may wait (0: the defaults).
+    pub hashing: (usize, usize),
 }
 
 impl Default for Options {
@@ -57,6 +61,8 @@ impl Default for Options {
             metrics_cache_ttl_secs: 60,
             redis_url: None,
             demo: false,
+            argon2_memory_kib: 1024,
+            hashing: (0, 0),
         }
     }
 }
@@ -100,8 +106,10 @@ impl TestApp {
             auth: AuthConfig {
                 rate_per_minute: options.auth_rate_per_minute,
                 // Cheap hashes keep the suite fast; production cost is the default's.
-                argon2_memory_kib: 1024,
+                argon2_memory_kib: options.argon2_memory_kib,
                 argon2_iterations: 1,
+                hashing_concurrency: options.hashing.0,
+                hashing_queue: options.hashing.1,
                 ..AuthConfig::default()
             },
             aws: AwsConfig {

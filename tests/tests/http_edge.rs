@@ -238,3 +238,51 @@ async fn sign_up_and_log_in_are_rate_limited_per_address() {
         .await;
     signup.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_log_ins_beyond_the_hashing_queue_is_503_with_retry_after() {
+    let app = TestApp::start_with(
+        "sqlite",
+        Options {
+            argon2_memory_kib: 16 * 1024,
+            hashing: (1, 1),
+            ..Options::default()
+        },
+    )
+    .await;
+    let who = app.sign_up("Burst").await;
+    let attempts: Vec<_> = (0..16)
+        .map(|_| {
+            let (url, http, email) = (app.server.url(), app.http.clone(), who.email.clone());
+            tokio::spawn(async move {
+                http.post(format!("{url}/v1/auth/login"))
+                    .json(&json!({"email": email, "password": "correct horse battery"}))
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let (mut ok, mut busy) = (0, 0);
+    for attempt in attempts {
+        let resp = attempt.await.unwrap();
+        match resp.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                let retry: u64 = resp.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(retry >= 1);
+                let body: serde_json::Value = resp.json().await.unwrap();
+                assert_eq!(body["code"], "busy");
+                busy += 1;
+            }
+            other => panic!("log-in answered {other}"),
+        }
+    }
+    assert!(ok >= 1 && busy >= 1, "ok={ok} busy={busy}");
+    // Saturation passes: the next log-in is served.
+    app.log_in(&who).await;
+}

@@ -12,7 +12,7 @@ use canopy_aws::{AwsSettings, CloudWatchSettings, CloudWatchSource, StsRoleVerif
 use canopy_billing::BillingService;
 use canopy_cache::{InProcessCache, RedisCache};
 use canopy_cloud_org::{CloudAccountConfig, CloudAccountPorts, CloudAccountService};
-use canopy_credentials::{Argon2Cost, Argon2Crypto};
+use canopy_credentials::{Argon2Cost, Argon2Crypto, HashingLimits};
 use canopy_demo::DemoSource;
 use canopy_kernel::{Clock, SystemClock};
 use canopy_metrics::ports::{MetricSource, SeriesCache};
@@ -147,14 +147,32 @@ async fn series_cache(
 /// The password hasher and token source.
 fn credential_crypto(auth: &AuthConfig) -> anyhow::Result<Arc<Argon2Crypto>> {
     Ok(Arc::new(
-        Argon2Crypto::new(Argon2Cost {
-            memory_kib: auth.argon2_memory_kib,
-            iterations: auth.argon2_iterations,
-            parallelism: 1,
-        })
-        .map_err(|e| anyhow::anyhow!(e.0))
+        Argon2Crypto::with_limits(
+            Argon2Cost {
+                memory_kib: auth.argon2_memory_kib,
+                iterations: auth.argon2_iterations,
+                parallelism: 1,
+            },
+            hashing_limits(auth),
+        )
+        .map_err(|e| anyhow::anyhow!(e.to_string()))
         .context("argon2 parameters")?,
     ))
+}
+
+/// The configured hashing limits; zero keeps the default sized to the cores.
+fn hashing_limits(auth: &AuthConfig) -> HashingLimits {
+    let default = HashingLimits::default();
+    HashingLimits {
+        concurrent: match auth.hashing_concurrency {
+            0 => default.concurrent,
+            n => n,
+        },
+        queue: match auth.hashing_queue {
+            0 => default.queue,
+            n => n,
+        },
+    }
 }
 
 /// The billing service on an opened store (also what the operator commands use).

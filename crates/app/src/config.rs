@@ -84,6 +84,11 @@ pub struct AuthConfig {
     pub argon2_memory_kib: u32,
     /// argon2id iterations.
     pub argon2_iterations: u32,
+    /// Password hashes computed at once, each holding one argon2 working memory; 0 is one
+    /// per core.
+    pub hashing_concurrency: usize,
+    /// Log-ins that may wait for a hashing slot before the rest get 503; 0 is 16 per core.
+    pub hashing_queue: usize,
 }
 
 impl Default for AuthConfig {
@@ -94,6 +99,8 @@ impl Default for AuthConfig {
             rate_per_minute: 10,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
+            hashing_concurrency: 0,
+            hashing_queue: 0,
         }
     }
 }
@@ -208,6 +215,8 @@ pub const ENV_NAMES: &[(&str, &str)] = &[
     ("auth_rate_per_minute", "auth.rate_per_minute"),
     ("argon2_memory_kib", "auth.argon2_memory_kib"),
     ("argon2_iterations", "auth.argon2_iterations"),
+    ("hashing_concurrency", "auth.hashing_concurrency"),
+    ("hashing_queue", "auth.hashing_queue"),
     ("aws_trusted_principal", "aws.trusted_principal"),
     ("aws_endpoint_url", "aws.endpoint_url"),
     ("aws_timeout_ms", "aws.timeout_ms"),

@@ -373,22 +373,32 @@ pub trait InvitationSender: Send + Sync {
 
 /// Errors of the hashing and token port.
 #[derive(Debug, thiserror::Error)]
-#[error("credential crypto failure: {0}")]
-pub struct CryptoError(pub String);
+pub enum CryptoError {
+    /// Every hashing slot is taken and the queue is full: retry in a moment. Password hashing
+    /// is bounded so that a burst of log-ins cannot take the process's memory.
+    #[error("password hashing is saturated")]
+    Busy,
+    /// Hashing failed.
+    #[error("credential crypto failure: {0}")]
+    Failed(String),
+}
 
 /// Password hashing and token generation.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait CredentialCrypto: Send + Sync {
-    /// Hashes a password (argon2id in the real adapter).
+    /// Hashes a password (argon2id in the real adapter). MUST return `Busy` rather than wait
+    /// without bound when hashing is saturated.
     async fn hash_password(&self, password: String) -> Result<String, CryptoError>;
 
-    /// Checks a password against a stored hash; a malformed hash is `Ok(false)`.
+    /// Checks a password against a stored hash; a malformed hash is `Ok(false)`. `Busy` as
+    /// for hashing.
     async fn verify_password(&self, password: String, hash: String) -> Result<bool, CryptoError>;
 
     /// Spends as long as a real verification on a missing user, so log-in timing does not
-    /// reveal which emails are registered.
-    async fn verify_dummy(&self, password: String);
+    /// reveal which emails are registered; `Busy` exactly when a real one would be, so
+    /// saturation does not reveal them either.
+    async fn verify_dummy(&self, password: String) -> Result<(), CryptoError>;
 
     /// A new random token of at least 256 bits with a visible `kind` prefix.
     fn new_token(&self, kind: &'static str) -> NewSecret;

@@ -31,7 +31,7 @@ pub fn services(memory: &Memory) -> Result<(TenancyService, BillingService), Str
         iterations: 1,
         parallelism: 1,
     })
-    .map_err(|e| e.0)?;
+    .map_err(|e| e.to_string())?;
     let shared = Arc::new(memory.clone());
     let tenancy = TenancyService::new(
         TenancyPorts {

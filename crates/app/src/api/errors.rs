@@ -7,6 +7,7 @@ use canopy_cloud_org::connection::TokenRefusal;
 use canopy_cloud_org::{CloudAccountError, ConnectionError, ExternalIdError};
 use canopy_kernel::{FeatureNotInPlan, PlanLimitExceeded, StoreError};
 use canopy_metrics::MetricsError;
+use canopy_tenancy::ports::CryptoError;
 use canopy_tenancy::{
     AccessError, ApiKeyError, AuditLogError, Forbidden, InvitationError, MemberError,
     OrganizationError, SessionError,
@@ -68,7 +69,12 @@ impl From<SessionError> for ApiError {
                 "Invalid email or password.",
             ),
             SessionError::Unauthenticated => Self::unauthenticated(),
-            SessionError::Crypto(c) => {
+            SessionError::Crypto(CryptoError::Busy) => Self::unavailable(
+                "busy",
+                "Too many sign-ins are being checked at once. Retry in a moment.",
+                1,
+            ),
+            SessionError::Crypto(CryptoError::Failed(c)) => {
                 tracing::error!(error = %c, "password hashing failed");
                 Self::internal()
             }

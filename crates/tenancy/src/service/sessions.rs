@@ -146,11 +146,11 @@ impl TenancyService {
     /// identically, in message and in time.
     pub async fn log_in(&self, email: &str, password: String) -> Result<SignedIn, SessionError> {
         let Ok(email) = Email::parse(email, "email") else {
-            self.ports.crypto.verify_dummy(password).await;
+            self.ports.crypto.verify_dummy(password).await?;
             return Err(SessionError::InvalidCredentials);
         };
         let Some(found) = self.ports.users.find_credentials(&email).await? else {
-            self.ports.crypto.verify_dummy(password).await;
+            self.ports.crypto.verify_dummy(password).await?;
             return Err(SessionError::InvalidCredentials);
         };
         let ok = self

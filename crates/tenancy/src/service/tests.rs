@@ -90,7 +90,7 @@ async fn unknown_email_spends_a_dummy_verification_and_says_the_same_as_a_wrong_
         .crypto
         .expect_verify_dummy()
         .times(1)
-        .returning(|_| ());
+        .returning(|_| Ok(()));
     mocks.crypto.expect_verify_password().never();
     let err = mocks
         .service()
