@@ -112,3 +112,31 @@ async fn the_cli_detects_the_account_from_local_credentials() {
         .await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn without_local_aws_credentials_the_cli_says_so_and_suggests_the_account_id() {
+    let app = TestApp::start("sqlite").await;
+    let (_, token, _) = issue_token(&app).await;
+    let sts = StsRoleVerifier::new(
+        canopy_aws::testing::without_credentials(),
+        AwsSettings {
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            timeout: Duration::from_secs(5),
+        },
+    );
+    let args = ConnectArgs {
+        api_url: app.server.url(),
+        token,
+        role: "CanopyAccess".into(),
+        region: "us-east-1".into(),
+        ..Default::default()
+    };
+    let said = connect(&args, Some(&sts)).await.unwrap_err().to_string();
+    assert!(said.contains("No AWS credentials were found"), "{said}");
+    assert!(said.contains("--account-id"), "{said}");
+    // A sentence, not the SDK's debug dump.
+    assert!(
+        !said.contains('{') && !said.contains("DispatchFailure"),
+        "{said}"
+    );
+}

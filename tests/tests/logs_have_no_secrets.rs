@@ -128,6 +128,14 @@ async fn secrets_stay_out_of_logs() {
         )
         .await;
     assert_eq!(accepted.status, 200, "{}", accepted.body);
+    // The invitation page of the e-mail link carries the id in its path too.
+    let page = app
+        .http
+        .get(format!("{}/invitations/{invitation}", app.server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("request done"), "logs were captured: {logs}");

@@ -86,6 +86,45 @@ async fn signup_create_org_invite_accept_change_role_leave(app: TestApp) {
         outbox[0].body
     );
     assert_eq!(outbox[0].payload["invitationId"], inv_id.as_str());
+    // An operator reads the same message with `canopy admin outbox`.
+    let report = canopy_app::admin::outbox(&app.store.outbox(), Some(bob_email), 10)
+        .await
+        .unwrap();
+    assert!(
+        report.contains(&format!("/invitations/{inv_id}")),
+        "{report}"
+    );
+    assert!(report.contains("1 unsent message(s)"), "{report}");
+
+    // The accept link opens a page that says how to accept, not a 404.
+    let link = outbox[0].payload["acceptUrl"].as_str().unwrap();
+    let path = &link[link.find("/invitations/").unwrap()..];
+    let page = app
+        .http
+        .get(format!("{}{path}", app.server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("/v1/invitations/{inv_id}/accept")),
+        "{html}"
+    );
+    assert!(html.contains("/v1/me/invitations"), "{html}");
+    let not_an_id = app
+        .http
+        .get(format!("{}/invitations/not-an-id", app.server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_an_id.status(), StatusCode::NOT_FOUND);
 
     // Bob signs up with that email, sees the invitation and accepts it.
     let bob = app

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use canopy_billing::{BillingService, LegacyMigration};
+use canopy_store::Outbox;
 use tokio::task::JoinHandle;
 
 fn dollars(cents: u64) -> String {
@@ -20,6 +21,35 @@ pub async fn set_tier(billing: &BillingService, org: &str, tier: &str) -> anyhow
         view.subscription.tier.as_str(),
         view.terms.display_name
     ))
+}
+
+/// `canopy admin outbox`: the unsent messages (invitations with their accept links), oldest
+/// first, as a mail relay would send them.
+pub async fn outbox(
+    outbox: &Outbox,
+    recipient: Option<&str>,
+    limit: u64,
+) -> anyhow::Result<String> {
+    let messages = outbox.unsent(recipient, Some(limit)).await?;
+    let mut out = String::new();
+    if messages.is_empty() {
+        out.push_str("The outbox is empty.\n");
+        return Ok(out);
+    }
+    for m in &messages {
+        let _ = writeln!(
+            out,
+            "--- {} {} to {} at {}\nSubject: {}\n\n{}",
+            m.kind,
+            m.id,
+            m.recipient,
+            m.created_at.to_rfc3339(),
+            m.subject,
+            m.body.trim_end()
+        );
+    }
+    let _ = writeln!(out, "--- {} unsent message(s).", messages.len());
+    Ok(out)
 }
 
 /// Formats what the legacy migration did or would do.

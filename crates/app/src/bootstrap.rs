@@ -22,23 +22,45 @@ use canopy_tenancy::{TenancyConfig, TenancyPorts, TenancyService};
 use chrono::Duration;
 use secrecy::ExposeSecret;
 
-use crate::config::{AuthConfig, AwsConfig, CacheConfig, Config, DatabaseConfig, MetricsSection};
-use crate::state::AppState;
+use crate::config::{
+    AuthConfig, AwsConfig, CacheConfig, Config, DatabaseConfig, MetricsSection,
+    PLACEHOLDER_PRINCIPAL,
+};
+use crate::state::{AppState, Edge};
 
 impl From<&DatabaseConfig> for StoreConfig {
     fn from(c: &DatabaseConfig) -> Self {
         StoreConfig {
             url: c.url.clone(),
             max_connections: c.max_connections,
+            create_if_missing: true,
         }
     }
 }
 
-/// Connects and migrates the database.
+/// Connects (creating an embedded database on first run) and migrates the database.
 pub async fn open_store(config: &DatabaseConfig) -> anyhow::Result<Store> {
     let store = Store::connect(&config.into())
         .await
         .with_context(|| format!("connecting to the database ({})", redact(&config.url)))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+/// Connects to a database that must already exist (operator commands), and migrates it.
+pub async fn open_existing_store(config: &DatabaseConfig) -> anyhow::Result<Store> {
+    let store = Store::connect(&StoreConfig {
+        create_if_missing: false,
+        ..config.into()
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "opening the database {}: operator commands never create one; run them where \
+             `canopy serve` runs, or pass --database-url",
+            redact(&config.url)
+        )
+    })?;
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }
@@ -254,9 +276,44 @@ pub async fn build_state(
         cloud,
         metrics,
         store,
-        config.auth.rate_per_minute,
-        config.server.trust_forwarded_for,
+        Edge {
+            auth_per_minute: config.auth.rate_per_minute,
+            trust_forwarded_for: config.server.trust_forwarded_for,
+            public_url: config.server.public_url.clone(),
+        },
     ))
+}
+
+/// What `serve` says once at start-up about a setup that cannot work yet: Canopy's own AWS
+/// identity missing (every check would fail) and the trusted principal still the placeholder
+/// (every role template would trust nobody). Demo mode needs neither.
+pub async fn warn_about_setup(config: &Config) -> Vec<&'static str> {
+    let mut warnings = Vec::new();
+    if config.demo {
+        return warnings;
+    }
+    if config.aws.trusted_principal == PLACEHOLDER_PRINCIPAL {
+        warnings.push("aws.trusted_principal");
+        tracing::warn!(
+            principal = PLACEHOLDER_PRINCIPAL,
+            "aws.trusted_principal is still the placeholder: customer roles created from \
+             Canopy's templates would trust no real identity. Set CANOPY_AWS_TRUSTED_PRINCIPAL \
+             to Canopy's own account root or role ARN"
+        );
+    }
+    let identity = aws_identity(&config.aws).await;
+    let sts = StsRoleVerifier::new(identity, (&config.aws).into());
+    // The default chain may ask the instance metadata service, which is slow to give up.
+    let found = tokio::time::timeout(StdDuration::from_secs(5), sts.has_credentials()).await;
+    if !matches!(found, Ok(true)) {
+        warnings.push("aws credentials");
+        tracing::warn!(
+            "Canopy has no AWS credentials of its own, so no account check can succeed \
+             (failure: canopy_credentials). Set CANOPY_AWS_ACCESS_KEY_ID and \
+             CANOPY_AWS_SECRET_ACCESS_KEY, or run with an instance or task role"
+        );
+    }
+    warnings
 }
 
 /// Opens the store and builds the state with the system clock.
@@ -267,7 +324,38 @@ pub async fn bootstrap(config: &Config) -> anyhow::Result<AppState> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, warn_about_setup};
+    use crate::config::{AwsConfig, Config};
+
+    #[tokio::test]
+    async fn start_up_names_the_placeholder_principal_and_nothing_else_when_set_up() {
+        let with_keys = AwsConfig {
+            access_key_id: Some("AKIDSETUP".into()),
+            secret_access_key: Some("s".to_string().into()),
+            ..AwsConfig::default()
+        };
+        let placeholder = Config {
+            aws: with_keys.clone(),
+            ..Config::default()
+        };
+        assert_eq!(
+            warn_about_setup(&placeholder).await,
+            vec!["aws.trusted_principal"]
+        );
+        let ready = Config {
+            aws: AwsConfig {
+                trusted_principal: "arn:aws:iam::111122223333:root".into(),
+                ..with_keys
+            },
+            ..Config::default()
+        };
+        assert!(warn_about_setup(&ready).await.is_empty());
+        let demo = Config {
+            demo: true,
+            ..Config::default()
+        };
+        assert!(warn_about_setup(&demo).await.is_empty());
+    }
 
     #[test]
     fn database_passwords_are_redacted() {

@@ -25,7 +25,7 @@ pub enum LogFormat {
 
 /// The HTTP edge.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on.
     pub bind: String,
@@ -53,7 +53,7 @@ impl Default for ServerConfig {
 
 /// The database.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// SQLite (the embedded default) or `postgres://...`.
     pub url: String,
@@ -72,7 +72,7 @@ impl Default for DatabaseConfig {
 
 /// Sessions, invitations, password hashing and the sign-up / log-in rate limit.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Log-in session lifetime, hours.
     pub session_ttl_hours: u32,
@@ -105,9 +105,13 @@ impl Default for AuthConfig {
     }
 }
 
+/// The default trusted principal: a placeholder no customer role should trust, warned about
+/// at start-up.
+pub const PLACEHOLDER_PRINCIPAL: &str = "arn:aws:iam::000000000000:root";
+
 /// Canopy's own AWS identity and how it calls AWS.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AwsConfig {
     /// The AWS principal customers' roles trust (Canopy's own account root or role ARN).
     pub trusted_principal: String,
@@ -126,7 +130,7 @@ pub struct AwsConfig {
 impl Default for AwsConfig {
     fn default() -> Self {
         Self {
-            trusted_principal: "arn:aws:iam::000000000000:root".into(),
+            trusted_principal: PLACEHOLDER_PRINCIPAL.into(),
             endpoint_url: None,
             timeout_ms: 5_000,
             access_key_id: None,
@@ -137,7 +141,7 @@ impl Default for AwsConfig {
 
 /// The SES metrics fan-out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct MetricsSection {
     /// Seconds a fetched account's metrics are served from the cache.
     pub cache_ttl_secs: u64,
@@ -159,7 +163,7 @@ impl Default for MetricsSection {
 
 /// The shared cache.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// Redis URL for a metrics cache shared by several replicas; unset keeps it in process.
     pub redis_url: Option<String>,
@@ -167,7 +171,7 @@ pub struct CacheConfig {
 
 /// History retention.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Minutes between sweeps deleting history older than each plan's retention; 0 is off.
     pub sweep_minutes: u64,
@@ -181,7 +185,7 @@ impl Default for RetentionConfig {
 
 /// Everything `canopy` can be told.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The HTTP edge.
     pub server: ServerConfig,
@@ -332,6 +336,26 @@ mod tests {
             ENV_NAMES.len(),
             "two variables set one setting"
         );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn unknown_keys_in_the_file_are_refused_by_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "[server]\nbnd = \"0.0.0.0:9000\"\n")?;
+            let err = Config::load(Some(Path::new("typo.toml")), &Flags::default())
+                .expect_err("a misspelt key was accepted");
+            assert!(err.to_string().contains("bnd"), "{err}");
+            jail.create_file("top.toml", "dmo = true\n")?;
+            let err = Config::load(Some(Path::new("top.toml")), &Flags::default())
+                .expect_err("a misspelt top-level key was accepted");
+            assert!(err.to_string().contains("dmo"), "{err}");
+            jail.create_file("ok.toml", "demo = true\n[server]\nbind = \"0.0.0.0:9\"\n")?;
+            let c = Config::load(Some(Path::new("ok.toml")), &Flags::default())
+                .map_err(|e| e.to_string())?;
+            assert!(c.demo);
+            Ok(())
+        });
     }
 
     #[test]

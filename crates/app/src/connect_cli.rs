@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use canopy_aws::StsRoleVerifier;
+use canopy_cloud_org::health::{AccessFailure, FailureKind};
 use serde_json::{Value, json};
 
 /// What `canopy connect` sends.
@@ -50,19 +51,32 @@ fn role_arn(role: &str, account: &str) -> String {
     }
 }
 
+const NO_LOCAL_CREDENTIALS: &str = "No AWS credentials were found on this machine, so the \
+     account to connect cannot be detected. Pass it with --account-id 123456789012, or sign in \
+     to AWS (aws configure, aws sso login, or AWS_PROFILE) and run this again.";
+
+/// One sentence a person can act on when the local account cannot be detected.
+fn detection_failed(failure: &AccessFailure) -> String {
+    match failure.kind {
+        FailureKind::CanopyCredentials => NO_LOCAL_CREDENTIALS.to_string(),
+        _ => format!(
+            "Could not detect the AWS account with STS GetCallerIdentity ({}). Pass it with \
+             --account-id 123456789012 to skip detection.",
+            failure.message
+        ),
+    }
+}
+
 /// Redeems the token; returns the connected account as the API answered it. `sts` detects the
 /// account when `args.account_id` is `None`.
 pub async fn connect(args: &ConnectArgs, sts: Option<&StsRoleVerifier>) -> anyhow::Result<Value> {
     let account = match (&args.account_id, sts) {
         (Some(id), _) => id.clone(),
-        (None, Some(sts)) => sts.caller_account_id(&args.region).await.map_err(|f| {
-            anyhow::anyhow!(
-                "could not detect the AWS account ({}): {}",
-                f.kind.as_str(),
-                f.message
-            )
-        })?,
-        (None, None) => bail!("no --account-id and no AWS credentials to detect it"),
+        (None, Some(sts)) => sts
+            .caller_account_id(&args.region)
+            .await
+            .map_err(|f| anyhow::anyhow!(detection_failed(&f)))?,
+        (None, None) => bail!(NO_LOCAL_CREDENTIALS),
     };
     let mut body = json!({
         "token": args.token,

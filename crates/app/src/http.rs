@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::api;
 use crate::api::problem::{ApiError, PROBLEM_JSON, problem_from_poem};
 use crate::openapi::{self, Lookup, Refusal};
+use crate::pages;
 use crate::state::AppState;
 
 /// Header carrying the request id, in and out.
@@ -73,8 +74,11 @@ fn request_id(req: &Request) -> String {
 fn logged_route(path: &str) -> String {
     match openapi::routes().template(path) {
         Some(template) => template.to_string(),
-        None if path.starts_with("/v1/") || path == "/v1" => "(no such route)".to_string(),
-        None => path.to_string(),
+        // Pages: invitation ids stay out of the log like every other path value.
+        None if path.starts_with("/invitations/") => "/invitations/{id}".to_string(),
+        None if path.starts_with("/docs") => "/docs".to_string(),
+        None if ["/", "/healthz", "/readyz", "/openapi.json"].contains(&path) => path.to_string(),
+        None => "(no such route)".to_string(),
     }
 }
 
@@ -237,6 +241,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> impl Endpoint {
         .at("/openapi.json", get(spec))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
+        .at("/invitations/:id", get(pages::invitation))
         .around(conform)
         .around(move |next, req| limit_body(next, req, max_body_bytes))
         .data(state)

@@ -9,6 +9,7 @@ pub mod connect_cli;
 pub mod demo;
 pub mod http;
 pub mod openapi;
+pub mod pages;
 pub mod server;
 pub mod state;
 

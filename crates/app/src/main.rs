@@ -1,11 +1,14 @@
 //! The `canopy` binary: `serve`, `migrate`, `openapi`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use std::sync::Arc;
 
-use canopy_app::bootstrap::{billing_service, bootstrap, local_sts, open_store, redact};
+use canopy_app::bootstrap::{
+    billing_service, bootstrap, local_sts, open_existing_store, open_store, redact,
+};
 use canopy_app::config::{Config, Flags, LogFormat};
 use canopy_kernel::SystemClock;
 use clap::{Parser, Subcommand};
@@ -114,6 +117,15 @@ enum AdminCommand {
     /// Deletes history older than each organization's plan retention now (`serve` also
     /// does this periodically).
     PurgeHistory,
+    /// Prints the unsent messages (invitation e-mails with their accept links).
+    Outbox {
+        /// Only messages to this address.
+        #[arg(long)]
+        to: Option<String>,
+        /// At most this many, oldest first.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+    },
 }
 
 impl Command {
@@ -141,7 +153,10 @@ impl Command {
 fn init_tracing(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes only where a person reads them: a file or a pipe gets plain text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -198,7 +213,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Admin { command, .. } => {
             init_tracing(config.server.log_format);
-            let store = open_store(&config.database).await?;
+            eprintln!("database: {}", redact(&config.database.url));
+            let store = open_existing_store(&config.database).await?;
             let billing = billing_service(&store, Arc::new(SystemClock));
             let report = match command {
                 AdminCommand::SetTier { org, tier } => {
@@ -208,17 +224,25 @@ async fn main() -> anyhow::Result<()> {
                     canopy_app::admin::migrate_legacy_tiers(&billing, dry_run).await?
                 }
                 AdminCommand::PurgeHistory => canopy_app::admin::purge_history(&billing).await?,
+                AdminCommand::Outbox { to, limit } => {
+                    canopy_app::admin::outbox(&store.outbox(), to.as_deref(), limit).await?
+                }
             };
             println!("{}", report.trim_end());
         }
         Command::Migrate { .. } => {
             init_tracing(config.server.log_format);
+            eprintln!("database: {}", redact(&config.database.url));
             open_store(&config.database).await?;
             tracing::info!(database = %redact(&config.database.url), "migrations applied");
         }
         Command::Serve { .. } => {
             init_tracing(config.server.log_format);
+            // Bind first: a busy port must fail before a database is created or migrated.
+            let bound = canopy_app::server::bind(&config).await?;
+            tracing::info!(database = %redact(&config.database.url), "opening the database");
             let state = bootstrap(&config).await?;
+            canopy_app::bootstrap::warn_about_setup(&config).await;
             if config.demo {
                 let seeded = canopy_app::demo::seed(&state).await?;
                 tracing::info!(
@@ -237,7 +261,7 @@ async fn main() -> anyhow::Result<()> {
                     ),
                 );
             }
-            let server = canopy_app::start(&config, state).await?;
+            let server = bound.serve(&config, state);
             tracing::info!(
                 address = %server.addr,
                 database = %redact(&config.database.url),

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use poem::Server;
-use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -27,8 +27,22 @@ impl RunningServer {
     }
 }
 
-/// Binds `config.bind` and serves `state` until the task is dropped or the process ends.
-pub async fn start(config: &Config, state: AppState) -> anyhow::Result<RunningServer> {
+/// A bound listener not yet serving: `canopy serve` binds before it opens and migrates the
+/// database, so a busy port fails before anything is created.
+pub struct Bound {
+    acceptor: TcpAcceptor,
+    /// Where it listens (the real port when bound to port 0).
+    pub addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound").field("addr", &self.addr).finish()
+    }
+}
+
+/// Binds `config.server.bind`.
+pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
     let acceptor = TcpListener::bind(config.server.bind.clone())
         .into_acceptor()
         .await
@@ -38,7 +52,24 @@ pub async fn start(config: &Config, state: AppState) -> anyhow::Result<RunningSe
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .context("listener has no socket address")?;
-    let endpoint = app(state, config.server.max_body_bytes);
-    let task = tokio::spawn(async move { Server::new_with_acceptor(acceptor).run(endpoint).await });
-    Ok(RunningServer { addr, task })
+    Ok(Bound { acceptor, addr })
+}
+
+impl Bound {
+    /// Serves `state` on the bound listener until the task is dropped or the process ends.
+    pub fn serve(self, config: &Config, state: AppState) -> RunningServer {
+        let endpoint = app(state, config.server.max_body_bytes);
+        let acceptor = self.acceptor;
+        let task =
+            tokio::spawn(async move { Server::new_with_acceptor(acceptor).run(endpoint).await });
+        RunningServer {
+            addr: self.addr,
+            task,
+        }
+    }
+}
+
+/// Binds `config.server.bind` and serves `state` (tests and embedders).
+pub async fn start(config: &Config, state: AppState) -> anyhow::Result<RunningServer> {
+    Ok(bind(config).await?.serve(config, state))
 }

@@ -28,30 +28,43 @@ pub struct AppState {
     pub metrics: MetricsService,
     /// The database, for readiness checks.
     pub store: Store,
+    /// The public base URL, for links and instructions in pages.
+    pub public_url: String,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     trust_forwarded_for: bool,
 }
 
+/// The edge's own settings.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// Sign-up and log-in attempts allowed per client address per minute.
+    pub auth_per_minute: u32,
+    /// Take the client address from `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+    /// The public base URL.
+    pub public_url: String,
+}
+
 impl AppState {
-    /// Builds the state; `auth_per_minute` bounds sign-up and log-in attempts per address.
+    /// Builds the state over the services, the store and the edge's settings.
     pub fn new(
         tenancy: TenancyService,
         billing: BillingService,
         cloud: CloudAccountService,
         metrics: MetricsService,
         store: Store,
-        auth_per_minute: u32,
-        trust_forwarded_for: bool,
+        edge: Edge,
     ) -> Self {
-        let per_minute = NonZeroU32::new(auth_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let per_minute = NonZeroU32::new(edge.auth_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Self {
             tenancy,
             billing,
             cloud,
             metrics,
             store,
+            public_url: edge.public_url.trim_end_matches('/').to_string(),
             auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
-            trust_forwarded_for,
+            trust_forwarded_for: edge.trust_forwarded_for,
         }
     }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use canopy_cloud_org::health::{AccessFailure, FailureKind};
 use canopy_cloud_org::identifiers::{AwsRegion, RoleArn};
@@ -64,6 +65,16 @@ impl StsRoleVerifier {
 }
 
 impl StsRoleVerifier {
+    /// Whether Canopy's own credentials resolve: checked once at start-up so a missing
+    /// identity is said there, not discovered in the first customer's failed check.
+    pub async fn has_credentials(&self) -> bool {
+        use aws_credential_types::provider::ProvideCredentials;
+        match self.base.credentials_provider() {
+            Some(provider) => provider.provide_credentials().await.is_ok(),
+            None => false,
+        }
+    }
+
     /// The account of the credentials in use (STS GetCallerIdentity): how `canopy connect`
     /// learns which account it runs in.
     pub async fn caller_account_id(&self, region: &str) -> Result<String, AccessFailure> {
@@ -114,8 +125,8 @@ pub fn classify_code(code: &str) -> FailureKind {
 
 pub(crate) fn classify<E, R>(err: &SdkError<E, R>, service: &str) -> AccessFailure
 where
-    E: ProvideErrorMetadata + std::error::Error,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
 {
     match err {
         SdkError::ServiceError(service) => {
@@ -141,8 +152,15 @@ where
                 failure.as_connector_error()
             ),
         },
-        // Anything else failed before a request left: most often Canopy's own AWS credentials
-        // could not be resolved. That is not the customer's network; say what it is.
+        // Canopy's own identity could not be resolved: nothing left, nothing the customer can
+        // fix.
+        _ if missing_credentials(err) => AccessFailure {
+            kind: FailureKind::CanopyCredentials,
+            message: format!(
+                "Canopy's AWS credentials could not be loaded: {}",
+                chain(err)
+            ),
+        },
         SdkError::DispatchFailure(failure) => AccessFailure {
             kind: FailureKind::Other,
             message: format!(
@@ -155,6 +173,34 @@ where
             message: format!("{other}"),
         },
     }
+}
+
+/// Whether `err` comes from the credentials provider rather than from AWS.
+fn missing_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        // A provider that found nothing fails with its own type; no provider at all fails in
+        // auth-scheme selection, whose error type is private: its text names the cause.
+        if e.downcast_ref::<CredentialsError>().is_some()
+            || e.to_string().contains("no identity resolver")
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Every message down an error's source chain, joined: the SDK's top-level text alone says
+/// only "dispatch failure".
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        parts.push(e.to_string());
+        cause = e.source();
+    }
+    parts.join(": ")
 }
 
 #[async_trait]

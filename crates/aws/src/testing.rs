@@ -57,3 +57,33 @@ pub async fn canned_sts(status: u16, body: &'static str) -> std::io::Result<Stri
     });
     Ok(format!("http://{addr}"))
 }
+
+/// A credentials provider that finds nothing, as on a machine with no AWS credentials at all.
+#[derive(Debug)]
+pub struct NoCredentials;
+
+impl aws_credential_types::provider::ProvideCredentials for NoCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+            aws_credential_types::provider::error::CredentialsError::not_loaded(
+                "no providers in chain provided credentials",
+            ),
+        ))
+    }
+}
+
+/// An SDK configuration whose credentials never load.
+pub fn without_credentials() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(NoCredentials),
+        )
+        .build()
+}

@@ -147,27 +147,34 @@ async fn assumes_a_role_in_moto_with_the_external_id() {
 }
 
 #[tokio::test]
-async fn missing_canopy_credentials_are_not_blamed_on_the_network() {
+async fn missing_canopy_credentials_are_named_as_such_not_other() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let no_credentials = SdkConfig::builder()
+    // No provider at all, and a provider chain that finds nothing (a machine without keys).
+    let no_provider = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .build();
-    let v = StsRoleVerifier::new(
-        no_credentials,
-        AwsSettings {
-            endpoint_url: Some(canned(403, ACCESS_DENIED).await),
-            timeout: Duration::from_secs(5),
-        },
-    );
-    let err = v
-        .assume_role(&role(ROLE), "ext", "canopy-test", &region("us-east-1"))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind, FailureKind::Other, "{}", err.message);
-    assert!(
-        err.message.starts_with("the request could not be sent"),
-        "{}",
-        err.message
-    );
+    for config in [no_provider, canopy_aws::testing::without_credentials()] {
+        let v = StsRoleVerifier::new(
+            config,
+            AwsSettings {
+                endpoint_url: Some(canned(403, ACCESS_DENIED).await),
+                timeout: Duration::from_secs(5),
+            },
+        );
+        let err = v
+            .assume_role(&role(ROLE), "ext", "canopy-test", &region("us-east-1"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, FailureKind::CanopyCredentials, "{}", err.message);
+        assert!(err.kind.advice().contains("CANOPY_AWS_"));
+        let caller = v.caller_account_id("us-east-1").await.unwrap_err();
+        assert_eq!(
+            caller.kind,
+            FailureKind::CanopyCredentials,
+            "{}",
+            caller.message
+        );
+        assert!(!v.has_credentials().await);
+    }
 }

@@ -17,6 +17,9 @@ pub enum FailureKind {
     Network,
     /// The call did not answer in time.
     Timeout,
+    /// Canopy itself has no usable AWS credentials, so no customer role can be assumed:
+    /// the operator's problem, not the customer's.
+    CanopyCredentials,
     /// Anything else the provider said.
     Other,
 }
@@ -30,6 +33,7 @@ impl FailureKind {
             FailureKind::Throttled => "throttled",
             FailureKind::Network => "network",
             FailureKind::Timeout => "timeout",
+            FailureKind::CanopyCredentials => "canopy_credentials",
             FailureKind::Other => "other",
         }
     }
@@ -42,6 +46,7 @@ impl FailureKind {
             "throttled" => FailureKind::Throttled,
             "network" => FailureKind::Network,
             "timeout" => FailureKind::Timeout,
+            "canopy_credentials" => FailureKind::CanopyCredentials,
             "other" => FailureKind::Other,
             _ => return None,
         })
@@ -61,6 +66,9 @@ impl FailureKind {
             }
             FailureKind::Network => "AWS could not be reached. Canopy will retry.",
             FailureKind::Timeout => "AWS did not answer in time. Canopy will retry.",
+            FailureKind::CanopyCredentials => {
+                "Canopy's own AWS credentials are missing, so it cannot assume any role. The operator sets CANOPY_AWS_ACCESS_KEY_ID and CANOPY_AWS_SECRET_ACCESS_KEY, or runs Canopy with an instance or task role."
+            }
             FailureKind::Other => "AWS returned an unexpected error.",
         }
     }

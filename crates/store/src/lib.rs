@@ -77,6 +77,9 @@ pub struct StoreConfig {
     pub url: String,
     /// Pool size for PostgreSQL. SQLite always uses one connection (see [`Store::connect`]).
     pub max_connections: u32,
+    /// Create a missing SQLite file. Operator commands open only an existing database, so
+    /// one run in the wrong directory cannot make an empty one and report "not found".
+    pub create_if_missing: bool,
 }
 
 impl StoreConfig {
@@ -85,6 +88,7 @@ impl StoreConfig {
         Self {
             url: url.into(),
             max_connections: 16,
+            create_if_missing: true,
         }
     }
 }
@@ -111,14 +115,15 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(10));
         if config.url.starts_with("sqlite") {
+            let create = config.create_if_missing;
             options
                 .max_connections(1)
                 .min_connections(1)
-                .map_sqlx_sqlite_opts(|o| {
+                .map_sqlx_sqlite_opts(move |o| {
                     o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                         .busy_timeout(Duration::from_secs(10))
                         .foreign_keys(true)
-                        .create_if_missing(true)
+                        .create_if_missing(create)
                 });
         } else {
             options

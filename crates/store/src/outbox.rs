@@ -6,7 +6,9 @@ use canopy_kernel::StoreError;
 use canopy_tenancy::invitation::InvitationMessage;
 use canopy_tenancy::ports::InvitationSender;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -84,10 +86,23 @@ impl InvitationSender for Outbox {
 impl Outbox {
     /// Unsent messages for `recipient`, oldest first.
     pub async fn unsent_for(&self, recipient: &str) -> Result<Vec<OutboxMessage>, StoreError> {
-        Ok(outbox_messages::Entity::find()
-            .filter(outbox_messages::Column::Recipient.eq(recipient))
-            .filter(outbox_messages::Column::SentAt.is_null())
+        self.unsent(Some(recipient), None).await
+    }
+
+    /// Unsent messages (up to `limit`), for `recipient` when given, oldest first.
+    pub async fn unsent(
+        &self,
+        recipient: Option<&str>,
+        limit: Option<u64>,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut query =
+            outbox_messages::Entity::find().filter(outbox_messages::Column::SentAt.is_null());
+        if let Some(recipient) = recipient {
+            query = query.filter(outbox_messages::Column::Recipient.eq(recipient));
+        }
+        Ok(query
             .order_by_asc(outbox_messages::Column::Id)
+            .limit(limit.map(|l| l.min(i64::MAX as u64)))
             .all(self.db())
             .await
             .map_err(db_err)?

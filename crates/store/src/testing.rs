@@ -64,8 +64,8 @@ pub async fn fresh_postgres_url() -> Result<String, StoreError> {
 /// Creates an empty database named `canopy_test_<random>` on `server` and returns its URL.
 pub async fn fresh_postgres_url_on(server: &str) -> Result<String, StoreError> {
     let admin = Store::connect(&StoreConfig {
-        url: server.to_string(),
         max_connections: 2,
+        ..StoreConfig::new(server)
     })
     .await?;
     let name = format!("canopy_test_{}", Uuid::now_v7().simple());

@@ -283,7 +283,7 @@ pub struct HealthCheckDto {
     pub checked_at: DateTime<Utc>,
     /// True when the role was assumed.
     pub ok: bool,
-    /// access_denied, role_not_found, throttled, network, timeout or other.
+    /// access_denied, role_not_found, throttled, network, timeout, canopy_credentials (Canopy itself has no AWS credentials) or other.
     pub failure: Option<String>,
     /// What AWS said.
     pub message: Option<String>,

@@ -220,7 +220,7 @@ pub struct AccountErrorDto {
     pub account_id: String,
     /// Alias, or the account id.
     pub display_name: String,
-    /// access_denied, role_not_found, throttled, network, timeout or other.
+    /// access_denied, role_not_found, throttled, network, timeout, canopy_credentials (Canopy itself has no AWS credentials) or other.
     pub error: String,
     /// What AWS said.
     pub message: String,
