@@ -45,11 +45,12 @@ async fn the_cli_redeems_a_connect_token_with_flags() {
         ..Default::default()
     };
     let connected = connect(&args, None).await.unwrap();
-    assert_eq!(connected["accountId"], account.as_str());
+    assert_eq!(connected.account_id, account);
     assert_eq!(
-        connected["roleArn"],
-        format!("arn:aws:iam::{account}:role/CanopyAccess")
+        connected.role_arn.as_deref(),
+        Some(format!("arn:aws:iam::{account}:role/CanopyAccess").as_str())
     );
+    assert_eq!(connected.status.to_string(), "pending");
     let listed = app
         .get(
             &format!("/v1/organizations/{org}/cloud-accounts"),
@@ -64,8 +65,10 @@ async fn the_cli_redeems_a_connect_token_with_flags() {
         account_id: Some("123".into()),
         ..args
     };
+    // The flag is named, with the API's own rule, before anything is sent.
     let err = connect(&bad, None).await.unwrap_err().to_string();
-    assert!(err.contains("accountId"), "{err}");
+    assert!(err.contains("--account-id '123'"), "{err}");
+    assert!(err.contains("[0-9]{12}"), "{err}");
 }
 
 #[tokio::test]
@@ -103,7 +106,7 @@ async fn the_cli_detects_the_account_from_local_credentials() {
     // moto's default account may already be connected by a parallel run of this test on the
     // same moto; each run has its own database, so it is free here.
     let connected = connect(&args, Some(&sts)).await.unwrap();
-    assert_eq!(connected["accountId"], expected.as_str());
+    assert_eq!(connected.account_id, expected);
     let listed = app
         .get(
             &format!("/v1/organizations/{org}/cloud-accounts"),

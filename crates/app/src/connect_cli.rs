@@ -1,13 +1,18 @@
 //! `canopy connect`: the CLI half of the web-initiated flow. It learns the AWS account it runs
 //! in (STS GetCallerIdentity with the local credentials) unless told, and redeems the connect
-//! token the console issued with the account's details.
+//! token the console issued with the account's details, through the client generated from the
+//! OpenAPI document (no hand-written request: what the CLI sends is what the document says).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use canopy_aws::StsRoleVerifier;
+use canopy_client::types::{
+    CloudAccountDto, ConnectAccountRequest, ConnectWithTokenRequest, ProviderDto,
+};
+use canopy_client::{Client, Error};
 use canopy_cloud_org::health::{AccessFailure, FailureKind};
-use serde_json::{Value, json};
 
 /// What `canopy connect` sends.
 #[derive(Debug, Clone, Default)]
@@ -67,9 +72,23 @@ fn detection_failed(failure: &AccessFailure) -> String {
     }
 }
 
-/// Redeems the token; returns the connected account as the API answered it. `sts` detects the
-/// account when `args.account_id` is `None`.
-pub async fn connect(args: &ConnectArgs, sts: Option<&StsRoleVerifier>) -> anyhow::Result<Value> {
+/// Parses a flag's value into the client's checked type, naming the flag when it breaks the
+/// published rule (the rule is the API's own, from the document the client was built from).
+fn flag<T>(name: &str, raw: &str) -> anyhow::Result<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    raw.parse()
+        .map_err(|e| anyhow::anyhow!("{name} '{raw}' is not valid: {e}"))
+}
+
+/// Redeems the token through the generated client; returns the connected account as the API
+/// answered it. `sts` detects the account when `args.account_id` is `None`.
+pub async fn connect(
+    args: &ConnectArgs,
+    sts: Option<&StsRoleVerifier>,
+) -> anyhow::Result<CloudAccountDto> {
     let account = match (&args.account_id, sts) {
         (Some(id), _) => id.clone(),
         (None, Some(sts)) => sts
@@ -78,51 +97,64 @@ pub async fn connect(args: &ConnectArgs, sts: Option<&StsRoleVerifier>) -> anyho
             .map_err(|f| anyhow::anyhow!(detection_failed(&f)))?,
         (None, None) => bail!(NO_LOCAL_CREDENTIALS),
     };
-    let mut body = json!({
-        "token": args.token,
-        "account": {
-            "provider": "aws",
-            "accountId": account,
-            "roleArn": role_arn(&args.role, &account),
-            "region": args.region,
-            "alias": args.alias,
-            "environment": args.environment,
-            "stackName": args.stack_name,
-            "sesDomains": args.ses_domains,
-            "tags": args.tags,
-        }
-    });
-    // Absent is absent: the API refuses null for fields it does not declare nullable.
-    if let Some(account) = body["account"].as_object_mut() {
-        account.retain(|_, v| !v.is_null());
+    let mut tags = HashMap::new();
+    for (key, value) in &args.tags {
+        tags.insert(key.clone(), flag("--tag", value)?);
     }
-    let url = format!("{}/v1/connect", args.api_url.trim_end_matches('/'));
-    let resp = reqwest::Client::new()
-        .post(&url)
-        .json(&body)
+    let request = ConnectWithTokenRequest {
+        token: flag("--token", &args.token)?,
+        account: ConnectAccountRequest {
+            provider: ProviderDto::Aws,
+            account_id: Some(flag("--account-id", &account)?),
+            role_arn: Some(flag("--role", &role_arn(&args.role, &account))?),
+            region: Some(flag("--region", &args.region)?),
+            alias: args
+                .alias
+                .as_deref()
+                .map(|a| flag("--alias", a))
+                .transpose()?,
+            environment: args
+                .environment
+                .as_deref()
+                .map(|e| flag("--environment", e))
+                .transpose()?,
+            stack_name: args
+                .stack_name
+                .as_deref()
+                .map(|s| flag("--stack-name", s))
+                .transpose()?,
+            ses_domains: args
+                .ses_domains
+                .iter()
+                .map(|d| flag("--ses-domain", d))
+                .collect::<anyhow::Result<_>>()?,
+            tags,
+            features: None,
+            project_id: None,
+            project_number: None,
+            ses_configuration_set: None,
+        },
+    };
+    let api_url = args.api_url.trim_end_matches('/');
+    let answer = Client::new(api_url)
+        .connect_with_token()
+        .body(request)
         .send()
-        .await
-        .with_context(|| format!("reaching {url}"))?;
-    let status = resp.status();
-    let answer: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let mut message = format!(
-            "{} ({})",
-            answer["detail"].as_str().unwrap_or("connection refused"),
-            status
-        );
-        if let Some(errors) = answer["errors"].as_array() {
-            for e in errors {
-                message.push_str(&format!(
-                    "\n  {}: {}",
-                    e["field"].as_str().unwrap_or("?"),
-                    e["message"].as_str().unwrap_or("")
-                ));
+        .await;
+    match answer {
+        Ok(account) => Ok(account.into_inner()),
+        Err(Error::ErrorResponse(problem)) => {
+            let mut message = format!("{} ({})", problem.detail, problem.status);
+            for e in &problem.errors {
+                message.push_str(&format!("\n  {}: {}", e.field, e.message));
             }
+            bail!(message)
         }
-        bail!(message);
+        Err(Error::CommunicationError(e)) => {
+            bail!("could not reach Canopy at {api_url}: {e}")
+        }
+        Err(other) => bail!("Canopy answered unexpectedly: {other}"),
     }
-    Ok(answer)
 }
 
 #[cfg(test)]

@@ -205,10 +205,8 @@ async fn main() -> anyhow::Result<()> {
             let sts = local_sts().await;
             let account = canopy_app::connect_cli::connect(&args, Some(&sts)).await?;
             println!(
-                "Connected AWS account {} ({}) to the organization. Status: {}.",
-                account["accountId"].as_str().unwrap_or("?"),
-                account["displayName"].as_str().unwrap_or("?"),
-                account["status"].as_str().unwrap_or("?"),
+                "Connected AWS account {} ({}) to the organization. Status: {}: {}",
+                account.account_id, account.display_name, account.status, account.status_detail,
             );
         }
         Command::Admin { command, .. } => {
