@@ -158,10 +158,24 @@ async fn totals_breakdown_and_series_are_exact_across_accounts(backend: &str) {
     let two = metrics(
         &app,
         &e,
-        &format!("range=1h&account={},{}", e.accounts[0].0, e.accounts[1].0),
+        &format!(
+            "range=1h&account={}&account={}",
+            e.accounts[0].0, e.accounts[1].0
+        ),
     )
     .await;
     assert_eq!(two.body["totals"]["send"], 10_000.0);
+    // One id per value, as the document says.
+    let commas = metrics(
+        &app,
+        &e,
+        &format!("range=1h&account={},{}", e.accounts[0].0, e.accounts[1].0),
+    )
+    .await;
+    commas.assert_problem(
+        reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     let staging = metrics(&app, &e, "range=1h&environment=staging").await;
     assert_eq!(staging.body["accountsQueried"], 1);
     assert_eq!(staging.body["totals"]["send"], 0.0);

@@ -11,6 +11,9 @@ use crate::validation::{FieldError, ValidationErrors};
 pub struct Cursor(pub Uuid);
 
 impl Cursor {
+    /// What a cursor looks like on the wire: a UUID, simple (as issued) or hyphenated.
+    pub const PATTERN: &'static str = "^([0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$";
+
     /// The opaque string a client sends back.
     pub fn encode(&self) -> String {
         self.0.simple().to_string()

@@ -121,6 +121,10 @@ pub enum OrgRef {
 }
 
 impl OrgRef {
+    /// What a path segment naming an organization looks like (a slug, in any case, or a
+    /// UUID): published so clients and validators know it; anything else names nothing.
+    pub const PATTERN: &'static str = "^[A-Za-z0-9-]{1,48}$";
+
     /// Reads a path segment: a UUID is an id, a possible slug a slug. Anything else (a control
     /// character, a space, 200 characters) can name no organization: `None`, answered as
     /// "not found" without asking storage.

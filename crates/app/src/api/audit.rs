@@ -11,6 +11,7 @@ use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
 use super::problem::ApiError;
+use super::wire::{IdText, OrgText};
 use super::{ApiTags, BearerAuth};
 use crate::state::AppState;
 
@@ -29,9 +30,9 @@ impl AuditApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
-        #[oai(validator(pattern = "^[0-9a-fA-F-]{32,36}$"))] cursor: Query<Option<String>>,
+        cursor: Query<Option<IdText>>,
     ) -> Result<Json<AuditEventPage>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;

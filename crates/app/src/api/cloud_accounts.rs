@@ -20,8 +20,9 @@ use uuid::Uuid;
 
 use super::problem::ApiError;
 use super::wire::{
-    AccountIdText, AccountStatusDto, ConfigurationSetText, EnvironmentDto, HostName, Label,
-    ProjectIdText, ProjectNumberText, ProviderDto, RegionText, RoleArnText, Ruled, TagValue,
+    AccountIdText, AccountStatusDto, ConfigurationSetText, EnvironmentDto, HostName, IdText, Label,
+    OrgText, ProjectIdText, ProjectNumberText, ProviderDto, RegionText, RoleArnText, Ruled,
+    TagValue,
 };
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
@@ -337,7 +338,7 @@ impl CloudAccountsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         provider: Query<Option<ProviderDto>>,
         environment: Query<Option<EnvironmentDto>>,
         status: Query<Option<AccountStatusDto>>,
@@ -345,7 +346,7 @@ impl CloudAccountsApi {
             Option<String>,
         >,
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
-        #[oai(validator(pattern = "^[0-9a-fA-F-]{32,36}$"))] cursor: Query<Option<String>>,
+        cursor: Query<Option<IdText>>,
     ) -> Result<Json<CloudAccountPage>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let filter = AccountFilter::parse(
@@ -368,7 +369,7 @@ impl CloudAccountsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         body: Json<ConnectAccountRequest>,
     ) -> Result<Connected, ApiError> {
         let access = auth.access(&state, &org.0).await?;
@@ -386,7 +387,7 @@ impl CloudAccountsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         id: Path<Uuid>,
     ) -> Result<Json<CloudAccountDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
@@ -405,7 +406,7 @@ impl CloudAccountsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         id: Path<Uuid>,
         body: Json<UpdateAccountRequest>,
     ) -> Result<Json<CloudAccountDto>, ApiError> {
@@ -441,7 +442,7 @@ impl CloudAccountsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         id: Path<Uuid>,
         #[oai(name = "confirmAccountId", validator(max_length = 64))] confirm: Query<
             Option<String>,
@@ -470,7 +471,7 @@ impl CloudAccountsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         id: Path<Uuid>,
     ) -> Result<Json<SyncResultDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
@@ -491,7 +492,7 @@ impl CloudAccountsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         id: Path<Uuid>,
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
     ) -> Result<Json<Vec<HealthCheckDto>>, ApiError> {

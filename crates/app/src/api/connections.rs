@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::cloud_accounts::{ConnectAccountRequest, Connected};
 use super::problem::ApiError;
+use super::wire::OrgText;
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
@@ -37,7 +38,7 @@ impl ConnectionsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
     ) -> Result<Json<ConnectionInstructionsDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let i = state.cloud.connection_instructions(&access).await?;
@@ -58,7 +59,7 @@ impl ConnectionsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
     ) -> Result<Json<ExternalIdDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         Ok(Json(state.cloud.rotate_external_id(&access).await?.into()))
@@ -75,7 +76,7 @@ impl ConnectionsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
     ) -> Result<Issued, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         Ok(Issued::Created(Json(
@@ -112,7 +113,7 @@ impl ConnectionsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         body: Json<ConnectAccountRequest>,
     ) -> Result<Issued, ApiError> {
         let access = auth.access(&state, &org.0).await?;
@@ -202,7 +203,7 @@ impl ConnectionsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
     ) -> Result<Json<Vec<ExternalIdDto>>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let history = state.cloud.external_id_history(&access).await?;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::members::{MemberDto, RoleDto};
 use super::problem::ApiError;
-use super::wire::EmailText;
+use super::wire::{EmailText, IdText, OrgText};
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
@@ -39,9 +39,9 @@ impl InvitationsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
-        #[oai(validator(pattern = "^[0-9a-fA-F-]{32,36}$"))] cursor: Query<Option<String>>,
+        cursor: Query<Option<IdText>>,
     ) -> Result<Json<InvitationPage>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
@@ -59,7 +59,7 @@ impl InvitationsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         body: Json<InviteRequest>,
     ) -> Result<Created, ApiError> {
         let access = auth.access(&state, &org.0).await?;
@@ -80,7 +80,7 @@ impl InvitationsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         let access = auth.access(&state, &org.0).await?;

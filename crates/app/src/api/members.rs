@@ -12,6 +12,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use super::problem::ApiError;
+use super::wire::{IdText, OrgText};
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
@@ -30,9 +31,9 @@ impl MembersApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
-        #[oai(validator(pattern = "^[0-9a-fA-F-]{32,36}$"))] cursor: Query<Option<String>>,
+        cursor: Query<Option<IdText>>,
     ) -> Result<Json<MemberPage>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
@@ -50,7 +51,7 @@ impl MembersApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         user_id: Path<Uuid>,
         body: Json<ChangeRoleRequest>,
     ) -> Result<Json<MemberDto>, ApiError> {
@@ -72,7 +73,7 @@ impl MembersApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         user_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         let access = auth.access(&state, &org.0).await?;
@@ -93,7 +94,7 @@ impl MembersApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
     ) -> Result<NoContent, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         state.tenancy.leave(&access).await?;
@@ -110,7 +111,7 @@ impl MembersApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         body: Json<TransferOwnershipRequest>,
     ) -> Result<NoContent, ApiError> {
         let access = auth.access(&state, &org.0).await?;

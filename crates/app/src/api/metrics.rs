@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::cloud_accounts::CloudAccountDto;
 use super::organizations::OrganizationDto;
 use super::problem::ApiError;
-use super::wire::{AccountIds, EnvironmentDto, RangeDto};
+use super::wire::{EnvironmentDto, IdText, OrgText, RangeDto};
 use super::{ApiTags, BearerAuth};
 use crate::state::AppState;
 
@@ -338,14 +338,14 @@ fn filters(
     range: Query<Option<RangeDto>>,
     start: Query<Option<DateTime<Utc>>>,
     end: Query<Option<DateTime<Utc>>>,
-    account: Query<Option<Vec<AccountIds>>>,
+    account: Query<Option<Vec<IdText>>>,
     environment: Query<Option<EnvironmentDto>>,
 ) -> Result<MetricsQuery, ValidationErrors> {
     let accounts: Vec<String> = account
         .0
         .unwrap_or_default()
         .into_iter()
-        .map(AccountIds::into_string)
+        .map(IdText::into_string)
         .collect();
     MetricsQuery::parse(
         range.0.map(RangeDto::as_str),
@@ -373,16 +373,16 @@ impl MetricsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         /// `1h`, `24h` (default), `7d` or `30d`.
         range: Query<Option<RangeDto>>,
         /// Explicit start (RFC 3339), with `end`.
         start: Query<Option<DateTime<Utc>>>,
         /// Explicit end (RFC 3339), with `start`.
         end: Query<Option<DateTime<Utc>>>,
-        /// Only these accounts (repeat the parameter or separate ids with commas).
+        /// Only these accounts (repeat the parameter, one id each).
         #[oai(validator(max_items = 500))]
-        account: Query<Option<Vec<AccountIds>>>,
+        account: Query<Option<Vec<IdText>>>,
         /// Only accounts of this environment.
         environment: Query<Option<EnvironmentDto>>,
     ) -> Result<Json<MetricsDto>, ApiError> {
@@ -405,16 +405,16 @@ impl MetricsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         /// `1h`, `24h` (default), `7d` or `30d`.
         range: Query<Option<RangeDto>>,
         /// Explicit start (RFC 3339), with `end`.
         start: Query<Option<DateTime<Utc>>>,
         /// Explicit end (RFC 3339), with `start`.
         end: Query<Option<DateTime<Utc>>>,
-        /// Only these accounts (repeat the parameter or separate ids with commas).
+        /// Only these accounts (repeat the parameter, one id each).
         #[oai(validator(max_items = 500))]
-        account: Query<Option<Vec<AccountIds>>>,
+        account: Query<Option<Vec<IdText>>>,
         /// Only accounts of this environment.
         environment: Query<Option<EnvironmentDto>>,
     ) -> Result<Json<DashboardDto>, ApiError> {

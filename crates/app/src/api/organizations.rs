@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::members::RoleDto;
 use super::problem::ApiError;
-use super::wire::{LogoUrl, Name, SlugText};
+use super::wire::{LogoUrl, Name, OrgText, SlugText};
 use super::{ApiTags, BearerAuth, NoContent};
 use crate::state::AppState;
 
@@ -98,7 +98,7 @@ impl OrganizationsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
     ) -> Result<Json<MyOrganizationDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         Ok(Json(MyOrganizationDto {
@@ -118,7 +118,7 @@ impl OrganizationsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         body: Json<UpdateOrganizationRequest>,
     ) -> Result<Json<OrganizationDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
@@ -149,7 +149,7 @@ impl OrganizationsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
     ) -> Result<NoContent, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         state.tenancy.delete_organization(&access).await?;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::plans::{PlanLimitsDto, feature_matrix};
 use super::problem::{ApiError, ProblemLimit};
-use super::wire::SelfServiceTierDto;
+use super::wire::{OrgText, SelfServiceTierDto};
 use super::{ApiTags, BearerAuth};
 use crate::state::AppState;
 
@@ -222,7 +222,7 @@ impl SubscriptionApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
     ) -> Result<Json<SubscriptionDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         Ok(Json(state.billing.subscription(&access).await?.into()))
@@ -240,7 +240,7 @@ impl SubscriptionApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
         body: Json<ChangeTierRequest>,
     ) -> Result<Json<SubscriptionDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
@@ -264,7 +264,7 @@ impl SubscriptionApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        org: Path<String>,
+        org: Path<OrgText>,
     ) -> Result<Json<UsageDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         Ok(Json(state.billing.usage(&access).await?.into()))

@@ -15,8 +15,9 @@ use canopy_cloud_org::account::{
 use canopy_cloud_org::identifiers::{
     AwsAccountId, AwsRegion, GcpProjectId, HOST_NAME_MAX_LEN, HOST_NAME_PATTERN, RoleArn,
 };
+use canopy_kernel::page::Cursor;
 use canopy_kernel::text::{NO_CONTROL_PATTERN, TEXT_PATTERN};
-use canopy_tenancy::organization::{LOGO_MAX_LEN, LOGO_PATTERN};
+use canopy_tenancy::organization::{LOGO_MAX_LEN, LOGO_PATTERN, OrgRef};
 use canopy_tenancy::user::{NAME_MAX_CHARS, Password};
 use canopy_tenancy::{Email, Slug};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
@@ -48,6 +49,14 @@ impl<R: Rule> Ruled<R> {
     /// The text, owned.
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+impl<R: Rule> std::ops::Deref for Ruled<R> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
     }
 }
 
@@ -146,8 +155,10 @@ rules! {
     HostNameRule = Some(HOST_NAME_PATTERN), None, Some(HOST_NAME_MAX_LEN);
     /// An AWS region Canopy knows.
     RegionRule = Some(AwsRegion::PATTERN), None, None;
-    /// Cloud account ids, one or comma-separated.
-    AccountIdsRule = Some("^[0-9a-fA-F-]{36}(,[0-9a-fA-F-]{36})*$"), None, None;
+    /// An id or a page cursor in a query: one UUID.
+    IdRule = Some(Cursor::PATTERN), None, Some(36);
+    /// An organization in a path: its slug or its id.
+    OrgRule = Some(OrgRef::PATTERN), None, Some(Slug::MAX_LEN);
     /// A tag value.
     TagValueRule = Some(NO_CONTROL_PATTERN), None, Some(TAG_VALUE_MAX_CHARS);
     /// A new password (any characters; bounded so hashing work is bounded).
@@ -181,7 +192,9 @@ pub type TagValue = Ruled<TagValueRule>;
 /// An AWS region.
 pub type RegionText = Ruled<RegionRule>;
 /// Cloud account ids, one or comma-separated.
-pub type AccountIds = Ruled<AccountIdsRule>;
+pub type IdText = Ruled<IdRule>;
+/// An organization slug or id, in a path.
+pub type OrgText = Ruled<OrgRule>;
 /// A new password.
 pub type NewPassword = Ruled<PasswordRule>;
 

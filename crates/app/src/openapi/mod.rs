@@ -46,7 +46,10 @@ pub fn routes() -> &'static Routes {
     ROUTES.get_or_init(|| Routes::from_document(document()))
 }
 
-/// Replaces `allOf: [{$ref}, {description}...]` with the bare `$ref`, everywhere.
+/// Replaces `allOf: [{$ref}, {description}...]` with the bare `$ref`, everywhere; a nullable
+/// one becomes `{allOf: [{$ref}], nullable: true}`, the 3.0 spelling generators read as "the
+/// referenced type or null" (a sibling schema with only `nullable` in it is a union member
+/// without a type to openapi-python-client, which then drops the whole operation).
 fn normalize(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -56,21 +59,35 @@ fn normalize(value: &mut Value) {
                         if first.len() == 1
                             && first.contains_key("$ref")
                             && rest.iter().all(|p| {
-                                p.as_object()
-                                    .is_some_and(|o| o.keys().all(|k| k == "description"))
+                                p.as_object().is_some_and(|o| {
+                                    o.keys().all(|k| k == "description" || k == "nullable")
+                                })
                             }) =>
                     {
-                        first.get("$ref").cloned()
+                        let nullable = rest
+                            .iter()
+                            .chain(std::iter::once(&Value::Object(map.clone())))
+                            .any(|p| p.get("nullable") == Some(&Value::Bool(true)));
+                        first.get("$ref").cloned().map(|r| (r, nullable))
                     }
                     _ => None,
                 },
                 _ => None,
             };
-            if let Some(reference) = described_ref {
-                *value = json!({ "$ref": reference });
-                return;
+            match described_ref {
+                Some((reference, false)) => *value = json!({ "$ref": reference }),
+                Some((reference, true)) => {
+                    let mut nullable =
+                        json!({ "allOf": [{ "$ref": reference }], "nullable": true });
+                    if let (Some(description), Value::Object(out)) =
+                        (map.get("description").cloned(), &mut nullable)
+                    {
+                        out.insert("description".into(), description);
+                    }
+                    *value = nullable;
+                }
+                None => map.values_mut().for_each(normalize),
             }
-            map.values_mut().for_each(normalize);
         }
         Value::Array(items) => items.iter_mut().for_each(normalize),
         _ => {}
@@ -226,5 +243,13 @@ mod tests {
         let mut v = json!({"role": {"description": "Role.", "allOf": [{"$ref": "#/x"}, {"description": "Role."}]}});
         normalize(&mut v);
         assert_eq!(v, json!({"role": {"$ref": "#/x"}}));
+        let mut nullable = json!({"env": {"description": "Env; null clears it.", "nullable": true,
+            "allOf": [{"$ref": "#/e"}, {"description": "Env; null clears it.", "nullable": true}]}});
+        normalize(&mut nullable);
+        assert_eq!(
+            nullable,
+            json!({"env": {"allOf": [{"$ref": "#/e"}], "nullable": true,
+                "description": "Env; null clears it."}})
+        );
     }
 }
