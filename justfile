@@ -32,9 +32,11 @@ serve:
 # Benchmarks (see docs/benchmarks.md): the API on PostgreSQL, then the metrics fan-out.
 bench: bench-api bench-metrics
 
-# API benchmark on PostgreSQL.
+# API benchmark: a release `canopy serve` on PostgreSQL driven by wrk (installed if missing).
 bench-api:
-    bash -c '. .ci/services.sh && cargo run --release -p canopy-e2e --bin canopy-bench -- --database-url "${CANOPY_TEST_POSTGRES_URL}"'
+    bash -c 'command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)'
+    cargo build --release -p canopy-app --bin canopy -p canopy-e2e --bin canopy-bench
+    bash -c '. .ci/services.sh && t="${CARGO_TARGET_DIR:-target}" && "$t/release/canopy-bench" --canopy "$t/release/canopy" --database-url "${CANOPY_TEST_POSTGRES_URL}"'
 
 # Metrics fan-out over 3, 10, 100 and 500 accounts against the local STS + CloudWatch (100 ms per call).
 bench-metrics:

@@ -108,7 +108,7 @@ run_against() {
     --checks all --max-time "$FUZZ_SECONDS" --report junit --report-dir "$work/$name-report" \
     >"$work/$name-fuzz.log" 2>&1 || status=$?
   # The summary (and every failure) without the megabytes of generated URLs.
-  cut -c1-400 "$work/$name-fuzz.log" | sed -n '/FAILURES\|SUMMARY/,$p'
+  cut -c1-400 "$work/$name-fuzz.log" | sed -n '/ERRORS\|FAILURES\|SUMMARY/,$p'
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=""

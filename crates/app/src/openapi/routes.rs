@@ -86,12 +86,47 @@ pub struct Routes {
     routes: Vec<Route>,
 }
 
+/// The `#/components/schemas/...` names `value` refers to, directly.
+fn refs_in(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref")
+                && let Some(name) = r.strip_prefix("#/components/schemas/")
+            {
+                out.push(name.to_string());
+            }
+            map.values().for_each(|v| refs_in(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs_in(v, out)),
+        _ => {}
+    }
+}
+
+/// Only the component schemas `schema` reaches, transitively: a validator keeps its root
+/// document, and carrying every component into each of ~150 validators cost 35 MB.
+fn reachable_schemas(schema: &Value, components: &Value) -> Value {
+    let mut pending = Vec::new();
+    refs_in(schema, &mut pending);
+    let mut reached = serde_json::Map::new();
+    while let Some(name) = pending.pop() {
+        if reached.contains_key(&name) {
+            continue;
+        }
+        let Some(found) = components.get("schemas").and_then(|s| s.get(&name)) else {
+            continue;
+        };
+        refs_in(found, &mut pending);
+        reached.insert(name, found.clone());
+    }
+    json!({ "schemas": reached })
+}
+
 fn compile(schema: &Value, components: &Value) -> Option<Arc<Validator>> {
+    let mut components = reachable_schemas(schema, components);
+    to_json_schema(&mut components);
     let mut schema = schema.clone();
     to_json_schema(&mut schema);
-    let mut components = components.clone();
-    to_json_schema(&mut components);
-    // References point at `#/components/schemas/...`: carry the components at the root.
+    // References point at `#/components/schemas/...`: carry what they reach at the root.
     let root = json!({ "components": components, "allOf": [schema] });
     match jsonschema::options()
         .with_draft(Draft::Draft7)
