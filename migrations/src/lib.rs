@@ -9,6 +9,7 @@ mod m20261122_000001_tenancy;
 mod m20261122_000002_cloud_accounts;
 mod m20261122_000003_connection_tokens;
 mod m20261123_000004_subscriptions;
+mod m20261130_000005_jobs;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_cloud_accounts::Migration),
             Box::new(m20261122_000003_connection_tokens::Migration),
             Box::new(m20261123_000004_subscriptions::Migration),
+            Box::new(m20261130_000005_jobs::Migration),
         ]
     }
 }

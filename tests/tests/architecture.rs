@@ -30,6 +30,7 @@ fn layer(name: &str) -> Option<Layer> {
         // Domain crates may depend on lower-ranked domain crates only.
         "canopy-tenancy" => Layer::Domain(0),
         "canopy-billing" => Layer::Domain(1),
+        "canopy-jobs" => Layer::Domain(1),
         "canopy-cloud-org" => Layer::Domain(2),
         "canopy-metrics" => Layer::Domain(3),
         "canopy-detection" => Layer::Domain(3),

@@ -5,6 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use canopy_e2e::{Session, TestApp, aws_account_body, on_both_backends, random_aws_account};
+use canopy_jobs::{JobKind, JobStore, NewJob};
+use canopy_kernel::Clock;
+use canopy_kernel::id::OrganizationId;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -19,6 +22,7 @@ struct Fixture {
     invitation: String,
     account: String,
     account_key: String,
+    job: String,
 }
 
 async fn fixture(app: &TestApp) -> Fixture {
@@ -48,7 +52,24 @@ async fn fixture(app: &TestApp) -> Fixture {
         )
         .await;
     assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
+    // No operation queues jobs on its own yet: queue one in the store, as a domain would.
+    let org_id = org.parse().unwrap();
+    let job = app
+        .store
+        .jobs()
+        .enqueue(
+            NewJob::new(
+                OrganizationId(org_id),
+                JobKind::from_static("test.matrix"),
+                None,
+                json!({}),
+            ),
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
     Fixture {
+        job: job.id.to_string(),
         account: account.body["id"].as_str().unwrap().to_string(),
         account_key,
         org,
@@ -276,6 +297,24 @@ fn cases() -> Vec<Case> {
             [200, 200, 200, 404, 401],
         ),
         c(
+            Method::GET,
+            "/v1/organizations/{org}/jobs",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/jobs/{job}",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/jobs/{job}/cancel",
+            None,
+            [200, 200, 403, 404, 401],
+        ),
+        c(
             Method::PUT,
             "/v1/me/active-organization",
             Some(json!({"organization": "{org}"})),
@@ -344,6 +383,7 @@ fn fill(template: &str, f: &Fixture) -> String {
         .replace("{account}", &f.account)
         .replace("{victim}", &f.victim.user_id)
         .replace("{invitation}", &f.invitation)
+        .replace("{job}", &f.job)
 }
 
 fn fill_json(body: &Value, f: &Fixture) -> Value {
@@ -451,6 +491,16 @@ async fn another_tenants_ids_are_not_found_under_your_own_organization(app: Test
         (
             Method::GET,
             format!("/v1/organizations/{mine}/metrics?account={}", f.account),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/organizations/{mine}/jobs/{}", f.job),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/organizations/{mine}/jobs/{}/cancel", f.job),
             None,
         ),
     ];

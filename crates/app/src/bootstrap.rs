@@ -14,6 +14,7 @@ use canopy_cache::{InProcessCache, RedisCache};
 use canopy_cloud_org::{CloudAccountConfig, CloudAccountPorts, CloudAccountService};
 use canopy_credentials::{Argon2Cost, Argon2Crypto, HashingLimits};
 use canopy_demo::DemoSource;
+use canopy_jobs::{JobHandler, JobService};
 use canopy_kernel::{Clock, SystemClock};
 use canopy_metrics::ports::{MetricSource, SeriesCache};
 use canopy_metrics::{MetricsConfig, MetricsPorts, MetricsService};
@@ -23,10 +24,11 @@ use chrono::Duration;
 use secrecy::ExposeSecret;
 
 use crate::config::{
-    AuthConfig, AwsConfig, CacheConfig, Config, DatabaseConfig, MetricsSection,
+    AuthConfig, AwsConfig, CacheConfig, Config, DatabaseConfig, JobsConfig, MetricsSection,
     PLACEHOLDER_PRINCIPAL,
 };
 use crate::state::{AppState, Edge};
+use crate::worker::{JobRunner, RunnerSettings};
 
 impl From<&DatabaseConfig> for StoreConfig {
     fn from(c: &DatabaseConfig) -> Self {
@@ -264,17 +266,19 @@ pub async fn build_state(
                 clock.clone(),
             ),
             cache: series_cache(&config.cache, &config.metrics).await?,
-            clock,
+            clock: clock.clone(),
         },
         MetricsConfig {
             concurrency: config.metrics.concurrency,
         },
     );
+    let jobs = JobService::new(Arc::new(store.jobs()), clock);
     Ok(AppState::new(
         tenancy,
         billing,
         cloud,
         metrics,
+        jobs,
         store,
         Edge {
             auth_per_minute: config.auth.rate_per_minute,
@@ -282,6 +286,25 @@ pub async fn build_state(
             public_url: config.server.public_url.clone(),
         },
     ))
+}
+
+/// The job runner over `store` with every job handler this build has (`canopy serve` runs
+/// `config.workers` of them beside the API; `canopy worker` runs them alone).
+pub fn job_runner(config: &JobsConfig, store: &Store, clock: Arc<dyn Clock>) -> JobRunner {
+    // Each domain that queues long work registers its handler here (issue 11: discovery and
+    // sync; issue 12: scans). A job of a kind no handler runs fails with that reason.
+    let handlers: Vec<Arc<dyn JobHandler>> = Vec::new();
+    JobRunner::new(
+        Arc::new(store.jobs()),
+        clock,
+        handlers,
+        RunnerSettings {
+            workers: config.workers,
+            lease: StdDuration::from_secs(config.lease_seconds.max(3)),
+            poll: StdDuration::from_millis(config.poll_ms.max(10)),
+        },
+        JobRunner::process_name(),
+    )
 }
 
 /// What `serve` says once at start-up about a setup that cannot work yet: Canopy's own AWS

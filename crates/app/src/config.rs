@@ -183,6 +183,30 @@ impl Default for RetentionConfig {
     }
 }
 
+/// Background job workers (docs/adr/0001-durable-jobs.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Workers inside `canopy serve` (0: this replica serves the API only and `canopy worker`
+    /// processes run the jobs).
+    pub workers: usize,
+    /// Seconds a claimed job stays leased without a heartbeat; a dead worker's job is claimed
+    /// again after this.
+    pub lease_seconds: u64,
+    /// Milliseconds an idle worker waits before looking for work again.
+    pub poll_ms: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            lease_seconds: 30,
+            poll_ms: 1000,
+        }
+    }
+}
+
 /// Everything `canopy` can be told.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -201,6 +225,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// History retention.
     pub retention: RetentionConfig,
+    /// Background job workers.
+    pub jobs: JobsConfig,
     /// Serve synthetic metrics from the demo cloud and seed a demo organization.
     pub demo: bool,
 }
@@ -231,6 +257,9 @@ pub const ENV_NAMES: &[(&str, &str)] = &[
     ("metrics_account_timeout_ms", "metrics.account_timeout_ms"),
     ("redis_url", "cache.redis_url"),
     ("retention_sweep_minutes", "retention.sweep_minutes"),
+    ("job_workers", "jobs.workers"),
+    ("job_lease_seconds", "jobs.lease_seconds"),
+    ("job_poll_ms", "jobs.poll_ms"),
     ("demo", "demo"),
 ];
 

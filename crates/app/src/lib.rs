@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod pages;
 pub mod server;
 pub mod state;
+pub mod worker;
 
 pub use config::Config;
 pub use http::{app, openapi_json};

@@ -1,10 +1,10 @@
-//! The `canopy` binary: `serve`, `migrate`, `openapi`.
+//! The `canopy` binary: `serve`, `worker`, `migrate`, `openapi`, `connect`, `admin`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
-use std::sync::Arc;
 
 use canopy_app::bootstrap::{
     billing_service, bootstrap, local_sts, open_existing_store, open_store, redact,
@@ -41,6 +41,16 @@ enum Command {
         /// Serve synthetic metrics from the demo cloud and seed a demo organization.
         #[arg(long)]
         demo: bool,
+    },
+    /// Runs background job workers only (discovery, sync, scans), no API: for deployments
+    /// that keep long work off the API replicas (`jobs.workers = 0` there).
+    Worker {
+        /// Database URL (the one the API replicas use).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Concurrent jobs in this process (default: `jobs.workers`).
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Applies pending database migrations and exits.
     Migrate {
@@ -141,7 +151,9 @@ impl Command {
                 database_url: database_url.clone(),
                 demo: *demo,
             },
-            Command::Migrate { database_url } | Command::Admin { database_url, .. } => Flags {
+            Command::Migrate { database_url }
+            | Command::Admin { database_url, .. }
+            | Command::Worker { database_url, .. } => Flags {
                 database_url: database_url.clone(),
                 ..Flags::default()
             },
@@ -259,7 +271,11 @@ async fn main() -> anyhow::Result<()> {
                     ),
                 );
             }
+            let store = state.store.clone();
             let server = bound.serve(&config, state);
+            let workers =
+                canopy_app::bootstrap::job_runner(&config.jobs, &store, Arc::new(SystemClock))
+                    .spawn();
             tracing::info!(
                 address = %server.addr,
                 database = %redact(&config.database.url),
@@ -270,6 +286,24 @@ async fn main() -> anyhow::Result<()> {
                 result = server.task => { result.context("server task")?.context("server")?; }
                 _ = tokio::signal::ctrl_c() => { tracing::info!("shutting down"); }
             }
+            workers.stop().await;
+        }
+        Command::Worker { workers, .. } => {
+            init_tracing(config.server.log_format);
+            eprintln!("database: {}", redact(&config.database.url));
+            let store = open_store(&config.database).await?;
+            let mut jobs = config.jobs.clone();
+            if let Some(n) = workers {
+                jobs.workers = n;
+            }
+            let running =
+                canopy_app::bootstrap::job_runner(&jobs, &store, Arc::new(SystemClock)).spawn();
+            tracing::info!(workers = jobs.workers, "canopy worker running");
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for ctrl-c")?;
+            tracing::info!("stopping after the jobs in hand");
+            running.stop().await;
         }
     }
     Ok(())

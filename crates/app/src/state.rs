@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use canopy_billing::BillingService;
 use canopy_cloud_org::CloudAccountService;
+use canopy_jobs::JobService;
 use canopy_metrics::MetricsService;
 use canopy_store::Store;
 use canopy_tenancy::TenancyService;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub cloud: CloudAccountService,
     /// SES metrics use cases.
     pub metrics: MetricsService,
+    /// Jobs: read and cancel.
+    pub jobs: JobService,
     /// The database, for readiness checks.
     pub store: Store,
     /// The public base URL, for links and instructions in pages.
@@ -52,6 +55,7 @@ impl AppState {
         billing: BillingService,
         cloud: CloudAccountService,
         metrics: MetricsService,
+        jobs: JobService,
         store: Store,
         edge: Edge,
     ) -> Self {
@@ -61,6 +65,7 @@ impl AppState {
             billing,
             cloud,
             metrics,
+            jobs,
             store,
             public_url: edge.public_url.trim_end_matches('/').to_string(),
             auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),

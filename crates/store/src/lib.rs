@@ -14,6 +14,7 @@ mod billing;
 mod cloud;
 mod entity;
 mod error;
+mod jobs;
 mod outbox;
 mod sql;
 mod tenancy;
@@ -29,6 +30,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 pub use billing::{HistoryPurge, SubscriptionStore};
 pub use cloud::{CloudAccountStore, ConnectionTokenStore, ExternalIdStore};
+pub use jobs::JobRepository;
 pub use outbox::{Outbox, OutboxMessage};
 pub use tenancy::{
     AuditStore, CredentialStore, InvitationStore, MembershipStore, OrganizationStore, UserStore,

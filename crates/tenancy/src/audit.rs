@@ -70,6 +70,8 @@ audit_actions! {
     ConnectionRequestCreated = "connection_request.created",
     /// A connection request was cancelled.
     ConnectionRequestCancelled = "connection_request.cancelled",
+    /// A member cancelled a job.
+    JobCancelled = "job.cancelled",
 }
 
 impl AuditAction {
@@ -98,16 +100,19 @@ pub enum TargetKind {
     Subscription,
     /// A cloud account.
     CloudAccount,
+    /// A background job.
+    Job,
 }
 
 impl TargetKind {
     /// Every kind.
-    pub const ALL: [TargetKind; 5] = [
+    pub const ALL: [TargetKind; 6] = [
         TargetKind::Organization,
         TargetKind::Member,
         TargetKind::Invitation,
         TargetKind::Subscription,
         TargetKind::CloudAccount,
+        TargetKind::Job,
     ];
 
     /// Stable stored and wire name.
@@ -118,6 +123,7 @@ impl TargetKind {
             TargetKind::Invitation => "invitation",
             TargetKind::Subscription => "subscription",
             TargetKind::CloudAccount => "cloud_account",
+            TargetKind::Job => "job",
         }
     }
 

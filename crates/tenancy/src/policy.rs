@@ -28,11 +28,13 @@ pub enum Action {
     ReadAuditLog,
     /// Change the organization's subscription tier.
     ManageBilling,
+    /// Start and cancel long work: discovery, sync, scans.
+    RunJobs,
 }
 
 impl Action {
     /// Every action, for exhaustive policy tests.
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::View,
         Action::UpdateOrganization,
         Action::DeleteOrganization,
@@ -44,6 +46,7 @@ impl Action {
         Action::DisconnectCloudAccount,
         Action::ReadAuditLog,
         Action::ManageBilling,
+        Action::RunJobs,
     ];
 
     /// The least role that may perform the action (spec: "Per-Operation Checks").
@@ -55,7 +58,8 @@ impl Action {
             | Action::RemoveMember
             | Action::ConnectCloudAccount
             | Action::DisconnectCloudAccount
-            | Action::ReadAuditLog => Role::Admin,
+            | Action::ReadAuditLog
+            | Action::RunJobs => Role::Admin,
             Action::DeleteOrganization
             | Action::ChangeRole
             | Action::TransferOwnership
@@ -105,6 +109,7 @@ mod tests {
             Action::ConnectCloudAccount,
             Action::DisconnectCloudAccount,
             Action::ReadAuditLog,
+            Action::RunJobs,
         ] {
             assert!(admin.contains(&action), "admin must be allowed {action:?}");
         }

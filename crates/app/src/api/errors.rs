@@ -238,6 +238,17 @@ fn connected_elsewhere() -> ApiError {
     )
 }
 
+impl From<canopy_jobs::JobError> for ApiError {
+    fn from(e: canopy_jobs::JobError) -> Self {
+        use canopy_jobs::JobError;
+        match e {
+            JobError::Forbidden(f) => f.into(),
+            JobError::NotFound => Self::not_found("job"),
+            JobError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<CloudAccountError> for ApiError {
     fn from(e: CloudAccountError) -> Self {
         match e {

@@ -7,6 +7,7 @@ mod cloud_accounts;
 mod connections;
 mod errors;
 mod invitations;
+mod jobs;
 mod me;
 mod members;
 mod metrics;
@@ -45,6 +46,8 @@ pub enum ApiTags {
     Billing,
     /// SES metrics across the organization's AWS accounts, and the dashboard.
     Metrics,
+    /// Long work (discovery, sync, scans): status, progress, cancel.
+    Jobs,
 }
 
 /// `Authorization: Bearer <token>`: a session token from log-in or an API key.
@@ -87,6 +90,7 @@ pub type Api = (
     plans::PlansApi,
     subscription::SubscriptionApi,
     metrics::MetricsApi,
+    jobs::JobsApi,
 );
 
 /// Builds the OpenAPI service over the real handlers; the spec and the router come from it.
@@ -104,6 +108,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             plans::PlansApi,
             subscription::SubscriptionApi,
             metrics::MetricsApi,
+            jobs::JobsApi,
         ),
         "Canopy API",
         env!("CARGO_PKG_VERSION"),

@@ -161,6 +161,8 @@ rules! {
     OrgRule = Some(OrgRef::PATTERN), None, Some(Slug::MAX_LEN);
     /// A tag value.
     TagValueRule = Some(NO_CONTROL_PATTERN), None, Some(TAG_VALUE_MAX_CHARS);
+    /// A job kind.
+    JobKindRule = Some(canopy_jobs::JobKind::PATTERN), None, Some(64);
     /// A new password (any characters; bounded so hashing work is bounded).
     PasswordRule = None, Some(Password::MIN_CHARS), Some(Password::MAX_CHARS);
 }
@@ -197,6 +199,8 @@ pub type IdText = Ruled<IdRule>;
 pub type OrgText = Ruled<OrgRule>;
 /// A new password.
 pub type NewPassword = Ruled<PasswordRule>;
+/// A job kind.
+pub type JobKindText = Ruled<JobKindRule>;
 
 /// Declares a wire enum with the domain's stored spellings.
 macro_rules! wire_enum {
@@ -277,6 +281,49 @@ wire_enum! {
         Individual = "individual",
         /// Pro.
         Pro = "pro",
+    }
+}
+
+wire_enum! {
+    /// Where a job is in its life.
+    JobStatusDto {
+        /// Waiting for a worker.
+        Queued = "queued",
+        /// A worker holds it.
+        Running = "running",
+        /// Done.
+        Succeeded = "succeeded",
+        /// Gave up; `error` says why.
+        Failed = "failed",
+        /// Stopped at a member's request.
+        Cancelled = "cancelled",
+    }
+}
+
+impl From<canopy_jobs::JobStatus> for JobStatusDto {
+    fn from(s: canopy_jobs::JobStatus) -> Self {
+        use canopy_jobs::JobStatus as S;
+        match s {
+            S::Queued => Self::Queued,
+            S::Running => Self::Running,
+            S::Succeeded => Self::Succeeded,
+            S::Failed => Self::Failed,
+            S::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl JobStatusDto {
+    /// The domain's status.
+    pub fn into_domain(self) -> canopy_jobs::JobStatus {
+        use canopy_jobs::JobStatus as S;
+        match self {
+            Self::Queued => S::Queued,
+            Self::Running => S::Running,
+            Self::Succeeded => S::Succeeded,
+            Self::Failed => S::Failed,
+            Self::Cancelled => S::Cancelled,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod cloud_accounts;
 pub(crate) mod connection_tokens;
 pub(crate) mod external_ids;
 pub(crate) mod invitations;
+pub(crate) mod jobs;
 pub(crate) mod memberships;
 pub(crate) mod organizations;
 pub(crate) mod outbox_messages;
