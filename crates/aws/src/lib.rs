@@ -2,14 +2,16 @@
 //! with the organization's External ID, reads its SES metrics from CloudWatch, and classifies
 //! every failure.
 //!
-//! API boundary: [`StsRoleVerifier`], [`CloudWatchSource`], [`AwsSettings`],
-//! [`CloudWatchSettings`], [`classify_code`].
+//! API boundary: [`StsRoleVerifier`], [`CloudWatchSource`], [`OrganizationsDiscoverer`],
+//! [`AwsSettings`], [`CloudWatchSettings`], [`OrganizationsSettings`], [`classify_code`].
 
 pub mod cloudwatch;
+pub mod organizations;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use cloudwatch::{CloudWatchSettings, CloudWatchSource};
+pub use organizations::{OrganizationsDiscoverer, OrganizationsSettings};
 
 use std::time::Duration;
 

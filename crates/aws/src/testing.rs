@@ -87,3 +87,29 @@ pub fn without_credentials() -> aws_config::SdkConfig {
         )
         .build()
 }
+
+/// An SDK configuration with static test credentials (moto takes any), with the rustls
+/// provider installed for the test process.
+pub fn with_test_credentials() -> aws_config::SdkConfig {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    "AKIDTESTTESTTEST",
+                    "secret",
+                    None,
+                    None,
+                    "canopy-tests",
+                ),
+            ),
+        )
+        .build()
+}
+
+/// Where moto listens: `CANOPY_TEST_MOTO_URL` (set by `.ci/services.sh`) or the default port.
+pub fn moto_url() -> String {
+    std::env::var("CANOPY_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5123".into())
+}

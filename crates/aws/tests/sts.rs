@@ -7,8 +7,6 @@
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use canopy_aws::testing::{ACCESS_DENIED, THROTTLED};
 use canopy_aws::{AwsSettings, StsRoleVerifier};
 use canopy_cloud_org::health::FailureKind;
@@ -17,18 +15,7 @@ use canopy_cloud_org::ports::RoleVerifier;
 use tokio::net::TcpListener;
 
 fn sdk_config() -> SdkConfig {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDTESTTESTTEST",
-            "secret",
-            None,
-            None,
-            "canopy-tests",
-        )))
-        .build()
+    canopy_aws::testing::with_test_credentials()
 }
 
 fn verifier(endpoint: String, timeout: Duration) -> StsRoleVerifier {
@@ -115,14 +102,10 @@ async fn a_silent_endpoint_times_out() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-fn moto_url() -> String {
-    std::env::var("CANOPY_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5123".into())
-}
-
 #[tokio::test]
 #[ignore = "needs moto"]
 async fn assumes_a_role_in_moto_with_the_external_id() {
-    let v = verifier(moto_url(), Duration::from_secs(10));
+    let v = verifier(canopy_aws::testing::moto_url(), Duration::from_secs(10));
     let account = format!(
         "{:012}",
         u64::from(std::process::id()) * 7919 % 1_000_000_000_000

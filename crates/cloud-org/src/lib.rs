@@ -41,6 +41,7 @@ pub mod external_id;
 pub mod filter;
 pub mod health;
 pub mod identifiers;
+pub mod organization;
 pub mod ports;
 pub mod service;
 

@@ -1,0 +1,208 @@
+//! Cloud organizations: a whole AWS Organization or GCP Organization connected at once, its OU /
+//! folder tree ([`hierarchy`]), the accounts and projects found in it ([`member`]) and what each
+//! re-discovery changed ([`sync`]). Discovery itself goes through the
+//! [`OrganizationDiscoverer`] port, one adapter per provider.
+
+pub mod hierarchy;
+pub mod member;
+pub mod sync;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use canopy_kernel::id::{OrganizationId, UserId};
+use chrono::{DateTime, Utc};
+
+use crate::account::Provider;
+use hierarchy::DiscoveredNode;
+use member::DiscoveredMember;
+
+canopy_kernel::define_id!(
+    /// A connected AWS Organization or GCP Organization.
+    CloudOrganizationId
+);
+
+/// The role name member accounts are reached through unless the organization sets another.
+pub const DEFAULT_MEMBER_ROLE: &str = "CanopyAccess";
+
+/// Where a cloud organization's connection stands (the spec's machine:
+/// `pending -> discovering -> connected | partial | error -> disconnected`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionStatus {
+    /// Created; discovery not started.
+    Pending,
+    /// A discovery or sync job is running.
+    Discovering,
+    /// The whole organization was read.
+    Connected,
+    /// Read, but some OUs or folders could not be (listed on the organization).
+    Partial,
+    /// Discovery failed; the error says why and what to do.
+    Error,
+    /// Disconnected by an admin.
+    Disconnected,
+}
+
+impl ConnectionStatus {
+    /// Stored and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Pending => "pending",
+            ConnectionStatus::Discovering => "discovering",
+            ConnectionStatus::Connected => "connected",
+            ConnectionStatus::Partial => "partial",
+            ConnectionStatus::Error => "error",
+            ConnectionStatus::Disconnected => "disconnected",
+        }
+    }
+
+    /// Reads a stored spelling.
+    pub fn from_stored(raw: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Discovering,
+            Self::Connected,
+            Self::Partial,
+            Self::Error,
+            Self::Disconnected,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+}
+
+/// The organization as its provider describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationIdentity {
+    /// `o-xxxxxxxxxx` or `organizations/123`.
+    pub cloud_org_id: String,
+    /// AWS: `arn:aws:organizations::<mgmt>:organization/o-...`.
+    pub arn: Option<String>,
+    /// AWS: the management account id.
+    pub management_account_id: Option<String>,
+    /// AWS: the management account's e-mail.
+    pub management_account_email: Option<String>,
+    /// GCP: display name (usually the domain).
+    pub display_name: Option<String>,
+    /// GCP: the Workspace / Cloud Identity customer id.
+    pub directory_customer_id: Option<String>,
+    /// GCP: lifecycle state.
+    pub lifecycle_state: Option<String>,
+}
+
+/// A connected cloud organization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudOrganization {
+    /// Id.
+    pub id: CloudOrganizationId,
+    /// The tenant organization it belongs to.
+    pub organization_id: OrganizationId,
+    /// AWS or GCP.
+    pub provider: Provider,
+    /// The provider's identity of it.
+    pub identity: OrganizationIdentity,
+    /// Name shown in Canopy.
+    pub name: String,
+    /// AWS: the role in the management (or delegated admin) account Canopy assumes.
+    pub management_role_arn: Option<String>,
+    /// AWS: the role name in every member account (`CanopyAccess` by default).
+    pub member_role_name: String,
+    /// Connection status.
+    pub status: ConnectionStatus,
+    /// Why the last discovery failed, with advice.
+    pub error: Option<String>,
+    /// OUs or folders the last discovery could not read (status `partial`).
+    pub unreadable: Vec<String>,
+    /// Last discovery or sync attempt.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Last successful discovery.
+    pub last_discovered_at: Option<DateTime<Utc>>,
+    /// Members found.
+    pub discovered_count: u32,
+    /// Members linked to a cloud account.
+    pub connected_count: u32,
+    /// Who connected it.
+    pub created_by: UserId,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What one discovery read: the organization, its tree and its members, and the parts it
+/// could not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// The organization.
+    pub identity: OrganizationIdentity,
+    /// Every node read, the root included.
+    pub nodes: Vec<DiscoveredNode>,
+    /// Every member read.
+    pub members: Vec<DiscoveredMember>,
+    /// Nodes whose children could not be read, with the reason.
+    pub unreadable: Vec<(String, String)>,
+    /// Provider calls retried after throttling.
+    pub throttled_retries: u64,
+    /// Milliseconds spent waiting out throttling.
+    pub throttled_ms: u64,
+}
+
+/// Why a discovery could not run at all, classified with advice as for cloud accounts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoveryFailure {
+    /// The management role refused to be assumed.
+    #[error("Canopy could not assume the management role: {0}")]
+    RoleRefused(String),
+    /// The account is not the management account or a delegated administrator.
+    #[error(
+        "this account is not the organization's management account or an Organizations \
+         delegated administrator ({0} was denied); connect the management account's role"
+    )]
+    NotManagementAccount(String),
+    /// AWS Organizations is not enabled for the account.
+    #[error("AWS Organizations is not enabled for this account")]
+    OrganizationsNotEnabled,
+    /// GCP: a permission is missing.
+    #[error("the service account lacks {0}")]
+    PermissionMissing(String),
+    /// Throttled past the retry budget.
+    #[error("the provider kept throttling after {0} retries; try again later")]
+    ThrottledOut(u64),
+    /// The provider could not be reached.
+    #[error("the provider could not be reached: {0}")]
+    Network(String),
+    /// Anything else the provider answered.
+    #[error("the provider answered unexpectedly: {0}")]
+    Other(String),
+}
+
+impl DiscoveryFailure {
+    /// True when trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::ThrottledOut(_) | Self::Network(_))
+    }
+}
+
+/// How far a running discovery is, for the job's progress.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait DiscoveryProgress: Send + Sync {
+    /// Nodes and members read so far, and throttling met.
+    async fn read(&self, nodes: u64, members: u64, throttled_retries: u64, throttled_ms: u64);
+}
+
+/// Reads a whole cloud organization. Implemented per provider (`canopy-aws` for AWS
+/// Organizations); tests use local servers speaking the provider's protocol.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OrganizationDiscoverer: Send + Sync {
+    /// Reads the organization reachable through `role_arn` (AWS) with `external_id`.
+    /// Errors: a classified [`DiscoveryFailure`]; a subtree that could not be read is not an
+    /// error but an entry of [`Discovery::unreadable`].
+    async fn discover(
+        &self,
+        role_arn: &str,
+        external_id: &str,
+        progress: Arc<dyn DiscoveryProgress>,
+    ) -> Result<Discovery, DiscoveryFailure>;
+}
