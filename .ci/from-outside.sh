@@ -84,10 +84,11 @@ run_against() {
   log="$work/$name-server.log"
   echo "ci: $name: canopy serve --demo on 127.0.0.1:$port"
   # Cheap password hashing and no sign-in rate limit: the fuzzer signs in thousands of times.
-  # AWS calls go to a closed port; metrics come from the demo cloud.
+  # AWS calls go to moto (a fuzzed role in an account without an organization is a 422,
+  # as in AWS); metrics come from the demo cloud.
   env CANOPY_DATABASE_URL="$database_url" CANOPY_BIND="127.0.0.1:$port" CANOPY_DEMO=true \
     CANOPY_AUTH_RATE_PER_MINUTE=1000000 CANOPY_ARGON2_MEMORY_KIB=1024 CANOPY_ARGON2_ITERATIONS=1 \
-    CANOPY_RETENTION_SWEEP_MINUTES=0 CANOPY_AWS_ENDPOINT_URL=http://127.0.0.1:9 \
+    CANOPY_RETENTION_SWEEP_MINUTES=0 CANOPY_AWS_ENDPOINT_URL="${CANOPY_TEST_MOTO_URL:-http://127.0.0.1:9}" \
     CANOPY_AWS_ACCESS_KEY_ID=AKIDCANOPYCI CANOPY_AWS_SECRET_ACCESS_KEY=ci \
     CANOPY_LOG_FORMAT=json RUST_LOG=info "$canopy" serve >"$log" 2>&1 &
   server_pid=$!

@@ -10,6 +10,7 @@ mod m20261122_000002_cloud_accounts;
 mod m20261122_000003_connection_tokens;
 mod m20261123_000004_subscriptions;
 mod m20261130_000005_jobs;
+mod m20261130_000006_cloud_organizations;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_connection_tokens::Migration),
             Box::new(m20261123_000004_subscriptions::Migration),
             Box::new(m20261130_000005_jobs::Migration),
+            Box::new(m20261130_000006_cloud_organizations::Migration),
         ]
     }
 }

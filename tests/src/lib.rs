@@ -23,6 +23,8 @@ pub struct TestApp {
     pub server: RunningServer,
     /// Its database, for inspecting what was stored (outbox, rows).
     pub store: Store,
+    /// Its services, for running job workers beside it.
+    pub state: canopy_app::AppState,
     /// The server's clock.
     pub clock: Arc<ManualClock>,
     /// HTTP client.
@@ -136,10 +138,11 @@ impl TestApp {
         if options.demo {
             canopy_app::demo::seed(&state).await.unwrap();
         }
-        let server = canopy_app::start(&config, state).await.unwrap();
+        let server = canopy_app::start(&config, state.clone()).await.unwrap();
         Self {
             server,
             store,
+            state,
             clock,
             http: reqwest::Client::new(),
         }

@@ -4,6 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use canopy_cloud_org::account::Provider;
+use canopy_cloud_org::organization::ports::CloudOrganizationRepository;
+use canopy_cloud_org::organization::{
+    CloudOrganization, CloudOrganizationId, ConnectionStatus, OrganizationIdentity,
+};
 use canopy_e2e::{Session, TestApp, aws_account_body, on_both_backends, random_aws_account};
 use canopy_jobs::{JobKind, JobStore, NewJob};
 use canopy_kernel::Clock;
@@ -23,6 +28,7 @@ struct Fixture {
     account: String,
     account_key: String,
     job: String,
+    cloud_org: String,
 }
 
 async fn fixture(app: &TestApp) -> Fixture {
@@ -68,7 +74,48 @@ async fn fixture(app: &TestApp) -> Fixture {
         )
         .await
         .unwrap();
+    // A cloud organization as discovery records it (discovery itself needs a cloud).
+    let cloud_org = CloudOrganizationId::new();
+    let now = app.clock.now();
+    app.store
+        .cloud_organizations()
+        .create(
+            CloudOrganization {
+                id: cloud_org,
+                organization_id: OrganizationId(org_id),
+                provider: Provider::Aws,
+                identity: OrganizationIdentity {
+                    cloud_org_id: format!("o-{}", &cloud_org.as_uuid().simple().to_string()[22..]),
+                    arn: None,
+                    management_account_id: Some(random_aws_account()),
+                    management_account_email: None,
+                    display_name: None,
+                    directory_customer_id: None,
+                    lifecycle_state: None,
+                },
+                name: "Estate".into(),
+                management_role_arn: Some("arn:aws:iam::123456789012:role/Mgmt".into()),
+                member_role_name: "CanopyAccess".into(),
+                status: ConnectionStatus::Connected,
+                error: None,
+                unreadable: vec![],
+                last_attempt_at: Some(now),
+                last_discovered_at: Some(now),
+                discovered_count: 0,
+                connected_count: 0,
+                created_by: canopy_kernel::id::UserId(owner.user_id.parse().unwrap()),
+                created_at: now,
+                updated_at: now,
+            },
+            canopy_store::testing::audit(
+                OrganizationId(org_id),
+                canopy_tenancy::AuditAction::CloudOrganizationConnected,
+            ),
+        )
+        .await
+        .unwrap();
     Fixture {
+        cloud_org: cloud_org.to_string(),
         job: job.id.to_string(),
         account: account.body["id"].as_str().unwrap().to_string(),
         account_key,
@@ -296,6 +343,50 @@ fn cases() -> Vec<Case> {
             None,
             [200, 200, 200, 404, 401],
         ),
+        // The role check reaches AWS, which is a closed port here: 503 `cloud_unavailable`
+        // for the roles allowed to try, before which everyone else is refused.
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/cloud-organizations/aws/discover",
+            Some(json!({"managementRoleArn": "arn:aws:iam::123456789012:role/Mgmt"})),
+            [503, 503, 403, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-organizations",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/hierarchy",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/members",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/changes",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/sync",
+            Some(json!({})),
+            [202, 202, 403, 404, 401],
+        ),
         c(
             Method::GET,
             "/v1/organizations/{org}/jobs",
@@ -384,6 +475,7 @@ fn fill(template: &str, f: &Fixture) -> String {
         .replace("{victim}", &f.victim.user_id)
         .replace("{invitation}", &f.invitation)
         .replace("{job}", &f.job)
+        .replace("{cloud_org}", &f.cloud_org)
 }
 
 fn fill_json(body: &Value, f: &Fixture) -> Value {
@@ -497,6 +589,30 @@ async fn another_tenants_ids_are_not_found_under_your_own_organization(app: Test
             Method::GET,
             format!("/v1/organizations/{mine}/jobs/{}", f.job),
             None,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/v1/organizations/{mine}/cloud-organizations/{}",
+                f.cloud_org
+            ),
+            None,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/v1/organizations/{mine}/cloud-organizations/{}/members",
+                f.cloud_org
+            ),
+            None,
+        ),
+        (
+            Method::POST,
+            format!(
+                "/v1/organizations/{mine}/cloud-organizations/{}/sync",
+                f.cloud_org
+            ),
+            Some(json!({})),
         ),
         (
             Method::POST,

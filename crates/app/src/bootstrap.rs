@@ -8,9 +8,14 @@ use anyhow::Context;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use canopy_aws::{AwsSettings, CloudWatchSettings, CloudWatchSource, StsRoleVerifier};
+use canopy_aws::{
+    AwsSettings, CloudWatchSettings, CloudWatchSource, OrganizationsDiscoverer,
+    OrganizationsSettings, StsRoleVerifier,
+};
 use canopy_billing::BillingService;
 use canopy_cache::{InProcessCache, RedisCache};
+use canopy_cloud_org::organization::discovery_job::DiscoveryHandler;
+use canopy_cloud_org::organization::service::{CloudOrganizationPorts, CloudOrganizationService};
 use canopy_cloud_org::{CloudAccountConfig, CloudAccountPorts, CloudAccountService};
 use canopy_credentials::{Argon2Cost, Argon2Crypto, HashingLimits};
 use canopy_demo::DemoSource;
@@ -27,7 +32,7 @@ use crate::config::{
     AuthConfig, AwsConfig, CacheConfig, Config, DatabaseConfig, JobsConfig, MetricsSection,
     PLACEHOLDER_PRINCIPAL,
 };
-use crate::state::{AppState, Edge};
+use crate::state::{AppState, Edge, Services};
 use crate::worker::{JobRunner, RunnerSettings};
 
 impl From<&DatabaseConfig> for StoreConfig {
@@ -238,6 +243,8 @@ pub async fn build_state(
         },
     );
     let identity = aws_identity(&config.aws).await;
+    let identity_for_orgs = identity.clone();
+    let secrets_for_orgs = crypto.clone();
     let cloud = CloudAccountService::new(
         CloudAccountPorts {
             accounts: Arc::new(store.cloud_accounts()),
@@ -272,13 +279,31 @@ pub async fn build_state(
             concurrency: config.metrics.concurrency,
         },
     );
-    let jobs = JobService::new(Arc::new(store.jobs()), clock);
+    let jobs = JobService::new(Arc::new(store.jobs()), clock.clone());
+    let cloud_orgs = CloudOrganizationService::new(CloudOrganizationPorts {
+        repository: Arc::new(store.cloud_organizations()),
+        aws: Arc::new(OrganizationsDiscoverer::new(
+            identity_for_orgs,
+            OrganizationsSettings {
+                endpoint_url: config.aws.endpoint_url.clone(),
+                ..OrganizationsSettings::default()
+            },
+        )),
+        external_ids: Arc::new(store.external_ids()),
+        secrets: secrets_for_orgs,
+        billing: billing.clone(),
+        jobs: jobs.clone(),
+        clock,
+    });
     Ok(AppState::new(
-        tenancy,
-        billing,
-        cloud,
-        metrics,
-        jobs,
+        Services {
+            tenancy,
+            billing,
+            cloud,
+            metrics,
+            jobs,
+            cloud_orgs,
+        },
         store,
         Edge {
             auth_per_minute: config.auth.rate_per_minute,
@@ -290,10 +315,12 @@ pub async fn build_state(
 
 /// The job runner over `store` with every job handler this build has (`canopy serve` runs
 /// `config.workers` of them beside the API; `canopy worker` runs them alone).
-pub fn job_runner(config: &JobsConfig, store: &Store, clock: Arc<dyn Clock>) -> JobRunner {
-    // Each domain that queues long work registers its handler here (issue 11: discovery and
-    // sync; issue 12: scans). A job of a kind no handler runs fails with that reason.
-    let handlers: Vec<Arc<dyn JobHandler>> = Vec::new();
+pub fn job_runner(config: &JobsConfig, state: &AppState, clock: Arc<dyn Clock>) -> JobRunner {
+    // Each domain that queues long work registers its handler here. A job of a kind no
+    // handler runs fails with that reason.
+    let handlers: Vec<Arc<dyn JobHandler>> =
+        vec![Arc::new(DiscoveryHandler::new(state.cloud_orgs.clone()))];
+    let store = &state.store;
     JobRunner::new(
         Arc::new(store.jobs()),
         clock,

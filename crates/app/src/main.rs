@@ -271,11 +271,10 @@ async fn main() -> anyhow::Result<()> {
                     ),
                 );
             }
-            let store = state.store.clone();
-            let server = bound.serve(&config, state);
             let workers =
-                canopy_app::bootstrap::job_runner(&config.jobs, &store, Arc::new(SystemClock))
+                canopy_app::bootstrap::job_runner(&config.jobs, &state, Arc::new(SystemClock))
                     .spawn();
+            let server = bound.serve(&config, state);
             tracing::info!(
                 address = %server.addr,
                 database = %redact(&config.database.url),
@@ -291,13 +290,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Worker { workers, .. } => {
             init_tracing(config.server.log_format);
             eprintln!("database: {}", redact(&config.database.url));
-            let store = open_store(&config.database).await?;
+            let state = bootstrap(&config).await?;
             let mut jobs = config.jobs.clone();
             if let Some(n) = workers {
                 jobs.workers = n;
             }
             let running =
-                canopy_app::bootstrap::job_runner(&jobs, &store, Arc::new(SystemClock)).spawn();
+                canopy_app::bootstrap::job_runner(&jobs, &state, Arc::new(SystemClock)).spawn();
             tracing::info!(workers = jobs.workers, "canopy worker running");
             tokio::signal::ctrl_c()
                 .await

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use canopy_billing::BillingService;
 use canopy_cloud_org::CloudAccountService;
+use canopy_cloud_org::organization::service::CloudOrganizationService;
 use canopy_jobs::JobService;
 use canopy_metrics::MetricsService;
 use canopy_store::Store;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub metrics: MetricsService,
     /// Jobs: read and cancel.
     pub jobs: JobService,
+    /// Cloud organizations: discovery, sync, reads.
+    pub cloud_orgs: CloudOrganizationService,
     /// The database, for readiness checks.
     pub store: Store,
     /// The public base URL, for links and instructions in pages.
@@ -48,24 +51,41 @@ pub struct Edge {
     pub public_url: String,
 }
 
+/// The domain services the composition root built.
+pub struct Services {
+    /// Tenancy.
+    pub tenancy: TenancyService,
+    /// Billing.
+    pub billing: BillingService,
+    /// Cloud accounts.
+    pub cloud: CloudAccountService,
+    /// SES metrics.
+    pub metrics: MetricsService,
+    /// Jobs.
+    pub jobs: JobService,
+    /// Cloud organizations.
+    pub cloud_orgs: CloudOrganizationService,
+}
+
 impl AppState {
     /// Builds the state over the services, the store and the edge's settings.
-    pub fn new(
-        tenancy: TenancyService,
-        billing: BillingService,
-        cloud: CloudAccountService,
-        metrics: MetricsService,
-        jobs: JobService,
-        store: Store,
-        edge: Edge,
-    ) -> Self {
+    pub fn new(services: Services, store: Store, edge: Edge) -> Self {
         let per_minute = NonZeroU32::new(edge.auth_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let Services {
+            tenancy,
+            billing,
+            cloud,
+            metrics,
+            jobs,
+            cloud_orgs,
+        } = services;
         Self {
             tenancy,
             billing,
             cloud,
             metrics,
             jobs,
+            cloud_orgs,
             store,
             public_url: edge.public_url.trim_end_matches('/').to_string(),
             auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),

@@ -12,12 +12,13 @@ use async_trait::async_trait;
 use aws_config::{Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_organizations::error::{ProvideErrorMetadata, SdkError};
+use canopy_cloud_org::health::FailureKind;
 use canopy_cloud_org::organization::hierarchy::{DiscoveredNode, NodeKind};
 use canopy_cloud_org::organization::member::{DiscoveredMember, MemberState};
 use canopy_cloud_org::organization::{
     Discovery, DiscoveryFailure, DiscoveryProgress, OrganizationDiscoverer, OrganizationIdentity,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use futures::stream::{self, StreamExt};
 use rand::Rng;
 use tokio::sync::Semaphore;
@@ -109,10 +110,16 @@ impl Calls {
             let code = match &err {
                 SdkError::ServiceError(s) => s.err().code().unwrap_or("Unknown").to_string(),
                 SdkError::DispatchFailure(f) if f.is_io() || f.is_timeout() => {
-                    return Err(CallError::Network(format!("{err:?}")));
+                    tracing::warn!(cause = ?err, "AWS Organizations unreachable");
+                    return Err(CallError::Network(
+                        "AWS Organizations could not be reached".into(),
+                    ));
                 }
                 SdkError::TimeoutError(_) => return Err(CallError::Network("timed out".into())),
-                other => return Err(CallError::Other(format!("{other:?}"))),
+                other => {
+                    tracing::warn!(cause = ?other, "AWS Organizations call failed");
+                    return Err(CallError::Other(other.to_string()));
+                }
             };
             if THROTTLED.contains(&code.as_str()) {
                 if attempt >= self.settings.max_retries {
@@ -165,8 +172,10 @@ fn failure(call: &str, e: CallError, retries: u64) -> DiscoveryFailure {
     }
 }
 
+/// A provider timestamp at the precision both stores keep (microseconds), so a re-discovery
+/// of an unchanged account compares equal to what was stored.
 fn timestamp(t: &aws_sdk_organizations::primitives::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
+    DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()).map(|d| d.trunc_subsecs(6))
 }
 
 fn member_from(account: &aws_sdk_organizations::types::Account, parent: &str) -> DiscoveredMember {
@@ -223,7 +232,28 @@ impl OrganizationsDiscoverer {
             .duration_seconds(3_600)
             .send()
             .await
-            .map_err(|e| DiscoveryFailure::RoleRefused(crate::classify(&e, "STS").message))?;
+            .map_err(|e| {
+                let failure = crate::classify(&e, "STS");
+                match failure.kind {
+                    FailureKind::AccessDenied | FailureKind::RoleNotFound => {
+                        DiscoveryFailure::RoleRefused(format!(
+                            "{} ({})",
+                            failure.kind.advice(),
+                            failure.message
+                        ))
+                    }
+                    FailureKind::Throttled => DiscoveryFailure::ThrottledOut(0),
+                    // The cause stays in the operator's log; the answer says what happened.
+                    FailureKind::Network | FailureKind::Timeout => {
+                        tracing::warn!(cause = %failure.message, "STS unreachable during discovery");
+                        DiscoveryFailure::Network("AWS STS could not be reached".into())
+                    }
+                    FailureKind::CanopyCredentials => DiscoveryFailure::Other(
+                        "Canopy's own AWS credentials are missing".into(),
+                    ),
+                    FailureKind::Other => DiscoveryFailure::Other(failure.message),
+                }
+            })?;
         let c = output
             .credentials()
             .ok_or_else(|| DiscoveryFailure::RoleRefused("STS returned no credentials".into()))?;
@@ -342,40 +372,62 @@ impl OrganizationsDiscoverer {
     }
 }
 
+async fn describe(calls: &Calls) -> Result<OrganizationIdentity, DiscoveryFailure> {
+    let org = calls
+        .run(|c| c.describe_organization().send())
+        .await
+        .map_err(|e| failure("DescribeOrganization", e, calls.throttling().0))?;
+    let org = org
+        .organization()
+        .ok_or_else(|| DiscoveryFailure::Other("DescribeOrganization: no organization".into()))?;
+    Ok(OrganizationIdentity {
+        cloud_org_id: org.id().unwrap_or_default().to_string(),
+        arn: org.arn().map(str::to_string),
+        management_account_id: org.master_account_id().map(str::to_string),
+        management_account_email: org.master_account_email().map(str::to_string),
+        display_name: None,
+        directory_customer_id: None,
+        lifecycle_state: None,
+    })
+}
+
+impl OrganizationsDiscoverer {
+    async fn calls(
+        &self,
+        role_arn: &str,
+        external_id: &str,
+    ) -> Result<Arc<Calls>, DiscoveryFailure> {
+        let credentials = self.assume(role_arn, external_id).await?;
+        Ok(Arc::new(Calls {
+            client: self.organizations(credentials),
+            permits: Semaphore::new(self.settings.max_in_flight.max(1)),
+            settings: self.settings.clone(),
+            retries: AtomicU64::new(0),
+            waited_ms: AtomicU64::new(0),
+        }))
+    }
+}
+
 #[async_trait]
 impl OrganizationDiscoverer for OrganizationsDiscoverer {
+    async fn identify(
+        &self,
+        role_arn: &str,
+        external_id: &str,
+    ) -> Result<OrganizationIdentity, DiscoveryFailure> {
+        let calls = self.calls(role_arn, external_id).await?;
+        describe(&calls).await
+    }
+
     async fn discover(
         &self,
         role_arn: &str,
         external_id: &str,
         progress: Arc<dyn DiscoveryProgress>,
     ) -> Result<Discovery, DiscoveryFailure> {
-        let credentials = self.assume(role_arn, external_id).await?;
-        let calls = Arc::new(Calls {
-            client: self.organizations(credentials),
-            permits: Semaphore::new(self.settings.max_in_flight.max(1)),
-            settings: self.settings.clone(),
-            retries: AtomicU64::new(0),
-            waited_ms: AtomicU64::new(0),
-        });
+        let calls = self.calls(role_arn, external_id).await?;
         let retries = |calls: &Calls| calls.throttling().0;
-
-        let org = calls
-            .run(|c| c.describe_organization().send())
-            .await
-            .map_err(|e| failure("DescribeOrganization", e, retries(&calls)))?;
-        let org = org.organization().ok_or_else(|| {
-            DiscoveryFailure::Other("DescribeOrganization: no organization".into())
-        })?;
-        let identity = OrganizationIdentity {
-            cloud_org_id: org.id().unwrap_or_default().to_string(),
-            arn: org.arn().map(str::to_string),
-            management_account_id: org.master_account_id().map(str::to_string),
-            management_account_email: org.master_account_email().map(str::to_string),
-            display_name: None,
-            directory_customer_id: None,
-            lifecycle_state: None,
-        };
+        let identity = describe(&calls).await?;
 
         let roots = calls
             .run(|c| c.list_roots().send())

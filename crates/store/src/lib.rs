@@ -29,7 +29,7 @@ use canopy_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 pub use billing::{HistoryPurge, SubscriptionStore};
-pub use cloud::{CloudAccountStore, ConnectionTokenStore, ExternalIdStore};
+pub use cloud::{CloudAccountStore, CloudOrganizationStore, ConnectionTokenStore, ExternalIdStore};
 pub use jobs::JobRepository;
 pub use outbox::{Outbox, OutboxMessage};
 pub use tenancy::{

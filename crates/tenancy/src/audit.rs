@@ -72,6 +72,8 @@ audit_actions! {
     ConnectionRequestCancelled = "connection_request.cancelled",
     /// A member cancelled a job.
     JobCancelled = "job.cancelled",
+    /// An AWS or GCP organization was connected.
+    CloudOrganizationConnected = "cloud_organization.connected",
 }
 
 impl AuditAction {
@@ -102,17 +104,20 @@ pub enum TargetKind {
     CloudAccount,
     /// A background job.
     Job,
+    /// A connected AWS or GCP organization.
+    CloudOrganization,
 }
 
 impl TargetKind {
     /// Every kind.
-    pub const ALL: [TargetKind; 6] = [
+    pub const ALL: [TargetKind; 7] = [
         TargetKind::Organization,
         TargetKind::Member,
         TargetKind::Invitation,
         TargetKind::Subscription,
         TargetKind::CloudAccount,
         TargetKind::Job,
+        TargetKind::CloudOrganization,
     ];
 
     /// Stable stored and wire name.
@@ -124,6 +129,7 @@ impl TargetKind {
             TargetKind::Subscription => "subscription",
             TargetKind::CloudAccount => "cloud_account",
             TargetKind::Job => "job",
+            TargetKind::CloudOrganization => "cloud_organization",
         }
     }
 

@@ -5,6 +5,7 @@
 use canopy_billing::{EntitlementError, SubscriptionError};
 use canopy_cloud_org::connection::TokenRefusal;
 use canopy_cloud_org::{CloudAccountError, ConnectionError, ExternalIdError};
+use canopy_kernel::validation::{FieldError, ValidationErrors};
 use canopy_kernel::{FeatureNotInPlan, PlanLimitExceeded, StoreError};
 use canopy_metrics::MetricsError;
 use canopy_tenancy::ports::CryptoError;
@@ -236,6 +237,51 @@ fn connected_elsewhere() -> ApiError {
         "cloud_account_connected_elsewhere",
         "This account is connected to another organization. An account can belong to one organization.",
     )
+}
+
+impl From<canopy_cloud_org::organization::service::CloudOrganizationError> for ApiError {
+    fn from(e: canopy_cloud_org::organization::service::CloudOrganizationError) -> Self {
+        use canopy_cloud_org::organization::DiscoveryFailure as F;
+        use canopy_cloud_org::organization::service::CloudOrganizationError as E;
+        match e {
+            E::Invalid(v) => v.into(),
+            E::Forbidden(f) => f.into(),
+            E::NotInPlan(f) => f.into(),
+            E::NotFound => Self::not_found("cloud organization"),
+            E::AlreadyConnected => Self::new(
+                S::CONFLICT,
+                "cloud_organization_already_connected",
+                "This cloud organization is already connected to this organization.",
+            ),
+            E::ConnectedElsewhere => Self::new(
+                S::CONFLICT,
+                "cloud_organization_connected_elsewhere",
+                "This cloud organization is connected to another organization. A cloud \
+                 organization can belong to one organization.",
+            ),
+            E::Discovery(failure) => {
+                let code = match &failure {
+                    F::RoleRefused(_) => "role_refused",
+                    F::NotManagementAccount(_) => "not_management_account",
+                    F::OrganizationsNotEnabled => "organizations_not_enabled",
+                    F::PermissionMissing(_) => "permission_missing",
+                    F::ThrottledOut(_) | F::Network(_) | F::Other(_) => {
+                        return Self::unavailable(
+                            "cloud_unavailable",
+                            format!("{failure}. Retry in a minute."),
+                            60,
+                        );
+                    }
+                };
+                ApiError::validation(ValidationErrors::single(FieldError::new(
+                    "managementRoleArn",
+                    code,
+                    failure.to_string(),
+                )))
+            }
+            E::Store(s) => s.into(),
+        }
+    }
 }
 
 impl From<canopy_jobs::JobError> for ApiError {

@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod cloud_accounts;
+mod cloud_organizations;
 mod connections;
 mod errors;
 mod invitations;
@@ -42,6 +43,8 @@ pub enum ApiTags {
     Audit,
     /// AWS accounts and GCP projects connected to an organization, and how to connect them.
     CloudAccounts,
+    /// Whole AWS Organizations and GCP Organizations: discovery, the OU / folder tree, members.
+    CloudOrganizations,
     /// Tiers, the organization's subscription and its usage against the limits.
     Billing,
     /// SES metrics across the organization's AWS accounts, and the dashboard.
@@ -91,6 +94,7 @@ pub type Api = (
     subscription::SubscriptionApi,
     metrics::MetricsApi,
     jobs::JobsApi,
+    cloud_organizations::CloudOrganizationsApi,
 );
 
 /// Builds the OpenAPI service over the real handlers; the spec and the router come from it.
@@ -109,6 +113,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             subscription::SubscriptionApi,
             metrics::MetricsApi,
             jobs::JobsApi,
+            cloud_organizations::CloudOrganizationsApi,
         ),
         "Canopy API",
         env!("CARGO_PKG_VERSION"),

@@ -163,6 +163,12 @@ rules! {
     TagValueRule = Some(NO_CONTROL_PATTERN), None, Some(TAG_VALUE_MAX_CHARS);
     /// A job kind.
     JobKindRule = Some(canopy_jobs::JobKind::PATTERN), None, Some(64);
+    /// An IAM role name (member accounts' role).
+    RoleNameRule = Some(canopy_cloud_org::organization::service::ROLE_NAME_PATTERN), None, Some(64);
+    /// An OU, folder or root id.
+    NodeRule = Some("^[A-Za-z0-9/_-]{1,128}$"), None, Some(128);
+    /// A search text.
+    SearchRule = Some(NO_CONTROL_PATTERN), Some(1), Some(100);
     /// A new password (any characters; bounded so hashing work is bounded).
     PasswordRule = None, Some(Password::MIN_CHARS), Some(Password::MAX_CHARS);
 }
@@ -201,6 +207,12 @@ pub type OrgText = Ruled<OrgRule>;
 pub type NewPassword = Ruled<PasswordRule>;
 /// A job kind.
 pub type JobKindText = Ruled<JobKindRule>;
+/// An IAM role name.
+pub type RoleNameText = Ruled<RoleNameRule>;
+/// An OU, folder or root id.
+pub type NodeText = Ruled<NodeRule>;
+/// A search text.
+pub type SearchText = Ruled<SearchRule>;
 
 /// Declares a wire enum with the domain's stored spellings.
 macro_rules! wire_enum {
@@ -297,6 +309,54 @@ wire_enum! {
         Failed = "failed",
         /// Stopped at a member's request.
         Cancelled = "cancelled",
+    }
+}
+
+wire_enum! {
+    /// Where a cloud organization's connection stands.
+    CloudOrgStatusDto {
+        /// Created; discovery not started.
+        Pending = "pending",
+        /// A discovery or sync is running.
+        Discovering = "discovering",
+        /// The whole organization was read.
+        Connected = "connected",
+        /// Read, but some OUs or folders could not be (see `unreadable`).
+        Partial = "partial",
+        /// Discovery failed; `error` says why and what to do.
+        Error = "error",
+        /// Disconnected.
+        Disconnected = "disconnected",
+    }
+}
+
+impl From<canopy_cloud_org::organization::ConnectionStatus> for CloudOrgStatusDto {
+    fn from(s: canopy_cloud_org::organization::ConnectionStatus) -> Self {
+        use canopy_cloud_org::organization::ConnectionStatus as S;
+        match s {
+            S::Pending => Self::Pending,
+            S::Discovering => Self::Discovering,
+            S::Connected => Self::Connected,
+            S::Partial => Self::Partial,
+            S::Error => Self::Error,
+            S::Disconnected => Self::Disconnected,
+        }
+    }
+}
+
+wire_enum! {
+    /// What Canopy did with a discovered account or project.
+    MemberStatusDto {
+        /// Found, not connected.
+        Discovered = "discovered",
+        /// Being connected.
+        Connecting = "connecting",
+        /// Linked to a cloud account.
+        Connected = "connected",
+        /// Connecting failed; `failure` says why.
+        Failed = "failed",
+        /// Excluded by an admin.
+        Excluded = "excluded",
     }
 }
 

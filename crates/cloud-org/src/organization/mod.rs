@@ -3,8 +3,11 @@
 //! re-discovery changed ([`sync`]). Discovery itself goes through the
 //! [`OrganizationDiscoverer`] port, one adapter per provider.
 
+pub mod discovery_job;
 pub mod hierarchy;
 pub mod member;
+pub mod ports;
+pub mod service;
 pub mod sync;
 
 use std::sync::Arc;
@@ -196,6 +199,14 @@ pub trait DiscoveryProgress: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OrganizationDiscoverer: Send + Sync {
+    /// Who the organization reachable through `role_arn` is, with one call: checked before a
+    /// cloud organization is recorded, so a wrong role is refused at once, with advice.
+    async fn identify(
+        &self,
+        role_arn: &str,
+        external_id: &str,
+    ) -> Result<OrganizationIdentity, DiscoveryFailure>;
+
     /// Reads the organization reachable through `role_arn` (AWS) with `external_id`.
     /// Errors: a classified [`DiscoveryFailure`]; a subtree that could not be read is not an
     /// error but an entry of [`Discovery::unreadable`].

@@ -4,6 +4,8 @@
 mod accounts;
 mod connection_tokens;
 mod external_ids;
+mod organization_rows;
+mod organizations;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +30,7 @@ use uuid::Uuid;
 pub use accounts::CloudAccountStore;
 pub use connection_tokens::ConnectionTokenStore;
 pub use external_ids::ExternalIdStore;
+pub use organizations::CloudOrganizationStore;
 
 use crate::Store;
 use crate::entity;

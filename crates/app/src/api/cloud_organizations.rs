@@ -1,0 +1,532 @@
+//! Cloud organizations: connect a whole AWS Organization by discovery, re-sync it, read its
+//! OU tree, members and what each sync changed.
+
+use canopy_cloud_org::identifiers::RoleArn;
+use canopy_cloud_org::organization::member::MemberStatus;
+use canopy_cloud_org::organization::ports::{MemberFilter, RecordedChange, StoredMember};
+use canopy_cloud_org::organization::service::{AwsOrganizationInput, TreeView};
+use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId};
+use canopy_kernel::PageRequest;
+use canopy_kernel::page::Page;
+use canopy_kernel::validation::ValidationErrors;
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+use super::jobs::JobDto;
+use super::problem::ApiError;
+use super::wire::{
+    CloudOrgStatusDto, IdText, Label, MemberStatusDto, NodeText, OrgText, RoleArnText,
+    RoleNameText, SearchText,
+};
+use super::{ApiTags, BearerAuth};
+use crate::state::AppState;
+
+/// Cloud-organization endpoints.
+pub struct CloudOrganizationsApi;
+
+/// Connecting an AWS Organization.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DiscoverAwsRequest {
+    /// The role Canopy assumes in the management account (or the Organizations delegated
+    /// administrator), trusting Canopy with the organization's External ID and allowing
+    /// `organizations:Describe*` and `organizations:List*`.
+    pub management_role_arn: RoleArnText,
+    /// The role name Canopy assumes in every member account (default `CanopyAccess`).
+    pub member_role_name: Option<RoleNameText>,
+    /// Name shown in Canopy (default: the organization id).
+    pub name: Option<Label>,
+}
+
+/// A cloud organization.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct CloudOrganizationDto {
+    /// Id.
+    pub id: Uuid,
+    /// `aws` or `gcp`.
+    pub provider: String,
+    /// `o-xxxxxxxxxx` or `organizations/123`.
+    pub cloud_org_id: String,
+    /// Name shown in Canopy.
+    pub name: String,
+    /// AWS: the organization's ARN.
+    pub aws_org_arn: Option<String>,
+    /// AWS: the management account.
+    pub management_account_id: Option<String>,
+    /// AWS: the management account's e-mail.
+    pub management_account_email: Option<String>,
+    /// AWS: the role Canopy assumes in the management account.
+    pub management_role_arn: Option<String>,
+    /// AWS: the role name in member accounts.
+    pub member_role_name: String,
+    /// Connection status.
+    pub status: CloudOrgStatusDto,
+    /// Why the last discovery failed, with advice.
+    pub error: Option<String>,
+    /// OUs or folders the last discovery could not read.
+    pub unreadable: Vec<String>,
+    /// Last discovery attempt.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Last successful discovery.
+    pub last_discovered_at: Option<DateTime<Utc>>,
+    /// Members found (still in the organization).
+    pub discovered_count: u32,
+    /// Members linked to a cloud account.
+    pub connected_count: u32,
+    /// Who connected it.
+    pub created_by: Uuid,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<CloudOrganization> for CloudOrganizationDto {
+    fn from(c: CloudOrganization) -> Self {
+        Self {
+            id: c.id.as_uuid(),
+            provider: c.provider.as_str().to_string(),
+            cloud_org_id: c.identity.cloud_org_id,
+            name: c.name,
+            aws_org_arn: c.identity.arn,
+            management_account_id: c.identity.management_account_id,
+            management_account_email: c.identity.management_account_email,
+            management_role_arn: c.management_role_arn,
+            member_role_name: c.member_role_name,
+            status: c.status.into(),
+            error: c.error,
+            unreadable: c.unreadable,
+            last_attempt_at: c.last_attempt_at,
+            last_discovered_at: c.last_discovered_at,
+            discovered_count: c.discovered_count,
+            connected_count: c.connected_count,
+            created_by: c.created_by.as_uuid(),
+            created_at: c.created_at,
+        }
+    }
+}
+
+/// A cloud organization and the job discovering it.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DiscoveryStarted {
+    /// The cloud organization (`discovering`).
+    pub cloud_organization: CloudOrganizationDto,
+    /// The job: follow it at `GET .../jobs/{id}`.
+    pub job: JobDto,
+}
+
+#[derive(ApiResponse)]
+enum Started {
+    /// Discovery queued.
+    #[oai(status = 202)]
+    Accepted(Json<DiscoveryStarted>),
+}
+
+/// A page of cloud organizations.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct CloudOrganizationPage {
+    /// Oldest first.
+    pub items: Vec<CloudOrganizationDto>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// An OU, folder or the root, with its member counts.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct CloudOrgNodeDto {
+    /// The provider's id (`r-ab12`, `ou-ab12-cd34ef56`).
+    pub id: String,
+    /// The parent's id (absent for the root).
+    pub parent_id: Option<String>,
+    /// Name.
+    pub name: String,
+    /// `root`, `ou` or `folder`.
+    pub kind: String,
+    /// 0 for the root.
+    pub depth: u8,
+    /// Names from the root (`Root/Production/Web`).
+    pub path: String,
+    /// Members directly in it.
+    pub direct_members: u32,
+    /// Members anywhere under it.
+    pub total_members: u32,
+}
+
+/// The tree, root first then by path.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct HierarchyDto {
+    /// Nodes.
+    pub nodes: Vec<CloudOrgNodeDto>,
+}
+
+impl From<TreeView> for HierarchyDto {
+    fn from(t: TreeView) -> Self {
+        let mut nodes: Vec<CloudOrgNodeDto> = t
+            .hierarchy
+            .nodes()
+            .map(|n| {
+                let count = t.counts.iter().find(|c| c.node_id == n.id);
+                CloudOrgNodeDto {
+                    id: n.id.clone(),
+                    parent_id: n.parent_id.clone(),
+                    name: n.name.clone(),
+                    kind: n.kind.as_str().to_string(),
+                    depth: n.depth,
+                    path: n.path.clone(),
+                    direct_members: count.map_or(0, |c| c.direct),
+                    total_members: count.map_or(0, |c| c.total),
+                }
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.depth.cmp(&b.depth).then(a.path.cmp(&b.path)));
+        Self { nodes }
+    }
+}
+
+/// An account or project found in the organization.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct CloudOrgMemberDto {
+    /// AWS account id or GCP project id.
+    pub account_id: String,
+    /// Name.
+    pub name: String,
+    /// AWS: e-mail.
+    pub email: Option<String>,
+    /// `active`, `suspended`, `pending_closure`, `closed`, `delete_requested`.
+    pub state: String,
+    /// AWS: `INVITED` or `CREATED`.
+    pub joined_method: Option<String>,
+    /// AWS: when it joined.
+    pub joined_at: Option<DateTime<Utc>>,
+    /// The OU, folder or root it sits in.
+    pub parent_id: String,
+    /// `Root/Production/Web`.
+    pub hierarchy_path: String,
+    /// Depth of its parent.
+    pub hierarchy_level: u8,
+    /// The management account.
+    pub is_management_account: bool,
+    /// Services it is the delegated administrator of.
+    pub delegated_admin_services: Vec<String>,
+    /// What Canopy did with it.
+    pub status: MemberStatusDto,
+    /// The cloud account it is linked to.
+    pub linked_cloud_account_id: Option<Uuid>,
+    /// Why connecting it failed.
+    pub failure: Option<String>,
+    /// When it left the organization (listed with `includeLeft=true`).
+    pub left_at: Option<DateTime<Utc>>,
+    /// First seen.
+    pub discovered_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<StoredMember> for CloudOrgMemberDto {
+    fn from(m: StoredMember) -> Self {
+        Self {
+            account_id: m.found.key,
+            name: m.found.name,
+            email: m.found.email,
+            state: m.found.state.as_str().to_string(),
+            joined_method: m.found.joined_method,
+            joined_at: m.found.joined_at,
+            parent_id: m.found.parent_id,
+            hierarchy_path: m.hierarchy_path,
+            hierarchy_level: m.hierarchy_level,
+            is_management_account: m.found.is_management,
+            delegated_admin_services: m.found.delegated_admin_services,
+            status: m.status.into(),
+            linked_cloud_account_id: m.linked_cloud_account_id,
+            failure: m.failure,
+            left_at: m.left_at,
+            discovered_at: m.discovered_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// A page of members.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct CloudOrgMemberPage {
+    /// In discovery order.
+    pub items: Vec<CloudOrgMemberDto>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// What a sync changed.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct CloudOrgChangeDto {
+    /// Id.
+    pub id: Uuid,
+    /// `joined`, `moved`, `state_changed`, `renamed`, `left`, `updated`, `hierarchy_changed`.
+    pub kind: String,
+    /// The account or project it is about.
+    pub account_id: Option<String>,
+    /// From and to, or counts.
+    pub details: serde_json::Value,
+    /// The job that found it.
+    pub job_id: Option<Uuid>,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A page of changes.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct CloudOrgChangePage {
+    /// Newest first.
+    pub items: Vec<CloudOrgChangeDto>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+fn page<T, D: From<T>>(p: Page<T>) -> (Vec<D>, Option<String>) {
+    (
+        p.items.into_iter().map(Into::into).collect(),
+        p.next.map(|c| c.encode()),
+    )
+}
+
+impl From<RecordedChange> for CloudOrgChangeDto {
+    fn from(c: RecordedChange) -> Self {
+        Self {
+            id: c.id,
+            kind: c.kind,
+            account_id: c.subject,
+            details: c.details,
+            job_id: c.job_id,
+            occurred_at: c.occurred_at,
+        }
+    }
+}
+
+#[OpenApi(tag = "ApiTags::CloudOrganizations")]
+impl CloudOrganizationsApi {
+    /// Connects an AWS Organization (admin or owner; Pro or Enterprise): the management role
+    /// is assumed and the organization described now, then the whole tree is discovered by a
+    /// job. 202 with the cloud organization (`discovering`) and the job.
+    #[oai(
+        path = "/organizations/:org/cloud-organizations/aws/discover",
+        method = "post",
+        operation_id = "discoverAwsOrganization"
+    )]
+    async fn discover_aws(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<OrgText>,
+        body: Json<DiscoverAwsRequest>,
+    ) -> Result<Started, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        let body = body.0;
+        let role = RoleArn::parse(&body.management_role_arn, "managementRoleArn")
+            .map_err(ValidationErrors::single)?;
+        let (cloud_org, job) = state
+            .cloud_orgs
+            .discover_aws(
+                &access,
+                AwsOrganizationInput {
+                    management_role_arn: role,
+                    member_role_name: body.member_role_name.map(|n| n.into_string()),
+                    name: body.name.map(|n| n.into_string()),
+                },
+            )
+            .await?;
+        Ok(Started::Accepted(Json(DiscoveryStarted {
+            cloud_organization: cloud_org.into(),
+            job: job.into(),
+        })))
+    }
+
+    /// The organization's cloud organizations with counts and status (any member).
+    #[oai(
+        path = "/organizations/:org/cloud-organizations",
+        method = "get",
+        operation_id = "listCloudOrganizations"
+    )]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<OrgText>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
+        cursor: Query<Option<IdText>>,
+    ) -> Result<Json<CloudOrganizationPage>, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
+        let (items, next_cursor) = page(state.cloud_orgs.list(&access, request).await?);
+        Ok(Json(CloudOrganizationPage { items, next_cursor }))
+    }
+
+    /// One cloud organization (any member).
+    #[oai(
+        path = "/organizations/:org/cloud-organizations/:id",
+        method = "get",
+        operation_id = "getCloudOrganization"
+    )]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<OrgText>,
+        id: Path<Uuid>,
+    ) -> Result<Json<CloudOrganizationDto>, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        Ok(Json(
+            state
+                .cloud_orgs
+                .get(&access, CloudOrganizationId(id.0))
+                .await?
+                .into(),
+        ))
+    }
+
+    /// The OU / folder tree with member counts per node (any member).
+    #[oai(
+        path = "/organizations/:org/cloud-organizations/:id/hierarchy",
+        method = "get",
+        operation_id = "getCloudOrganizationHierarchy"
+    )]
+    async fn hierarchy(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<OrgText>,
+        id: Path<Uuid>,
+    ) -> Result<Json<HierarchyDto>, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        Ok(Json(
+            state
+                .cloud_orgs
+                .hierarchy(&access, CloudOrganizationId(id.0))
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Members, by status, under an OU / folder (its whole subtree), or matching a text
+    /// (name, id, e-mail); paginated (any member).
+    #[oai(
+        path = "/organizations/:org/cloud-organizations/:id/members",
+        method = "get",
+        operation_id = "listCloudOrganizationMembers"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn members(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<OrgText>,
+        id: Path<Uuid>,
+        status: Query<Option<MemberStatusDto>>,
+        /// An OU or folder id: members anywhere under it.
+        under: Query<Option<NodeText>>,
+        q: Query<Option<SearchText>>,
+        #[oai(name = "includeLeft")] include_left: Query<Option<bool>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
+        cursor: Query<Option<IdText>>,
+    ) -> Result<Json<CloudOrgMemberPage>, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        let filter = MemberFilter {
+            status: status.0.map(MemberStatusDto::into_domain),
+            under: under.0.map(|n| n.into_string()),
+            text: q.0.map(|t| t.into_string()),
+            include_left: include_left.0.unwrap_or(false),
+        };
+        let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
+        let (items, next_cursor) = page(
+            state
+                .cloud_orgs
+                .members(&access, CloudOrganizationId(id.0), &filter, request)
+                .await?,
+        );
+        Ok(Json(CloudOrgMemberPage { items, next_cursor }))
+    }
+
+    /// Re-discovers now (admin or owner): 202 with the job; the job records what changed.
+    #[oai(
+        path = "/organizations/:org/cloud-organizations/:id/sync",
+        method = "post",
+        operation_id = "syncCloudOrganization"
+    )]
+    async fn sync(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<OrgText>,
+        id: Path<Uuid>,
+    ) -> Result<Started, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        let (cloud_org, job) = state
+            .cloud_orgs
+            .sync(&access, CloudOrganizationId(id.0))
+            .await?;
+        Ok(Started::Accepted(Json(DiscoveryStarted {
+            cloud_organization: cloud_org.into(),
+            job: job.into(),
+        })))
+    }
+
+    /// What each sync changed, newest first (any member).
+    #[oai(
+        path = "/organizations/:org/cloud-organizations/:id/changes",
+        method = "get",
+        operation_id = "listCloudOrganizationChanges"
+    )]
+    async fn changes(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<OrgText>,
+        id: Path<Uuid>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
+        cursor: Query<Option<IdText>>,
+    ) -> Result<Json<CloudOrgChangePage>, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
+        let (items, next_cursor) = page(
+            state
+                .cloud_orgs
+                .changes(&access, CloudOrganizationId(id.0), request)
+                .await?,
+        );
+        Ok(Json(CloudOrgChangePage { items, next_cursor }))
+    }
+}
+
+impl MemberStatusDto {
+    /// The domain's status.
+    pub fn into_domain(self) -> MemberStatus {
+        match self {
+            Self::Discovered => MemberStatus::Discovered,
+            Self::Connecting => MemberStatus::Connecting,
+            Self::Connected => MemberStatus::Connected,
+            Self::Failed => MemberStatus::Failed,
+            Self::Excluded => MemberStatus::Excluded,
+        }
+    }
+}
+
+impl From<MemberStatus> for MemberStatusDto {
+    fn from(s: MemberStatus) -> Self {
+        match s {
+            MemberStatus::Discovered => Self::Discovered,
+            MemberStatus::Connecting => Self::Connecting,
+            MemberStatus::Connected => Self::Connected,
+            MemberStatus::Failed => Self::Failed,
+            MemberStatus::Excluded => Self::Excluded,
+        }
+    }
+}

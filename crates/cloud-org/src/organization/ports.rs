@@ -1,0 +1,182 @@
+//! The storage port of cloud organizations.
+
+use async_trait::async_trait;
+use canopy_kernel::id::OrganizationId;
+use canopy_kernel::{Page, PageRequest, StoreError};
+use canopy_tenancy::audit::NewAuditEvent;
+use chrono::{DateTime, Utc};
+
+use super::hierarchy::Hierarchy;
+use super::member::{DiscoveredMember, MemberStatus};
+use super::sync::Change;
+use super::{CloudOrganization, CloudOrganizationId, ConnectionStatus, OrganizationIdentity};
+
+/// A member as stored: what discovery said and what Canopy did with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMember {
+    /// What discovery last said.
+    pub found: DiscoveredMember,
+    /// `Root/Production/Web`.
+    pub hierarchy_path: String,
+    /// Depth of its parent node.
+    pub hierarchy_level: u8,
+    /// What Canopy did with it.
+    pub status: MemberStatus,
+    /// The cloud account it is linked to.
+    pub linked_cloud_account_id: Option<uuid::Uuid>,
+    /// Why connecting it failed.
+    pub failure: Option<String>,
+    /// When it left the organization (kept, flagged).
+    pub left_at: Option<DateTime<Utc>>,
+    /// First seen.
+    pub discovered_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which members a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberFilter {
+    /// Only this Canopy status.
+    pub status: Option<MemberStatus>,
+    /// Only members under this OU / folder (its subtree).
+    pub under: Option<String>,
+    /// Name, id or e-mail containing this text (case-insensitive).
+    pub text: Option<String>,
+    /// Include members that left (flagged); off by default.
+    pub include_left: bool,
+}
+
+/// A node with how many members sit directly in it and in its whole subtree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCount {
+    /// The node's id.
+    pub node_id: String,
+    /// Members whose parent is this node.
+    pub direct: u32,
+    /// Members anywhere under it.
+    pub total: u32,
+}
+
+/// What one discovery writes, when it changed anything.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoveryWrite {
+    /// The organization as the provider describes it now.
+    pub identity: OrganizationIdentity,
+    /// The tree, when it changed (or was never stored).
+    pub hierarchy: Option<Hierarchy>,
+    /// Members to insert or update (new, moved, changed).
+    pub upsert: Vec<DiscoveredMember>,
+    /// Members that left.
+    pub left: Vec<String>,
+    /// What changed, for `GET .../changes`.
+    pub changes: Vec<Change>,
+    /// The job that found it.
+    pub job_id: Option<uuid::Uuid>,
+}
+
+/// Why a cloud organization could not be recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// This tenant already connected it.
+    #[error("already connected to this organization")]
+    AlreadyConnected,
+    /// Another tenant connected it.
+    #[error("connected to another organization")]
+    ConnectedElsewhere,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Cloud organizations, their trees, members and change log. Implemented by `canopy-store`.
+/// Every method may fail with [`StoreError`].
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CloudOrganizationRepository: Send + Sync {
+    /// Records a new cloud organization with its audit event. One `(provider, cloud org id)`
+    /// belongs to one tenant: `AlreadyConnected` / `ConnectedElsewhere`, also under
+    /// concurrent requests.
+    async fn create(
+        &self,
+        cloud_org: CloudOrganization,
+        audit: NewAuditEvent,
+    ) -> Result<(), RecordError>;
+
+    /// One cloud organization of `org`.
+    async fn get(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+    ) -> Result<Option<CloudOrganization>, StoreError>;
+
+    /// `org`'s cloud organizations, oldest first.
+    async fn list(
+        &self,
+        org: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<CloudOrganization>, StoreError>;
+
+    /// The stored tree and the members still in the organization.
+    async fn snapshot(
+        &self,
+        id: CloudOrganizationId,
+    ) -> Result<(Hierarchy, Vec<DiscoveredMember>), StoreError>;
+
+    /// Writes what a discovery changed, in one transaction, and the counts it implies.
+    async fn apply(
+        &self,
+        id: CloudOrganizationId,
+        write: DiscoveryWrite,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Sets the connection status (with the error and the unreadable nodes); when
+    /// `discovered` the last discovery time too.
+    async fn set_status(
+        &self,
+        id: CloudOrganizationId,
+        status: ConnectionStatus,
+        error: Option<String>,
+        unreadable: Vec<String>,
+        discovered: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The members of a cloud organization of `org`, by account id.
+    async fn members(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+        filter: &MemberFilter,
+        page: PageRequest,
+    ) -> Result<Page<StoredMember>, StoreError>;
+
+    /// Member counts per node (direct and subtree).
+    async fn node_counts(&self, id: CloudOrganizationId) -> Result<Vec<NodeCount>, StoreError>;
+
+    /// What syncs changed, newest first.
+    async fn changes(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<RecordedChange>, StoreError>;
+}
+
+/// A change as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedChange {
+    /// Id (time-ordered).
+    pub id: uuid::Uuid,
+    /// `joined`, `moved`, ...
+    pub kind: String,
+    /// The member (account or project id) it is about, if any.
+    pub subject: Option<String>,
+    /// The facts (from, to, counts).
+    pub details: serde_json::Value,
+    /// The job that found it.
+    pub job_id: Option<uuid::Uuid>,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}

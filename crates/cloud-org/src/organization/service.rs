@@ -1,0 +1,340 @@
+//! Cloud-organization use cases: connect one by discovery (admin or owner, on a plan with
+//! organization features), re-sync it, and read it, its tree, members and changes (any member).
+
+use std::sync::Arc;
+
+use canopy_billing::{BillingService, EntitlementError, Feature};
+use canopy_jobs::{Job, JobKind, JobService, NewJob};
+use canopy_kernel::validation::{FieldError, ValidationErrors};
+use canopy_kernel::{Clock, FeatureNotInPlan, Page, PageRequest, StoreError};
+use canopy_tenancy::audit::{AuditAction, AuditTarget, NewAuditEvent, TargetKind};
+use canopy_tenancy::policy::{Action, Forbidden};
+use canopy_tenancy::service::OrgAccess;
+use serde_json::json;
+
+use super::hierarchy::Hierarchy;
+use super::ports::{
+    CloudOrganizationRepository, MemberFilter, NodeCount, RecordError, RecordedChange, StoredMember,
+};
+use super::{
+    CloudOrganization, CloudOrganizationId, ConnectionStatus, DEFAULT_MEMBER_ROLE,
+    DiscoveryFailure, OrganizationDiscoverer,
+};
+use crate::account::Provider;
+use crate::external_id::ExternalId;
+use crate::identifiers::RoleArn;
+use crate::ports::{ExternalIdRepository, SecretSource};
+
+/// The job kind that discovers (and re-syncs) a cloud organization.
+pub const DISCOVER_KIND: &str = "cloud_organization.discover";
+
+/// What an IAM role name may be (`CanopyAccess`).
+pub const ROLE_NAME_PATTERN: &str = "^[A-Za-z0-9+=,.@_-]{1,64}$";
+
+/// Outcomes of the cloud-organization operations other than success.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloudOrganizationError {
+    /// Input broke a rule.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// The caller's role does not allow it.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// The plan has no organization features.
+    #[error(transparent)]
+    NotInPlan(#[from] FeatureNotInPlan),
+    /// No such cloud organization in this tenant organization.
+    #[error("cloud organization not found")]
+    NotFound,
+    /// This tenant already connected it.
+    #[error("already connected to this organization")]
+    AlreadyConnected,
+    /// Another tenant connected it.
+    #[error("connected to another organization")]
+    ConnectedElsewhere,
+    /// The provider refused or failed, classified with advice.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryFailure),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<EntitlementError> for CloudOrganizationError {
+    fn from(e: EntitlementError) -> Self {
+        match e {
+            EntitlementError::NotInPlan(f) => Self::NotInPlan(f),
+            EntitlementError::Store(s) => Self::Store(s),
+        }
+    }
+}
+
+impl From<RecordError> for CloudOrganizationError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::AlreadyConnected => Self::AlreadyConnected,
+            RecordError::ConnectedElsewhere => Self::ConnectedElsewhere,
+            RecordError::Store(s) => Self::Store(s),
+        }
+    }
+}
+
+/// What connecting an AWS Organization needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsOrganizationInput {
+    /// The role in the management (or delegated admin) account.
+    pub management_role_arn: RoleArn,
+    /// The role name in every member account (default `CanopyAccess`).
+    pub member_role_name: Option<String>,
+    /// Name shown in Canopy (default: the organization id).
+    pub name: Option<String>,
+}
+
+/// The adapters the service runs on.
+#[derive(Clone)]
+pub struct CloudOrganizationPorts {
+    /// Cloud organizations.
+    pub repository: Arc<dyn CloudOrganizationRepository>,
+    /// AWS Organizations.
+    pub aws: Arc<dyn OrganizationDiscoverer>,
+    /// The tenant's External ID.
+    pub external_ids: Arc<dyn ExternalIdRepository>,
+    /// A first External ID when the tenant has none yet.
+    pub secrets: Arc<dyn SecretSource>,
+    /// The plan gate.
+    pub billing: BillingService,
+    /// Where discovery runs.
+    pub jobs: JobService,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The cloud-organization use cases.
+#[derive(Clone)]
+pub struct CloudOrganizationService {
+    ports: CloudOrganizationPorts,
+}
+
+/// A cloud organization's tree with member counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeView {
+    /// The nodes.
+    pub hierarchy: Hierarchy,
+    /// Member counts per node.
+    pub counts: Vec<NodeCount>,
+}
+
+impl CloudOrganizationService {
+    /// Builds the service.
+    pub fn new(ports: CloudOrganizationPorts) -> Self {
+        Self { ports }
+    }
+
+    /// The adapters, for the discovery job.
+    pub(super) fn ports(&self) -> &CloudOrganizationPorts {
+        &self.ports
+    }
+
+    /// The tenant's External ID (created on first use, as for cloud accounts).
+    pub(super) async fn external_id(
+        &self,
+        org: canopy_kernel::id::OrganizationId,
+    ) -> Result<String, StoreError> {
+        Ok(self
+            .ports
+            .external_ids
+            .current_or_create(ExternalId {
+                organization_id: org,
+                value: self.ports.secrets.external_id(),
+                created_at: self.ports.clock.now(),
+                retired_at: None,
+            })
+            .await?
+            .value)
+    }
+
+    /// Connects an AWS Organization (admin or owner, Pro or Enterprise): the management role
+    /// is assumed and the organization described at once (a wrong role is refused here, with
+    /// advice), the cloud organization is recorded `discovering`, and a discovery job is
+    /// queued. Returns both.
+    pub async fn discover_aws(
+        &self,
+        access: &OrgAccess,
+        input: AwsOrganizationInput,
+    ) -> Result<(CloudOrganization, Job), CloudOrganizationError> {
+        access.require(Action::ConnectCloudAccount)?;
+        self.ports
+            .billing
+            .require_feature(access.org_id(), Feature::OrgFeatures)
+            .await?;
+        let member_role_name = match input.member_role_name {
+            None => DEFAULT_MEMBER_ROLE.to_string(),
+            Some(name) => valid_role_name(&name)?,
+        };
+        let external_id = self.external_id(access.org_id()).await?;
+        let identity = self
+            .ports
+            .aws
+            .identify(input.management_role_arn.as_str(), &external_id)
+            .await?;
+        let now = self.ports.clock.now();
+        let cloud_org = CloudOrganization {
+            id: CloudOrganizationId::new(),
+            organization_id: access.org_id(),
+            provider: Provider::Aws,
+            name: input
+                .name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| identity.cloud_org_id.clone()),
+            identity,
+            management_role_arn: Some(input.management_role_arn.as_str().to_string()),
+            member_role_name,
+            status: ConnectionStatus::Discovering,
+            error: None,
+            unreadable: Vec::new(),
+            last_attempt_at: Some(now),
+            last_discovered_at: None,
+            discovered_count: 0,
+            connected_count: 0,
+            created_by: access.user_id(),
+            created_at: now,
+            updated_at: now,
+        };
+        let audit = NewAuditEvent::new(
+            access.org_id(),
+            Some(access.user_id()),
+            AuditAction::CloudOrganizationConnected,
+            AuditTarget::new(TargetKind::CloudOrganization, cloud_org.id.to_string()),
+            json!({
+                "provider": "aws",
+                "cloudOrgId": cloud_org.identity.cloud_org_id,
+            }),
+            now,
+        );
+        self.ports
+            .repository
+            .create(cloud_org.clone(), audit)
+            .await?;
+        let job = self.queue_discovery(access, &cloud_org).await?;
+        Ok((cloud_org, job))
+    }
+
+    /// Re-discovers now (admin or owner): the job diffs against what is stored.
+    pub async fn sync(
+        &self,
+        access: &OrgAccess,
+        id: CloudOrganizationId,
+    ) -> Result<(CloudOrganization, Job), CloudOrganizationError> {
+        access.require(Action::ConnectCloudAccount)?;
+        let cloud_org = self.get(access, id).await?;
+        self.ports
+            .billing
+            .require_feature(access.org_id(), Feature::OrgFeatures)
+            .await?;
+        let job = self.queue_discovery(access, &cloud_org).await?;
+        Ok((cloud_org, job))
+    }
+
+    async fn queue_discovery(
+        &self,
+        access: &OrgAccess,
+        cloud_org: &CloudOrganization,
+    ) -> Result<Job, StoreError> {
+        self.ports
+            .jobs
+            .submit(
+                NewJob::new(
+                    access.org_id(),
+                    JobKind::from_static(DISCOVER_KIND),
+                    Some(cloud_org.id.as_uuid()),
+                    json!({"provider": cloud_org.provider.as_str()}),
+                )
+                .by(access.user_id()),
+            )
+            .await
+    }
+
+    /// One cloud organization (any member).
+    pub async fn get(
+        &self,
+        access: &OrgAccess,
+        id: CloudOrganizationId,
+    ) -> Result<CloudOrganization, CloudOrganizationError> {
+        access.require(Action::View)?;
+        self.ports
+            .repository
+            .get(access.org_id(), id)
+            .await?
+            .ok_or(CloudOrganizationError::NotFound)
+    }
+
+    /// The tenant's cloud organizations (any member).
+    pub async fn list(
+        &self,
+        access: &OrgAccess,
+        page: PageRequest,
+    ) -> Result<Page<CloudOrganization>, CloudOrganizationError> {
+        access.require(Action::View)?;
+        Ok(self.ports.repository.list(access.org_id(), page).await?)
+    }
+
+    /// The OU / folder tree with member counts per node (any member).
+    pub async fn hierarchy(
+        &self,
+        access: &OrgAccess,
+        id: CloudOrganizationId,
+    ) -> Result<TreeView, CloudOrganizationError> {
+        self.get(access, id).await?;
+        let (hierarchy, _) = self.ports.repository.snapshot(id).await?;
+        let counts = self.ports.repository.node_counts(id).await?;
+        Ok(TreeView { hierarchy, counts })
+    }
+
+    /// Members, filtered, by account id (any member).
+    pub async fn members(
+        &self,
+        access: &OrgAccess,
+        id: CloudOrganizationId,
+        filter: &MemberFilter,
+        page: PageRequest,
+    ) -> Result<Page<StoredMember>, CloudOrganizationError> {
+        self.get(access, id).await?;
+        Ok(self
+            .ports
+            .repository
+            .members(access.org_id(), id, filter, page)
+            .await?)
+    }
+
+    /// What syncs changed, newest first (any member).
+    pub async fn changes(
+        &self,
+        access: &OrgAccess,
+        id: CloudOrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<RecordedChange>, CloudOrganizationError> {
+        self.get(access, id).await?;
+        Ok(self
+            .ports
+            .repository
+            .changes(access.org_id(), id, page)
+            .await?)
+    }
+}
+
+fn valid_role_name(name: &str) -> Result<String, ValidationErrors> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(ValidationErrors::single(FieldError::new(
+            "memberRoleName",
+            "pattern",
+            "must be an IAM role name: 1-64 letters, digits and +=,.@_-",
+        )))
+    }
+}

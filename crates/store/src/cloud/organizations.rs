@@ -1,0 +1,490 @@
+//! [`CloudOrganizationRepository`] on sea-orm: cloud organizations, their nodes and closure
+//! (docs/adr/0002-hierarchy-closure-table.md), members and change log. A discovery's write is
+//! one transaction; a discovery that changed nothing calls nothing here but the status.
+
+use async_trait::async_trait;
+use canopy_cloud_org::organization::hierarchy::Hierarchy;
+use canopy_cloud_org::organization::member::{DiscoveredMember, MemberStatus};
+use canopy_cloud_org::organization::ports::{
+    CloudOrganizationRepository, DiscoveryWrite, MemberFilter, NodeCount, RecordError,
+    RecordedChange, StoredMember,
+};
+use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId, ConnectionStatus};
+use canopy_kernel::id::OrganizationId;
+use canopy_kernel::{Page, PageRequest, StoreError};
+use canopy_tenancy::NewAuditEvent;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::organization_rows::{
+    change_row, cloud_org_from, found_from, node_from, placement, replace_tree, stored_member_from,
+};
+use crate::entity::{
+    cloud_org_changes as changes, cloud_org_closure as closure, cloud_org_nodes as nodes,
+    cloud_organization_members as members, cloud_organizations as orgs,
+};
+use crate::error::{db_err, unique_violation};
+use crate::tenancy::insert_audit;
+use crate::txn::Abort;
+
+crate::repository!(
+    /// Cloud organizations.
+    CloudOrganizationStore,
+    cloud_organizations
+);
+
+impl CloudOrganizationStore {
+    async fn tree(&self, id: CloudOrganizationId) -> Result<Hierarchy, StoreError> {
+        let rows = nodes::Entity::find()
+            .filter(nodes::Column::CloudOrganizationId.eq(id.as_uuid()))
+            .all(self.db())
+            .await
+            .map_err(db_err)?;
+        let links = closure::Entity::find()
+            .filter(closure::Column::CloudOrganizationId.eq(id.as_uuid()))
+            .order_by_desc(closure::Column::Distance)
+            .all(self.db())
+            .await
+            .map_err(db_err)?;
+        let mut ids: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for link in links {
+            ids.entry(link.descendant).or_default().push(link.ancestor);
+        }
+        Ok(Hierarchy::from_placed(
+            rows.into_iter().map(|m| node_from(m, &ids)),
+        ))
+    }
+
+    async fn owned(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+    ) -> Result<bool, StoreError> {
+        Ok(orgs::Entity::find_by_id(id.as_uuid())
+            .filter(orgs::Column::OrganizationId.eq(org.as_uuid()))
+            .count(self.db())
+            .await
+            .map_err(db_err)?
+            == 1)
+    }
+}
+
+#[async_trait]
+impl CloudOrganizationRepository for CloudOrganizationStore {
+    async fn create(
+        &self,
+        cloud_org: CloudOrganization,
+        audit: NewAuditEvent,
+    ) -> Result<(), RecordError> {
+        let org = cloud_org.organization_id;
+        let c = cloud_org.clone();
+        let row = orgs::ActiveModel {
+            id: Set(c.id.as_uuid()),
+            organization_id: Set(org.as_uuid()),
+            provider: Set(c.provider.as_str().to_string()),
+            cloud_org_id: Set(c.identity.cloud_org_id.clone()),
+            name: Set(c.name.clone()),
+            aws_org_arn: Set(c.identity.arn.clone()),
+            management_account_id: Set(c.identity.management_account_id.clone()),
+            management_account_email: Set(c.identity.management_account_email.clone()),
+            gcp_display_name: Set(c.identity.display_name.clone()),
+            gcp_directory_customer_id: Set(c.identity.directory_customer_id.clone()),
+            gcp_lifecycle_state: Set(c.identity.lifecycle_state.clone()),
+            management_role_arn: Set(c.management_role_arn.clone()),
+            member_role_name: Set(c.member_role_name.clone()),
+            connection_status: Set(c.status.as_str().to_string()),
+            connection_error: Set(c.error.clone()),
+            unreadable: Set(json!(c.unreadable)),
+            last_connection_attempt: Set(c.last_attempt_at),
+            last_discovered_at: Set(c.last_discovered_at),
+            discovered_accounts_count: Set(0),
+            connected_accounts_count: Set(0),
+            settings: Set(json!({})),
+            tags: Set(json!({})),
+            created_by: Set(c.created_by.as_uuid()),
+            created_at: Set(c.created_at),
+            updated_at: Set(c.updated_at),
+        };
+        let result = self
+            .store()
+            .write_locked(&[org], move |locked| {
+                Box::pin(async move {
+                    if let Err(e) = row.insert(locked.txn()).await {
+                        return Err(match unique_violation(&e) {
+                            Some(_) => Abort::Refuse(RecordError::AlreadyConnected),
+                            None => Abort::Db(e),
+                        });
+                    }
+                    insert_audit(locked, audit).await?;
+                    Ok(())
+                })
+            })
+            .await;
+        match result {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => Err(StoreError::internal("organization vanished").into()),
+            Err(RecordError::AlreadyConnected) => {
+                // Whose is it? Say only whether it is this tenant's.
+                let mine = orgs::Entity::find()
+                    .filter(orgs::Column::Provider.eq(cloud_org.provider.as_str()))
+                    .filter(orgs::Column::CloudOrgId.eq(cloud_org.identity.cloud_org_id.as_str()))
+                    .filter(orgs::Column::OrganizationId.eq(org.as_uuid()))
+                    .count(self.db())
+                    .await
+                    .map_err(db_err)?;
+                Err(if mine > 0 {
+                    RecordError::AlreadyConnected
+                } else {
+                    RecordError::ConnectedElsewhere
+                })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn get(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+    ) -> Result<Option<CloudOrganization>, StoreError> {
+        orgs::Entity::find_by_id(id.as_uuid())
+            .filter(orgs::Column::OrganizationId.eq(org.as_uuid()))
+            .one(self.db())
+            .await
+            .map_err(db_err)?
+            .map(cloud_org_from)
+            .transpose()
+    }
+
+    async fn list(
+        &self,
+        org: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<CloudOrganization>, StoreError> {
+        let mut query = orgs::Entity::find()
+            .filter(orgs::Column::OrganizationId.eq(org.as_uuid()))
+            .order_by_asc(orgs::Column::Id)
+            .limit(u64::from(page.limit) + 1);
+        if let Some(after) = page.after {
+            query = query.filter(orgs::Column::Id.gt(after.0));
+        }
+        let rows = query.all(self.db()).await.map_err(db_err)?;
+        let page = Page::from_overfetch(rows, page.limit, |m| m.id);
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(cloud_org_from)
+                .collect::<Result<_, _>>()?,
+            next: page.next,
+        })
+    }
+
+    async fn snapshot(
+        &self,
+        id: CloudOrganizationId,
+    ) -> Result<(Hierarchy, Vec<DiscoveredMember>), StoreError> {
+        let tree = self.tree(id).await?;
+        let rows = members::Entity::find()
+            .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+            .filter(members::Column::LeftAt.is_null())
+            .order_by_asc(members::Column::AccountKey)
+            .all(self.db())
+            .await
+            .map_err(db_err)?;
+        let found = rows.iter().map(found_from).collect::<Result<_, _>>()?;
+        Ok((tree, found))
+    }
+
+    async fn apply(
+        &self,
+        id: CloudOrganizationId,
+        write: DiscoveryWrite,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db().begin().await.map_err(db_err)?;
+        let result: Result<(), sea_orm::DbErr> = async {
+            let tree = match &write.hierarchy {
+                Some(tree) => {
+                    replace_tree(&txn, id, tree).await?;
+                    tree.clone()
+                }
+                None => {
+                    // The stored tree places the members (read inside the transaction).
+                    let rows = nodes::Entity::find()
+                        .filter(nodes::Column::CloudOrganizationId.eq(id.as_uuid()))
+                        .all(&txn)
+                        .await?;
+                    Hierarchy::from_placed(
+                        rows.into_iter().map(|m| node_from(m, &Default::default())),
+                    )
+                }
+            };
+            for m in &write.upsert {
+                let (path, level) = placement(&tree, &m.parent_id);
+                let existing = members::Entity::find()
+                    .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+                    .filter(members::Column::AccountKey.eq(m.key.as_str()))
+                    .one(&txn)
+                    .await?;
+                let mut row = match &existing {
+                    Some(e) => members::ActiveModel {
+                        id: sea_orm::ActiveValue::Unchanged(e.id),
+                        ..Default::default()
+                    },
+                    None => members::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        cloud_organization_id: Set(id.as_uuid()),
+                        provider: Set(if m.number.is_some() { "gcp" } else { "aws" }.into()),
+                        account_key: Set(m.key.clone()),
+                        status: Set(MemberStatus::Discovered.as_str().into()),
+                        discovered_at: Set(now),
+                        ..Default::default()
+                    },
+                };
+                row.project_number = Set(m.number.clone());
+                row.name = Set(m.name.clone());
+                row.email = Set(m.email.clone());
+                row.state = Set(m.state.as_str().into());
+                row.joined_method = Set(m.joined_method.clone());
+                row.joined_at = Set(m.joined_at);
+                row.parent_id = Set(m.parent_id.clone());
+                row.hierarchy_path = Set(path);
+                row.hierarchy_level = Set(level);
+                row.is_management_account = Set(m.is_management);
+                row.delegated_admin_services = Set(json!(m.delegated_admin_services));
+                row.left_at = Set(None);
+                row.updated_at = Set(now);
+                row.last_sync_at = Set(Some(now));
+                if existing.is_some() {
+                    row.update(&txn).await?;
+                } else {
+                    row.insert(&txn).await?;
+                }
+            }
+            if !write.left.is_empty() {
+                members::Entity::update_many()
+                    .col_expr(members::Column::LeftAt, Expr::value(now))
+                    .col_expr(members::Column::UpdatedAt, Expr::value(now))
+                    .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+                    .filter(
+                        members::Column::AccountKey.is_in(write.left.iter().map(String::as_str)),
+                    )
+                    .exec(&txn)
+                    .await?;
+            }
+            for change in &write.changes {
+                change_row(id, write.job_id, change, now)
+                    .insert(&txn)
+                    .await?;
+            }
+            let discovered = members::Entity::find()
+                .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+                .filter(members::Column::LeftAt.is_null())
+                .count(&txn)
+                .await?;
+            let connected = members::Entity::find()
+                .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+                .filter(members::Column::LeftAt.is_null())
+                .filter(members::Column::Status.eq(MemberStatus::Connected.as_str()))
+                .count(&txn)
+                .await?;
+            let identity = &write.identity;
+            orgs::Entity::update_many()
+                .col_expr(orgs::Column::AwsOrgArn, Expr::value(identity.arn.clone()))
+                .col_expr(
+                    orgs::Column::ManagementAccountId,
+                    Expr::value(identity.management_account_id.clone()),
+                )
+                .col_expr(
+                    orgs::Column::ManagementAccountEmail,
+                    Expr::value(identity.management_account_email.clone()),
+                )
+                .col_expr(
+                    orgs::Column::DiscoveredAccountsCount,
+                    Expr::value(i32::try_from(discovered).unwrap_or(i32::MAX)),
+                )
+                .col_expr(
+                    orgs::Column::ConnectedAccountsCount,
+                    Expr::value(i32::try_from(connected).unwrap_or(i32::MAX)),
+                )
+                .col_expr(orgs::Column::UpdatedAt, Expr::value(now))
+                .filter(orgs::Column::Id.eq(id.as_uuid()))
+                .exec(&txn)
+                .await?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => txn.commit().await.map_err(db_err),
+            Err(e) => {
+                let _ = txn.rollback().await;
+                Err(db_err(e))
+            }
+        }
+    }
+
+    async fn set_status(
+        &self,
+        id: CloudOrganizationId,
+        status: ConnectionStatus,
+        error: Option<String>,
+        unreadable: Vec<String>,
+        discovered: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut update = orgs::Entity::update_many()
+            .col_expr(orgs::Column::ConnectionStatus, Expr::value(status.as_str()))
+            .col_expr(orgs::Column::ConnectionError, Expr::value(error))
+            .col_expr(orgs::Column::Unreadable, Expr::value(json!(unreadable)))
+            .col_expr(orgs::Column::LastConnectionAttempt, Expr::value(now))
+            .col_expr(orgs::Column::UpdatedAt, Expr::value(now));
+        if discovered {
+            update = update.col_expr(orgs::Column::LastDiscoveredAt, Expr::value(now));
+        }
+        update
+            .filter(orgs::Column::Id.eq(id.as_uuid()))
+            .exec(self.db())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn members(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+        filter: &MemberFilter,
+        page: PageRequest,
+    ) -> Result<Page<StoredMember>, StoreError> {
+        if !self.owned(org, id).await? {
+            return Ok(Page {
+                items: vec![],
+                next: None,
+            });
+        }
+        let mut query = members::Entity::find()
+            .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+            .order_by_asc(members::Column::Id)
+            .limit(u64::from(page.limit) + 1);
+        if let Some(after) = page.after {
+            query = query.filter(members::Column::Id.gt(after.0));
+        }
+        if !filter.include_left {
+            query = query.filter(members::Column::LeftAt.is_null());
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(members::Column::Status.eq(status.as_str()));
+        }
+        if let Some(node) = &filter.under {
+            // The subtree of `node`, from the closure table: one indexed lookup.
+            let mut under = Query::select();
+            under
+                .column(closure::Column::Descendant)
+                .from(closure::Entity)
+                .and_where(Expr::col(closure::Column::CloudOrganizationId).eq(id.as_uuid()))
+                .and_where(Expr::col(closure::Column::Ancestor).eq(node.as_str()));
+            query = query.filter(members::Column::ParentId.in_subquery(under.to_owned()));
+        }
+        if let Some(text) = &filter.text {
+            let pattern = format!("%{}%", text.to_lowercase());
+            query = query.filter(
+                sea_orm::Condition::any()
+                    .add(Func::lower(Expr::col(members::Column::Name)).like(pattern.clone()))
+                    .add(Expr::col(members::Column::AccountKey).like(pattern.clone()))
+                    .add(Func::lower(Expr::col(members::Column::Email)).like(pattern)),
+            );
+        }
+        let rows = query.all(self.db()).await.map_err(db_err)?;
+        let page = Page::from_overfetch(rows, page.limit, |m| m.id);
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(stored_member_from)
+                .collect::<Result<_, _>>()?,
+            next: page.next,
+        })
+    }
+
+    async fn node_counts(&self, id: CloudOrganizationId) -> Result<Vec<NodeCount>, StoreError> {
+        let direct: Vec<(String, i64)> = members::Entity::find()
+            .select_only()
+            .column(members::Column::ParentId)
+            .column_as(members::Column::Id.count(), "n")
+            .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+            .filter(members::Column::LeftAt.is_null())
+            .group_by(members::Column::ParentId)
+            .into_tuple()
+            .all(self.db())
+            .await
+            .map_err(db_err)?;
+        let direct: std::collections::HashMap<String, i64> = direct.into_iter().collect();
+        let links = closure::Entity::find()
+            .filter(closure::Column::CloudOrganizationId.eq(id.as_uuid()))
+            .all(self.db())
+            .await
+            .map_err(db_err)?;
+        let mut totals: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+        for link in links {
+            let n = u32::try_from(*direct.get(&link.descendant).unwrap_or(&0)).unwrap_or(0);
+            let entry = totals.entry(link.ancestor.clone()).or_default();
+            entry.1 += n;
+            if link.distance == 0 {
+                entry.0 = n;
+            }
+        }
+        Ok(totals
+            .into_iter()
+            .map(|(node_id, (direct, total))| NodeCount {
+                node_id,
+                direct,
+                total,
+            })
+            .collect())
+    }
+
+    async fn changes(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<RecordedChange>, StoreError> {
+        if !self.owned(org, id).await? {
+            return Ok(Page {
+                items: vec![],
+                next: None,
+            });
+        }
+        let mut query = changes::Entity::find()
+            .filter(changes::Column::CloudOrganizationId.eq(id.as_uuid()))
+            .order_by_desc(changes::Column::Id)
+            .limit(u64::from(page.limit) + 1);
+        if let Some(after) = page.after {
+            query = query.filter(changes::Column::Id.lt(after.0));
+        }
+        let rows = query.all(self.db()).await.map_err(db_err)?;
+        let page = Page::from_overfetch(rows, page.limit, |m| m.id);
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|m| RecordedChange {
+                    id: m.id,
+                    kind: m.kind,
+                    subject: m.subject,
+                    details: m.details,
+                    job_id: m.job_id,
+                    occurred_at: m.occurred_at,
+                })
+                .collect(),
+            next: page.next,
+        })
+    }
+}

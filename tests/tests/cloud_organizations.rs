@@ -1,0 +1,357 @@
+//! Cloud organizations over HTTP, with the discovery job running beside the server, against
+//! moto through the real AWS SDK: connect an AWS Organization, follow the job, read the tree,
+//! the members (by subtree, status and text), re-sync after a move and a departure and read
+//! the changes; the plan gate and another tenant's ids.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use canopy_app::config::JobsConfig;
+use canopy_e2e::{Options, Session, TestApp, moto_url};
+use canopy_kernel::SystemClock;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// An Organizations client acting as `account` in moto.
+async fn organizations_as(account: &str) -> aws_sdk_organizations::Client {
+    let config = canopy_aws::testing::with_test_credentials();
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(&config)
+            .endpoint_url(moto_url())
+            .build(),
+    );
+    let c = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/Setup"))
+        .role_session_name("setup")
+        .send()
+        .await
+        .unwrap();
+    let c = c.credentials().unwrap();
+    aws_sdk_organizations::Client::from_conf(
+        aws_sdk_organizations::config::Builder::from(&config)
+            .endpoint_url(moto_url())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                None,
+                "setup",
+            ))
+            .build(),
+    )
+}
+
+struct Estate {
+    management: String,
+    root: String,
+    prod: String,
+    dev: String,
+    web: Vec<String>,
+}
+
+/// An organization in moto: Production (12 accounts) and Development (1), under the root.
+async fn estate(org: &aws_sdk_organizations::Client, management: &str) -> Estate {
+    org.create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .unwrap();
+    let root = org.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let ou = |name: &'static str| {
+        let root = root.clone();
+        async move {
+            org.create_organizational_unit()
+                .parent_id(root)
+                .name(name)
+                .send()
+                .await
+                .unwrap()
+                .organizational_unit()
+                .unwrap()
+                .id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let prod = ou("Production").await;
+    let dev = ou("Development").await;
+    let mut web = Vec::new();
+    for i in 0..13 {
+        let id = org
+            .create_account()
+            .account_name(format!("web-{i}"))
+            .email(format!("web-{i}-{management}@example.com"))
+            .send()
+            .await
+            .unwrap()
+            .create_account_status()
+            .unwrap()
+            .account_id()
+            .unwrap()
+            .to_string();
+        let to = if i == 12 { &dev } else { &prod };
+        org.move_account()
+            .account_id(&id)
+            .source_parent_id(&root)
+            .destination_parent_id(to)
+            .send()
+            .await
+            .unwrap();
+        web.push(id);
+    }
+    Estate {
+        management: management.to_string(),
+        root,
+        prod,
+        dev,
+        web,
+    }
+}
+
+async fn job_done(app: &TestApp, owner: &Session, org: &str, job: &str) -> Value {
+    for _ in 0..200 {
+        let resp = app
+            .call(
+                Method::GET,
+                &format!("/v1/organizations/{org}/jobs/{job}"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        let status = resp.body["status"].as_str().unwrap().to_string();
+        if status != "queued" && status != "running" {
+            return resp.body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {job} did not finish");
+}
+
+fn random_account() -> String {
+    canopy_e2e::random_aws_account()
+}
+
+async fn discovers_syncs_and_serves_an_aws_organization(backend: &str) {
+    let app = TestApp::start_with(
+        backend,
+        Options {
+            aws_endpoint_url: moto_url(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let workers = canopy_app::bootstrap::job_runner(
+        &JobsConfig {
+            workers: 1,
+            lease_seconds: 10,
+            poll_ms: 20,
+        },
+        &app.state,
+        Arc::new(SystemClock),
+    )
+    .spawn();
+    let owner = app.sign_up("Owner").await;
+    let org = app.create_org_on(&owner, "Estate", "pro").await;
+    let management = random_account();
+    let aws = organizations_as(&management).await;
+    let e = estate(&aws, &management).await;
+    let role = format!("arn:aws:iam::{}:role/CanopyManagement", e.management);
+
+    let started = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
+            &owner.token,
+            json!({"managementRoleArn": role, "name": "Acme estate"}),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    assert_eq!(started.body["cloudOrganization"]["status"], "discovering");
+    let id = started.body["cloudOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = started.body["job"]["id"].as_str().unwrap().to_string();
+    let done = job_done(&app, &owner, &org, &job).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["members"], 14);
+
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    let got = app.call(Method::GET, &base, Some(&owner.token), None).await;
+    assert_eq!(got.body["status"], "connected", "{}", got.body);
+    assert_eq!(got.body["discoveredCount"], 14);
+    assert_eq!(got.body["managementAccountId"], e.management.as_str());
+    assert!(got.body["cloudOrgId"].as_str().unwrap().starts_with("o-"));
+
+    let tree = app
+        .call(
+            Method::GET,
+            &format!("{base}/hierarchy"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    let node = |nid: &str| {
+        tree["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == nid)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(node(&e.root)["totalMembers"], 14);
+    assert_eq!(node(&e.root)["directMembers"], 1, "the management account");
+    assert_eq!(node(&e.prod)["directMembers"], 12);
+    assert_eq!(node(&e.prod)["path"], "Root/Production");
+
+    let under_prod = app
+        .call(
+            Method::GET,
+            &format!("{base}/members?under={}&limit=5", e.prod),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(under_prod["items"].as_array().unwrap().len(), 5);
+    assert!(under_prod["nextCursor"].is_string());
+    let found = app
+        .call(
+            Method::GET,
+            &format!("{base}/members?q=WEB-12"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(
+        found["items"][0]["accountId"],
+        e.web[12].as_str(),
+        "{found}"
+    );
+    assert_eq!(found["items"][0]["hierarchyPath"], "Root/Development");
+    assert_eq!(found["items"][0]["status"], "discovered");
+
+    // An unchanged organization re-synced: no change recorded.
+    let again = app
+        .post(&format!("{base}/sync"), &owner.token, json!({}))
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    let done = job_done(
+        &app,
+        &owner,
+        &org,
+        again.body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(done["result"]["changes"], 0, "{done}");
+
+    // One account moves to Development, one leaves.
+    aws.move_account()
+        .account_id(&e.web[0])
+        .source_parent_id(&e.prod)
+        .destination_parent_id(&e.dev)
+        .send()
+        .await
+        .unwrap();
+    aws.remove_account_from_organization()
+        .account_id(&e.web[1])
+        .send()
+        .await
+        .unwrap();
+    let sync = app
+        .post(&format!("{base}/sync"), &owner.token, json!({}))
+        .await;
+    let done = job_done(&app, &owner, &org, sync.body["job"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["result"]["changes"], 2, "{done}");
+    let changes = app
+        .call(
+            Method::GET,
+            &format!("{base}/changes"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    let kinds: Vec<_> = changes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| Some((c["kind"].as_str()?, c["accountId"].as_str()?)))
+        .collect();
+    // The first discovery recorded every account as joined, and the tree.
+    assert_eq!(kinds.iter().filter(|(k, _)| *k == "joined").count(), 14);
+    assert!(kinds.contains(&("moved", e.web[0].as_str())), "{changes}");
+    assert!(kinds.contains(&("left", e.web[1].as_str())), "{changes}");
+    let got = app.call(Method::GET, &base, Some(&owner.token), None).await;
+    assert_eq!(got.body["discoveredCount"], 13);
+
+    // The same organization from another tenant: connected elsewhere, nothing revealed.
+    let other = app.sign_up("Other").await;
+    let other_org = app.create_org_on(&other, "Other", "pro").await;
+    let again = app
+        .post(
+            &format!("/v1/organizations/{other_org}/cloud-organizations/aws/discover"),
+            &other.token,
+            json!({"managementRoleArn": role}),
+        )
+        .await;
+    again.assert_problem(
+        StatusCode::CONFLICT,
+        "cloud_organization_connected_elsewhere",
+    );
+    // Its id under the other tenant's organization is not found.
+    let peek = app
+        .call(
+            Method::GET,
+            &format!("/v1/organizations/{other_org}/cloud-organizations/{id}/members"),
+            Some(&other.token),
+            None,
+        )
+        .await;
+    peek.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    workers.stop().await;
+}
+
+async fn free_and_individual_plans_are_refused_before_any_cloud_call(backend: &str) {
+    // AWS points at a closed port: a cloud call would fail differently.
+    let app = TestApp::start(backend).await;
+    let owner = app.sign_up("Owner").await;
+    for tier in ["free", "individual"] {
+        let org = app
+            .create_org_on(&owner, &format!("Gate {tier}"), tier)
+            .await;
+        let resp = app
+            .post(
+                &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
+                &owner.token,
+                json!({"managementRoleArn": "arn:aws:iam::123456789012:role/CanopyManagement"}),
+            )
+            .await;
+        resp.assert_problem(StatusCode::FORBIDDEN, "feature_not_in_plan");
+        assert_eq!(resp.body["requiredTier"], "pro");
+    }
+}
+
+mod moto {
+    #[tokio::test]
+    #[ignore = "needs moto"]
+    async fn sqlite() {
+        super::discovers_syncs_and_serves_an_aws_organization("sqlite").await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs moto and postgres"]
+    async fn postgres() {
+        super::discovers_syncs_and_serves_an_aws_organization("postgres").await;
+    }
+}
+
+canopy_e2e::on_both_backends!(by_name; free_and_individual_plans_are_refused_before_any_cloud_call);
