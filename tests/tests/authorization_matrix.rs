@@ -381,6 +381,25 @@ fn cases() -> Vec<Case> {
             None,
             [200, 200, 200, 404, 401],
         ),
+        // No member discovered in the fixture: the selection is refused after authorization.
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/members/connect",
+            Some(json!({"all": true})),
+            [422, 422, 403, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/members/{member}/exclude",
+            Some(json!({})),
+            [404, 404, 403, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/members/{member}/include",
+            Some(json!({})),
+            [404, 404, 403, 404, 401],
+        ),
         c(
             Method::POST,
             "/v1/organizations/{org}/cloud-organizations/{cloud_org}/sync",
@@ -476,6 +495,8 @@ fn fill(template: &str, f: &Fixture) -> String {
         .replace("{invitation}", &f.invitation)
         .replace("{job}", &f.job)
         .replace("{cloud_org}", &f.cloud_org)
+        // No member is discovered in the fixture: an account id that names none.
+        .replace("{member}", "123456789012")
 }
 
 fn fill_json(body: &Value, f: &Fixture) -> Value {

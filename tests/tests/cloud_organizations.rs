@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canopy_app::config::JobsConfig;
+use canopy_cloud_org::ports::CloudAccountRepository;
 use canopy_e2e::{Options, Session, TestApp, moto_url};
 use canopy_kernel::SystemClock;
 use reqwest::{Method, StatusCode};
@@ -320,6 +321,274 @@ async fn discovers_syncs_and_serves_an_aws_organization(backend: &str) {
     workers.stop().await;
 }
 
+async fn connects_members_through_the_member_role_and_skips_the_excluded(backend: &str) {
+    let app = TestApp::start_with(
+        backend,
+        Options {
+            aws_endpoint_url: moto_url(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let workers = canopy_app::bootstrap::job_runner(
+        &JobsConfig {
+            workers: 1,
+            lease_seconds: 10,
+            poll_ms: 20,
+        },
+        &app.state,
+        Arc::new(SystemClock),
+    )
+    .spawn();
+    let owner = app.sign_up("Owner").await;
+    let org = app.create_org_on(&owner, "Connect", "pro").await;
+    let management = random_account();
+    let aws = organizations_as(&management).await;
+    let e = estate(&aws, &management).await;
+    let started = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
+            &owner.token,
+            json!({"managementRoleArn": format!("arn:aws:iam::{management}:role/CanopyManagement")}),
+        )
+        .await;
+    let id = started.body["cloudOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    job_done(
+        &app,
+        &owner,
+        &org,
+        started.body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+
+    // Neither all nor a list: the rule is named.
+    app.post(&format!("{base}/members/connect"), &owner.token, json!({}))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+    // Exclude one account of Production, then connect everything under Production.
+    let excluded = app
+        .post(
+            &format!("{base}/members/{}/exclude", e.web[3]),
+            &owner.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(excluded.status, StatusCode::OK, "{}", excluded.body);
+    assert_eq!(excluded.body["status"], "excluded");
+    let connect = app
+        .post(
+            &format!("{base}/members/connect"),
+            &owner.token,
+            json!({"under": [e.prod]}),
+        )
+        .await;
+    assert_eq!(connect.status, StatusCode::ACCEPTED, "{}", connect.body);
+    let queued: Vec<_> = connect.body["queued"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(queued.len(), 11, "12 under Production, one excluded");
+    assert!(!queued.contains(&e.web[3]));
+    let done = job_done(
+        &app,
+        &owner,
+        &org,
+        connect.body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["connected"], 11, "{done}");
+
+    // Each became a cloud account with the member role, verified, and the member links it.
+    let accounts = app
+        .call(
+            Method::GET,
+            &format!("/v1/organizations/{org}/cloud-accounts?limit=200"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    let items = accounts["items"].as_array().unwrap();
+    assert_eq!(items.len(), 11);
+    let one = items
+        .iter()
+        .find(|a| a["accountId"] == e.web[0].as_str())
+        .unwrap();
+    assert_eq!(
+        one["roleArn"],
+        format!("arn:aws:iam::{}:role/CanopyAccess", e.web[0])
+    );
+    assert_eq!(one["status"], "active", "{one}");
+    let connected = app
+        .call(
+            Method::GET,
+            &format!("{base}/members?status=connected&limit=200"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(connected["items"].as_array().unwrap().len(), 11);
+    assert!(connected["items"][0]["linkedCloudAccountId"].is_string());
+    let got = app.call(Method::GET, &base, Some(&owner.token), None).await;
+    assert_eq!(got.body["connectedCount"], 11);
+
+    // Connecting them again: nothing left under Production but the excluded one.
+    app.post(
+        &format!("{base}/members/connect"),
+        &owner.token,
+        json!({"under": [e.prod]}),
+    )
+    .await
+    .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    // Included again, it is connectable.
+    let included = app
+        .post(
+            &format!("{base}/members/{}/include", e.web[3]),
+            &owner.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(included.body["status"], "discovered");
+    let again = app
+        .post(
+            &format!("{base}/members/connect"),
+            &owner.token,
+            json!({"accountIds": [e.web[3]]}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    assert_eq!(again.body["queued"], json!([e.web[3]]));
+    workers.stop().await;
+}
+
+/// Near Pro's 500 accounts: a connect that does not fit is refused whole (402, nothing
+/// marked); with `upToLimit` it queues what fits, reports the rest, and the job stops at the
+/// limit exactly.
+async fn a_connect_past_the_plan_is_refused_or_cut_to_what_fits(backend: &str) {
+    let app = TestApp::start_with(
+        backend,
+        Options {
+            aws_endpoint_url: moto_url(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let workers = canopy_app::bootstrap::job_runner(
+        &JobsConfig {
+            workers: 1,
+            lease_seconds: 10,
+            poll_ms: 20,
+        },
+        &app.state,
+        Arc::new(SystemClock),
+    )
+    .spawn();
+    let owner = app.sign_up("Owner").await;
+    let org = app.create_org_on(&owner, "Full", "pro").await;
+    let management = random_account();
+    let aws = organizations_as(&management).await;
+    let e = estate(&aws, &management).await;
+    let started = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
+            &owner.token,
+            json!({"managementRoleArn": format!("arn:aws:iam::{management}:role/CanopyManagement")}),
+        )
+        .await;
+    let id = started.body["cloudOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    job_done(
+        &app,
+        &owner,
+        &org,
+        started.body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+    // 495 accounts already connected: room for 5.
+    let org_id: canopy_kernel::id::OrganizationId = org.parse::<uuid::Uuid>().unwrap().into();
+    for _ in 0..495 {
+        let account = canopy_store::testing::aws_account(
+            org_id,
+            &canopy_store::testing::random_aws_account_id(),
+            "production",
+            &[],
+        );
+        app.store
+            .cloud_accounts()
+            .create(
+                account,
+                canopy_store::testing::audit(
+                    org_id,
+                    canopy_tenancy::AuditAction::CloudAccountConnected,
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    let refused = app
+        .post(
+            &format!("{base}/members/connect"),
+            &owner.token,
+            json!({"under": [e.prod]}),
+        )
+        .await;
+    refused.assert_problem(StatusCode::PAYMENT_REQUIRED, "plan_limit");
+    assert_eq!(refused.body["allowed"], 500);
+    let still = app
+        .call(
+            Method::GET,
+            &format!(
+                "{base}/members?status=discovered&under={}&limit=200",
+                e.prod
+            ),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(
+        still["items"].as_array().unwrap().len(),
+        12,
+        "nothing marked"
+    );
+
+    let cut = app
+        .post(
+            &format!("{base}/members/connect"),
+            &owner.token,
+            json!({"under": [e.prod], "upToLimit": true}),
+        )
+        .await;
+    assert_eq!(cut.status, StatusCode::ACCEPTED, "{}", cut.body);
+    assert_eq!(cut.body["queued"].as_array().unwrap().len(), 5);
+    assert_eq!(cut.body["overLimit"].as_array().unwrap().len(), 7);
+    let done = job_done(&app, &owner, &org, cut.body["job"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["result"]["connected"], 5, "{done}");
+    let usage = app
+        .call(
+            Method::GET,
+            &format!("/v1/organizations/{org}/usage"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(usage["cloudAccounts"]["used"], 500, "{usage}");
+    workers.stop().await;
+}
+
 async fn free_and_individual_plans_are_refused_before_any_cloud_call(backend: &str) {
     // AWS points at a closed port: a cloud call would fail differently.
     let app = TestApp::start(backend).await;
@@ -345,6 +614,30 @@ mod moto {
     #[ignore = "needs moto"]
     async fn sqlite() {
         super::discovers_syncs_and_serves_an_aws_organization("sqlite").await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs moto"]
+    async fn connect_sqlite() {
+        super::connects_members_through_the_member_role_and_skips_the_excluded("sqlite").await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs moto"]
+    async fn limit_sqlite() {
+        super::a_connect_past_the_plan_is_refused_or_cut_to_what_fits("sqlite").await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs moto and postgres"]
+    async fn limit_postgres() {
+        super::a_connect_past_the_plan_is_refused_or_cut_to_what_fits("postgres").await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs moto and postgres"]
+    async fn connect_postgres() {
+        super::connects_members_through_the_member_role_and_skips_the_excluded("postgres").await;
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use canopy_aws::{
 };
 use canopy_billing::BillingService;
 use canopy_cache::{InProcessCache, RedisCache};
+use canopy_cloud_org::organization::connect_job::ConnectMembersHandler;
 use canopy_cloud_org::organization::discovery_job::DiscoveryHandler;
 use canopy_cloud_org::organization::service::{CloudOrganizationPorts, CloudOrganizationService};
 use canopy_cloud_org::{CloudAccountConfig, CloudAccountPorts, CloudAccountService};
@@ -293,6 +294,7 @@ pub async fn build_state(
         secrets: secrets_for_orgs,
         billing: billing.clone(),
         jobs: jobs.clone(),
+        accounts: cloud.clone(),
         clock,
     });
     Ok(AppState::new(
@@ -318,8 +320,10 @@ pub async fn build_state(
 pub fn job_runner(config: &JobsConfig, state: &AppState, clock: Arc<dyn Clock>) -> JobRunner {
     // Each domain that queues long work registers its handler here. A job of a kind no
     // handler runs fails with that reason.
-    let handlers: Vec<Arc<dyn JobHandler>> =
-        vec![Arc::new(DiscoveryHandler::new(state.cloud_orgs.clone()))];
+    let handlers: Vec<Arc<dyn JobHandler>> = vec![
+        Arc::new(DiscoveryHandler::new(state.cloud_orgs.clone())),
+        Arc::new(ConnectMembersHandler::new(state.cloud_orgs.clone())),
+    ];
     let store = &state.store;
     JobRunner::new(
         Arc::new(store.jobs()),

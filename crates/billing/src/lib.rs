@@ -46,7 +46,7 @@ pub use plan::{
     Feature, PLANS, Plan, Tier, least_tier_allowing, least_tier_with, plan, required_tier,
 };
 pub use service::{
-    BillingService, EntitlementError, LegacyMigration, RoomError, SubscriptionError,
+    BillingService, EntitlementError, LegacyMigration, Room, RoomError, SubscriptionError,
     SubscriptionView, UsageReport,
 };
 pub use subscription::{Grace, LegacyTier, Limits, Price, SubscribedTier, Subscription, Terms};

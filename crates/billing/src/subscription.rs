@@ -212,6 +212,34 @@ impl Terms {
         })
     }
 
+    /// Refuses unless `wanted` more of `resource` fit beside `used`.
+    pub fn room_for(
+        &self,
+        resource: LimitedResource,
+        used: u64,
+        wanted: u64,
+    ) -> Result<(), PlanLimitExceeded> {
+        match self.limits.get(resource) {
+            Some(allowed) if used + wanted > u64::from(allowed) => Err(PlanLimitExceeded {
+                resource,
+                used,
+                allowed: u64::from(allowed),
+                plan: self.basis.as_str().to_string(),
+                required_tier: least_tier_allowing(resource, used + wanted)
+                    .as_str()
+                    .to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// How many more of `resource` fit beside `used` (`None`: no cap).
+    pub fn remaining(&self, resource: LimitedResource, used: u64) -> Option<u64> {
+        self.limits
+            .get(resource)
+            .map(|allowed| u64::from(allowed).saturating_sub(used))
+    }
+
     /// Refuses adding one more of `resource` when `used` already fills the cap.
     pub fn room_for_one(
         &self,
@@ -348,6 +376,20 @@ mod tests {
             );
         }
         assert_eq!(SubscribedTier::from_stored("starter"), None);
+    }
+
+    #[test]
+    fn room_for_many_names_the_tier_that_fits_them_all() {
+        let individual = Terms::of_tier(Tier::Individual);
+        let accounts = LimitedResource::CloudAccounts;
+        assert_eq!(individual.remaining(accounts, 4), Some(2));
+        assert!(individual.room_for(accounts, 4, 2).is_ok());
+        let refused = individual.room_for(accounts, 4, 3).unwrap_err();
+        assert_eq!((refused.used, refused.allowed), (4, 6));
+        assert_eq!(refused.required_tier, "pro");
+        let enterprise = Terms::of_tier(Tier::Enterprise);
+        assert_eq!(enterprise.remaining(accounts, 10_000), None);
+        assert!(enterprise.room_for(accounts, 10_000, 10_000).is_ok());
     }
 
     #[test]

@@ -2,8 +2,7 @@
 //! OU tree, members and what each sync changed.
 
 use canopy_cloud_org::identifiers::RoleArn;
-use canopy_cloud_org::organization::member::MemberStatus;
-use canopy_cloud_org::organization::ports::{MemberFilter, RecordedChange, StoredMember};
+use canopy_cloud_org::organization::ports::RecordedChange;
 use canopy_cloud_org::organization::service::{AwsOrganizationInput, TreeView};
 use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId};
 use canopy_kernel::PageRequest;
@@ -18,10 +17,7 @@ use uuid::Uuid;
 
 use super::jobs::JobDto;
 use super::problem::ApiError;
-use super::wire::{
-    CloudOrgStatusDto, IdText, Label, MemberStatusDto, NodeText, OrgText, RoleArnText,
-    RoleNameText, SearchText,
-};
+use super::wire::{CloudOrgStatusDto, IdText, Label, OrgText, RoleArnText, RoleNameText};
 use super::{ApiTags, BearerAuth};
 use crate::state::AppState;
 
@@ -190,80 +186,6 @@ impl From<TreeView> for HierarchyDto {
     }
 }
 
-/// An account or project found in the organization.
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct CloudOrgMemberDto {
-    /// AWS account id or GCP project id.
-    pub account_id: String,
-    /// Name.
-    pub name: String,
-    /// AWS: e-mail.
-    pub email: Option<String>,
-    /// `active`, `suspended`, `pending_closure`, `closed`, `delete_requested`.
-    pub state: String,
-    /// AWS: `INVITED` or `CREATED`.
-    pub joined_method: Option<String>,
-    /// AWS: when it joined.
-    pub joined_at: Option<DateTime<Utc>>,
-    /// The OU, folder or root it sits in.
-    pub parent_id: String,
-    /// `Root/Production/Web`.
-    pub hierarchy_path: String,
-    /// Depth of its parent.
-    pub hierarchy_level: u8,
-    /// The management account.
-    pub is_management_account: bool,
-    /// Services it is the delegated administrator of.
-    pub delegated_admin_services: Vec<String>,
-    /// What Canopy did with it.
-    pub status: MemberStatusDto,
-    /// The cloud account it is linked to.
-    pub linked_cloud_account_id: Option<Uuid>,
-    /// Why connecting it failed.
-    pub failure: Option<String>,
-    /// When it left the organization (listed with `includeLeft=true`).
-    pub left_at: Option<DateTime<Utc>>,
-    /// First seen.
-    pub discovered_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<StoredMember> for CloudOrgMemberDto {
-    fn from(m: StoredMember) -> Self {
-        Self {
-            account_id: m.found.key,
-            name: m.found.name,
-            email: m.found.email,
-            state: m.found.state.as_str().to_string(),
-            joined_method: m.found.joined_method,
-            joined_at: m.found.joined_at,
-            parent_id: m.found.parent_id,
-            hierarchy_path: m.hierarchy_path,
-            hierarchy_level: m.hierarchy_level,
-            is_management_account: m.found.is_management,
-            delegated_admin_services: m.found.delegated_admin_services,
-            status: m.status.into(),
-            linked_cloud_account_id: m.linked_cloud_account_id,
-            failure: m.failure,
-            left_at: m.left_at,
-            discovered_at: m.discovered_at,
-            updated_at: m.updated_at,
-        }
-    }
-}
-
-/// A page of members.
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct CloudOrgMemberPage {
-    /// In discovery order.
-    pub items: Vec<CloudOrgMemberDto>,
-    /// Cursor of the next page.
-    pub next_cursor: Option<String>,
-}
-
 /// What a sync changed.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
@@ -292,7 +214,7 @@ pub struct CloudOrgChangePage {
     pub next_cursor: Option<String>,
 }
 
-fn page<T, D: From<T>>(p: Page<T>) -> (Vec<D>, Option<String>) {
+pub(super) fn page<T, D: From<T>>(p: Page<T>) -> (Vec<D>, Option<String>) {
     (
         p.items.into_iter().map(Into::into).collect(),
         p.next.map(|c| c.encode()),
@@ -416,45 +338,6 @@ impl CloudOrganizationsApi {
         ))
     }
 
-    /// Members, by status, under an OU / folder (its whole subtree), or matching a text
-    /// (name, id, e-mail); paginated (any member).
-    #[oai(
-        path = "/organizations/:org/cloud-organizations/:id/members",
-        method = "get",
-        operation_id = "listCloudOrganizationMembers"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    async fn members(
-        &self,
-        state: Data<&AppState>,
-        auth: BearerAuth,
-        org: Path<OrgText>,
-        id: Path<Uuid>,
-        status: Query<Option<MemberStatusDto>>,
-        /// An OU or folder id: members anywhere under it.
-        under: Query<Option<NodeText>>,
-        q: Query<Option<SearchText>>,
-        #[oai(name = "includeLeft")] include_left: Query<Option<bool>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
-        cursor: Query<Option<IdText>>,
-    ) -> Result<Json<CloudOrgMemberPage>, ApiError> {
-        let access = auth.access(&state, &org.0).await?;
-        let filter = MemberFilter {
-            status: status.0.map(MemberStatusDto::into_domain),
-            under: under.0.map(|n| n.into_string()),
-            text: q.0.map(|t| t.into_string()),
-            include_left: include_left.0.unwrap_or(false),
-        };
-        let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
-        let (items, next_cursor) = page(
-            state
-                .cloud_orgs
-                .members(&access, CloudOrganizationId(id.0), &filter, request)
-                .await?,
-        );
-        Ok(Json(CloudOrgMemberPage { items, next_cursor }))
-    }
-
     /// Re-discovers now (admin or owner): 202 with the job; the job records what changed.
     #[oai(
         path = "/organizations/:org/cloud-organizations/:id/sync",
@@ -503,30 +386,5 @@ impl CloudOrganizationsApi {
                 .await?,
         );
         Ok(Json(CloudOrgChangePage { items, next_cursor }))
-    }
-}
-
-impl MemberStatusDto {
-    /// The domain's status.
-    pub fn into_domain(self) -> MemberStatus {
-        match self {
-            Self::Discovered => MemberStatus::Discovered,
-            Self::Connecting => MemberStatus::Connecting,
-            Self::Connected => MemberStatus::Connected,
-            Self::Failed => MemberStatus::Failed,
-            Self::Excluded => MemberStatus::Excluded,
-        }
-    }
-}
-
-impl From<MemberStatus> for MemberStatusDto {
-    fn from(s: MemberStatus) -> Self {
-        match s {
-            MemberStatus::Discovered => Self::Discovered,
-            MemberStatus::Connecting => Self::Connecting,
-            MemberStatus::Connected => Self::Connected,
-            MemberStatus::Failed => Self::Failed,
-            MemberStatus::Excluded => Self::Excluded,
-        }
     }
 }

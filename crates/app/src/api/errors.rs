@@ -247,6 +247,7 @@ impl From<canopy_cloud_org::organization::service::CloudOrganizationError> for A
             E::Invalid(v) => v.into(),
             E::Forbidden(f) => f.into(),
             E::NotInPlan(f) => f.into(),
+            E::PlanLimit(l) => l.into(),
             E::NotFound => Self::not_found("cloud organization"),
             E::AlreadyConnected => Self::new(
                 S::CONFLICT,

@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod cloud_accounts;
+mod cloud_org_members;
 mod cloud_organizations;
 mod connections;
 mod errors;
@@ -95,6 +96,7 @@ pub type Api = (
     metrics::MetricsApi,
     jobs::JobsApi,
     cloud_organizations::CloudOrganizationsApi,
+    cloud_org_members::CloudOrgMembersApi,
 );
 
 /// Builds the OpenAPI service over the real handlers; the spec and the router come from it.
@@ -114,6 +116,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             metrics::MetricsApi,
             jobs::JobsApi,
             cloud_organizations::CloudOrganizationsApi,
+            cloud_org_members::CloudOrgMembersApi,
         ),
         "Canopy API",
         env!("CARGO_PKG_VERSION"),

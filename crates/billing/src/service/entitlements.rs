@@ -56,6 +56,37 @@ impl BillingService {
     }
 }
 
+/// How many more of a resource the plan allows now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    /// More allowed (`None`: no cap).
+    pub remaining: Option<u64>,
+    /// The refusal asking for the wanted number would get, when it does not fit.
+    pub refusal: Option<PlanLimitExceeded>,
+}
+
+impl BillingService {
+    /// Advisory, before queueing work: whether `wanted` more of `resource` fit. The
+    /// authoritative check runs in each transaction that adds one.
+    pub async fn room_for(
+        &self,
+        org: OrganizationId,
+        resource: LimitedResource,
+        wanted: u64,
+    ) -> Result<Room, StoreError> {
+        let terms = self.terms(org).await?;
+        let used = self
+            .subscriptions
+            .usage(org, self.clock.now())
+            .await?
+            .count(resource);
+        Ok(Room {
+            remaining: terms.remaining(resource, used),
+            refusal: terms.room_for(resource, used, wanted).err(),
+        })
+    }
+}
+
 /// Retention read from the plan: history older than the plan's days is not served.
 #[async_trait]
 impl HistoryRetention for BillingService {

@@ -17,7 +17,7 @@ use canopy_tenancy::OrgRef;
 use crate::ports::{HistoryStore, SubscriptionRepository};
 use crate::subscription::{Subscription, Terms};
 
-pub use entitlements::{EntitlementError, RoomError};
+pub use entitlements::{EntitlementError, Room, RoomError};
 pub use operator::LegacyMigration;
 pub use subscriptions::{SubscriptionError, SubscriptionView, UsageReport};
 

@@ -155,6 +155,46 @@ pub trait CloudOrganizationRepository: Send + Sync {
     /// Member counts per node (direct and subtree).
     async fn node_counts(&self, id: CloudOrganizationId) -> Result<Vec<NodeCount>, StoreError>;
 
+    /// Members a connect may take: still in the organization, not excluded, not connected
+    /// or connecting, matching `selection`; by account id.
+    async fn connectable(
+        &self,
+        id: CloudOrganizationId,
+        selection: &Selection,
+    ) -> Result<Vec<StoredMember>, StoreError>;
+
+    /// Sets members' status (and clears their failure), e.g. `connecting` when a job takes
+    /// them.
+    async fn mark(
+        &self,
+        id: CloudOrganizationId,
+        keys: &[String],
+        status: MemberStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Records how connecting one member ended: linked to `account` (whose organization,
+    /// path, OU and admin roles are copied from the member) and/or failed with a reason.
+    async fn settle(
+        &self,
+        id: CloudOrganizationId,
+        key: &str,
+        account: Option<uuid::Uuid>,
+        failure: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Excludes a member from bulk connects, or includes it again; `None` when `org` has no
+    /// such member. A connected member cannot be excluded (its status is kept).
+    async fn set_excluded(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+        key: &str,
+        excluded: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredMember>, StoreError>;
+
     /// What syncs changed, newest first.
     async fn changes(
         &self,
@@ -162,6 +202,17 @@ pub trait CloudOrganizationRepository: Send + Sync {
         id: CloudOrganizationId,
         page: PageRequest,
     ) -> Result<Page<RecordedChange>, StoreError>;
+}
+
+/// Which members a connect request names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every member that can be connected.
+    All,
+    /// These account / project ids.
+    Keys(Vec<String>),
+    /// Every member under these OUs / folders (their subtrees).
+    Under(Vec<String>),
 }
 
 /// A change as recorded.

@@ -6,15 +6,19 @@ use std::sync::Arc;
 use canopy_billing::{BillingService, EntitlementError, Feature};
 use canopy_jobs::{Job, JobKind, JobService, NewJob};
 use canopy_kernel::validation::{FieldError, ValidationErrors};
-use canopy_kernel::{Clock, FeatureNotInPlan, Page, PageRequest, StoreError};
+use canopy_kernel::{
+    Clock, FeatureNotInPlan, LimitedResource, Page, PageRequest, PlanLimitExceeded, StoreError,
+};
 use canopy_tenancy::audit::{AuditAction, AuditTarget, NewAuditEvent, TargetKind};
 use canopy_tenancy::policy::{Action, Forbidden};
 use canopy_tenancy::service::OrgAccess;
 use serde_json::json;
 
 use super::hierarchy::Hierarchy;
+use super::member::MemberStatus;
 use super::ports::{
-    CloudOrganizationRepository, MemberFilter, NodeCount, RecordError, RecordedChange, StoredMember,
+    CloudOrganizationRepository, MemberFilter, NodeCount, RecordError, RecordedChange, Selection,
+    StoredMember,
 };
 use super::{
     CloudOrganization, CloudOrganizationId, ConnectionStatus, DEFAULT_MEMBER_ROLE,
@@ -27,6 +31,9 @@ use crate::ports::{ExternalIdRepository, SecretSource};
 
 /// The job kind that discovers (and re-syncs) a cloud organization.
 pub const DISCOVER_KIND: &str = "cloud_organization.discover";
+
+/// The job kind that connects discovered members as cloud accounts.
+pub const CONNECT_KIND: &str = "cloud_organization.connect_members";
 
 /// What an IAM role name may be (`CanopyAccess`).
 pub const ROLE_NAME_PATTERN: &str = "^[A-Za-z0-9+=,.@_-]{1,64}$";
@@ -43,6 +50,9 @@ pub enum CloudOrganizationError {
     /// The plan has no organization features.
     #[error(transparent)]
     NotInPlan(#[from] FeatureNotInPlan),
+    /// The plan has no room for the members asked.
+    #[error(transparent)]
+    PlanLimit(#[from] PlanLimitExceeded),
     /// No such cloud organization in this tenant organization.
     #[error("cloud organization not found")]
     NotFound,
@@ -105,6 +115,8 @@ pub struct CloudOrganizationPorts {
     pub billing: BillingService,
     /// Where discovery runs.
     pub jobs: JobService,
+    /// Cloud accounts, which connected members become.
+    pub accounts: crate::CloudAccountService,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
@@ -319,6 +331,106 @@ impl CloudOrganizationService {
             .repository
             .changes(access.org_id(), id, page)
             .await?)
+    }
+}
+
+/// What a connect request queued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectPlan {
+    /// The job connecting them.
+    pub job: Job,
+    /// Account ids it will connect.
+    pub queued: Vec<String>,
+    /// Account ids left out because the plan has no room for them (`upToLimit`).
+    pub over_limit: Vec<String>,
+}
+
+impl CloudOrganizationService {
+    /// Connects discovered members as cloud accounts through the member role (admin or
+    /// owner): every connectable one, the listed ones or those under OUs / folders; excluded,
+    /// connected and departed members are skipped. When they do not all fit in the plan the
+    /// whole request is refused (402), unless `up_to_limit` connects as many as fit and
+    /// reports the rest. The limit is enforced again, exactly, as each account is inserted.
+    pub async fn connect_members(
+        &self,
+        access: &OrgAccess,
+        id: CloudOrganizationId,
+        selection: Selection,
+        up_to_limit: bool,
+    ) -> Result<ConnectPlan, CloudOrganizationError> {
+        access.require(Action::ConnectCloudAccount)?;
+        let cloud_org = self.get(access, id).await?;
+        self.ports
+            .billing
+            .require_feature(access.org_id(), Feature::OrgFeatures)
+            .await?;
+        let candidates = self.ports.repository.connectable(id, &selection).await?;
+        if candidates.is_empty() {
+            return Err(ValidationErrors::single(FieldError::new(
+                "members",
+                "none_connectable",
+                "no member matches that can be connected (excluded, connected and departed \
+                 members are skipped)",
+            ))
+            .into());
+        }
+        let mut queued: Vec<String> = candidates.into_iter().map(|m| m.found.key).collect();
+        let room = self
+            .ports
+            .billing
+            .room_for(
+                access.org_id(),
+                LimitedResource::CloudAccounts,
+                queued.len() as u64,
+            )
+            .await?;
+        let mut over_limit = Vec::new();
+        if let Some(refusal) = room.refusal {
+            if !up_to_limit || room.remaining == Some(0) {
+                return Err(refusal.into());
+            }
+            let fit = usize::try_from(room.remaining.unwrap_or(0)).unwrap_or(usize::MAX);
+            over_limit = queued.split_off(fit.min(queued.len()));
+        }
+        let now = self.ports.clock.now();
+        self.ports
+            .repository
+            .mark(id, &queued, MemberStatus::Connecting, now)
+            .await?;
+        let job = self
+            .ports
+            .jobs
+            .submit(
+                NewJob::new(
+                    access.org_id(),
+                    JobKind::from_static(CONNECT_KIND),
+                    Some(cloud_org.id.as_uuid()),
+                    json!({"accounts": queued, "overLimit": over_limit}),
+                )
+                .by(access.user_id()),
+            )
+            .await?;
+        Ok(ConnectPlan {
+            job,
+            queued,
+            over_limit,
+        })
+    }
+
+    /// Excludes a member from bulk connects, or includes it again (admin or owner).
+    pub async fn set_excluded(
+        &self,
+        access: &OrgAccess,
+        id: CloudOrganizationId,
+        key: &str,
+        excluded: bool,
+    ) -> Result<StoredMember, CloudOrganizationError> {
+        access.require(Action::ConnectCloudAccount)?;
+        self.ports
+            .repository
+            .set_excluded(access.org_id(), id, key, excluded, self.ports.clock.now())
+            .await?
+            .ok_or(CloudOrganizationError::NotFound)
     }
 }
 

@@ -80,7 +80,7 @@ impl CloudAccountService {
     }
 
     /// A new account of `org` from validated details, and the audit event of connecting it.
-    pub(super) fn new_account(
+    pub(crate) fn new_account(
         &self,
         org: OrganizationId,
         created_by: UserId,

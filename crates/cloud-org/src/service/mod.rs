@@ -6,6 +6,7 @@
 mod accounts;
 mod connections;
 mod external_ids;
+mod for_jobs;
 #[cfg(test)]
 mod tests;
 

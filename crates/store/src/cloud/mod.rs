@@ -4,6 +4,7 @@
 mod accounts;
 mod connection_tokens;
 mod external_ids;
+mod organization_members;
 mod organization_rows;
 mod organizations;
 

@@ -7,7 +7,7 @@ use canopy_cloud_org::organization::hierarchy::Hierarchy;
 use canopy_cloud_org::organization::member::{DiscoveredMember, MemberStatus};
 use canopy_cloud_org::organization::ports::{
     CloudOrganizationRepository, DiscoveryWrite, MemberFilter, NodeCount, RecordError,
-    RecordedChange, StoredMember,
+    RecordedChange, Selection, StoredMember,
 };
 use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId, ConnectionStatus};
 use canopy_kernel::id::OrganizationId;
@@ -22,6 +22,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+use super::organization_members;
 use super::organization_rows::{
     change_row, cloud_org_from, found_from, node_from, placement, replace_tree, stored_member_from,
 };
@@ -448,6 +449,46 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
                 total,
             })
             .collect())
+    }
+
+    async fn connectable(
+        &self,
+        id: CloudOrganizationId,
+        selection: &Selection,
+    ) -> Result<Vec<StoredMember>, StoreError> {
+        organization_members::connectable(self.db(), id, selection).await
+    }
+
+    async fn mark(
+        &self,
+        id: CloudOrganizationId,
+        keys: &[String],
+        status: MemberStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        organization_members::mark(self.db(), id, keys, status, now).await
+    }
+
+    async fn settle(
+        &self,
+        id: CloudOrganizationId,
+        key: &str,
+        account: Option<Uuid>,
+        failure: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        organization_members::settle(self.db(), id, key, account, failure, now).await
+    }
+
+    async fn set_excluded(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+        key: &str,
+        excluded: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredMember>, StoreError> {
+        organization_members::set_excluded(self.db(), org, id, key, excluded, now).await
     }
 
     async fn changes(

@@ -1,0 +1,186 @@
+//! The job that connects discovered members as cloud accounts through the member role and
+//! verifies each. Idempotent: a member already linked is skipped, an account already connected
+//! to this organization is linked rather than created twice.
+
+use async_trait::async_trait;
+use canopy_jobs::{Job, JobContext, JobFailure, JobHandler, JobKind, Progress};
+use canopy_kernel::id::UserId;
+use serde_json::{Value, json};
+
+use super::member::MemberStatus;
+use super::service::{CONNECT_KIND, CloudOrganizationService};
+use super::{CloudOrganization, CloudOrganizationId};
+use crate::account::{AccountInput, Features};
+use crate::service::CloudAccountError;
+
+/// Runs `cloud_organization.connect_members` jobs.
+pub struct ConnectMembersHandler {
+    service: CloudOrganizationService,
+}
+
+impl ConnectMembersHandler {
+    /// A handler over the cloud-organization service's ports.
+    pub fn new(service: CloudOrganizationService) -> Self {
+        Self { service }
+    }
+}
+
+/// `arn:<partition>:iam::<account>:role/<name>`: the partition of the management role.
+fn member_role(cloud_org: &CloudOrganization, account: &str) -> String {
+    let partition = cloud_org
+        .management_role_arn
+        .as_deref()
+        .and_then(|arn| arn.split(':').nth(1))
+        .unwrap_or("aws");
+    format!(
+        "arn:{partition}:iam::{account}:role/{}",
+        cloud_org.member_role_name
+    )
+}
+
+#[async_trait]
+impl JobHandler for ConnectMembersHandler {
+    fn kind(&self) -> JobKind {
+        JobKind::from_static(CONNECT_KIND)
+    }
+
+    async fn run(&self, job: &Job, ctx: &dyn JobContext) -> Result<Value, JobFailure> {
+        let ports = self.service.ports();
+        let transient = |e: canopy_kernel::StoreError| JobFailure::Transient(e.to_string());
+        let id =
+            CloudOrganizationId(job.subject.ok_or_else(|| {
+                JobFailure::Permanent("the job names no cloud organization".into())
+            })?);
+        let cloud_org = ports
+            .repository
+            .get(job.organization_id, id)
+            .await
+            .map_err(transient)?
+            .ok_or_else(|| {
+                JobFailure::Permanent("the cloud organization was disconnected".into())
+            })?;
+        let keys: Vec<String> = job.payload["accounts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let created_by = job
+            .created_by
+            .unwrap_or(UserId(cloud_org.created_by.as_uuid()));
+        // The members this job still holds (a rerun after a dead worker skips the settled).
+        let pending: Vec<_> = ports
+            .repository
+            .members(
+                job.organization_id,
+                id,
+                &super::ports::MemberFilter {
+                    status: Some(MemberStatus::Connecting),
+                    ..Default::default()
+                },
+                canopy_kernel::PageRequest {
+                    limit: canopy_kernel::PageRequest::MAX_LIMIT,
+                    after: None,
+                },
+            )
+            .await
+            .map_err(transient)?
+            .items
+            .into_iter()
+            .filter(|m| keys.contains(&m.found.key))
+            .collect();
+        let total = pending.len() as u64;
+        let (mut connected, mut failed) = (0u64, Vec::new());
+        for (done, member) in pending.into_iter().enumerate() {
+            ctx.progress(Progress {
+                message: Some(format!("connecting {}", member.found.key)),
+                ..Progress::phase("connecting", done as u64, Some(total))
+            })
+            .await?;
+            let input = AccountInput {
+                provider: "aws".into(),
+                account_id: Some(member.found.key.clone()),
+                role_arn: Some(member_role(&cloud_org, &member.found.key)),
+                region: Some("us-east-1".into()),
+                alias: Some(member.found.name.clone()).filter(|n| !n.trim().is_empty()),
+                features: Features::default(),
+                tags: [(
+                    "cloudOrganization".to_string(),
+                    cloud_org.identity.cloud_org_id.clone(),
+                )]
+                .into(),
+                ..AccountInput::default()
+            };
+            let now = ports.clock.now();
+            let account = match ports
+                .accounts
+                .connect_for_job(
+                    job.organization_id,
+                    created_by,
+                    &input,
+                    "cloud_organization",
+                )
+                .await
+            {
+                Ok(account) => account,
+                Err(e) => {
+                    let reason = match e {
+                        CloudAccountError::PlanLimit(_) => {
+                            "the plan's account limit was reached".to_string()
+                        }
+                        CloudAccountError::AlreadyConnected => {
+                            "already connected to this organization as a cloud account".into()
+                        }
+                        CloudAccountError::ConnectedElsewhere => {
+                            "connected to another organization".into()
+                        }
+                        CloudAccountError::Store(s) => return Err(transient(s)),
+                        other => other.to_string(),
+                    };
+                    ports
+                        .repository
+                        .settle(id, &member.found.key, None, Some(reason.clone()), now)
+                        .await
+                        .map_err(transient)?;
+                    failed.push(json!({"accountId": member.found.key, "reason": reason}));
+                    continue;
+                }
+            };
+            let failure = match ports
+                .accounts
+                .verify_for_job(job.organization_id, &account)
+                .await
+            {
+                Ok(check) => check
+                    .failure
+                    .map(|f| format!("{}: {}", f.kind.advice(), f.message)),
+                Err(CloudAccountError::Store(s)) => return Err(transient(s)),
+                Err(other) => Some(other.to_string()),
+            };
+            ports
+                .repository
+                .settle(
+                    id,
+                    &member.found.key,
+                    Some(account.id.as_uuid()),
+                    failure.clone(),
+                    ports.clock.now(),
+                )
+                .await
+                .map_err(transient)?;
+            match failure {
+                None => connected += 1,
+                Some(reason) => {
+                    failed.push(json!({"accountId": member.found.key, "reason": reason}))
+                }
+            }
+        }
+        Ok(json!({
+            "connected": connected,
+            "failed": failed,
+            "overLimit": job.payload["overLimit"],
+        }))
+    }
+}
