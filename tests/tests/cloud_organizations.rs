@@ -321,7 +321,18 @@ async fn discovers_syncs_and_serves_an_aws_organization(backend: &str) {
     workers.stop().await;
 }
 
-async fn connects_members_through_the_member_role_and_skips_the_excluded(backend: &str) {
+/// A server on `backend` talking to moto, a job worker beside it, an owner of a Pro
+/// organization named `name`, and the estate discovered.
+struct Story {
+    app: TestApp,
+    workers: canopy_app::worker::RunningWorkers,
+    owner: Session,
+    org: String,
+    e: Estate,
+    id: String,
+}
+
+async fn story(backend: &str, name: &str) -> Story {
     let app = TestApp::start_with(
         backend,
         Options {
@@ -341,7 +352,7 @@ async fn connects_members_through_the_member_role_and_skips_the_excluded(backend
     )
     .spawn();
     let owner = app.sign_up("Owner").await;
-    let org = app.create_org_on(&owner, "Connect", "pro").await;
+    let org = app.create_org_on(&owner, name, "pro").await;
     let management = random_account();
     let aws = organizations_as(&management).await;
     let e = estate(&aws, &management).await;
@@ -363,6 +374,26 @@ async fn connects_members_through_the_member_role_and_skips_the_excluded(backend
         started.body["job"]["id"].as_str().unwrap(),
     )
     .await;
+    Story {
+        app,
+        workers,
+        owner,
+        org,
+        e,
+        id,
+    }
+}
+
+async fn connects_members_through_the_member_role_and_skips_the_excluded(backend: &str) {
+    let Story {
+        app,
+        workers,
+        owner,
+        org,
+        e,
+        id,
+        ..
+    } = story(backend, "Connect").await;
     let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
 
     // Neither all nor a list: the rule is named.
@@ -474,47 +505,15 @@ async fn connects_members_through_the_member_role_and_skips_the_excluded(backend
 /// marked); with `upToLimit` it queues what fits, reports the rest, and the job stops at the
 /// limit exactly.
 async fn a_connect_past_the_plan_is_refused_or_cut_to_what_fits(backend: &str) {
-    let app = TestApp::start_with(
-        backend,
-        Options {
-            aws_endpoint_url: moto_url(),
-            ..Options::default()
-        },
-    )
-    .await;
-    let workers = canopy_app::bootstrap::job_runner(
-        &JobsConfig {
-            workers: 1,
-            lease_seconds: 10,
-            poll_ms: 20,
-        },
-        &app.state,
-        Arc::new(SystemClock),
-    )
-    .spawn();
-    let owner = app.sign_up("Owner").await;
-    let org = app.create_org_on(&owner, "Full", "pro").await;
-    let management = random_account();
-    let aws = organizations_as(&management).await;
-    let e = estate(&aws, &management).await;
-    let started = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
-            &owner.token,
-            json!({"managementRoleArn": format!("arn:aws:iam::{management}:role/CanopyManagement")}),
-        )
-        .await;
-    let id = started.body["cloudOrganization"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    job_done(
-        &app,
-        &owner,
-        &org,
-        started.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    let Story {
+        app,
+        workers,
+        owner,
+        org,
+        e,
+        id,
+        ..
+    } = story(backend, "Full").await;
     // 495 accounts already connected: room for 5.
     let org_id: canopy_kernel::id::OrganizationId = org.parse::<uuid::Uuid>().unwrap().into();
     for _ in 0..495 {
