@@ -9,6 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canopy_app::config::JobsConfig;
+use canopy_cloud_org::organization::ports::CloudOrganizationRepository;
+use canopy_cloud_org::organization::{
+    CloudOrganization, CloudOrganizationId, ConnectionStatus, OrganizationIdentity,
+};
 use canopy_cloud_org::ports::CloudAccountRepository;
 use canopy_e2e::{Options, Session, TestApp, moto_url};
 use canopy_kernel::SystemClock;
@@ -152,6 +156,7 @@ async fn discovers_syncs_and_serves_an_aws_organization(backend: &str) {
             workers: 1,
             lease_seconds: 10,
             poll_ms: 20,
+            resync_minutes: 0,
         },
         &app.state,
         Arc::new(SystemClock),
@@ -346,6 +351,7 @@ async fn story(backend: &str, name: &str) -> Story {
             workers: 1,
             lease_seconds: 10,
             poll_ms: 20,
+            resync_minutes: 0,
         },
         &app.state,
         Arc::new(SystemClock),
@@ -588,6 +594,96 @@ async fn a_connect_past_the_plan_is_refused_or_cut_to_what_fits(backend: &str) {
     workers.stop().await;
 }
 
+/// A cloud organization as discovery records it, last attempted at `attempted`.
+async fn recorded(
+    app: &TestApp,
+    org: &str,
+    owner: &Session,
+    attempted: chrono::DateTime<chrono::Utc>,
+) -> CloudOrganizationId {
+    let id = CloudOrganizationId::new();
+    let org_id = canopy_kernel::id::OrganizationId(org.parse().unwrap());
+    app.store
+        .cloud_organizations()
+        .create(
+            CloudOrganization {
+                id,
+                organization_id: org_id,
+                provider: canopy_cloud_org::account::Provider::Aws,
+                identity: OrganizationIdentity {
+                    cloud_org_id: format!("o-{}", &id.as_uuid().simple().to_string()[22..]),
+                    arn: None,
+                    management_account_id: Some(random_account()),
+                    management_account_email: None,
+                    display_name: None,
+                    directory_customer_id: None,
+                    lifecycle_state: None,
+                },
+                name: "Scheduled".into(),
+                management_role_arn: Some("arn:aws:iam::123456789012:role/Mgmt".into()),
+                member_role_name: "CanopyAccess".into(),
+                status: ConnectionStatus::Connected,
+                error: None,
+                unreadable: vec![],
+                last_attempt_at: Some(attempted),
+                last_discovered_at: Some(attempted),
+                discovered_count: 0,
+                connected_count: 0,
+                created_by: canopy_kernel::id::UserId(owner.user_id.parse().unwrap()),
+                created_at: attempted,
+                updated_at: attempted,
+            },
+            canopy_store::testing::audit(
+                org_id,
+                canopy_tenancy::AuditAction::CloudOrganizationConnected,
+            ),
+        )
+        .await
+        .unwrap();
+    id
+}
+
+async fn due_cloud_organizations_are_resynced_once_on_schedule(backend: &str) {
+    use canopy_kernel::Clock;
+    let app = TestApp::start(backend).await;
+    let owner = app.sign_up("Owner").await;
+    let org = app.create_org_on(&owner, "Schedule", "pro").await;
+    let now = app.clock.now();
+    let stale = recorded(&app, &org, &owner, now - chrono::Duration::hours(7)).await;
+    let fresh = recorded(&app, &org, &owner, now - chrono::Duration::hours(1)).await;
+    let every = chrono::Duration::hours(6);
+    assert_eq!(
+        app.state.cloud_orgs.queue_due_syncs(every).await.unwrap(),
+        1
+    );
+    // Its discovery is still queued: not queued twice.
+    assert_eq!(
+        app.state.cloud_orgs.queue_due_syncs(every).await.unwrap(),
+        0
+    );
+    let jobs = app
+        .call(
+            Method::GET,
+            &format!("/v1/organizations/{org}/jobs?kind=cloud_organization.discover"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    let subjects: Vec<_> = jobs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(subjects, vec![stale.to_string()]);
+    assert!(!subjects.contains(&fresh.to_string()));
+    assert!(
+        jobs["items"][0].get("createdBy").is_none(),
+        "scheduled, nobody asked"
+    );
+}
+
 async fn free_and_individual_plans_are_refused_before_any_cloud_call(backend: &str) {
     // AWS points at a closed port: a cloud call would fail differently.
     let app = TestApp::start(backend).await;
@@ -646,4 +742,7 @@ mod moto {
     }
 }
 
-canopy_e2e::on_both_backends!(by_name; free_and_individual_plans_are_refused_before_any_cloud_call);
+canopy_e2e::on_both_backends!(by_name;
+    free_and_individual_plans_are_refused_before_any_cloud_call,
+    due_cloud_organizations_are_resynced_once_on_schedule,
+);

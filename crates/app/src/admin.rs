@@ -129,3 +129,24 @@ pub fn spawn_retention_sweep(billing: BillingService, every: Duration) -> JoinHa
         }
     })
 }
+
+/// Queues due re-syncs of cloud organizations every few minutes (each organization is
+/// re-discovered `every` after its last attempt).
+pub fn spawn_resync_schedule(
+    cloud_orgs: canopy_cloud_org::organization::service::CloudOrganizationService,
+    every: chrono::Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let check = (every / 12).to_std().unwrap_or(Duration::from_secs(60));
+        let mut ticks = tokio::time::interval(check.max(Duration::from_secs(10)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match cloud_orgs.queue_due_syncs(every).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queued = n, "scheduled cloud-organization re-syncs"),
+                Err(e) => tracing::warn!(error = %e, "scheduling re-syncs failed"),
+            }
+        }
+    })
+}

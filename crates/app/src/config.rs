@@ -195,6 +195,8 @@ pub struct JobsConfig {
     pub lease_seconds: u64,
     /// Milliseconds an idle worker waits before looking for work again.
     pub poll_ms: u64,
+    /// Minutes between scheduled re-syncs of each cloud organization (0: only on demand).
+    pub resync_minutes: u64,
 }
 
 impl Default for JobsConfig {
@@ -203,6 +205,7 @@ impl Default for JobsConfig {
             workers: 2,
             lease_seconds: 30,
             poll_ms: 1000,
+            resync_minutes: 360,
         }
     }
 }
@@ -260,6 +263,7 @@ pub const ENV_NAMES: &[(&str, &str)] = &[
     ("job_workers", "jobs.workers"),
     ("job_lease_seconds", "jobs.lease_seconds"),
     ("job_poll_ms", "jobs.poll_ms"),
+    ("resync_minutes", "jobs.resync_minutes"),
     ("demo", "demo"),
 ];
 

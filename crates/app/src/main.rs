@@ -271,6 +271,14 @@ async fn main() -> anyhow::Result<()> {
                     ),
                 );
             }
+            if config.jobs.resync_minutes > 0 {
+                canopy_app::admin::spawn_resync_schedule(
+                    state.cloud_orgs.clone(),
+                    chrono::Duration::minutes(
+                        i64::try_from(config.jobs.resync_minutes).unwrap_or(i64::MAX / 60_000),
+                    ),
+                );
+            }
             let workers =
                 canopy_app::bootstrap::job_runner(&config.jobs, &state, Arc::new(SystemClock))
                     .spawn();

@@ -44,6 +44,36 @@ impl JobService {
         self.store.enqueue(job, self.clock.now()).await
     }
 
+    /// True when `org` has a job of `kind` on `subject` queued or running (for work that must
+    /// not be queued twice, such as a scheduled re-sync).
+    pub async fn active_for(
+        &self,
+        org: canopy_kernel::id::OrganizationId,
+        subject: uuid::Uuid,
+        kind: &crate::job::JobKind,
+    ) -> Result<bool, StoreError> {
+        let filter = JobFilter {
+            kind: Some(kind.clone()),
+            statuses: vec![
+                crate::job::JobStatus::Queued,
+                crate::job::JobStatus::Running,
+            ],
+            subject: Some(subject),
+        };
+        let page = self
+            .store
+            .list(
+                org,
+                &filter,
+                PageRequest {
+                    limit: 1,
+                    after: None,
+                },
+            )
+            .await?;
+        Ok(!page.items.is_empty())
+    }
+
     /// One job of the caller's organization (any member).
     pub async fn get(&self, access: &OrgAccess, id: JobId) -> Result<Job, JobError> {
         access.require(Action::View)?;

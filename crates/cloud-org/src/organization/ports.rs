@@ -195,6 +195,13 @@ pub trait CloudOrganizationRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<StoredMember>, StoreError>;
 
+    /// Cloud organizations of every tenant whose last discovery attempt is older than
+    /// `before` (connected, partial or error; never a disconnected or a discovering one).
+    async fn due_for_sync(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(OrganizationId, CloudOrganizationId)>, StoreError>;
+
     /// What syncs changed, newest first.
     async fn changes(
         &self,

@@ -417,6 +417,36 @@ impl CloudOrganizationService {
         })
     }
 
+    /// Queues a re-discovery of every cloud organization last attempted more than `every`
+    /// ago that has no discovery queued or running; returns how many were queued. Run by the
+    /// server on a schedule, so an organization is re-synced even if nobody asks.
+    pub async fn queue_due_syncs(&self, every: chrono::Duration) -> Result<usize, StoreError> {
+        let now = self.ports.clock.now();
+        let due = self.ports.repository.due_for_sync(now - every).await?;
+        let mut queued = 0;
+        for (org, id) in due {
+            let active = self
+                .ports
+                .jobs
+                .active_for(org, id.as_uuid(), &JobKind::from_static(DISCOVER_KIND))
+                .await?;
+            if active {
+                continue;
+            }
+            self.ports
+                .jobs
+                .submit(NewJob::new(
+                    org,
+                    JobKind::from_static(DISCOVER_KIND),
+                    Some(id.as_uuid()),
+                    json!({"scheduled": true}),
+                ))
+                .await?;
+            queued += 1;
+        }
+        Ok(queued)
+    }
+
     /// Excludes a member from bulk connects, or includes it again (admin or owner).
     pub async fn set_excluded(
         &self,

@@ -451,6 +451,35 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
             .collect())
     }
 
+    async fn due_for_sync(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(OrganizationId, CloudOrganizationId)>, StoreError> {
+        let rows: Vec<(Uuid, Uuid)> = orgs::Entity::find()
+            .select_only()
+            .column(orgs::Column::OrganizationId)
+            .column(orgs::Column::Id)
+            .filter(orgs::Column::ConnectionStatus.is_in([
+                ConnectionStatus::Connected.as_str(),
+                ConnectionStatus::Partial.as_str(),
+                ConnectionStatus::Error.as_str(),
+            ]))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(orgs::Column::LastConnectionAttempt.is_null())
+                    .add(orgs::Column::LastConnectionAttempt.lt(before)),
+            )
+            .order_by_asc(orgs::Column::Id)
+            .into_tuple()
+            .all(self.db())
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(org, id)| (OrganizationId(org), CloudOrganizationId(id)))
+            .collect())
+    }
+
     async fn connectable(
         &self,
         id: CloudOrganizationId,
