@@ -594,6 +594,72 @@ async fn a_connect_past_the_plan_is_refused_or_cut_to_what_fits(backend: &str) {
     workers.stop().await;
 }
 
+/// Twenty concurrent connects of the same OU: each member is taken by one of them, so every
+/// member ends connected once, with one cloud account each, and nothing failed.
+async fn concurrent_connects_take_each_member_once(backend: &str) {
+    let Story {
+        app,
+        workers,
+        owner,
+        org,
+        e,
+        id,
+    } = story(backend, "Race").await;
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    let connect = format!("{base}/members/connect");
+    let attempts = (0..20).map(|_| app.post(&connect, &owner.token, json!({"under": [e.prod]})));
+    let answers = futures::future::join_all(attempts).await;
+    let mut taken = Vec::new();
+    let mut jobs = Vec::new();
+    for a in &answers {
+        match a.status {
+            StatusCode::ACCEPTED => {
+                taken.extend(
+                    a.body["queued"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|k| k.as_str().unwrap().to_string()),
+                );
+                jobs.push(a.body["job"]["id"].as_str().unwrap().to_string());
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => {}
+            other => panic!("unexpected {other}: {}", a.body),
+        }
+    }
+    taken.sort();
+    let mut distinct = taken.clone();
+    distinct.dedup();
+    assert_eq!(taken, distinct, "a member taken twice");
+    assert_eq!(taken.len(), 12);
+    for job in jobs {
+        let done = job_done(&app, &owner, &org, &job).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(done["result"]["failed"], json!([]), "{done}");
+    }
+    let accounts = app
+        .call(
+            Method::GET,
+            &format!("/v1/organizations/{org}/cloud-accounts?limit=200"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(accounts["items"].as_array().unwrap().len(), 12);
+    let connected = app
+        .call(
+            Method::GET,
+            &format!("{base}/members?status=connected&limit=200"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(connected["items"].as_array().unwrap().len(), 12);
+    workers.stop().await;
+}
+
 /// A cloud organization as discovery records it, last attempted at `attempted`.
 async fn recorded(
     app: &TestApp,
@@ -715,6 +781,18 @@ mod moto {
     #[ignore = "needs moto"]
     async fn connect_sqlite() {
         super::connects_members_through_the_member_role_and_skips_the_excluded("sqlite").await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs moto"]
+    async fn race_sqlite() {
+        super::concurrent_connects_take_each_member_once("sqlite").await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs moto and postgres"]
+    async fn race_postgres() {
+        super::concurrent_connects_take_each_member_once("postgres").await;
     }
 
     #[tokio::test]

@@ -163,18 +163,19 @@ pub trait CloudOrganizationRepository: Send + Sync {
         selection: &Selection,
     ) -> Result<Vec<StoredMember>, StoreError>;
 
-    /// Sets members' status (and clears their failure), e.g. `connecting` when a job takes
-    /// them.
-    async fn mark(
+    /// Takes members for a connect: each of `keys` still connectable becomes `connecting`,
+    /// atomically per member, so two concurrent connects never take the same one. Returns the
+    /// keys this call took.
+    async fn claim_for_connect(
         &self,
         id: CloudOrganizationId,
         keys: &[String],
-        status: MemberStatus,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Records how connecting one member ended: linked to `account` (whose organization,
     /// path, OU and admin roles are copied from the member) and/or failed with a reason.
+    /// Only a member still `connecting` is settled.
     async fn settle(
         &self,
         id: CloudOrganizationId,

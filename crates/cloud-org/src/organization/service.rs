@@ -15,7 +15,6 @@ use canopy_tenancy::service::OrgAccess;
 use serde_json::json;
 
 use super::hierarchy::Hierarchy;
-use super::member::MemberStatus;
 use super::ports::{
     CloudOrganizationRepository, MemberFilter, NodeCount, RecordError, RecordedChange, Selection,
     StoredMember,
@@ -393,10 +392,19 @@ impl CloudOrganizationService {
             over_limit = queued.split_off(fit.min(queued.len()));
         }
         let now = self.ports.clock.now();
-        self.ports
+        let queued = self
+            .ports
             .repository
-            .mark(id, &queued, MemberStatus::Connecting, now)
+            .claim_for_connect(id, &queued, now)
             .await?;
+        if queued.is_empty() {
+            return Err(ValidationErrors::single(FieldError::new(
+                "members",
+                "being_connected",
+                "these members are being connected by another request",
+            ))
+            .into());
+        }
         let job = self
             .ports
             .jobs

@@ -63,26 +63,42 @@ pub(super) async fn connectable(
         .collect()
 }
 
-pub(super) async fn mark(
+pub(super) async fn claim_for_connect(
     db: &DatabaseConnection,
     id: CloudOrganizationId,
     keys: &[String],
-    status: MemberStatus,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    members::Entity::update_many()
-        .col_expr(members::Column::Status, Expr::value(status.as_str()))
-        .col_expr(
-            members::Column::AutoConnectFailedReason,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(members::Column::UpdatedAt, Expr::value(now))
-        .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
-        .filter(members::Column::AccountKey.is_in(keys.iter().map(String::as_str)))
-        .exec(db)
-        .await
-        .map_err(db_err)?;
-    Ok(())
+) -> Result<Vec<String>, StoreError> {
+    let mut claimed = Vec::new();
+    for key in keys {
+        // One guarded UPDATE per member: the database decides which of two concurrent
+        // connects takes it.
+        let taken = members::Entity::update_many()
+            .col_expr(
+                members::Column::Status,
+                Expr::value(MemberStatus::Connecting.as_str()),
+            )
+            .col_expr(
+                members::Column::AutoConnectFailedReason,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(members::Column::UpdatedAt, Expr::value(now))
+            .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+            .filter(members::Column::AccountKey.eq(key.as_str()))
+            .filter(members::Column::LeftAt.is_null())
+            .filter(members::Column::LinkedCloudAccountId.is_null())
+            .filter(members::Column::Status.is_in([
+                MemberStatus::Discovered.as_str(),
+                MemberStatus::Failed.as_str(),
+            ]))
+            .exec(db)
+            .await
+            .map_err(db_err)?;
+        if taken.rows_affected == 1 {
+            claimed.push(key.clone());
+        }
+    }
+    Ok(claimed)
 }
 
 pub(super) async fn settle(
@@ -110,6 +126,7 @@ pub(super) async fn settle(
             .col_expr(members::Column::UpdatedAt, Expr::value(now))
             .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
             .filter(members::Column::AccountKey.eq(key))
+            .filter(members::Column::Status.eq(MemberStatus::Connecting.as_str()))
             .exec(&txn)
             .await?;
         if let Some(account) = account {

@@ -488,14 +488,13 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
         organization_members::connectable(self.db(), id, selection).await
     }
 
-    async fn mark(
+    async fn claim_for_connect(
         &self,
         id: CloudOrganizationId,
         keys: &[String],
-        status: MemberStatus,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        organization_members::mark(self.db(), id, keys, status, now).await
+    ) -> Result<Vec<String>, StoreError> {
+        organization_members::claim_for_connect(self.db(), id, keys, now).await
     }
 
     async fn settle(
