@@ -363,9 +363,30 @@ impl Response {
 
 /// Declares a black-box test that runs on SQLite and (ignored unless `.ci/run`) on PostgreSQL.
 /// Each named `async fn(TestApp)` gets a started app; with `by_name;` first, each named
-/// `async fn(&str)` gets the backend's name and starts what it needs itself.
+/// `async fn(&str)` gets the backend's name and starts what it needs itself; with
+/// `by_name, needs moto;` both runs are ignored unless `.ci/run` (they also need moto).
 #[macro_export]
 macro_rules! on_both_backends {
+    (by_name, needs moto; $($name:ident),* $(,)?) => {
+        mod moto_sqlite {
+            $(
+                #[tokio::test]
+                #[ignore = "needs moto"]
+                async fn $name() {
+                    super::$name("sqlite").await;
+                }
+            )*
+        }
+        mod moto_postgres {
+            $(
+                #[tokio::test]
+                #[ignore = "needs moto and postgres"]
+                async fn $name() {
+                    super::$name("postgres").await;
+                }
+            )*
+        }
+    };
     (by_name; $($name:ident),* $(,)?) => {
         mod sqlite {
             $(

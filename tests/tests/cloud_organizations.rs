@@ -770,55 +770,12 @@ async fn free_and_individual_plans_are_refused_before_any_cloud_call(backend: &s
     }
 }
 
-mod moto {
-    #[tokio::test]
-    #[ignore = "needs moto"]
-    async fn sqlite() {
-        super::discovers_syncs_and_serves_an_aws_organization("sqlite").await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs moto"]
-    async fn connect_sqlite() {
-        super::connects_members_through_the_member_role_and_skips_the_excluded("sqlite").await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs moto"]
-    async fn race_sqlite() {
-        super::concurrent_connects_take_each_member_once("sqlite").await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs moto and postgres"]
-    async fn race_postgres() {
-        super::concurrent_connects_take_each_member_once("postgres").await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs moto"]
-    async fn limit_sqlite() {
-        super::a_connect_past_the_plan_is_refused_or_cut_to_what_fits("sqlite").await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs moto and postgres"]
-    async fn limit_postgres() {
-        super::a_connect_past_the_plan_is_refused_or_cut_to_what_fits("postgres").await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs moto and postgres"]
-    async fn connect_postgres() {
-        super::connects_members_through_the_member_role_and_skips_the_excluded("postgres").await;
-    }
-
-    #[tokio::test]
-    #[ignore = "needs moto and postgres"]
-    async fn postgres() {
-        super::discovers_syncs_and_serves_an_aws_organization("postgres").await;
-    }
-}
+canopy_e2e::on_both_backends!(by_name, needs moto;
+    discovers_syncs_and_serves_an_aws_organization,
+    connects_members_through_the_member_role_and_skips_the_excluded,
+    concurrent_connects_take_each_member_once,
+    a_connect_past_the_plan_is_refused_or_cut_to_what_fits,
+);
 
 canopy_e2e::on_both_backends!(by_name;
     free_and_individual_plans_are_refused_before_any_cloud_call,
