@@ -1,4 +1,5 @@
-//! A local AWS for tests and benchmarks: STS `AssumeRole` (query protocol, XML) and CloudWatch
+//! A local AWS for tests and benchmarks: STS `AssumeRole` (query protocol, XML), the Organizations
+//! discovery calls (JSON 1.1, [`OrganizationsCalls`]) and CloudWatch
 //! `GetMetricData` (Smithy RPC v2 CBOR, which the current aws-sdk-cloudwatch speaks and moto
 //! does not), on one ephemeral port, so the real SDK runs against it with `endpoint_url`.
 //!
@@ -21,6 +22,9 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Data;
 use poem::{EndpointExt, Request, Response, Route, Server, handler, post};
 use serde::{Deserialize, Serialize};
+
+mod organizations;
+pub use organizations::OrganizationsCalls;
 
 /// The path of CloudWatch's `GetMetricData` under RPC v2 CBOR.
 pub const GET_METRIC_DATA_PATH: &str =
@@ -72,6 +76,7 @@ struct State {
     credential_ttl: Duration,
     page_size: usize,
     calls: Calls,
+    organization: Option<organizations::Organization>,
 }
 
 #[derive(Debug)]
@@ -104,6 +109,7 @@ impl FakeAws {
                 credential_ttl: Duration::from_secs(3600),
                 page_size: 100_800,
                 calls: Calls::default(),
+                organization: None,
             }),
             serial: AtomicU64::new(1),
         });
@@ -114,7 +120,7 @@ impl FakeAws {
             .and_then(|a| a.as_socket_addr().copied())
             .ok_or_else(|| std::io::Error::other("listener has no socket address"))?;
         let app = Route::new()
-            .at("/", post(sts))
+            .at("/", post(root))
             .at(GET_METRIC_DATA_PATH, post(get_metric_data))
             .data(shared.clone());
         tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
@@ -255,8 +261,16 @@ fn role_account(arn: &str) -> Option<&str> {
         .then_some(account)
 }
 
+/// STS (form-encoded) and Organizations (JSON, told apart by `X-Amz-Target`) share `/`.
 #[handler]
-async fn sts(shared: Data<&Arc<Shared>>, body: String) -> Response {
+async fn root(req: &Request, shared: Data<&Arc<Shared>>, body: String) -> Response {
+    match organizations::answer(req, &shared, &body).await {
+        Some(response) => response,
+        None => sts(&shared, body).await,
+    }
+}
+
+async fn sts(shared: &Shared, body: String) -> Response {
     let Ok(form) = serde_urlencoded::from_str::<AssumeRoleForm>(&body) else {
         return sts_error(StatusCode::BAD_REQUEST, "MalformedInput", "unreadable form");
     };

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
 use aws_config::{Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_organizations::error::{ProvideErrorMetadata, SdkError};
@@ -267,8 +268,11 @@ impl OrganizationsDiscoverer {
     }
 
     fn organizations(&self, credentials: Credentials) -> aws_sdk_organizations::Client {
+        // Our own retry loop backs off, bounds calls in flight and counts what throttling
+        // cost for the job's progress; the SDK's retries would hide all three.
         let mut config = aws_sdk_organizations::config::Builder::from(&self.base)
             .region(Region::new("us-east-1"))
+            .retry_config(RetryConfig::disabled())
             .credentials_provider(credentials);
         if let Some(url) = &self.settings.endpoint_url {
             config = config.endpoint_url(url);
@@ -276,47 +280,53 @@ impl OrganizationsDiscoverer {
         aws_sdk_organizations::Client::from_conf(config.build())
     }
 
-    /// Every OU and account directly under `parent`, every page.
+    /// Every OU and account directly under `parent`, every page; the two listings run side
+    /// by side (both still take permits), so a level of the tree costs one round trip less.
     async fn read_parent(calls: &Calls, parent: String) -> Result<ParentRead, CallError> {
-        let mut units = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = calls
-                .run(|c| {
-                    c.list_organizational_units_for_parent()
-                        .parent_id(parent.clone())
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
-            units.extend(page.organizational_units().iter().map(|ou| DiscoveredNode {
-                id: ou.id().unwrap_or_default().to_string(),
-                parent_id: Some(parent.clone()),
-                name: ou.name().unwrap_or_default().to_string(),
-                kind: NodeKind::OrganizationalUnit,
-            }));
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
+        let units = async {
+            let mut units = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let page = calls
+                    .run(|c| {
+                        c.list_organizational_units_for_parent()
+                            .parent_id(parent.clone())
+                            .set_next_token(token.clone())
+                            .send()
+                    })
+                    .await?;
+                units.extend(page.organizational_units().iter().map(|ou| DiscoveredNode {
+                    id: ou.id().unwrap_or_default().to_string(),
+                    parent_id: Some(parent.clone()),
+                    name: ou.name().unwrap_or_default().to_string(),
+                    kind: NodeKind::OrganizationalUnit,
+                }));
+                token = page.next_token().map(str::to_string);
+                if token.is_none() {
+                    return Ok::<_, CallError>(units);
+                }
             }
-        }
-        let mut accounts = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = calls
-                .run(|c| {
-                    c.list_accounts_for_parent()
-                        .parent_id(parent.clone())
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
-            accounts.extend(page.accounts().iter().map(|a| member_from(a, &parent)));
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
+        };
+        let accounts = async {
+            let mut accounts = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let page = calls
+                    .run(|c| {
+                        c.list_accounts_for_parent()
+                            .parent_id(parent.clone())
+                            .set_next_token(token.clone())
+                            .send()
+                    })
+                    .await?;
+                accounts.extend(page.accounts().iter().map(|a| member_from(a, &parent)));
+                token = page.next_token().map(str::to_string);
+                if token.is_none() {
+                    return Ok::<_, CallError>(accounts);
+                }
             }
-        }
+        };
+        let (units, accounts) = futures::try_join!(units, accounts)?;
         Ok(ParentRead { units, accounts })
     }
 
