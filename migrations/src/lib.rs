@@ -11,6 +11,7 @@ mod m20261122_000003_connection_tokens;
 mod m20261123_000004_subscriptions;
 mod m20261130_000005_jobs;
 mod m20261130_000006_cloud_organizations;
+mod m20261130_000007_cloud_org_links;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_subscriptions::Migration),
             Box::new(m20261130_000005_jobs::Migration),
             Box::new(m20261130_000006_cloud_organizations::Migration),
+            Box::new(m20261130_000007_cloud_org_links::Migration),
         ]
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cloud_org;
 pub mod proxy;
 
 use std::sync::Arc;

@@ -406,6 +406,13 @@ fn cases() -> Vec<Case> {
             Some(json!({})),
             [202, 202, 403, 404, 401],
         ),
+        // A wrong confirmation keeps the fixture: refused after authorization.
+        c(
+            Method::DELETE,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}?confirmCloudOrgId=o-nope",
+            None,
+            [422, 422, 403, 404, 401],
+        ),
         c(
             Method::GET,
             "/v1/organizations/{org}/jobs",
@@ -634,6 +641,14 @@ async fn another_tenants_ids_are_not_found_under_your_own_organization(app: Test
                 f.cloud_org
             ),
             Some(json!({})),
+        ),
+        (
+            Method::DELETE,
+            format!(
+                "/v1/organizations/{mine}/cloud-organizations/{}?confirmCloudOrgId=o-nope",
+                f.cloud_org
+            ),
+            None,
         ),
         (
             Method::POST,

@@ -5,163 +5,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use canopy_app::config::JobsConfig;
 use canopy_cloud_org::organization::ports::CloudOrganizationRepository;
 use canopy_cloud_org::organization::{
     CloudOrganization, CloudOrganizationId, ConnectionStatus, OrganizationIdentity,
 };
 use canopy_cloud_org::ports::CloudAccountRepository;
-use canopy_e2e::{Options, Session, TestApp, moto_url};
-use canopy_kernel::SystemClock;
+use canopy_e2e::cloud_org::{Story, app_with_worker, estate, job_done, organizations_as, story};
+use canopy_e2e::{Session, TestApp, moto_url};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-
-/// An Organizations client acting as `account` in moto.
-async fn organizations_as(account: &str) -> aws_sdk_organizations::Client {
-    let config = canopy_aws::testing::with_test_credentials();
-    let sts = aws_sdk_sts::Client::from_conf(
-        aws_sdk_sts::config::Builder::from(&config)
-            .endpoint_url(moto_url())
-            .build(),
-    );
-    let c = sts
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{account}:role/Setup"))
-        .role_session_name("setup")
-        .send()
-        .await
-        .unwrap();
-    let c = c.credentials().unwrap();
-    aws_sdk_organizations::Client::from_conf(
-        aws_sdk_organizations::config::Builder::from(&config)
-            .endpoint_url(moto_url())
-            .credentials_provider(aws_credential_types::Credentials::new(
-                c.access_key_id(),
-                c.secret_access_key(),
-                Some(c.session_token().to_string()),
-                None,
-                "setup",
-            ))
-            .build(),
-    )
-}
-
-struct Estate {
-    management: String,
-    root: String,
-    prod: String,
-    dev: String,
-    web: Vec<String>,
-}
-
-/// An organization in moto: Production (12 accounts) and Development (1), under the root.
-async fn estate(org: &aws_sdk_organizations::Client, management: &str) -> Estate {
-    org.create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .unwrap();
-    let root = org.list_roots().send().await.unwrap().roots()[0]
-        .id()
-        .unwrap()
-        .to_string();
-    let ou = |name: &'static str| {
-        let root = root.clone();
-        async move {
-            org.create_organizational_unit()
-                .parent_id(root)
-                .name(name)
-                .send()
-                .await
-                .unwrap()
-                .organizational_unit()
-                .unwrap()
-                .id()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let prod = ou("Production").await;
-    let dev = ou("Development").await;
-    let mut web = Vec::new();
-    for i in 0..13 {
-        let id = org
-            .create_account()
-            .account_name(format!("web-{i}"))
-            .email(format!("web-{i}-{management}@example.com"))
-            .send()
-            .await
-            .unwrap()
-            .create_account_status()
-            .unwrap()
-            .account_id()
-            .unwrap()
-            .to_string();
-        let to = if i == 12 { &dev } else { &prod };
-        org.move_account()
-            .account_id(&id)
-            .source_parent_id(&root)
-            .destination_parent_id(to)
-            .send()
-            .await
-            .unwrap();
-        web.push(id);
-    }
-    Estate {
-        management: management.to_string(),
-        root,
-        prod,
-        dev,
-        web,
-    }
-}
-
-async fn job_done(app: &TestApp, owner: &Session, org: &str, job: &str) -> Value {
-    for _ in 0..200 {
-        let resp = app
-            .call(
-                Method::GET,
-                &format!("/v1/organizations/{org}/jobs/{job}"),
-                Some(&owner.token),
-                None,
-            )
-            .await;
-        let status = resp.body["status"].as_str().unwrap().to_string();
-        if status != "queued" && status != "running" {
-            return resp.body;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {job} did not finish");
-}
+use serde_json::json;
 
 fn random_account() -> String {
     canopy_e2e::random_aws_account()
 }
 
 async fn discovers_syncs_and_serves_an_aws_organization(backend: &str) {
-    let app = TestApp::start_with(
-        backend,
-        Options {
-            aws_endpoint_url: moto_url(),
-            ..Options::default()
-        },
-    )
-    .await;
-    let workers = canopy_app::bootstrap::job_runner(
-        &JobsConfig {
-            workers: 1,
-            lease_seconds: 10,
-            poll_ms: 20,
-            resync_minutes: 0,
-        },
-        &app.state,
-        Arc::new(SystemClock),
-    )
-    .spawn();
+    let (app, workers) = app_with_worker(backend, moto_url()).await;
     let owner = app.sign_up("Owner").await;
     let org = app.create_org_on(&owner, "Estate", "pro").await;
     let management = random_account();
@@ -324,70 +183,6 @@ async fn discovers_syncs_and_serves_an_aws_organization(backend: &str) {
         .await;
     peek.assert_problem(StatusCode::NOT_FOUND, "not_found");
     workers.stop().await;
-}
-
-/// A server on `backend` talking to moto, a job worker beside it, an owner of a Pro
-/// organization named `name`, and the estate discovered.
-struct Story {
-    app: TestApp,
-    workers: canopy_app::worker::RunningWorkers,
-    owner: Session,
-    org: String,
-    e: Estate,
-    id: String,
-}
-
-async fn story(backend: &str, name: &str) -> Story {
-    let app = TestApp::start_with(
-        backend,
-        Options {
-            aws_endpoint_url: moto_url(),
-            ..Options::default()
-        },
-    )
-    .await;
-    let workers = canopy_app::bootstrap::job_runner(
-        &JobsConfig {
-            workers: 1,
-            lease_seconds: 10,
-            poll_ms: 20,
-            resync_minutes: 0,
-        },
-        &app.state,
-        Arc::new(SystemClock),
-    )
-    .spawn();
-    let owner = app.sign_up("Owner").await;
-    let org = app.create_org_on(&owner, name, "pro").await;
-    let management = random_account();
-    let aws = organizations_as(&management).await;
-    let e = estate(&aws, &management).await;
-    let started = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
-            &owner.token,
-            json!({"managementRoleArn": format!("arn:aws:iam::{management}:role/CanopyManagement")}),
-        )
-        .await;
-    let id = started.body["cloudOrganization"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    job_done(
-        &app,
-        &owner,
-        &org,
-        started.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
-    Story {
-        app,
-        workers,
-        owner,
-        org,
-        e,
-        id,
-    }
 }
 
 async fn connects_members_through_the_member_role_and_skips_the_excluded(backend: &str) {

@@ -215,6 +215,27 @@ pub struct AccountSettings {
     pub tags: BTreeMap<String, String>,
 }
 
+/// Where an account sits in the cloud organization it was connected from; what coverage
+/// inherits organization controls through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationPlacement {
+    /// The cloud organization.
+    pub cloud_organization_id: uuid::Uuid,
+    /// Names from the root, `Root/Production/Web`.
+    pub hierarchy_path: Option<String>,
+    /// The OU, folder or root it sits directly in.
+    pub parent_id: Option<String>,
+    /// AWS: the management account.
+    pub is_management_account: bool,
+    /// Delegated administrator of at least one service.
+    pub is_delegated_admin: bool,
+    /// The services it administers (`guardduty.amazonaws.com`).
+    pub delegated_admin_services: Vec<String>,
+    /// When a sync found it gone from the organization. It stays connected (its own role
+    /// still works) but no longer inherits the organization's controls.
+    pub left_at: Option<DateTime<Utc>>,
+}
+
 /// A connected cloud account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloudAccount {
@@ -232,6 +253,8 @@ pub struct CloudAccount {
     pub last_synced_at: Option<DateTime<Utc>>,
     /// Last failure, classified and explained.
     pub last_error: Option<String>,
+    /// Where it sits in a cloud organization, when connected from one.
+    pub placement: Option<OrganizationPlacement>,
     /// Who connected it.
     pub created_by: UserId,
     /// When.

@@ -146,6 +146,7 @@ mod tests {
             status: AccountStatus::Active,
             last_synced_at: None,
             last_error: None,
+            placement: None,
             created_by: UserId::new(),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),

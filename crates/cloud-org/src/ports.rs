@@ -10,7 +10,7 @@ use canopy_kernel::{PageRequest, PlanLimitExceeded};
 use canopy_tenancy::NewAuditEvent;
 use chrono::{DateTime, Utc};
 
-use crate::account::{CloudAccount, CloudAccountId};
+use crate::account::{CloudAccount, CloudAccountId, Provider};
 use crate::connection::{ConnectionToken, TokenRefusal};
 use crate::external_id::ExternalId;
 pub use crate::filter::AccountFilter;
@@ -59,6 +59,16 @@ pub trait CloudAccountRepository: Send + Sync {
         &self,
         org: OrganizationId,
         id: CloudAccountId,
+    ) -> Result<Option<CloudAccount>, StoreError>;
+
+    /// The organization's account with this provider key (AWS account id, GCP project id);
+    /// `None` when it has none. For a connect that must link an account a crashed run
+    /// already created instead of failing on it.
+    async fn find_by_key(
+        &self,
+        org: OrganizationId,
+        provider: Provider,
+        key: &str,
     ) -> Result<Option<CloudAccount>, StoreError>;
 
     /// Replaces the account's settings and role/region (identity keys never change).

@@ -2,6 +2,7 @@
 
 use canopy_kernel::id::{OrganizationId, UserId};
 use canopy_kernel::validation::{FieldError, ValidationErrors};
+use canopy_tenancy::audit::NewAuditEvent;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -242,6 +243,8 @@ pub struct NewJob {
     pub created_by: Option<UserId>,
     /// Claims allowed (at least 1).
     pub max_attempts: u32,
+    /// The audit event of the request that queued it, written in the same transaction.
+    pub audit: Option<NewAuditEvent>,
 }
 
 impl NewJob {
@@ -262,7 +265,14 @@ impl NewJob {
             payload,
             created_by: None,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            audit: None,
         }
+    }
+
+    /// Records `event` with the job, atomically: a queued request is never unaudited.
+    pub fn audited(mut self, event: NewAuditEvent) -> Self {
+        self.audit = Some(event);
+        self
     }
 
     /// Records who asked.

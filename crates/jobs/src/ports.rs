@@ -16,7 +16,8 @@ use crate::job::{Job, JobFilter, JobId, LeaseState, NewJob, Outcome, Progress, W
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Stores a new queued job and returns it.
+    /// Stores a new queued job and returns it, with its audit event (when it has one) in the
+    /// same transaction.
     async fn enqueue(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError>;
 
     /// Hands one claimable job (see [`Job::is_claimable`]) to `worker` until `now + lease`,

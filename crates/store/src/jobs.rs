@@ -136,9 +136,27 @@ impl JobRepository {
 
 #[async_trait]
 impl JobStore for JobRepository {
-    async fn enqueue(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
+    async fn enqueue(&self, mut job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        let audit = job.audit.take();
         let job = job.into_job(now);
-        job_row(&job).insert(self.db()).await.map_err(db_err)?;
+        let row = job_row(&job);
+        match audit {
+            None => {
+                row.insert(self.db()).await.map_err(db_err)?;
+            }
+            Some(audit) => {
+                self.store()
+                    .write_locked(&[job.organization_id], move |locked| {
+                        Box::pin(async move {
+                            row.insert(locked.txn()).await?;
+                            insert_audit(locked, audit).await?;
+                            Ok::<_, Abort<StoreError>>(())
+                        })
+                    })
+                    .await?
+                    .ok_or_else(|| StoreError::internal("organization vanished"))?;
+            }
+        }
         Ok(job)
     }
 

@@ -253,6 +253,7 @@ pub fn aws_account(
         status: AccountStatus::Pending,
         last_synced_at: None,
         last_error: None,
+        placement: None,
         created_by: UserId::new(),
         created_at: now(),
         updated_at: now(),

@@ -74,6 +74,16 @@ audit_actions! {
     JobCancelled = "job.cancelled",
     /// An AWS or GCP organization was connected.
     CloudOrganizationConnected = "cloud_organization.connected",
+    /// A re-sync of a cloud organization was asked for.
+    CloudOrganizationSyncRequested = "cloud_organization.sync_requested",
+    /// Members of a cloud organization were queued to be connected.
+    CloudOrganizationMembersConnectRequested = "cloud_organization.members_connect_requested",
+    /// A member was excluded from bulk connects.
+    CloudOrganizationMemberExcluded = "cloud_organization.member_excluded",
+    /// An excluded member was included again.
+    CloudOrganizationMemberIncluded = "cloud_organization.member_included",
+    /// A cloud organization was disconnected (deleted); its accounts stayed.
+    CloudOrganizationDisconnected = "cloud_organization.disconnected",
 }
 
 impl AuditAction {

@@ -206,12 +206,35 @@ pub struct CloudAccountDto {
     pub last_synced_at: Option<DateTime<Utc>>,
     /// Last failure with advice.
     pub last_error: Option<String>,
+    /// Where it sits in the cloud organization it was connected from, when it was.
+    pub cloud_organization: Option<PlacementDto>,
     /// Who connected it.
     pub created_by: Uuid,
     /// When.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where an account sits in its cloud organization.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct PlacementDto {
+    /// The cloud organization.
+    pub id: Uuid,
+    /// Names from the root, `Root/Production/Web`.
+    pub hierarchy_path: Option<String>,
+    /// The OU, folder or root it sits directly in.
+    pub parent_id: Option<String>,
+    /// AWS: the organization's management account.
+    pub is_management_account: bool,
+    /// Delegated administrator of at least one service.
+    pub is_delegated_admin: bool,
+    /// Services it is the delegated administrator of (`guardduty.amazonaws.com`).
+    pub delegated_admin_services: Vec<String>,
+    /// When a sync found it gone from the organization: still connected, no longer
+    /// inheriting the organization's controls.
+    pub left_at: Option<DateTime<Utc>>,
 }
 
 impl From<CloudAccount> for CloudAccountDto {
@@ -250,6 +273,15 @@ impl From<CloudAccount> for CloudAccountDto {
             status_detail: a.status.explain().to_string(),
             last_synced_at: a.last_synced_at,
             last_error: a.last_error,
+            cloud_organization: a.placement.map(|p| PlacementDto {
+                id: p.cloud_organization_id,
+                hierarchy_path: p.hierarchy_path,
+                parent_id: p.parent_id,
+                is_management_account: p.is_management_account,
+                is_delegated_admin: p.is_delegated_admin,
+                delegated_admin_services: p.delegated_admin_services,
+                left_at: p.left_at,
+            }),
             created_by: a.created_by.as_uuid(),
             created_at: a.created_at,
             updated_at: a.updated_at,

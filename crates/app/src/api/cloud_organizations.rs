@@ -4,7 +4,7 @@
 use canopy_cloud_org::identifiers::RoleArn;
 use canopy_cloud_org::organization::ports::RecordedChange;
 use canopy_cloud_org::organization::service::{AwsOrganizationInput, TreeView};
-use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId};
+use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId, ConnectionStatus};
 use canopy_kernel::PageRequest;
 use canopy_kernel::page::Page;
 use canopy_kernel::validation::ValidationErrors;
@@ -23,6 +23,16 @@ use crate::state::AppState;
 
 /// Cloud-organization endpoints.
 pub struct CloudOrganizationsApi;
+
+/// What disconnecting a cloud organization did.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CloudOrganizationDisconnected {
+    /// The cloud organization as it was, now `disconnected`.
+    pub cloud_organization: CloudOrganizationDto,
+    /// Its cloud accounts: still connected, now standalone.
+    pub kept_account_ids: Vec<Uuid>,
+}
 
 /// Connecting an AWS Organization.
 #[derive(Debug, Object)]
@@ -313,6 +323,42 @@ impl CloudOrganizationsApi {
                 .await?
                 .into(),
         ))
+    }
+
+    /// Disconnects a cloud organization (admin or owner). `confirmCloudOrgId` must repeat its
+    /// cloud org id (`o-...` / `organizations/...`). Its tree, members and change log are
+    /// deleted and its jobs cancelled; the cloud accounts connected from it stay connected as
+    /// standalone accounts (listed in the answer; disconnect them one by one if wanted).
+    #[oai(
+        path = "/organizations/:org/cloud-organizations/:id",
+        method = "delete",
+        operation_id = "disconnectCloudOrganization"
+    )]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<OrgText>,
+        id: Path<Uuid>,
+        #[oai(name = "confirmCloudOrgId", validator(max_length = 64))] confirm: Query<
+            Option<String>,
+        >,
+    ) -> Result<Json<CloudOrganizationDisconnected>, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        let done = state
+            .cloud_orgs
+            .delete(
+                &access,
+                CloudOrganizationId(id.0),
+                confirm.0.as_deref().unwrap_or_default(),
+            )
+            .await?;
+        let mut cloud_org = done.cloud_organization;
+        cloud_org.status = ConnectionStatus::Disconnected;
+        Ok(Json(CloudOrganizationDisconnected {
+            cloud_organization: cloud_org.into(),
+            kept_account_ids: done.kept_accounts.iter().map(|a| a.as_uuid()).collect(),
+        }))
     }
 
     /// The OU / folder tree with member counts per node (any member).

@@ -1,6 +1,6 @@
 //! The job that connects discovered members as cloud accounts through the member role and
-//! verifies each. Idempotent: a member already linked is skipped, an account already connected
-//! to this organization is linked rather than created twice.
+//! verifies each. Idempotent: a member already linked is skipped, and an account a previous run
+//! created before it died (or one connected by hand) is linked rather than created twice.
 
 use async_trait::async_trait;
 use canopy_jobs::{Job, JobContext, JobFailure, JobHandler, JobKind, Progress};
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::member::MemberStatus;
 use super::service::{CONNECT_KIND, CloudOrganizationService};
 use super::{CloudOrganization, CloudOrganizationId};
-use crate::account::{AccountInput, Features};
+use crate::account::{AccountInput, Features, Provider};
 use crate::service::CloudAccountError;
 
 /// Runs `cloud_organization.connect_members` jobs.
@@ -114,7 +114,7 @@ impl JobHandler for ConnectMembersHandler {
                 ..AccountInput::default()
             };
             let now = ports.clock.now();
-            let account = match ports
+            let created = ports
                 .accounts
                 .connect_for_job(
                     job.organization_id,
@@ -122,8 +122,17 @@ impl JobHandler for ConnectMembersHandler {
                     &input,
                     "cloud_organization",
                 )
-                .await
-            {
+                .await;
+            let outcome = match created {
+                // A run that died after creating the account and before linking it: link it.
+                Err(CloudAccountError::AlreadyConnected) => ports
+                    .accounts
+                    .find_for_job(job.organization_id, Provider::Aws, &member.found.key)
+                    .await
+                    .and_then(|found| found.ok_or(CloudAccountError::AlreadyConnected)),
+                other => other,
+            };
+            let account = match outcome {
                 Ok(account) => account,
                 Err(e) => {
                     let reason = match e {

@@ -185,16 +185,30 @@ pub trait CloudOrganizationRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Excludes a member from bulk connects, or includes it again; `None` when `org` has no
-    /// such member. A connected member cannot be excluded (its status is kept).
+    /// Excludes a member from bulk connects, or includes it again, with `audit` in the same
+    /// transaction; `None` when `org` has no such member. A connected member cannot be
+    /// excluded (its status is kept).
     async fn set_excluded(
         &self,
         org: OrganizationId,
         id: CloudOrganizationId,
         key: &str,
         excluded: bool,
+        audit: NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredMember>, StoreError>;
+
+    /// Deletes a cloud organization of `org` with its tree, members and change log and
+    /// cancels its queued or running jobs, in one transaction with `audit`. The cloud accounts
+    /// connected from it stay connected, detached from it; their ids are returned. `None` when
+    /// `org` has no such cloud organization.
+    async fn delete(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<uuid::Uuid>>, StoreError>;
 
     /// Cloud organizations of every tenant whose last discovery attempt is older than
     /// `before` (connected, partial or error; never a disconnected or a discovering one).

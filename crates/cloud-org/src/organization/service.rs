@@ -126,6 +126,15 @@ pub struct CloudOrganizationService {
     ports: CloudOrganizationPorts,
 }
 
+/// What disconnecting a cloud organization did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disconnected {
+    /// The cloud organization as it was.
+    pub cloud_organization: CloudOrganization,
+    /// Its cloud accounts, still connected, now standalone.
+    pub kept_accounts: Vec<crate::CloudAccountId>,
+}
+
 /// A cloud organization's tree with member counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TreeView {
@@ -226,7 +235,8 @@ impl CloudOrganizationService {
             .repository
             .create(cloud_org.clone(), audit)
             .await?;
-        let job = self.queue_discovery(access, &cloud_org).await?;
+        // The connection itself was audited with the record.
+        let job = self.queue_discovery(access, &cloud_org, None).await?;
         Ok((cloud_org, job))
     }
 
@@ -242,27 +252,52 @@ impl CloudOrganizationService {
             .billing
             .require_feature(access.org_id(), Feature::OrgFeatures)
             .await?;
-        let job = self.queue_discovery(access, &cloud_org).await?;
+        let audit = self.audit(
+            access,
+            AuditAction::CloudOrganizationSyncRequested,
+            id,
+            json!({"cloudOrgId": cloud_org.identity.cloud_org_id}),
+        );
+        let job = self
+            .queue_discovery(access, &cloud_org, Some(audit))
+            .await?;
         Ok((cloud_org, job))
+    }
+
+    fn audit(
+        &self,
+        access: &OrgAccess,
+        action: AuditAction,
+        id: CloudOrganizationId,
+        details: serde_json::Value,
+    ) -> NewAuditEvent {
+        NewAuditEvent::new(
+            access.org_id(),
+            Some(access.user_id()),
+            action,
+            AuditTarget::new(TargetKind::CloudOrganization, id.to_string()),
+            details,
+            self.ports.clock.now(),
+        )
     }
 
     async fn queue_discovery(
         &self,
         access: &OrgAccess,
         cloud_org: &CloudOrganization,
+        audit: Option<NewAuditEvent>,
     ) -> Result<Job, StoreError> {
-        self.ports
-            .jobs
-            .submit(
-                NewJob::new(
-                    access.org_id(),
-                    JobKind::from_static(DISCOVER_KIND),
-                    Some(cloud_org.id.as_uuid()),
-                    json!({"provider": cloud_org.provider.as_str()}),
-                )
-                .by(access.user_id()),
-            )
-            .await
+        let mut job = NewJob::new(
+            access.org_id(),
+            JobKind::from_static(DISCOVER_KIND),
+            Some(cloud_org.id.as_uuid()),
+            json!({"provider": cloud_org.provider.as_str()}),
+        )
+        .by(access.user_id());
+        if let Some(audit) = audit {
+            job = job.audited(audit);
+        }
+        self.ports.jobs.submit(job).await
     }
 
     /// One cloud organization (any member).
@@ -415,7 +450,13 @@ impl CloudOrganizationService {
                     Some(cloud_org.id.as_uuid()),
                     json!({"accounts": queued, "overLimit": over_limit}),
                 )
-                .by(access.user_id()),
+                .by(access.user_id())
+                .audited(self.audit(
+                    access,
+                    AuditAction::CloudOrganizationMembersConnectRequested,
+                    id,
+                    json!({"accounts": queued.len(), "overLimit": over_limit.len()}),
+                )),
             )
             .await?;
         Ok(ConnectPlan {
@@ -464,11 +505,63 @@ impl CloudOrganizationService {
         excluded: bool,
     ) -> Result<StoredMember, CloudOrganizationError> {
         access.require(Action::ConnectCloudAccount)?;
+        let action = if excluded {
+            AuditAction::CloudOrganizationMemberExcluded
+        } else {
+            AuditAction::CloudOrganizationMemberIncluded
+        };
+        let audit = self.audit(access, action, id, json!({"accountId": key}));
         self.ports
             .repository
-            .set_excluded(access.org_id(), id, key, excluded, self.ports.clock.now())
+            .set_excluded(
+                access.org_id(),
+                id,
+                key,
+                excluded,
+                audit,
+                self.ports.clock.now(),
+            )
             .await?
             .ok_or(CloudOrganizationError::NotFound)
+    }
+
+    /// Disconnects (deletes) a cloud organization (admin or owner), confirmed by repeating its
+    /// cloud org id (`o-...` / `organizations/...`): its tree, members and change log go and
+    /// its jobs are cancelled. The cloud accounts connected from it stay connected as
+    /// standalone accounts (their roles still work and their history stays); their ids are
+    /// returned so a caller can disconnect them too.
+    pub async fn delete(
+        &self,
+        access: &OrgAccess,
+        id: CloudOrganizationId,
+        confirm: &str,
+    ) -> Result<Disconnected, CloudOrganizationError> {
+        access.require(Action::DisconnectCloudAccount)?;
+        let cloud_org = self.get(access, id).await?;
+        if confirm.trim() != cloud_org.identity.cloud_org_id {
+            return Err(ValidationErrors::single(FieldError::new(
+                "confirm",
+                "mismatch",
+                "repeat the cloud organization's id (o-... or organizations/...) to confirm",
+            ))
+            .into());
+        }
+        let audit = self.audit(
+            access,
+            AuditAction::CloudOrganizationDisconnected,
+            id,
+            json!({"cloudOrgId": cloud_org.identity.cloud_org_id}),
+        );
+        let kept = self
+            .ports
+            .repository
+            .delete(access.org_id(), id, audit, self.ports.clock.now())
+            .await?
+            .ok_or(CloudOrganizationError::NotFound)?;
+        Ok(Disconnected {
+            cloud_organization: cloud_org,
+            kept_accounts: kept.into_iter().map(crate::CloudAccountId).collect(),
+        })
     }
 }
 

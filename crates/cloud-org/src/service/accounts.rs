@@ -99,6 +99,7 @@ impl CloudAccountService {
             status: AccountStatus::Pending,
             last_synced_at: None,
             last_error: None,
+            placement: None,
             created_by,
             created_at: now,
             updated_at: now,

@@ -6,7 +6,7 @@ use std::time::Instant;
 use canopy_kernel::id::{OrganizationId, UserId};
 
 use super::{CloudAccountError, CloudAccountService};
-use crate::account::{AccountInput, CloudAccount, CloudIdentity};
+use crate::account::{AccountInput, CloudAccount, CloudIdentity, Provider};
 use crate::external_id::ExternalId;
 use crate::health::HealthCheck;
 
@@ -24,6 +24,17 @@ impl CloudAccountService {
         let (account, audit) = self.new_account(org, created_by, created_by, input, via)?;
         self.ports.accounts.create(account.clone(), audit).await?;
         Ok(account)
+    }
+
+    /// The account of `org` with this provider key, for a job that must link what a crashed
+    /// run of itself already created.
+    pub async fn find_for_job(
+        &self,
+        org: OrganizationId,
+        provider: Provider,
+        key: &str,
+    ) -> Result<Option<CloudAccount>, CloudAccountError> {
+        Ok(self.ports.accounts.find_by_key(org, provider, key).await?)
     }
 
     /// Assumes `account`'s role with `org`'s External ID and records the outcome in its

@@ -131,6 +131,7 @@ fn stored(org: canopy_kernel::id::OrganizationId) -> CloudAccount {
         status: AccountStatus::Active,
         last_synced_at: None,
         last_error: None,
+        placement: None,
         created_by: UserId::new(),
         created_at: Utc::now(),
         updated_at: Utc::now(),

@@ -3,7 +3,7 @@
 //! unique index.
 
 use async_trait::async_trait;
-use canopy_cloud_org::account::{AccountStatus, CloudAccount, CloudAccountId};
+use canopy_cloud_org::account::{AccountStatus, CloudAccount, CloudAccountId, Provider};
 use canopy_cloud_org::health::HealthCheck;
 use canopy_cloud_org::ports::{AccountFilter, CloudAccountRepository, ConnectError};
 use canopy_kernel::id::OrganizationId;
@@ -130,6 +130,23 @@ impl CloudAccountRepository for CloudAccountStore {
     ) -> Result<Option<CloudAccount>, StoreError> {
         cloud_accounts::Entity::find_by_id(id.as_uuid())
             .filter(cloud_accounts::Column::OrganizationId.eq(org.as_uuid()))
+            .one(self.db())
+            .await
+            .map_err(db_err)?
+            .map(account_from)
+            .transpose()
+    }
+
+    async fn find_by_key(
+        &self,
+        org: OrganizationId,
+        provider: Provider,
+        key: &str,
+    ) -> Result<Option<CloudAccount>, StoreError> {
+        cloud_accounts::Entity::find()
+            .filter(cloud_accounts::Column::OrganizationId.eq(org.as_uuid()))
+            .filter(cloud_accounts::Column::Provider.eq(provider.as_str()))
+            .filter(cloud_accounts::Column::AccountKey.eq(key))
             .one(self.db())
             .await
             .map_err(db_err)?

@@ -4,6 +4,7 @@
 mod accounts;
 mod connection_tokens;
 mod external_ids;
+mod organization_lifecycle;
 mod organization_members;
 mod organization_rows;
 mod organizations;
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 
 use canopy_cloud_org::account::{
     AccountInput, AccountSettings, AccountStatus, CloudAccount, CloudAccountId, CloudIdentity,
-    Environment, Features, Provider,
+    Environment, Features, OrganizationPlacement, Provider,
 };
 use canopy_cloud_org::connection::{ConnectionToken, TokenKind, TokenStatus};
 use canopy_cloud_org::external_id::ExternalId;
@@ -88,6 +89,21 @@ pub(crate) fn account_from(m: entity::cloud_accounts::Model) -> Result<CloudAcco
         serde_json::from_value(m.tags.clone()).map_err(|e| StoreError::internal(e.to_string()))?;
     let ses_domains: Vec<String> = serde_json::from_value(m.ses_domains.clone())
         .map_err(|e| StoreError::internal(e.to_string()))?;
+    let placement = m
+        .cloud_organization_id
+        .map(|cloud_org| OrganizationPlacement {
+            cloud_organization_id: cloud_org,
+            hierarchy_path: m.hierarchy_path.clone(),
+            parent_id: m.ou_id.clone().or_else(|| m.folder_id.clone()),
+            is_management_account: m.is_management_account,
+            is_delegated_admin: m.is_delegated_admin,
+            delegated_admin_services: m
+                .delegated_admin_services
+                .clone()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default(),
+            left_at: m.organization_left_at,
+        });
     Ok(CloudAccount {
         id: CloudAccountId(m.id),
         organization_id: OrganizationId(m.organization_id),
@@ -108,6 +124,7 @@ pub(crate) fn account_from(m: entity::cloud_accounts::Model) -> Result<CloudAcco
         status,
         last_synced_at: m.last_synced_at,
         last_error: m.last_error,
+        placement,
         created_by: UserId(m.created_by),
         created_at: m.created_at,
         updated_at: m.updated_at,
@@ -151,6 +168,8 @@ pub(crate) fn account_row(a: &CloudAccount) -> entity::cloud_accounts::ActiveMod
         created_by: Set(a.created_by.as_uuid()),
         created_at: Set(a.created_at),
         updated_at: Set(a.updated_at),
+        // Placement is written by discovery and connect jobs only, never by an edit.
+        ..Default::default()
     }
 }
 

@@ -5,12 +5,11 @@ use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_cloud_org::organization::member::MemberStatus;
 use canopy_cloud_org::organization::ports::{Selection, StoredMember};
 use canopy_kernel::StoreError;
-use canopy_kernel::id::OrganizationId;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -138,37 +137,7 @@ pub(super) async fn settle(
             else {
                 return Ok(());
             };
-            let services: Vec<String> =
-                serde_json::from_value(member.delegated_admin_services.clone()).unwrap_or_default();
-            // Where the account sits, for coverage to ask "which accounts are under this OU".
-            accounts::Entity::update_many()
-                .col_expr(
-                    accounts::Column::CloudOrganizationId,
-                    Expr::value(Some(id.as_uuid())),
-                )
-                .col_expr(
-                    accounts::Column::HierarchyPath,
-                    Expr::value(Some(member.hierarchy_path.clone())),
-                )
-                .col_expr(
-                    accounts::Column::OuId,
-                    Expr::value(Some(member.parent_id.clone())),
-                )
-                .col_expr(
-                    accounts::Column::IsManagementAccount,
-                    Expr::value(member.is_management_account),
-                )
-                .col_expr(
-                    accounts::Column::IsDelegatedAdmin,
-                    Expr::value(!services.is_empty()),
-                )
-                .col_expr(
-                    accounts::Column::DelegatedAdminServices,
-                    Expr::value(Some(json!(services))),
-                )
-                .filter(accounts::Column::Id.eq(account))
-                .exec(&txn)
-                .await?;
+            place_account(&txn, account, &member).await?;
         }
         let connected = members::Entity::find()
             .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
@@ -196,52 +165,78 @@ pub(super) async fn settle(
     }
 }
 
-pub(super) async fn set_excluded(
-    db: &DatabaseConnection,
-    org: OrganizationId,
-    id: CloudOrganizationId,
-    key: &str,
-    excluded: bool,
-    now: DateTime<Utc>,
-) -> Result<Option<StoredMember>, StoreError> {
-    let owned = orgs::Entity::find_by_id(id.as_uuid())
-        .filter(orgs::Column::OrganizationId.eq(org.as_uuid()))
-        .one(db)
-        .await
-        .map_err(db_err)?
-        .is_some();
-    if !owned {
-        return Ok(None);
-    }
-    let (from, to) = if excluded {
-        (
-            vec![
-                MemberStatus::Discovered.as_str(),
-                MemberStatus::Failed.as_str(),
-            ],
-            MemberStatus::Excluded,
-        )
+/// Copies where a member sits onto its linked cloud account (and clears a departure, for an
+/// account that came back), so "which accounts are under this node" needs no join through
+/// the members.
+pub(super) async fn place_account(
+    db: &impl ConnectionTrait,
+    account: Uuid,
+    member: &members::Model,
+) -> Result<(), sea_orm::DbErr> {
+    let services: Vec<String> =
+        serde_json::from_value(member.delegated_admin_services.clone()).unwrap_or_default();
+    let (ou, folder) = if member.provider == "gcp" {
+        (None, Some(member.parent_id.clone()))
     } else {
-        (
-            vec![MemberStatus::Excluded.as_str()],
-            MemberStatus::Discovered,
-        )
+        (Some(member.parent_id.clone()), None)
     };
-    members::Entity::update_many()
-        .col_expr(members::Column::Status, Expr::value(to.as_str()))
-        .col_expr(members::Column::UpdatedAt, Expr::value(now))
-        .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
-        .filter(members::Column::AccountKey.eq(key))
-        .filter(members::Column::Status.is_in(from))
+    accounts::Entity::update_many()
+        .col_expr(
+            accounts::Column::CloudOrganizationId,
+            Expr::value(Some(member.cloud_organization_id)),
+        )
+        .col_expr(
+            accounts::Column::HierarchyPath,
+            Expr::value(Some(member.hierarchy_path.clone())),
+        )
+        .col_expr(accounts::Column::OuId, Expr::value(ou))
+        .col_expr(accounts::Column::FolderId, Expr::value(folder))
+        .col_expr(
+            accounts::Column::IsManagementAccount,
+            Expr::value(member.is_management_account),
+        )
+        .col_expr(
+            accounts::Column::IsDelegatedAdmin,
+            Expr::value(!services.is_empty()),
+        )
+        .col_expr(
+            accounts::Column::DelegatedAdminServices,
+            Expr::value(Some(json!(services))),
+        )
+        .col_expr(
+            accounts::Column::OrganizationLeftAt,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .filter(accounts::Column::Id.eq(account))
         .exec(db)
-        .await
-        .map_err(db_err)?;
-    members::Entity::find()
+        .await?;
+    Ok(())
+}
+
+/// Flags the linked cloud accounts of members that left: they stay connected, their
+/// departure is visible, and they stop inheriting the organization's controls.
+pub(super) async fn flag_departed(
+    db: &impl ConnectionTrait,
+    id: CloudOrganizationId,
+    keys: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    let linked: Vec<Uuid> = members::Entity::find()
         .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
-        .filter(members::Column::AccountKey.eq(key))
-        .one(db)
-        .await
-        .map_err(db_err)?
-        .map(stored_member_from)
-        .transpose()
+        .filter(members::Column::AccountKey.is_in(keys.iter().map(String::as_str)))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|m| m.linked_cloud_account_id)
+        .collect();
+    if linked.is_empty() {
+        return Ok(());
+    }
+    accounts::Entity::update_many()
+        .col_expr(accounts::Column::OrganizationLeftAt, Expr::value(Some(now)))
+        .filter(accounts::Column::Id.is_in(linked))
+        .filter(accounts::Column::OrganizationLeftAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
 }

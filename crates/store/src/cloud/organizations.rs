@@ -22,10 +22,10 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::organization_members;
 use super::organization_rows::{
     change_row, cloud_org_from, found_from, node_from, placement, replace_tree, stored_member_from,
 };
+use super::{organization_lifecycle, organization_members};
 use crate::entity::{
     cloud_org_changes as changes, cloud_org_closure as closure, cloud_org_nodes as nodes,
     cloud_organization_members as members, cloud_organizations as orgs,
@@ -264,12 +264,16 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
                 row.updated_at = Set(now);
                 row.last_sync_at = Set(Some(now));
                 if existing.is_some() {
-                    row.update(&txn).await?;
+                    let stored = row.update(&txn).await?;
+                    if let Some(account) = stored.linked_cloud_account_id {
+                        organization_members::place_account(&txn, account, &stored).await?;
+                    }
                 } else {
                     row.insert(&txn).await?;
                 }
             }
             if !write.left.is_empty() {
+                organization_members::flag_departed(&txn, id, &write.left, now).await?;
                 members::Entity::update_many()
                     .col_expr(members::Column::LeftAt, Expr::value(now))
                     .col_expr(members::Column::UpdatedAt, Expr::value(now))
@@ -514,9 +518,29 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
         id: CloudOrganizationId,
         key: &str,
         excluded: bool,
+        audit: NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredMember>, StoreError> {
-        organization_members::set_excluded(self.db(), org, id, key, excluded, now).await
+        organization_lifecycle::set_excluded(
+            self.store(),
+            org,
+            id,
+            key.to_string(),
+            excluded,
+            audit,
+            now,
+        )
+        .await
+    }
+
+    async fn delete(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        organization_lifecycle::delete(self.store(), org, id, audit, now).await
     }
 
     async fn changes(

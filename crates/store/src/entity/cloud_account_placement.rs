@@ -15,6 +15,7 @@ pub struct Model {
     pub is_management_account: bool,
     pub is_delegated_admin: bool,
     pub delegated_admin_services: Option<Json>,
+    pub organization_left_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

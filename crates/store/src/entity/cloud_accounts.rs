@@ -24,6 +24,14 @@ pub struct Model {
     pub created_by: Uuid,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub cloud_organization_id: Option<Uuid>,
+    pub hierarchy_path: Option<String>,
+    pub ou_id: Option<String>,
+    pub folder_id: Option<String>,
+    pub is_management_account: bool,
+    pub is_delegated_admin: bool,
+    pub delegated_admin_services: Option<Json>,
+    pub organization_left_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,178 @@
+//! Audited changes to a cloud organization as a whole: excluding and including members, and
+//! deleting it (its accounts stay connected, detached; its jobs are cancelled).
+
+use canopy_cloud_org::organization::CloudOrganizationId;
+use canopy_cloud_org::organization::member::MemberStatus;
+use canopy_cloud_org::organization::ports::StoredMember;
+use canopy_jobs::JobStatus;
+use canopy_kernel::StoreError;
+use canopy_kernel::id::OrganizationId;
+use canopy_tenancy::NewAuditEvent;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use super::organization_rows::stored_member_from;
+use crate::Store;
+use crate::entity::{
+    cloud_account_placement as accounts, cloud_org_changes as changes,
+    cloud_org_closure as closure, cloud_org_nodes as nodes, cloud_organization_members as members,
+    cloud_organizations as orgs, jobs,
+};
+use crate::tenancy::insert_audit;
+use crate::txn::Abort;
+
+pub(super) async fn set_excluded(
+    store: &Store,
+    org: OrganizationId,
+    id: CloudOrganizationId,
+    key: String,
+    excluded: bool,
+    audit: NewAuditEvent,
+    now: DateTime<Utc>,
+) -> Result<Option<StoredMember>, StoreError> {
+    let (from, to) = if excluded {
+        (
+            vec![
+                MemberStatus::Discovered.as_str(),
+                MemberStatus::Failed.as_str(),
+            ],
+            MemberStatus::Excluded,
+        )
+    } else {
+        (
+            vec![MemberStatus::Excluded.as_str()],
+            MemberStatus::Discovered,
+        )
+    };
+    let row = store
+        .write_locked(&[org], move |locked| {
+            Box::pin(async move {
+                let owned = orgs::Entity::find_by_id(id.as_uuid())
+                    .filter(orgs::Column::OrganizationId.eq(org.as_uuid()))
+                    .one(locked.txn())
+                    .await?
+                    .is_some();
+                if !owned {
+                    return Ok(None);
+                }
+                let changed = members::Entity::update_many()
+                    .col_expr(members::Column::Status, Expr::value(to.as_str()))
+                    .col_expr(members::Column::UpdatedAt, Expr::value(now))
+                    .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+                    .filter(members::Column::AccountKey.eq(key.as_str()))
+                    .filter(members::Column::Status.is_in(from))
+                    .exec(locked.txn())
+                    .await?
+                    .rows_affected;
+                // Only a change is audited: excluding an excluded member did nothing.
+                if changed > 0 {
+                    insert_audit(locked, audit).await?;
+                }
+                Ok::<_, Abort<StoreError>>(
+                    members::Entity::find()
+                        .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+                        .filter(members::Column::AccountKey.eq(key.as_str()))
+                        .one(locked.txn())
+                        .await?,
+                )
+            })
+        })
+        .await?
+        .flatten();
+    row.map(stored_member_from).transpose()
+}
+
+pub(super) async fn delete(
+    store: &Store,
+    org: OrganizationId,
+    id: CloudOrganizationId,
+    audit: NewAuditEvent,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<Uuid>>, StoreError> {
+    let kept = store
+        .write_locked(&[org], move |locked| {
+            Box::pin(async move {
+                let txn = locked.txn();
+                let owned = orgs::Entity::find_by_id(id.as_uuid())
+                    .filter(orgs::Column::OrganizationId.eq(org.as_uuid()))
+                    .one(txn)
+                    .await?
+                    .is_some();
+                if !owned {
+                    return Ok(None);
+                }
+                let kept: Vec<Uuid> = accounts::Entity::find()
+                    .select_only()
+                    .column(accounts::Column::Id)
+                    .filter(accounts::Column::CloudOrganizationId.eq(id.as_uuid()))
+                    .into_tuple()
+                    .all(txn)
+                    .await?;
+                // The accounts keep their own roles and stay connected, as standalone ones.
+                accounts::Entity::update_many()
+                    .col_expr(
+                        accounts::Column::CloudOrganizationId,
+                        Expr::value(None::<Uuid>),
+                    )
+                    .col_expr(accounts::Column::HierarchyPath, Expr::value(None::<String>))
+                    .col_expr(accounts::Column::OuId, Expr::value(None::<String>))
+                    .col_expr(accounts::Column::FolderId, Expr::value(None::<String>))
+                    .col_expr(accounts::Column::IsManagementAccount, Expr::value(false))
+                    .col_expr(accounts::Column::IsDelegatedAdmin, Expr::value(false))
+                    .col_expr(
+                        accounts::Column::DelegatedAdminServices,
+                        Expr::value(None::<serde_json::Value>),
+                    )
+                    .col_expr(
+                        accounts::Column::OrganizationLeftAt,
+                        Expr::value(None::<DateTime<Utc>>),
+                    )
+                    .filter(accounts::Column::CloudOrganizationId.eq(id.as_uuid()))
+                    .exec(txn)
+                    .await?;
+                // Its jobs stop: queued ones now, running ones at their next progress report.
+                jobs::Entity::update_many()
+                    .col_expr(
+                        jobs::Column::Status,
+                        Expr::value(JobStatus::Cancelled.as_str()),
+                    )
+                    .col_expr(jobs::Column::FinishedAt, Expr::value(Some(now)))
+                    .filter(jobs::Column::OrganizationId.eq(org.as_uuid()))
+                    .filter(jobs::Column::Subject.eq(id.as_uuid()))
+                    .filter(jobs::Column::Status.eq(JobStatus::Queued.as_str()))
+                    .exec(txn)
+                    .await?;
+                jobs::Entity::update_many()
+                    .col_expr(jobs::Column::CancelRequested, Expr::value(true))
+                    .filter(jobs::Column::OrganizationId.eq(org.as_uuid()))
+                    .filter(jobs::Column::Subject.eq(id.as_uuid()))
+                    .filter(jobs::Column::Status.eq(JobStatus::Running.as_str()))
+                    .exec(txn)
+                    .await?;
+                changes::Entity::delete_many()
+                    .filter(changes::Column::CloudOrganizationId.eq(id.as_uuid()))
+                    .exec(txn)
+                    .await?;
+                members::Entity::delete_many()
+                    .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+                    .exec(txn)
+                    .await?;
+                closure::Entity::delete_many()
+                    .filter(closure::Column::CloudOrganizationId.eq(id.as_uuid()))
+                    .exec(txn)
+                    .await?;
+                nodes::Entity::delete_many()
+                    .filter(nodes::Column::CloudOrganizationId.eq(id.as_uuid()))
+                    .exec(txn)
+                    .await?;
+                orgs::Entity::delete_by_id(id.as_uuid()).exec(txn).await?;
+                insert_audit(locked, audit).await?;
+                Ok::<_, Abort<StoreError>>(Some(kept))
+            })
+        })
+        .await?
+        .flatten();
+    Ok(kept)
+}

@@ -1,0 +1,272 @@
+//! A cloud organization's accounts over its life, against moto through the real SDK: linked
+//! accounts follow their members when a sync finds them moved or gone, a connect links an
+//! account that already exists (a crashed run's, or one connected by hand) instead of failing
+//! on it, and disconnecting the cloud organization keeps its accounts, detached, audited.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use canopy_e2e::cloud_org::{Story, job_done, organizations_as, story};
+use canopy_e2e::{Session, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn account_of(app: &TestApp, owner: &Session, org: &str, key: &str) -> Value {
+    let all = app
+        .call(
+            Method::GET,
+            &format!("/v1/organizations/{org}/cloud-accounts?limit=200"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["accountId"] == key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no account {key}: {all}"))
+}
+
+async fn linked_accounts_follow_their_members_and_outlive_a_disconnect(backend: &str) {
+    let Story {
+        app,
+        workers,
+        owner,
+        org,
+        e,
+        id,
+    } = story(backend, "Lifecycle").await;
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    let connect = app
+        .post(
+            &format!("{base}/members/connect"),
+            &owner.token,
+            json!({"accountIds": [e.web[0], e.web[1], e.web[2]]}),
+        )
+        .await;
+    assert_eq!(connect.status, StatusCode::ACCEPTED, "{}", connect.body);
+    let done = job_done(
+        &app,
+        &owner,
+        &org,
+        connect.body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(done["result"]["connected"], 3, "{done}");
+    let before = account_of(&app, &owner, &org, &e.web[0]).await;
+    assert_eq!(before["cloudOrganization"]["id"], id.as_str());
+    assert_eq!(
+        before["cloudOrganization"]["hierarchyPath"],
+        "Root/Production"
+    );
+    assert_eq!(before["cloudOrganization"]["parentId"], e.prod.as_str());
+
+    // web-0 moves to Development, web-1 leaves the organization.
+    let aws = organizations_as(&e.management).await;
+    aws.move_account()
+        .account_id(&e.web[0])
+        .source_parent_id(&e.prod)
+        .destination_parent_id(&e.dev)
+        .send()
+        .await
+        .unwrap();
+    aws.remove_account_from_organization()
+        .account_id(&e.web[1])
+        .send()
+        .await
+        .unwrap();
+    let sync = app
+        .post(&format!("{base}/sync"), &owner.token, json!({}))
+        .await;
+    let done = job_done(&app, &owner, &org, sync.body["job"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["result"]["changes"], 2, "{done}");
+
+    let moved = account_of(&app, &owner, &org, &e.web[0]).await;
+    assert_eq!(
+        moved["cloudOrganization"]["hierarchyPath"],
+        "Root/Development"
+    );
+    assert_eq!(moved["cloudOrganization"]["parentId"], e.dev.as_str());
+    assert!(
+        moved["cloudOrganization"].get("leftAt").is_none(),
+        "{moved}"
+    );
+    // The departed account stays connected, flagged.
+    let left = account_of(&app, &owner, &org, &e.web[1]).await;
+    assert!(left["cloudOrganization"]["leftAt"].is_string(), "{left}");
+    assert_eq!(left["status"], "active");
+    let stayed = account_of(&app, &owner, &org, &e.web[2]).await;
+    assert_eq!(
+        stayed["cloudOrganization"]["hierarchyPath"],
+        "Root/Production"
+    );
+
+    // Disconnecting needs the cloud org id repeated.
+    let cloud_org_id = app
+        .call(Method::GET, &base, Some(&owner.token), None)
+        .await
+        .body["cloudOrgId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for confirm in ["", "?confirmCloudOrgId=o-wrong00000"] {
+        let refused = app
+            .call(
+                Method::DELETE,
+                &format!("{base}{confirm}"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        refused.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(
+            refused.body["errors"][0]["field"], "confirm",
+            "{}",
+            refused.body
+        );
+    }
+    let gone = app
+        .call(
+            Method::DELETE,
+            &format!("{base}?confirmCloudOrgId={cloud_org_id}"),
+            Some(&owner.token),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.body);
+    assert_eq!(gone.body["cloudOrganization"]["status"], "disconnected");
+    let mut kept: Vec<String> = gone.body["keptAccountIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    kept.sort();
+    let mut expected: Vec<String> = [&moved, &left, &stayed]
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(kept, expected);
+
+    // The cloud organization and its members are gone; its accounts are not.
+    for path in [base.clone(), format!("{base}/members")] {
+        app.call(Method::GET, &path, Some(&owner.token), None)
+            .await
+            .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    }
+    let detached = account_of(&app, &owner, &org, &e.web[0]).await;
+    assert!(detached.get("cloudOrganization").is_none(), "{detached}");
+    assert_eq!(detached["status"], "active");
+
+    // Every step was audited.
+    let events = app
+        .call(
+            Method::GET,
+            &format!("/v1/organizations/{org}/audit-events?limit=200"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    let actions: Vec<_> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in [
+        "cloud_organization.connected",
+        "cloud_organization.members_connect_requested",
+        "cloud_organization.sync_requested",
+        "cloud_organization.disconnected",
+    ] {
+        assert!(actions.contains(&action), "{action} missing: {actions:?}");
+    }
+
+    // The organization can be connected again.
+    let again = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
+            &owner.token,
+            json!({"managementRoleArn": format!("arn:aws:iam::{}:role/CanopyManagement", e.management)}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    workers.stop().await;
+}
+
+async fn a_connect_links_an_account_that_already_exists(backend: &str) {
+    let Story {
+        app,
+        workers,
+        owner,
+        org,
+        e,
+        id,
+    } = story(backend, "Relink").await;
+    // As a run that died between creating the account and linking it would leave it.
+    let by_hand = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-accounts"),
+            &owner.token,
+            canopy_e2e::aws_account_body(&e.web[5]),
+        )
+        .await;
+    assert_eq!(by_hand.status, StatusCode::CREATED, "{}", by_hand.body);
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    let connect = app
+        .post(
+            &format!("{base}/members/connect"),
+            &owner.token,
+            json!({"accountIds": [e.web[5], e.web[6]]}),
+        )
+        .await;
+    assert_eq!(connect.status, StatusCode::ACCEPTED, "{}", connect.body);
+    let done = job_done(
+        &app,
+        &owner,
+        &org,
+        connect.body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(done["result"]["connected"], 2, "{done}");
+    assert_eq!(done["result"]["failed"], json!([]), "{done}");
+    let members = app
+        .call(
+            Method::GET,
+            &format!("{base}/members?q={}", e.web[5]),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(members["items"][0]["status"], "connected", "{members}");
+    assert_eq!(
+        members["items"][0]["linkedCloudAccountId"],
+        by_hand.body["id"]
+    );
+    let accounts = app
+        .call(
+            Method::GET,
+            &format!("/v1/organizations/{org}/cloud-accounts?limit=200"),
+            Some(&owner.token),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(accounts["items"].as_array().unwrap().len(), 2, "one each");
+    let linked = account_of(&app, &owner, &org, &e.web[5]).await;
+    assert_eq!(
+        linked["cloudOrganization"]["hierarchyPath"],
+        "Root/Production"
+    );
+    workers.stop().await;
+}
+
+canopy_e2e::on_both_backends!(by_name, needs moto;
+    linked_accounts_follow_their_members_and_outlive_a_disconnect,
+    a_connect_links_an_account_that_already_exists,
+);
