@@ -39,7 +39,7 @@ fn layer(name: &str) -> Option<Layer> {
         "canopy-store" | "canopy-credentials" | "canopy-aws" | "canopy-gcp" | "canopy-cache"
         | "canopy-demo" => Layer::Adapter,
         // Local stand-ins of cloud APIs: only tests and benchmarks use them.
-        "canopy-aws-testkit" => Layer::TestSupport,
+        "canopy-aws-testkit" | "canopy-gcp-testkit" => Layer::TestSupport,
         "canopy-client" => Layer::Client,
         "canopy-app" => Layer::App,
         "canopy-e2e" => Layer::Tests,
