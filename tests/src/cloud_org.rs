@@ -153,21 +153,19 @@ pub struct Story {
     pub id: String,
 }
 
-/// A server on `backend` whose AWS calls go to `aws_endpoint_url`, with one job worker
-/// beside it polling every 20 ms.
+/// A server on `backend` with `options`, and one job worker beside it polling every 20 ms.
 pub async fn app_with_worker(
     backend: &str,
-    aws_endpoint_url: String,
+    options: Options,
 ) -> (TestApp, canopy_app::worker::RunningWorkers) {
-    let app = TestApp::start_with(
-        backend,
-        Options {
-            aws_endpoint_url,
-            ..Options::default()
-        },
-    )
-    .await;
-    let workers = canopy_app::bootstrap::job_runner(
+    let app = TestApp::start_with(backend, options).await;
+    let workers = worker_for(&app);
+    (app, workers)
+}
+
+/// One job worker beside `app`, polling every 20 ms.
+pub fn worker_for(app: &TestApp) -> canopy_app::worker::RunningWorkers {
+    canopy_app::bootstrap::job_runner(
         &JobsConfig {
             workers: 1,
             lease_seconds: 10,
@@ -177,14 +175,20 @@ pub async fn app_with_worker(
         &app.state,
         Arc::new(SystemClock),
     )
-    .spawn();
-    (app, workers)
+    .spawn()
 }
 
 /// [`app_with_worker`] on moto, an owner of a Pro organization named `name`, an AWS
 /// Organization in moto, discovered.
 pub async fn story(backend: &str, name: &str) -> Story {
-    let (app, workers) = app_with_worker(backend, moto_url()).await;
+    let (app, workers) = app_with_worker(
+        backend,
+        Options {
+            aws_endpoint_url: moto_url(),
+            ..Options::default()
+        },
+    )
+    .await;
     let owner = app.sign_up("Owner").await;
     let org = app.create_org_on(&owner, name, "pro").await;
     let management = random_aws_account();

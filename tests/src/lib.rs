@@ -10,13 +10,18 @@ use std::sync::Arc;
 
 use canopy_app::Config;
 use canopy_app::bootstrap::build_state;
-use canopy_app::config::{AuthConfig, AwsConfig, CacheConfig, MetricsSection, ServerConfig};
+use canopy_app::config::{
+    AuthConfig, AwsConfig, CacheConfig, GcpConfig, MetricsSection, SecretsConfig, ServerConfig,
+};
 use canopy_app::server::RunningServer;
 use canopy_kernel::ManualClock;
 use canopy_store::Store;
 use chrono::{DurationRound, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+/// The operator key tests seal customer secrets with (32 bytes of 0x2a, base64).
+pub const TEST_SECRET_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 
 /// A running Canopy over a fresh database, with a clock the test moves.
 pub struct TestApp {
@@ -43,6 +48,15 @@ pub struct Options {
     /// `canopy-aws-testkit`, or (default) a closed local port so a test never reaches the
     /// internet.
     pub aws_endpoint_url: String,
+    /// Where Resource Manager calls go: the local GCP of `canopy-gcp-testkit`, or (default) a
+    /// closed local port.
+    pub gcp_endpoint_url: String,
+    /// Canopy's own Google identity (a key file), for projects connected on their own.
+    pub gcp_credentials_file: Option<std::path::PathBuf>,
+    /// The operator key sealing customer secrets (`None`: not configured).
+    pub secret_key: Option<String>,
+    /// Retired operator keys (comma-separated) that still open what they sealed.
+    pub retired_secret_keys: Option<String>,
     /// How long fetched metrics are served from the cache.
     pub metrics_cache_ttl_secs: u64,
     /// Redis for a shared metrics cache.
@@ -61,6 +75,10 @@ impl Default for Options {
             auth_rate_per_minute: 100_000,
             max_body_bytes: 64 * 1024,
             aws_endpoint_url: "http://127.0.0.1:9".into(),
+            gcp_endpoint_url: "http://127.0.0.1:9/".into(),
+            gcp_credentials_file: None,
+            secret_key: Some(TEST_SECRET_KEY.into()),
+            retired_secret_keys: None,
             metrics_cache_ttl_secs: 60,
             redis_url: None,
             demo: false,
@@ -121,6 +139,15 @@ impl TestApp {
                 secret_access_key: Some("test-secret".to_string().into()),
                 timeout_ms: 3_000,
                 ..AwsConfig::default()
+            },
+            gcp: GcpConfig {
+                endpoint_url: Some(options.gcp_endpoint_url.clone()),
+                credentials_file: options.gcp_credentials_file.clone(),
+            },
+            secrets: SecretsConfig {
+                key: options.secret_key.clone().map(Into::into),
+                retired_keys: options.retired_secret_keys.clone().map(Into::into),
+                ..SecretsConfig::default()
             },
             metrics: MetricsSection {
                 cache_ttl_secs: options.metrics_cache_ttl_secs,

@@ -96,6 +96,8 @@ async fn fixture(app: &TestApp) -> Fixture {
                 name: "Estate".into(),
                 management_role_arn: Some("arn:aws:iam::123456789012:role/Mgmt".into()),
                 member_role_name: "CanopyAccess".into(),
+                gcp_service_account: None,
+                gcp_credentials: None,
                 status: ConnectionStatus::Connected,
                 error: None,
                 unreadable: vec![],
@@ -350,6 +352,21 @@ fn cases() -> Vec<Case> {
             "/v1/organizations/{org}/cloud-organizations/aws/discover",
             Some(json!({"managementRoleArn": "arn:aws:iam::123456789012:role/Mgmt"})),
             [503, 503, 403, 404, 401],
+        ),
+        // A key of the right shape whose private half is not a key: refused after
+        // authorization and the plan gate, before any call to Google.
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/cloud-organizations/gcp/discover",
+            Some(json!({
+                "organizationId": "123456789",
+                "serviceAccountKey": {
+                    "type": "service_account",
+                    "client_email": "reader@acme.iam.gserviceaccount.com",
+                    "private_key": "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n"
+                }
+            })),
+            [422, 422, 403, 404, 401],
         ),
         c(
             Method::GET,

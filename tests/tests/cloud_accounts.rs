@@ -265,7 +265,9 @@ async fn external_id_rotation_keeps_history(app: TestApp) {
     assert!(items[0]["retiredAt"].is_null() && items[1]["retiredAt"].is_string());
 }
 
-async fn gcp_projects_cannot_be_verified_yet(app: TestApp) {
+/// Without a cloud organization's key or Canopy's own Google identity there is nothing to
+/// read a project with: the check says so (the operator's problem, not the customer's).
+async fn a_gcp_project_on_its_own_needs_canopys_google_identity(app: TestApp) {
     let ada = app.sign_up("Ada").await;
     let org = app.create_org_on(&ada, "Gcp", "pro").await;
     let project = app
@@ -276,13 +278,24 @@ async fn gcp_projects_cannot_be_verified_yet(app: TestApp) {
         )
         .await;
     let id = project.body["id"].as_str().unwrap();
-    app.post(
-        &format!("/v1/organizations/{org}/cloud-accounts/{id}/sync"),
-        &ada.token,
-        json!({}),
-    )
-    .await
-    .assert_problem(StatusCode::CONFLICT, "verification_unsupported");
+    let sync = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-accounts/{id}/sync"),
+            &ada.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(sync.status, StatusCode::OK, "{}", sync.body);
+    assert_eq!(sync.body["check"]["ok"], false);
+    assert_eq!(sync.body["check"]["failure"], "canopy_credentials");
+    assert!(
+        sync.body["check"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CANOPY_GCP_CREDENTIALS_FILE"),
+        "{}",
+        sync.body
+    );
 }
 
 async fn web_initiated_connect_token_is_single_use_and_expires(app: TestApp) {
@@ -491,7 +504,7 @@ on_both_backends!(
     manual_connect_list_edit_and_disconnect,
     one_account_belongs_to_one_organization,
     external_id_rotation_keeps_history,
-    gcp_projects_cannot_be_verified_yet,
+    a_gcp_project_on_its_own_needs_canopys_google_identity,
 );
 
 async fn refusing_sts() -> String {

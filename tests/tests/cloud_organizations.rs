@@ -11,7 +11,7 @@ use canopy_cloud_org::organization::{
 };
 use canopy_cloud_org::ports::CloudAccountRepository;
 use canopy_e2e::cloud_org::{Story, app_with_worker, estate, job_done, organizations_as, story};
-use canopy_e2e::{Session, TestApp, moto_url};
+use canopy_e2e::{Options, Session, TestApp, moto_url};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -20,7 +20,14 @@ fn random_account() -> String {
 }
 
 async fn discovers_syncs_and_serves_an_aws_organization(backend: &str) {
-    let (app, workers) = app_with_worker(backend, moto_url()).await;
+    let (app, workers) = app_with_worker(
+        backend,
+        Options {
+            aws_endpoint_url: moto_url(),
+            ..Options::default()
+        },
+    )
+    .await;
     let owner = app.sign_up("Owner").await;
     let org = app.create_org_on(&owner, "Estate", "pro").await;
     let management = random_account();
@@ -483,6 +490,8 @@ async fn recorded(
                 name: "Scheduled".into(),
                 management_role_arn: Some("arn:aws:iam::123456789012:role/Mgmt".into()),
                 member_role_name: "CanopyAccess".into(),
+                gcp_service_account: None,
+                gcp_credentials: None,
                 status: ConnectionStatus::Connected,
                 error: None,
                 unreadable: vec![],

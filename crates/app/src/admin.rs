@@ -110,6 +110,31 @@ pub async fn purge_history(billing: &BillingService) -> anyhow::Result<String> {
     ))
 }
 
+/// `canopy admin reseal-secrets`: moves every customer secret to the current secret key.
+pub async fn reseal_secrets(
+    cloud_orgs: &canopy_cloud_org::organization::service::CloudOrganizationService,
+) -> anyhow::Result<String> {
+    let report = cloud_orgs
+        .reseal_secrets()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = format!(
+        "re-sealed {} secret(s) with the current key\n",
+        report.resealed
+    );
+    for (id, why) in &report.failed {
+        out.push_str(&format!(
+            "cloud organization {id}: {why} (ask its owner to reconnect it with a new key)\n"
+        ));
+    }
+    if report.failed.is_empty() {
+        out.push_str(
+            "nothing is sealed with a retired key any more: retired keys can be dropped\n",
+        );
+    }
+    Ok(out)
+}
+
 /// Runs the retention sweep now and then every `every`, for as long as the process lives.
 /// A failed sweep is logged and retried at the next tick.
 pub fn spawn_retention_sweep(billing: BillingService, every: Duration) -> JoinHandle<()> {

@@ -18,8 +18,10 @@ use canopy_cloud_org::organization::connect_job::ConnectMembersHandler;
 use canopy_cloud_org::organization::discovery_job::DiscoveryHandler;
 use canopy_cloud_org::organization::service::{CloudOrganizationPorts, CloudOrganizationService};
 use canopy_cloud_org::{CloudAccountConfig, CloudAccountPorts, CloudAccountService};
+use canopy_credentials::sealing::AesGcmSealer;
 use canopy_credentials::{Argon2Cost, Argon2Crypto, HashingLimits};
 use canopy_demo::DemoSource;
+use canopy_gcp::{GcpProjectVerifier, GcpSettings, ResourceManagerDiscoverer, ServiceAccountKey};
 use canopy_jobs::{JobHandler, JobService};
 use canopy_kernel::{Clock, SystemClock};
 use canopy_metrics::ports::{MetricSource, SeriesCache};
@@ -30,8 +32,8 @@ use chrono::Duration;
 use secrecy::ExposeSecret;
 
 use crate::config::{
-    AuthConfig, AwsConfig, CacheConfig, Config, DatabaseConfig, JobsConfig, MetricsSection,
-    PLACEHOLDER_PRINCIPAL,
+    AuthConfig, AwsConfig, CacheConfig, Config, DatabaseConfig, GcpConfig, JobsConfig,
+    MetricsSection, PLACEHOLDER_PRINCIPAL, SecretsConfig,
 };
 use crate::state::{AppState, Edge, Services};
 use crate::worker::{JobRunner, RunnerSettings};
@@ -191,6 +193,53 @@ fn credential_crypto(auth: &AuthConfig) -> anyhow::Result<Arc<Argon2Crypto>> {
 }
 
 /// The configured hashing limits; zero keeps the default sized to the cores.
+/// The sealer of customer secrets from the operator's keys (none: GCP organizations are
+/// refused with a clear 503 until a key is configured).
+fn secret_sealer(config: &SecretsConfig) -> anyhow::Result<Arc<AesGcmSealer>> {
+    let current = match (&config.key_file, &config.key) {
+        (Some(path), _) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the secret key file {}", path.display()))?,
+        ),
+        (None, Some(key)) => Some(key.expose_secret().to_string()),
+        (None, None) => None,
+    };
+    let retired: Vec<String> = config
+        .retired_keys
+        .as_ref()
+        .map(|keys| {
+            keys.expose_secret()
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Arc::new(
+        AesGcmSealer::new(current.as_deref(), &retired).context("the secret keys")?,
+    ))
+}
+
+/// Resource Manager, and Canopy's own Google identity when the operator gave one.
+fn gcp_adapter(
+    config: &GcpConfig,
+) -> anyhow::Result<(ResourceManagerDiscoverer, Option<ServiceAccountKey>)> {
+    let rm = ResourceManagerDiscoverer::new(GcpSettings {
+        endpoint_url: config.endpoint_url.clone(),
+        ..GcpSettings::default()
+    })?;
+    let own = match &config.credentials_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the GCP credentials file {}", path.display()))?;
+            Some(ServiceAccountKey::parse(&text).context("the GCP credentials file")?)
+        }
+        None => None,
+    };
+    Ok((rm, own))
+}
+
 fn hashing_limits(auth: &AuthConfig) -> HashingLimits {
     let default = HashingLimits::default();
     HashingLimits {
@@ -245,6 +294,8 @@ pub async fn build_state(
     );
     let identity = aws_identity(&config.aws).await;
     let identity_for_orgs = identity.clone();
+    let sealer = secret_sealer(&config.secrets)?;
+    let (resource_manager, own_google_identity) = gcp_adapter(&config.gcp)?;
     let secrets_for_orgs = crypto.clone();
     let cloud = CloudAccountService::new(
         CloudAccountPorts {
@@ -254,6 +305,12 @@ pub async fn build_state(
             tenancy: tenancy.clone(),
             billing: billing.clone(),
             aws: Arc::new(StsRoleVerifier::new(identity.clone(), (&config.aws).into())),
+            gcp: Arc::new(GcpProjectVerifier::new(
+                resource_manager.clone(),
+                Arc::new(store.cloud_organizations()),
+                sealer.clone(),
+                own_google_identity,
+            )),
             secrets: crypto,
             clock: clock.clone(),
         },
@@ -290,6 +347,8 @@ pub async fn build_state(
                 ..OrganizationsSettings::default()
             },
         )),
+        gcp: Arc::new(resource_manager),
+        sealer,
         external_ids: Arc::new(store.external_ids()),
         secrets: secrets_for_orgs,
         billing: billing.clone(),

@@ -139,6 +139,33 @@ impl Default for AwsConfig {
     }
 }
 
+/// How Canopy calls Google Cloud.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcpConfig {
+    /// Resource Manager endpoint override (a local server); unset for Google. With it, keys
+    /// may name any token endpoint.
+    pub endpoint_url: Option<String>,
+    /// Canopy's own Google identity (a service-account key file), for verifying GCP projects
+    /// connected on their own; unset: only projects of a connected GCP organization verify.
+    pub credentials_file: Option<std::path::PathBuf>,
+}
+
+/// The operator's keys that seal customer secrets at rest (docs/operations.md, rotation).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// The current key: base64 of 32 random bytes (`openssl rand -base64 32`). Never logged.
+    #[serde(skip_serializing)]
+    pub key: Option<secrecy::SecretString>,
+    /// A file holding the current key instead (wins over `key`).
+    pub key_file: Option<std::path::PathBuf>,
+    /// Retired keys, comma-separated: they still open what they sealed until
+    /// `canopy secrets reseal` has moved it to the current key.
+    #[serde(skip_serializing)]
+    pub retired_keys: Option<secrecy::SecretString>,
+}
+
 /// The SES metrics fan-out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -222,6 +249,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// AWS.
     pub aws: AwsConfig,
+    /// Google Cloud.
+    pub gcp: GcpConfig,
+    /// Keys sealing customer secrets.
+    pub secrets: SecretsConfig,
     /// SES metrics.
     pub metrics: MetricsSection,
     /// Shared cache.
@@ -255,6 +286,11 @@ pub const ENV_NAMES: &[(&str, &str)] = &[
     ("aws_timeout_ms", "aws.timeout_ms"),
     ("aws_access_key_id", "aws.access_key_id"),
     ("aws_secret_access_key", "aws.secret_access_key"),
+    ("gcp_endpoint_url", "gcp.endpoint_url"),
+    ("gcp_credentials_file", "gcp.credentials_file"),
+    ("secret_key", "secrets.key"),
+    ("secret_key_file", "secrets.key_file"),
+    ("secret_keys_retired", "secrets.retired_keys"),
     ("metrics_cache_ttl_secs", "metrics.cache_ttl_secs"),
     ("metrics_concurrency", "metrics.concurrency"),
     ("metrics_account_timeout_ms", "metrics.account_timeout_ms"),

@@ -127,6 +127,9 @@ enum AdminCommand {
     /// Deletes history older than each organization's plan retention now (`serve` also
     /// does this periodically).
     PurgeHistory,
+    /// Re-seals every stored customer secret with the current secret key, after a rotation
+    /// (the retired key can be dropped once this reports nothing failed).
+    ResealSecrets,
     /// Prints the unsent messages (invitation e-mails with their accept links).
     Outbox {
         /// Only messages to this address.
@@ -165,6 +168,13 @@ impl Command {
 fn init_tracing(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // yup-oauth2 logs whole token responses, access tokens included, at debug: whatever
+    // RUST_LOG asks for, it never gets below info.
+    let filter = filter.add_directive(
+        "yup_oauth2=info"
+            .parse()
+            .unwrap_or_else(|_| unreachable!("a constant directive")),
+    );
     // Colour codes only where a person reads them: a file or a pipe gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -236,6 +246,15 @@ async fn main() -> anyhow::Result<()> {
                 AdminCommand::PurgeHistory => canopy_app::admin::purge_history(&billing).await?,
                 AdminCommand::Outbox { to, limit } => {
                     canopy_app::admin::outbox(&store.outbox(), to.as_deref(), limit).await?
+                }
+                AdminCommand::ResealSecrets => {
+                    let state = canopy_app::bootstrap::build_state(
+                        &config,
+                        store.clone(),
+                        Arc::new(SystemClock),
+                    )
+                    .await?;
+                    canopy_app::admin::reseal_secrets(&state.cloud_orgs).await?
                 }
             };
             println!("{}", report.trim_end());

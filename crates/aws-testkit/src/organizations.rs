@@ -227,11 +227,12 @@ fn respond(req: &Request, shared: &Shared, operation: &str, body: &str) -> poem:
             "Your account is not a member of an organization.",
         );
     };
-    if let Some(n) = org.throttle_every {
-        if org.calls.total % n == 0 {
-            org.calls.throttled += 1;
-            return error("TooManyRequestsException", "Rate exceeded");
-        }
+    if org
+        .throttle_every
+        .is_some_and(|n| org.calls.total.is_multiple_of(n))
+    {
+        org.calls.throttled += 1;
+        return error("TooManyRequestsException", "Rate exceeded");
     }
     let management_only = operation != "DescribeOrganization";
     if management_only && caller != org.management {

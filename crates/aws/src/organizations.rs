@@ -17,7 +17,8 @@ use canopy_cloud_org::health::FailureKind;
 use canopy_cloud_org::organization::hierarchy::{DiscoveredNode, NodeKind};
 use canopy_cloud_org::organization::member::{DiscoveredMember, MemberState};
 use canopy_cloud_org::organization::{
-    Discovery, DiscoveryFailure, DiscoveryProgress, OrganizationDiscoverer, OrganizationIdentity,
+    Discovery, DiscoveryFailure, DiscoveryProgress, OrganizationAccess, OrganizationDiscoverer,
+    OrganizationIdentity,
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::stream::{self, StreamExt};
@@ -418,23 +419,36 @@ impl OrganizationsDiscoverer {
     }
 }
 
+/// The role and External ID of an AWS access; another provider's is a wiring mistake.
+fn aws_access(access: &OrganizationAccess) -> Result<(&str, &str), DiscoveryFailure> {
+    match access {
+        OrganizationAccess::Aws {
+            role_arn,
+            external_id,
+        } => Ok((role_arn, external_id)),
+        OrganizationAccess::Gcp { .. } => Err(DiscoveryFailure::Other(
+            "AWS Organizations was given a GCP organization".into(),
+        )),
+    }
+}
+
 #[async_trait]
 impl OrganizationDiscoverer for OrganizationsDiscoverer {
     async fn identify(
         &self,
-        role_arn: &str,
-        external_id: &str,
+        access: &OrganizationAccess,
     ) -> Result<OrganizationIdentity, DiscoveryFailure> {
+        let (role_arn, external_id) = aws_access(access)?;
         let calls = self.calls(role_arn, external_id).await?;
         describe(&calls).await
     }
 
     async fn discover(
         &self,
-        role_arn: &str,
-        external_id: &str,
+        access: &OrganizationAccess,
         progress: Arc<dyn DiscoveryProgress>,
     ) -> Result<Discovery, DiscoveryFailure> {
+        let (role_arn, external_id) = aws_access(access)?;
         let calls = self.calls(role_arn, external_id).await?;
         let retries = |calls: &Calls| calls.throttling().0;
         let identity = describe(&calls).await?;

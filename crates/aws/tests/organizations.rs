@@ -16,7 +16,16 @@ use canopy_aws::{OrganizationsDiscoverer, OrganizationsSettings};
 use canopy_cloud_org::organization::hierarchy::{AWS_MAX_DEPTH, Hierarchy};
 use canopy_cloud_org::organization::member::MemberState;
 use canopy_cloud_org::organization::sync::{Change, diff};
-use canopy_cloud_org::organization::{DiscoveryProgress, OrganizationDiscoverer};
+use canopy_cloud_org::organization::{
+    DiscoveryProgress, OrganizationAccess, OrganizationDiscoverer,
+};
+
+fn access(role: &str) -> OrganizationAccess {
+    OrganizationAccess::Aws {
+        role_arn: role.to_string(),
+        external_id: "cnp-ext".into(),
+    }
+}
 
 fn sdk_config() -> SdkConfig {
     canopy_aws::testing::with_test_credentials()
@@ -165,7 +174,7 @@ async fn discovers_the_tree_every_page_and_the_delegated_admins_then_diffs_a_res
     let seen = Arc::new(Seen::default());
     let role = format!("arn:aws:iam::{management}:role/CanopyManagement");
     let found = discoverer()
-        .discover(&role, "cnp-ext", seen.clone())
+        .discover(&access(&role), seen.clone())
         .await
         .unwrap();
 
@@ -208,7 +217,7 @@ async fn discovers_the_tree_every_page_and_the_delegated_admins_then_diffs_a_res
 
     // An unchanged organization re-discovered: no change.
     let again = discoverer()
-        .discover(&role, "cnp-ext", seen.clone())
+        .discover(&access(&role), seen.clone())
         .await
         .unwrap();
     assert!(diff(&tree, &found.members, &again.nodes, &again.members).is_empty());
@@ -221,7 +230,7 @@ async fn discovers_the_tree_every_page_and_the_delegated_admins_then_diffs_a_res
         .await
         .unwrap();
     let after = discoverer()
-        .discover(&role, "cnp-ext", seen.clone())
+        .discover(&access(&role), seen.clone())
         .await
         .unwrap();
     let changes = diff(&tree, &found.members, &after.nodes, &after.members);
@@ -242,7 +251,7 @@ async fn an_account_outside_any_organization_is_told_organizations_is_not_enable
     let lone = random_account();
     let role = format!("arn:aws:iam::{lone}:role/CanopyManagement");
     let err = discoverer()
-        .discover(&role, "cnp-ext", Arc::new(Seen::default()))
+        .discover(&access(&role), Arc::new(Seen::default()))
         .await
         .unwrap_err();
     assert!(

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use canopy_aws::{OrganizationsDiscoverer, OrganizationsSettings};
 use canopy_aws_testkit::FakeAws;
 use canopy_cloud_org::organization::member::MemberState;
-use canopy_cloud_org::organization::{DiscoveryFailure, DiscoveryProgress, OrganizationDiscoverer};
+use canopy_cloud_org::organization::{
+    DiscoveryFailure, DiscoveryProgress, OrganizationAccess, OrganizationDiscoverer,
+};
 
 const MANAGEMENT: &str = "111111111111";
 
@@ -71,12 +73,19 @@ fn role(account: &str) -> String {
     format!("arn:aws:iam::{account}:role/CanopyManagement")
 }
 
+fn access(role: &str) -> OrganizationAccess {
+    OrganizationAccess::Aws {
+        role_arn: role.to_string(),
+        external_id: "ext".into(),
+    }
+}
+
 #[tokio::test]
 async fn a_denied_subtree_is_listed_and_the_rest_is_read() {
     let (aws, [_, prod, web, sandbox]) = organization().await;
     aws.deny_parent(&prod);
     let found = discoverer(&aws, fast())
-        .discover(&role(MANAGEMENT), "ext", Arc::new(Seen::default()))
+        .discover(&access(&role(MANAGEMENT)), Arc::new(Seen::default()))
         .await
         .unwrap();
     assert_eq!(found.unreadable.len(), 1, "{:?}", found.unreadable);
@@ -100,7 +109,7 @@ async fn a_denied_subtree_is_listed_and_the_rest_is_read() {
 async fn a_member_account_is_told_it_is_not_the_management_account() {
     let (aws, _) = organization().await;
     let err = discoverer(&aws, fast())
-        .discover(&role("200000000000"), "ext", Arc::new(Seen::default()))
+        .discover(&access(&role("200000000000")), Arc::new(Seen::default()))
         .await
         .unwrap_err();
     assert_eq!(
@@ -114,7 +123,7 @@ async fn a_member_account_is_told_it_is_not_the_management_account() {
 async fn an_account_outside_any_organization_is_told_organizations_is_not_enabled() {
     let aws = FakeAws::start().await.unwrap();
     let err = discoverer(&aws, fast())
-        .identify(&role(MANAGEMENT), "ext")
+        .identify(&access(&role(MANAGEMENT)))
         .await
         .unwrap_err();
     assert_eq!(err, DiscoveryFailure::OrganizationsNotEnabled);
@@ -127,7 +136,7 @@ async fn throttled_calls_are_retried_and_reported() {
     aws.throttle_every(Some(3));
     let seen = Arc::new(Seen::default());
     let found = discoverer(&aws, fast())
-        .discover(&role(MANAGEMENT), "ext", seen.clone())
+        .discover(&access(&role(MANAGEMENT)), seen.clone())
         .await
         .unwrap();
     let calls = aws.organizations_calls();
@@ -150,7 +159,7 @@ async fn throttling_past_the_retry_budget_fails_with_the_retries_spent() {
             ..fast()
         },
     )
-    .discover(&role(MANAGEMENT), "ext", Arc::new(Seen::default()))
+    .discover(&access(&role(MANAGEMENT)), Arc::new(Seen::default()))
     .await
     .unwrap_err();
     assert_eq!(err, DiscoveryFailure::ThrottledOut(3));
@@ -173,7 +182,7 @@ async fn calls_in_flight_stay_within_the_bound_and_do_overlap() {
             ..fast()
         },
     )
-    .discover(&role(MANAGEMENT), "ext", Arc::new(Seen::default()))
+    .discover(&access(&role(MANAGEMENT)), Arc::new(Seen::default()))
     .await
     .unwrap();
     assert_eq!(found.members.len(), 24);
@@ -189,7 +198,7 @@ async fn calls_in_flight_stay_within_the_bound_and_do_overlap() {
 async fn delegated_administrators_and_the_management_account_are_marked() {
     let (aws, _) = organization().await;
     let found = discoverer(&aws, fast())
-        .discover(&role(MANAGEMENT), "ext", Arc::new(Seen::default()))
+        .discover(&access(&role(MANAGEMENT)), Arc::new(Seen::default()))
         .await
         .unwrap();
     let by_key = |k: &str| found.members.iter().find(|m| m.key == k).unwrap();

@@ -52,24 +52,25 @@ impl FailureKind {
         })
     }
 
-    /// What the customer should do about it.
+    /// What the customer should do about it (one text for both providers: the message says
+    /// which one answered).
     pub fn advice(self) -> &'static str {
         match self {
             FailureKind::AccessDenied => {
-                "The role refused Canopy. Check its trust policy names Canopy's principal and the current External ID."
+                "Access was refused. AWS: check the role's trust policy names Canopy's principal and the current External ID. GCP: check the service account has roles/browser on the project or its organization."
             }
             FailureKind::RoleNotFound => {
-                "The role does not exist. Check the role ARN and that the stack deployed it."
+                "Not found. AWS: check the role ARN and that the stack deployed it. GCP: check the project id and that the project still exists."
             }
             FailureKind::Throttled => {
-                "AWS throttled the request. Canopy will retry; no action needed."
+                "The provider throttled the request. Canopy will retry; no action needed."
             }
-            FailureKind::Network => "AWS could not be reached. Canopy will retry.",
-            FailureKind::Timeout => "AWS did not answer in time. Canopy will retry.",
+            FailureKind::Network => "The provider could not be reached. Canopy will retry.",
+            FailureKind::Timeout => "The provider did not answer in time. Canopy will retry.",
             FailureKind::CanopyCredentials => {
-                "Canopy's own AWS credentials are missing, so it cannot assume any role. The operator sets CANOPY_AWS_ACCESS_KEY_ID and CANOPY_AWS_SECRET_ACCESS_KEY, or runs Canopy with an instance or task role."
+                "Canopy itself has no credentials to reach this provider: the operator's problem, not yours. AWS: the operator sets CANOPY_AWS_ACCESS_KEY_ID and CANOPY_AWS_SECRET_ACCESS_KEY, or runs Canopy with an instance or task role. GCP: connect the project through its GCP organization, or the operator sets CANOPY_GCP_CREDENTIALS_FILE."
             }
-            FailureKind::Other => "AWS returned an unexpected error.",
+            FailureKind::Other => "The provider returned an unexpected error.",
         }
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! [`CloudAccountService`], by concept: connected accounts ([`CloudAccountError`]), External
 //! IDs and the role session ([`ExternalIdError`]), and the token flows: connect tokens and
-//! connection requests ([`ConnectionError`]). Validated identifiers (`AwsAccountId`,
+//! connection requests ([`ConnectionError`]); and whole cloud organizations
+//! ([`organization::service::CloudOrganizationService`]: discovery, sync, members, connect,
+//! disconnect, on durable jobs). Validated identifiers (`AwsAccountId`,
 //! `RoleArn`, `AwsRegion`, `GcpProjectId`) are in [`identifiers`]; account edits and list
 //! filters are parsed here ([`AccountChanges`], [`AccountFilter`]).
 //!
@@ -17,7 +19,11 @@
 //! | [`ports::ExternalIdRepository`] | one current External ID per organization, with history | — |
 //! | [`ports::ConnectionTokenRepository`] | single-use tokens, redeemed with the account atomically | `Refused(TokenRefusal)`, `Connect(..)` |
 //! | [`ports::RoleVerifier`] | assuming a customer's role (AWS STS) | a classified [`AccessFailure`] |
+//! | [`ports::ProjectVerifier`] | reading a GCP project with the right credentials | a classified [`AccessFailure`] |
 //! | [`ports::SecretSource`] | External IDs and tokens | — |
+//! | [`organization::ports::CloudOrganizationRepository`] | cloud organizations, their tree (closure table), members, change log | `AlreadyConnected`, `ConnectedElsewhere` |
+//! | [`organization::OrganizationDiscoverer`] | reading a whole AWS / GCP organization (one adapter each) | a classified [`organization::DiscoveryFailure`] |
+//! | [`sealing::SecretSealer`] | sealing customer secrets (GCP keys) with the operator's key | `NotConfigured`, `UnknownKey`, `Corrupt` |
 //!
 //! Storage methods MAY fail with [`canopy_kernel::StoreError`]. The service also needs the
 //! tenancy and billing services (membership of a connection request's organization, plan
@@ -43,6 +49,7 @@ pub mod health;
 pub mod identifiers;
 pub mod organization;
 pub mod ports;
+pub mod sealing;
 pub mod service;
 
 pub use account::{AccountInput, CloudAccount, CloudAccountId, Provider};

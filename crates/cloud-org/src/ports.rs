@@ -148,6 +148,18 @@ pub trait RoleVerifier: Send + Sync {
     ) -> Result<AssumedRole, AccessFailure>;
 }
 
+/// Proves access to a GCP project (Resource Manager `projects.get`). The adapter picks the
+/// credentials: the service account of the cloud organization the project was connected
+/// from, or Canopy's own Google identity for a project connected on its own.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ProjectVerifier: Send + Sync {
+    /// Reads `account`'s project. MUST classify failures as [`RoleVerifier`] does
+    /// (AccessDenied, RoleNotFound for a missing project, Throttled, Network, Timeout,
+    /// CanopyCredentials when no credentials apply, Other).
+    async fn verify_project(&self, account: &CloudAccount) -> Result<(), AccessFailure>;
+}
+
 /// Why a token could not be redeemed.
 #[derive(Debug, thiserror::Error)]
 pub enum RedeemError {

@@ -9,6 +9,8 @@
 //! on the blocking pool so the async workers never stall; a short queue waits for a slot, and
 //! beyond it the caller is told `Busy` at once. A burst of log-ins costs latency, not memory.
 
+pub mod sealing;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 

@@ -124,9 +124,7 @@ fn failure(permission: &str, resource: &str, e: CallError, retries: u64) -> Disc
         }
         CallError::NotFound(m) => DiscoveryFailure::Other(format!("{resource} was not found: {m}")),
         CallError::ThrottledOut => DiscoveryFailure::ThrottledOut(retries),
-        CallError::KeyRefused(code) => {
-            DiscoveryFailure::RoleRefused(format!("the service account key was refused: {code}"))
-        }
+        CallError::KeyRefused(code) => DiscoveryFailure::KeyRefused(code),
         CallError::Network(m) => DiscoveryFailure::Network(m),
         CallError::Timeout => DiscoveryFailure::Network(format!(
             "Resource Manager did not answer {permission} on {resource} in time"

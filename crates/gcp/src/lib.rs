@@ -6,15 +6,18 @@
 //! connector with Mozilla's roots compiled in: the hosts Canopy runs on have no CA store, and
 //! the default builders of both crates need one.
 //!
-//! API boundary: [`ResourceManagerDiscoverer`], [`GcpSettings`], [`ServiceAccountKey`],
-//! [`KeyError`], [`ProjectInfo`], [`SetupError`].
+//! API boundary: [`ResourceManagerDiscoverer`] (also the domain's `OrganizationDiscoverer`),
+//! [`GcpProjectVerifier`] (the domain's `ProjectVerifier`), [`GcpSettings`],
+//! [`ServiceAccountKey`], [`KeyError`], [`ProjectInfo`], [`SetupError`].
 
 mod calls;
 mod discovery;
 mod key;
+mod ports;
 
 pub use discovery::{ProjectInfo, ResourceManagerDiscoverer};
 pub use key::{DEFAULT_TOKEN_URI, KeyError, ServiceAccountKey};
+pub use ports::GcpProjectVerifier;
 
 use std::sync::Arc;
 use std::time::Duration;

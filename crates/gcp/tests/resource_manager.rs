@@ -282,8 +282,7 @@ async fn the_organization_denied_names_the_missing_permission() {
 #[tokio::test]
 async fn revoked_and_foreign_keys_are_refused_before_any_call() {
     let (fake, discoverer, key) = organization().await;
-    let refused =
-        DiscoveryFailure::RoleRefused("the service account key was refused: invalid_grant".into());
+    let refused = DiscoveryFailure::KeyRefused("invalid_grant".into());
     let foreign = ServiceAccountKey::parse(&fake.foreign_key_json(SA)).unwrap();
     assert_eq!(discover(&discoverer, &foreign).await.unwrap_err(), refused);
     fake.revoke(SA);
@@ -488,7 +487,7 @@ async fn production_settings_refuse_a_key_naming_another_token_endpoint() {
     assert!(check.message.contains("token_uri"), "{}", check.message);
     assert!(matches!(
         production.identify(&key, ORG).await.unwrap_err(),
-        DiscoveryFailure::RoleRefused(_)
+        DiscoveryFailure::KeyRefused(_)
     ));
     assert_eq!(
         fake.calls().token,

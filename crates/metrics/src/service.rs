@@ -54,8 +54,7 @@ impl From<CloudAccountError> for MetricsError {
             // Listing and reading never connect, edit or verify anything.
             CloudAccountError::NotFound
             | CloudAccountError::AlreadyConnected
-            | CloudAccountError::ConnectedElsewhere
-            | CloudAccountError::VerificationUnsupported(_) => Self::AccountNotFound,
+            | CloudAccountError::ConnectedElsewhere => Self::AccountNotFound,
         }
     }
 }
@@ -458,6 +457,7 @@ mod tests {
                 tenancy,
                 billing: billing.clone(),
                 aws: Arc::new(MockRoleVerifier::new()),
+                gcp: Arc::new(canopy_cloud_org::ports::MockProjectVerifier::new()),
                 secrets: Arc::new(MockSecretSource::new()),
                 clock: clock.clone(),
             },

@@ -314,11 +314,11 @@ impl From<Page<CloudAccount>> for CloudAccountPage {
 pub struct HealthCheckDto {
     /// When.
     pub checked_at: DateTime<Utc>,
-    /// True when the role was assumed.
+    /// True when access was proven (AWS: the role assumed; GCP: the project read).
     pub ok: bool,
-    /// access_denied, role_not_found, throttled, network, timeout, canopy_credentials (Canopy itself has no AWS credentials) or other.
+    /// access_denied, role_not_found (or project not found), throttled, network, timeout, canopy_credentials (Canopy itself has no credentials to use) or other.
     pub failure: Option<String>,
-    /// What AWS said.
+    /// What the provider said.
     pub message: Option<String>,
     /// What to do about it.
     pub advice: Option<String>,

@@ -2,17 +2,20 @@
 //! OU tree, members and what each sync changed.
 
 use canopy_cloud_org::identifiers::RoleArn;
+use canopy_cloud_org::organization::gcp::GcpOrganizationInput;
 use canopy_cloud_org::organization::ports::RecordedChange;
 use canopy_cloud_org::organization::service::{AwsOrganizationInput, TreeView};
 use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId, ConnectionStatus};
+use canopy_cloud_org::sealing::ServiceAccountKeyJson;
 use canopy_kernel::PageRequest;
 use canopy_kernel::page::Page;
-use canopy_kernel::validation::ValidationErrors;
+use canopy_kernel::validation::{FieldError, ValidationErrors};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::jobs::JobDto;
@@ -48,6 +51,30 @@ pub struct DiscoverAwsRequest {
     pub name: Option<Label>,
 }
 
+/// Connecting a GCP Organization.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DiscoverGcpRequest {
+    /// `organizations/123456789` or `123456789`.
+    #[oai(validator(max_length = 64))]
+    pub organization_id: String,
+    /// The key file of a service account granted `roles/resourcemanager.organizationViewer`
+    /// and `roles/browser` on the organization, as Google issued it (JSON). Stored sealed,
+    /// never returned.
+    pub service_account_key: HashMap<String, serde_json::Value>,
+    /// Name shown in Canopy (default: the organization's display name).
+    pub name: Option<Label>,
+}
+
+impl std::fmt::Debug for DiscoverGcpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscoverGcpRequest")
+            .field("organization_id", &self.organization_id)
+            .field("service_account_key", &"<redacted>")
+            .finish()
+    }
+}
+
 /// A cloud organization.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
@@ -69,7 +96,15 @@ pub struct CloudOrganizationDto {
     /// AWS: the role Canopy assumes in the management account.
     pub management_role_arn: Option<String>,
     /// AWS: the role name in member accounts.
-    pub member_role_name: String,
+    pub member_role_name: Option<String>,
+    /// GCP: the organization's display name (usually its domain).
+    pub gcp_display_name: Option<String>,
+    /// GCP: the Workspace / Cloud Identity customer id.
+    pub gcp_directory_customer_id: Option<String>,
+    /// GCP: the organization's lifecycle state.
+    pub gcp_lifecycle_state: Option<String>,
+    /// GCP: the service account Canopy reads as (its key is sealed and never returned).
+    pub gcp_service_account: Option<String>,
     /// Connection status.
     pub status: CloudOrgStatusDto,
     /// Why the last discovery failed, with advice.
@@ -101,7 +136,11 @@ impl From<CloudOrganization> for CloudOrganizationDto {
             management_account_id: c.identity.management_account_id,
             management_account_email: c.identity.management_account_email,
             management_role_arn: c.management_role_arn,
-            member_role_name: c.member_role_name,
+            member_role_name: Some(c.member_role_name).filter(|n| !n.is_empty()),
+            gcp_display_name: c.identity.display_name,
+            gcp_directory_customer_id: c.identity.directory_customer_id,
+            gcp_lifecycle_state: c.identity.lifecycle_state,
+            gcp_service_account: c.gcp_service_account,
             status: c.status.into(),
             error: c.error,
             unreadable: c.unreadable,
@@ -272,6 +311,48 @@ impl CloudOrganizationsApi {
                 AwsOrganizationInput {
                     management_role_arn: role,
                     member_role_name: body.member_role_name.map(|n| n.into_string()),
+                    name: body.name.map(|n| n.into_string()),
+                },
+            )
+            .await?;
+        Ok(Started::Accepted(Json(DiscoveryStarted {
+            cloud_organization: cloud_org.into(),
+            job: job.into(),
+        })))
+    }
+
+    /// Connects a GCP Organization (admin or owner; Pro or Enterprise) with a service
+    /// account's key: the organization is described now (a refused key or a missing
+    /// permission is answered at once), the key sealed, and the folders and projects
+    /// discovered by a job. 202 with the cloud organization (`discovering`) and the job.
+    #[oai(
+        path = "/organizations/:org/cloud-organizations/gcp/discover",
+        method = "post",
+        operation_id = "discoverGcpOrganization"
+    )]
+    async fn discover_gcp(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<OrgText>,
+        body: Json<DiscoverGcpRequest>,
+    ) -> Result<Started, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        let body = body.0;
+        let key = serde_json::to_string(&body.service_account_key).map_err(|_| {
+            ValidationErrors::single(FieldError::new(
+                "serviceAccountKey",
+                "json",
+                "must be the key file's JSON",
+            ))
+        })?;
+        let (cloud_org, job) = state
+            .cloud_orgs
+            .discover_gcp(
+                &access,
+                GcpOrganizationInput {
+                    organization_id: body.organization_id,
+                    service_account_key: ServiceAccountKeyJson::new(key),
                     name: body.name.map(|n| n.into_string()),
                 },
             )

@@ -261,11 +261,15 @@ impl From<canopy_cloud_org::organization::service::CloudOrganizationError> for A
                  organization can belong to one organization.",
             ),
             E::Discovery(failure) => {
-                let code = match &failure {
-                    F::RoleRefused(_) => "role_refused",
-                    F::NotManagementAccount(_) => "not_management_account",
-                    F::OrganizationsNotEnabled => "organizations_not_enabled",
-                    F::PermissionMissing(_) => "permission_missing",
+                // The field the customer must fix: the AWS role, or the GCP key.
+                let (field, code) = match &failure {
+                    F::RoleRefused(_) => ("managementRoleArn", "role_refused"),
+                    F::NotManagementAccount(_) => ("managementRoleArn", "not_management_account"),
+                    F::OrganizationsNotEnabled => {
+                        ("managementRoleArn", "organizations_not_enabled")
+                    }
+                    F::KeyRefused(_) => ("serviceAccountKey", "key_refused"),
+                    F::PermissionMissing(_) => ("serviceAccountKey", "permission_missing"),
                     F::ThrottledOut(_) | F::Network(_) | F::Other(_) => {
                         return Self::unavailable(
                             "cloud_unavailable",
@@ -275,10 +279,21 @@ impl From<canopy_cloud_org::organization::service::CloudOrganizationError> for A
                     }
                 };
                 ApiError::validation(ValidationErrors::single(FieldError::new(
-                    "managementRoleArn",
+                    field,
                     code,
                     failure.to_string(),
                 )))
+            }
+            E::Sealing(canopy_cloud_org::sealing::SealError::NotConfigured) => Self::unavailable(
+                "secret_key_missing",
+                "This Canopy cannot store GCP credentials yet: its operator sets \
+                 CANOPY_SECRET_KEY (see docs/operations.md)."
+                    .to_string(),
+                3600,
+            ),
+            E::Sealing(other) => {
+                tracing::error!(cause = %other, "a sealed secret did not open");
+                Self::internal()
             }
             E::Store(s) => s.into(),
         }
@@ -305,11 +320,6 @@ impl From<CloudAccountError> for ApiError {
             CloudAccountError::AlreadyConnected => already_connected(),
             CloudAccountError::ConnectedElsewhere => connected_elsewhere(),
             CloudAccountError::PlanLimit(l) => l.into(),
-            CloudAccountError::VerificationUnsupported(provider) => Self::new(
-                S::CONFLICT,
-                "verification_unsupported",
-                format!("{provider} connections cannot be verified yet."),
-            ),
             CloudAccountError::Store(s) => s.into(),
         }
     }

@@ -7,10 +7,10 @@ use canopy_jobs::{Job, JobContext, JobFailure, JobHandler, JobKind, Progress};
 use canopy_kernel::id::UserId;
 use serde_json::{Value, json};
 
-use super::member::MemberStatus;
+use super::member::{DiscoveredMember, MemberStatus};
 use super::service::{CONNECT_KIND, CloudOrganizationService};
 use super::{CloudOrganization, CloudOrganizationId};
-use crate::account::{AccountInput, Features, Provider};
+use crate::account::{AccountInput, Features, OrganizationPlacement, Provider};
 use crate::service::CloudAccountError;
 
 /// Runs `cloud_organization.connect_members` jobs.
@@ -36,6 +36,36 @@ fn member_role(cloud_org: &CloudOrganization, account: &str) -> String {
         "arn:{partition}:iam::{account}:role/{}",
         cloud_org.member_role_name
     )
+}
+
+/// The cloud account a member becomes: an AWS account reached through the member role, or a
+/// GCP project read with the cloud organization's service account.
+fn member_input(cloud_org: &CloudOrganization, member: &DiscoveredMember) -> AccountInput {
+    let common = AccountInput {
+        alias: Some(member.name.clone()).filter(|n| !n.trim().is_empty()),
+        features: Features::default(),
+        tags: [(
+            "cloudOrganization".to_string(),
+            cloud_org.identity.cloud_org_id.clone(),
+        )]
+        .into(),
+        ..AccountInput::default()
+    };
+    match cloud_org.provider {
+        Provider::Aws => AccountInput {
+            provider: "aws".into(),
+            account_id: Some(member.key.clone()),
+            role_arn: Some(member_role(cloud_org, &member.key)),
+            region: Some("us-east-1".into()),
+            ..common
+        },
+        Provider::Gcp => AccountInput {
+            provider: "gcp".into(),
+            project_id: Some(member.key.clone()),
+            project_number: member.number.clone(),
+            ..common
+        },
+    }
 }
 
 #[async_trait]
@@ -99,20 +129,7 @@ impl JobHandler for ConnectMembersHandler {
                 ..Progress::phase("connecting", done as u64, Some(total))
             })
             .await?;
-            let input = AccountInput {
-                provider: "aws".into(),
-                account_id: Some(member.found.key.clone()),
-                role_arn: Some(member_role(&cloud_org, &member.found.key)),
-                region: Some("us-east-1".into()),
-                alias: Some(member.found.name.clone()).filter(|n| !n.trim().is_empty()),
-                features: Features::default(),
-                tags: [(
-                    "cloudOrganization".to_string(),
-                    cloud_org.identity.cloud_org_id.clone(),
-                )]
-                .into(),
-                ..AccountInput::default()
-            };
+            let input = member_input(&cloud_org, &member.found);
             let now = ports.clock.now();
             let created = ports
                 .accounts
@@ -127,13 +144,26 @@ impl JobHandler for ConnectMembersHandler {
                 // A run that died after creating the account and before linking it: link it.
                 Err(CloudAccountError::AlreadyConnected) => ports
                     .accounts
-                    .find_for_job(job.organization_id, Provider::Aws, &member.found.key)
+                    .find_for_job(job.organization_id, cloud_org.provider, &member.found.key)
                     .await
                     .and_then(|found| found.ok_or(CloudAccountError::AlreadyConnected)),
                 other => other,
             };
             let account = match outcome {
-                Ok(account) => account,
+                // Where it sits is recorded when it is settled; the verifier needs it now, to
+                // read a GCP project with its organization's key.
+                Ok(mut account) => {
+                    account.placement = Some(OrganizationPlacement {
+                        cloud_organization_id: id.as_uuid(),
+                        hierarchy_path: Some(member.hierarchy_path.clone()),
+                        parent_id: Some(member.found.parent_id.clone()),
+                        is_management_account: member.found.is_management,
+                        is_delegated_admin: !member.found.delegated_admin_services.is_empty(),
+                        delegated_admin_services: member.found.delegated_admin_services.clone(),
+                        left_at: None,
+                    });
+                    account
+                }
                 Err(e) => {
                     let reason = match e {
                         CloudAccountError::PlanLimit(_) => {

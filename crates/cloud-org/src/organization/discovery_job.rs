@@ -11,12 +11,13 @@ use async_trait::async_trait;
 use canopy_jobs::{Job, JobContext, JobFailure, JobHandler, JobKind, Progress, Throttling};
 use serde_json::{Value, json};
 
-use super::hierarchy::{AWS_MAX_DEPTH, Hierarchy};
+use super::hierarchy::{AWS_MAX_DEPTH, GCP_MAX_DEPTH, Hierarchy};
 use super::ports::DiscoveryWrite;
 use super::service::{CloudOrganizationService, DISCOVER_KIND};
-use super::sync::{Change, diff};
-use super::{CloudOrganizationId, ConnectionStatus, DiscoveryProgress};
+use super::sync::{Change, diff, keep_unreadable};
+use super::{CloudOrganizationId, ConnectionStatus, DiscoveryProgress, OrganizationAccess};
 use crate::account::Provider;
+use crate::sealing::{SealError, ServiceAccountKeyJson};
 
 /// Runs `cloud_organization.discover` jobs.
 pub struct DiscoveryHandler {
@@ -62,6 +63,25 @@ impl Latest {
     }
 }
 
+impl DiscoveryHandler {
+    /// Marks the cloud organization `error` with why, for its page to say.
+    async fn record_error(&self, id: CloudOrganizationId, message: &str) -> Result<(), JobFailure> {
+        let ports = self.service.ports();
+        ports
+            .repository
+            .set_status(
+                id,
+                ConnectionStatus::Error,
+                Some(message.to_string()),
+                vec![],
+                false,
+                ports.clock.now(),
+            )
+            .await
+            .map_err(|e| JobFailure::Transient(e.to_string()))
+    }
+}
+
 #[async_trait]
 impl JobHandler for DiscoveryHandler {
     fn kind(&self) -> JobKind {
@@ -93,25 +113,45 @@ impl JobHandler for DiscoveryHandler {
             .map_err(transient)?;
         ctx.progress(Progress::phase("reading", 0, None)).await?;
 
-        let external_id = self
-            .service
-            .external_id(job.organization_id)
-            .await
-            .map_err(transient)?;
         let latest = Latest::default();
-        let (discoverer, max_depth) = match cloud_org.provider {
-            Provider::Aws => (ports.aws.clone(), AWS_MAX_DEPTH),
+        let (discoverer, max_depth, access) = match cloud_org.provider {
+            Provider::Aws => {
+                let external_id = self
+                    .service
+                    .external_id(job.organization_id)
+                    .await
+                    .map_err(transient)?;
+                let access = OrganizationAccess::Aws {
+                    role_arn: cloud_org.management_role_arn.clone().unwrap_or_default(),
+                    external_id,
+                };
+                (ports.aws.clone(), AWS_MAX_DEPTH, access)
+            }
             Provider::Gcp => {
-                return Err(JobFailure::Permanent(
-                    "GCP organizations are not discoverable yet".into(),
-                ));
+                let key = cloud_org
+                    .gcp_credentials
+                    .as_ref()
+                    .ok_or(SealError::Corrupt)
+                    .and_then(|sealed| ports.sealer.open(sealed, id.as_uuid().as_bytes()))
+                    .and_then(|plain| String::from_utf8(plain).map_err(|_| SealError::Corrupt));
+                let key = match key {
+                    Ok(key) => key,
+                    Err(e) => {
+                        let message = format!("the stored service-account key: {e}");
+                        self.record_error(id, &message).await?;
+                        return Err(JobFailure::Permanent(message));
+                    }
+                };
+                let access = OrganizationAccess::Gcp {
+                    organization: cloud_org.identity.cloud_org_id.clone(),
+                    key: ServiceAccountKeyJson::new(key),
+                };
+                (ports.gcp.clone(), GCP_MAX_DEPTH, access)
             }
         };
-        let role = cloud_org.management_role_arn.clone().unwrap_or_default();
         let found = discoverer
             .discover(
-                &role,
-                &external_id,
+                &access,
                 Arc::new(ToJob {
                     latest: latest.clone(),
                 }),
@@ -124,18 +164,7 @@ impl JobHandler for DiscoveryHandler {
             Ok(found) => found,
             Err(failure) => {
                 let message = failure.to_string();
-                ports
-                    .repository
-                    .set_status(
-                        id,
-                        ConnectionStatus::Error,
-                        Some(message.clone()),
-                        vec![],
-                        false,
-                        ports.clock.now(),
-                    )
-                    .await
-                    .map_err(transient)?;
+                self.record_error(id, &message).await?;
                 return Err(if failure.is_transient() {
                     JobFailure::Transient(message)
                 } else {
@@ -149,16 +178,29 @@ impl JobHandler for DiscoveryHandler {
             Some(found.members.len() as u64),
         ))
         .await?;
-        let tree = Hierarchy::build(found.nodes.clone(), max_depth)
-            .map_err(|e| JobFailure::Permanent(e.to_string()))?;
         let (stored_tree, stored_members) =
             ports.repository.snapshot(id).await.map_err(transient)?;
+        let mut found = found;
+        let unreadable_ids: Vec<String> = found
+            .unreadable
+            .iter()
+            .map(|(node, _)| node.clone())
+            .collect();
+        keep_unreadable(
+            &stored_tree,
+            &stored_members,
+            &unreadable_ids,
+            &mut found.nodes,
+            &mut found.members,
+        );
+        let tree = Hierarchy::build(found.nodes.clone(), max_depth)
+            .map_err(|e| JobFailure::Permanent(e.to_string()))?;
         let changes = diff(&stored_tree, &stored_members, &found.nodes, &found.members);
         let tree_changed = stored_tree.is_empty()
             || changes
                 .iter()
                 .any(|c| matches!(c, Change::HierarchyChanged { .. }));
-        let changed_keys: BTreeSet<&str> = changes
+        let mut changed_keys: BTreeSet<&str> = changes
             .iter()
             .filter_map(|c| match c {
                 Change::Joined { key }
@@ -169,6 +211,20 @@ impl JobHandler for DiscoveryHandler {
                 _ => None,
             })
             .collect();
+        // A member whose folder (or an ancestor) moved or was renamed keeps its parent but
+        // not its path: it is rewritten too, and its linked account follows.
+        if tree_changed {
+            changed_keys.extend(
+                found
+                    .members
+                    .iter()
+                    .filter(|m| {
+                        stored_tree.get(&m.parent_id).map(|n| &n.path)
+                            != tree.get(&m.parent_id).map(|n| &n.path)
+                    })
+                    .map(|m| m.key.as_str()),
+            );
+        }
         let left: Vec<String> = changes
             .iter()
             .filter_map(|c| match c {

@@ -5,6 +5,7 @@
 
 pub mod connect_job;
 pub mod discovery_job;
+pub mod gcp;
 pub mod hierarchy;
 pub mod member;
 pub mod ports;
@@ -18,6 +19,7 @@ use canopy_kernel::id::{OrganizationId, UserId};
 use chrono::{DateTime, Utc};
 
 use crate::account::Provider;
+use crate::sealing::{SealedSecret, ServiceAccountKeyJson};
 use hierarchy::DiscoveredNode;
 use member::DiscoveredMember;
 
@@ -111,6 +113,10 @@ pub struct CloudOrganization {
     pub management_role_arn: Option<String>,
     /// AWS: the role name in every member account (`CanopyAccess` by default).
     pub member_role_name: String,
+    /// GCP: the service account Canopy acts as (its e-mail), shown; its key is sealed.
+    pub gcp_service_account: Option<String>,
+    /// GCP: the customer's key, sealed with the operator's key; never returned.
+    pub gcp_credentials: Option<SealedSecret>,
     /// Connection status.
     pub status: ConnectionStatus,
     /// Why the last discovery failed, with advice.
@@ -166,6 +172,9 @@ pub enum DiscoveryFailure {
     /// AWS Organizations is not enabled for the account.
     #[error("AWS Organizations is not enabled for this account")]
     OrganizationsNotEnabled,
+    /// GCP: the service-account key was refused (revoked, deleted, or not a usable key).
+    #[error("the service-account key was refused: {0}")]
+    KeyRefused(String),
     /// GCP: a permission is missing.
     #[error("the service account lacks {0}")]
     PermissionMissing(String),
@@ -187,6 +196,25 @@ impl DiscoveryFailure {
     }
 }
 
+/// How Canopy reaches a cloud organization's API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrganizationAccess {
+    /// AWS: the management (or delegated admin) role, assumed with the tenant's External ID.
+    Aws {
+        /// The role's ARN.
+        role_arn: String,
+        /// The tenant's External ID.
+        external_id: String,
+    },
+    /// GCP: the customer's service account, by its key.
+    Gcp {
+        /// `organizations/123`.
+        organization: String,
+        /// The key, opened for this call only.
+        key: ServiceAccountKeyJson,
+    },
+}
+
 /// How far a running discovery is, for the job's progress.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -196,25 +224,25 @@ pub trait DiscoveryProgress: Send + Sync {
 }
 
 /// Reads a whole cloud organization. Implemented per provider (`canopy-aws` for AWS
-/// Organizations); tests use local servers speaking the provider's protocol.
+/// Organizations, `canopy-gcp` for Resource Manager); tests use local servers speaking the
+/// provider's protocol. An adapter given the other provider's [`OrganizationAccess`] answers
+/// `Other`.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OrganizationDiscoverer: Send + Sync {
-    /// Who the organization reachable through `role_arn` is, with one call: checked before a
-    /// cloud organization is recorded, so a wrong role is refused at once, with advice.
+    /// Who the organization reachable through `access` is, with one call: checked before a
+    /// cloud organization is recorded, so a wrong role or key is refused at once, with advice.
     async fn identify(
         &self,
-        role_arn: &str,
-        external_id: &str,
+        access: &OrganizationAccess,
     ) -> Result<OrganizationIdentity, DiscoveryFailure>;
 
-    /// Reads the organization reachable through `role_arn` (AWS) with `external_id`.
-    /// Errors: a classified [`DiscoveryFailure`]; a subtree that could not be read is not an
-    /// error but an entry of [`Discovery::unreadable`].
+    /// Reads the organization reachable through `access`. Errors: a classified
+    /// [`DiscoveryFailure`]; a subtree that could not be read is not an error but an entry of
+    /// [`Discovery::unreadable`].
     async fn discover(
         &self,
-        role_arn: &str,
-        external_id: &str,
+        access: &OrganizationAccess,
         progress: Arc<dyn DiscoveryProgress>,
     ) -> Result<Discovery, DiscoveryFailure>;
 }

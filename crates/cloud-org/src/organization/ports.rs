@@ -10,6 +10,7 @@ use super::hierarchy::Hierarchy;
 use super::member::{DiscoveredMember, MemberStatus};
 use super::sync::Change;
 use super::{CloudOrganization, CloudOrganizationId, ConnectionStatus, OrganizationIdentity};
+use crate::sealing::SealedSecret;
 
 /// A member as stored: what discovery said and what Canopy did with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +217,21 @@ pub trait CloudOrganizationRepository: Send + Sync {
         &self,
         before: DateTime<Utc>,
     ) -> Result<Vec<(OrganizationId, CloudOrganizationId)>, StoreError>;
+
+    /// Every cloud organization whose sealed key was sealed with a key other than
+    /// `current_key_id` (what a rotation leaves to re-seal).
+    async fn sealed_with_other_keys(
+        &self,
+        current_key_id: &str,
+    ) -> Result<Vec<(CloudOrganizationId, SealedSecret)>, StoreError>;
+
+    /// Replaces a sealed key if it is still `expected`; `false` when it changed meanwhile.
+    async fn replace_sealed(
+        &self,
+        id: CloudOrganizationId,
+        expected: &SealedSecret,
+        sealed: SealedSecret,
+    ) -> Result<bool, StoreError>;
 
     /// What syncs changed, newest first.
     async fn changes(

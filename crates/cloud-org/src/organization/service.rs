@@ -21,12 +21,13 @@ use super::ports::{
 };
 use super::{
     CloudOrganization, CloudOrganizationId, ConnectionStatus, DEFAULT_MEMBER_ROLE,
-    DiscoveryFailure, OrganizationDiscoverer,
+    DiscoveryFailure, OrganizationAccess, OrganizationDiscoverer,
 };
 use crate::account::Provider;
 use crate::external_id::ExternalId;
 use crate::identifiers::RoleArn;
 use crate::ports::{ExternalIdRepository, SecretSource};
+use crate::sealing::{SealError, SecretSealer};
 
 /// The job kind that discovers (and re-syncs) a cloud organization.
 pub const DISCOVER_KIND: &str = "cloud_organization.discover";
@@ -64,6 +65,9 @@ pub enum CloudOrganizationError {
     /// The provider refused or failed, classified with advice.
     #[error(transparent)]
     Discovery(#[from] DiscoveryFailure),
+    /// A customer secret could not be sealed (no operator key) or opened.
+    #[error(transparent)]
+    Sealing(#[from] SealError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -106,6 +110,10 @@ pub struct CloudOrganizationPorts {
     pub repository: Arc<dyn CloudOrganizationRepository>,
     /// AWS Organizations.
     pub aws: Arc<dyn OrganizationDiscoverer>,
+    /// GCP Resource Manager.
+    pub gcp: Arc<dyn OrganizationDiscoverer>,
+    /// Seals the GCP service-account keys customers give.
+    pub sealer: Arc<dyn SecretSealer>,
     /// The tenant's External ID.
     pub external_ids: Arc<dyn ExternalIdRepository>,
     /// A first External ID when the tenant has none yet.
@@ -195,7 +203,10 @@ impl CloudOrganizationService {
         let identity = self
             .ports
             .aws
-            .identify(input.management_role_arn.as_str(), &external_id)
+            .identify(&OrganizationAccess::Aws {
+                role_arn: input.management_role_arn.as_str().to_string(),
+                external_id,
+            })
             .await?;
         let now = self.ports.clock.now();
         let cloud_org = CloudOrganization {
@@ -209,6 +220,8 @@ impl CloudOrganizationService {
             identity,
             management_role_arn: Some(input.management_role_arn.as_str().to_string()),
             member_role_name,
+            gcp_service_account: None,
+            gcp_credentials: None,
             status: ConnectionStatus::Discovering,
             error: None,
             unreadable: Vec::new(),
@@ -264,7 +277,7 @@ impl CloudOrganizationService {
         Ok((cloud_org, job))
     }
 
-    fn audit(
+    pub(super) fn audit(
         &self,
         access: &OrgAccess,
         action: AuditAction,
@@ -281,7 +294,7 @@ impl CloudOrganizationService {
         )
     }
 
-    async fn queue_discovery(
+    pub(super) async fn queue_discovery(
         &self,
         access: &OrgAccess,
         cloud_org: &CloudOrganization,

@@ -77,6 +77,42 @@ impl Change {
     }
 }
 
+/// Keeps what is stored below nodes a discovery could not read: their subtrees and members
+/// are unknown this time, not gone, so they must not be reported as removed or departed.
+/// Nodes and members found elsewhere (moved out of the unreadable subtree) are not kept twice.
+pub fn keep_unreadable(
+    stored_tree: &Hierarchy,
+    stored_members: &[DiscoveredMember],
+    unreadable: &[String],
+    nodes: &mut Vec<DiscoveredNode>,
+    members: &mut Vec<DiscoveredMember>,
+) {
+    if unreadable.is_empty() {
+        return;
+    }
+    let under = |id: &str| unreadable.iter().any(|u| stored_tree.is_under(id, u));
+    let found_nodes: std::collections::BTreeSet<String> =
+        nodes.iter().map(|n| n.id.clone()).collect();
+    for node in stored_tree.nodes() {
+        if !found_nodes.contains(&node.id) && under(&node.id) {
+            nodes.push(DiscoveredNode {
+                id: node.id.clone(),
+                parent_id: node.parent_id.clone(),
+                name: node.name.clone(),
+                kind: node.kind,
+            });
+        }
+    }
+    let found_members: std::collections::BTreeSet<String> =
+        members.iter().map(|m| m.key.clone()).collect();
+    members.extend(
+        stored_members
+            .iter()
+            .filter(|m| !found_members.contains(&m.key) && under(&m.parent_id))
+            .cloned(),
+    );
+}
+
 /// Compares a discovery with what is stored. `stored_members` are the members still in the
 /// organization (left ones are not compared again).
 pub fn diff(
@@ -243,6 +279,51 @@ mod tests {
         assert!(changes.contains(&Change::Left {
             key: "444444444444".into()
         }));
+    }
+
+    #[test]
+    fn what_lies_under_an_unreadable_node_is_kept_not_reported_gone() {
+        let mut stored_nodes = nodes();
+        stored_nodes.push(node("ou-a1", Some("ou-a"), "A1"));
+        let tree = Hierarchy::build(stored_nodes.clone(), AWS_MAX_DEPTH).unwrap();
+        let before = vec![
+            member("111111111111", "ou-a"),
+            member("222222222222", "ou-a1"),
+            member("333333333333", "ou-b"),
+            member("444444444444", "ou-a"),
+        ];
+        // ou-a could not be listed; one of its accounts is now found under ou-b.
+        let mut found_nodes = nodes();
+        let mut found = vec![
+            member("333333333333", "ou-b"),
+            member("444444444444", "ou-b"),
+        ];
+        keep_unreadable(
+            &tree,
+            &before,
+            &["ou-a".to_string()],
+            &mut found_nodes,
+            &mut found,
+        );
+        let changes = diff(&tree, &before, &found_nodes, &found);
+        assert_eq!(
+            changes,
+            vec![Change::Moved {
+                key: "444444444444".into(),
+                from: "ou-a".into(),
+                to: "ou-b".into()
+            }]
+        );
+        assert_eq!(found.len(), 4, "nothing lost, nothing doubled");
+        // Without the unreadable node named, the same discovery reports departures.
+        let mut bare = vec![member("333333333333", "ou-b")];
+        let mut bare_nodes = nodes();
+        keep_unreadable(&tree, &before, &[], &mut bare_nodes, &mut bare);
+        assert!(
+            diff(&tree, &before, &bare_nodes, &bare)
+                .iter()
+                .any(|c| c.kind() == "left")
+        );
     }
 
     #[test]

@@ -40,9 +40,6 @@ pub enum CloudAccountError {
     /// The organization's plan has no room for another account.
     #[error(transparent)]
     PlanLimit(#[from] PlanLimitExceeded),
-    /// The provider has no verification adapter yet.
-    #[error("{0} connections cannot be verified yet")]
-    VerificationUnsupported(&'static str),
     /// The adapter failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -231,24 +228,25 @@ impl CloudAccountService {
     ) -> Result<(CloudAccount, HealthCheck), CloudAccountError> {
         access.require(Action::ConnectCloudAccount)?;
         let account = self.get(access, id).await?;
-        let CloudIdentity::Aws {
-            role_arn, region, ..
-        } = &account.identity
-        else {
-            return Err(CloudAccountError::VerificationUnsupported("GCP"));
-        };
-        let session = self.role_session(access).await?;
         let started = Instant::now();
-        let outcome = self
-            .ports
-            .aws
-            .assume_role(
-                role_arn,
-                &session.external_id,
-                &session.session_name,
-                region,
-            )
-            .await;
+        let outcome = match &account.identity {
+            CloudIdentity::Aws {
+                role_arn, region, ..
+            } => {
+                let session = self.role_session(access).await?;
+                self.ports
+                    .aws
+                    .assume_role(
+                        role_arn,
+                        &session.external_id,
+                        &session.session_name,
+                        region,
+                    )
+                    .await
+                    .map(|_| ())
+            }
+            CloudIdentity::Gcp { .. } => self.ports.gcp.verify_project(&account).await,
+        };
         let failure = outcome.err().inspect(|f: &AccessFailure| {
             tracing::info!(account = %id, kind = f.kind.as_str(), "role assumption failed");
         });

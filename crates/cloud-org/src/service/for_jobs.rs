@@ -37,37 +37,37 @@ impl CloudAccountService {
         Ok(self.ports.accounts.find_by_key(org, provider, key).await?)
     }
 
-    /// Assumes `account`'s role with `org`'s External ID and records the outcome in its
-    /// health timeline; returns the check.
+    /// Proves access to `account` (AWS: assumes its role with `org`'s External ID; GCP: reads
+    /// its project) and records the outcome in its health timeline; returns the check.
     pub async fn verify_for_job(
         &self,
         org: OrganizationId,
         account: &CloudAccount,
     ) -> Result<HealthCheck, CloudAccountError> {
-        let CloudIdentity::Aws {
-            role_arn, region, ..
-        } = &account.identity
-        else {
-            return Err(CloudAccountError::VerificationUnsupported("GCP"));
-        };
-        let external_id = self
-            .ports
-            .external_ids
-            .current_or_create(ExternalId {
-                organization_id: org,
-                value: self.ports.secrets.external_id(),
-                created_at: self.ports.clock.now(),
-                retired_at: None,
-            })
-            .await?;
-        let session_name = format!("canopy-{}", &org.to_string()[..8]);
         let started = Instant::now();
-        let failure = self
-            .ports
-            .aws
-            .assume_role(role_arn, &external_id.value, &session_name, region)
-            .await
-            .err();
+        let failure = match &account.identity {
+            CloudIdentity::Aws {
+                role_arn, region, ..
+            } => {
+                let external_id = self
+                    .ports
+                    .external_ids
+                    .current_or_create(ExternalId {
+                        organization_id: org,
+                        value: self.ports.secrets.external_id(),
+                        created_at: self.ports.clock.now(),
+                        retired_at: None,
+                    })
+                    .await?;
+                let session_name = format!("canopy-{}", &org.to_string()[..8]);
+                self.ports
+                    .aws
+                    .assume_role(role_arn, &external_id.value, &session_name, region)
+                    .await
+                    .err()
+            }
+            CloudIdentity::Gcp { .. } => self.ports.gcp.verify_project(account).await.err(),
+        };
         let check = HealthCheck {
             account_id: account.id,
             checked_at: self.ports.clock.now(),

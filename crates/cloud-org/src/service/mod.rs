@@ -18,7 +18,7 @@ use canopy_tenancy::TenancyService;
 
 use crate::ports::{
     CloudAccountRepository, ConnectError, ConnectionTokenRepository, ExternalIdRepository,
-    RoleVerifier, SecretSource,
+    ProjectVerifier, RoleVerifier, SecretSource,
 };
 
 pub use accounts::CloudAccountError;
@@ -50,6 +50,8 @@ pub struct CloudAccountPorts {
     pub billing: BillingService,
     /// AWS role verification.
     pub aws: Arc<dyn RoleVerifier>,
+    /// GCP project verification.
+    pub gcp: Arc<dyn ProjectVerifier>,
     /// Randomness.
     pub secrets: Arc<dyn SecretSource>,
     /// Time.

@@ -99,6 +99,7 @@ impl Mocks {
                     Arc::new(ManualClock::new(Utc::now())),
                 ),
                 aws: Arc::new(self.aws),
+                gcp: Arc::new(crate::ports::MockProjectVerifier::new()),
                 secrets: Arc::new(secrets),
                 clock: Arc::new(ManualClock::new(Utc::now())),
             },

@@ -4,6 +4,7 @@
 use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_cloud_org::organization::member::MemberStatus;
 use canopy_cloud_org::organization::ports::StoredMember;
+use canopy_cloud_org::sealing::SealedSecret;
 use canopy_jobs::JobStatus;
 use canopy_kernel::StoreError;
 use canopy_kernel::id::OrganizationId;
@@ -20,6 +21,7 @@ use crate::entity::{
     cloud_org_closure as closure, cloud_org_nodes as nodes, cloud_organization_members as members,
     cloud_organizations as orgs, jobs,
 };
+use crate::error::db_err;
 use crate::tenancy::insert_audit;
 use crate::txn::Abort;
 
@@ -175,4 +177,57 @@ pub(super) async fn delete(
         .await?
         .flatten();
     Ok(kept)
+}
+
+pub(super) async fn sealed_with_other_keys(
+    store: &Store,
+    current_key_id: &str,
+) -> Result<Vec<(CloudOrganizationId, SealedSecret)>, StoreError> {
+    let rows: Vec<(Uuid, Option<String>, Option<String>)> = orgs::Entity::find()
+        .select_only()
+        .column(orgs::Column::Id)
+        .column(orgs::Column::GcpCredentialsKeyId)
+        .column(orgs::Column::GcpCredentialsSealed)
+        .filter(orgs::Column::GcpCredentialsKeyId.is_not_null())
+        .filter(orgs::Column::GcpCredentialsKeyId.ne(current_key_id))
+        .into_tuple()
+        .all(store.db())
+        .await
+        .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, key_id, sealed)| {
+            Some((
+                CloudOrganizationId(id),
+                SealedSecret {
+                    key_id: key_id?,
+                    sealed: sealed?,
+                },
+            ))
+        })
+        .collect())
+}
+
+pub(super) async fn replace_sealed(
+    store: &Store,
+    id: CloudOrganizationId,
+    expected: &SealedSecret,
+    sealed: SealedSecret,
+) -> Result<bool, StoreError> {
+    let changed = orgs::Entity::update_many()
+        .col_expr(
+            orgs::Column::GcpCredentialsKeyId,
+            Expr::value(sealed.key_id),
+        )
+        .col_expr(
+            orgs::Column::GcpCredentialsSealed,
+            Expr::value(sealed.sealed),
+        )
+        .filter(orgs::Column::Id.eq(id.as_uuid()))
+        .filter(orgs::Column::GcpCredentialsKeyId.eq(expected.key_id.as_str()))
+        .filter(orgs::Column::GcpCredentialsSealed.eq(expected.sealed.as_str()))
+        .exec(store.db())
+        .await
+        .map_err(db_err)?;
+    Ok(changed.rows_affected == 1)
 }

@@ -11,6 +11,7 @@ use canopy_cloud_org::organization::sync::Change;
 use canopy_cloud_org::organization::{
     CloudOrganization, CloudOrganizationId, ConnectionStatus, OrganizationIdentity,
 };
+use canopy_cloud_org::sealing::SealedSecret;
 use canopy_kernel::StoreError;
 use canopy_kernel::id::{OrganizationId, UserId};
 use chrono::{DateTime, Utc};
@@ -46,6 +47,11 @@ pub(super) fn cloud_org_from(m: orgs::Model) -> Result<CloudOrganization, StoreE
         name: m.name,
         management_role_arn: m.management_role_arn,
         member_role_name: m.member_role_name,
+        gcp_service_account: m.gcp_service_account,
+        gcp_credentials: match (m.gcp_credentials_key_id, m.gcp_credentials_sealed) {
+            (Some(key_id), Some(sealed)) => Some(SealedSecret { key_id, sealed }),
+            _ => None,
+        },
         status: ConnectionStatus::from_stored(&m.connection_status)
             .ok_or_else(|| corrupt("connection status", &m.connection_status))?,
         error: m.connection_error,

@@ -10,6 +10,7 @@ use canopy_cloud_org::organization::ports::{
     RecordedChange, Selection, StoredMember,
 };
 use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId, ConnectionStatus};
+use canopy_cloud_org::sealing::SealedSecret;
 use canopy_kernel::id::OrganizationId;
 use canopy_kernel::{Page, PageRequest, StoreError};
 use canopy_tenancy::NewAuditEvent;
@@ -99,6 +100,9 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
             gcp_lifecycle_state: Set(c.identity.lifecycle_state.clone()),
             management_role_arn: Set(c.management_role_arn.clone()),
             member_role_name: Set(c.member_role_name.clone()),
+            gcp_service_account: Set(c.gcp_service_account.clone()),
+            gcp_credentials_key_id: Set(c.gcp_credentials.as_ref().map(|s| s.key_id.clone())),
+            gcp_credentials_sealed: Set(c.gcp_credentials.as_ref().map(|s| s.sealed.clone())),
             connection_status: Set(c.status.as_str().to_string()),
             connection_error: Set(c.error.clone()),
             unreadable: Set(json!(c.unreadable)),
@@ -531,6 +535,22 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
             now,
         )
         .await
+    }
+
+    async fn sealed_with_other_keys(
+        &self,
+        current_key_id: &str,
+    ) -> Result<Vec<(CloudOrganizationId, SealedSecret)>, StoreError> {
+        organization_lifecycle::sealed_with_other_keys(self.store(), current_key_id).await
+    }
+
+    async fn replace_sealed(
+        &self,
+        id: CloudOrganizationId,
+        expected: &SealedSecret,
+        sealed: SealedSecret,
+    ) -> Result<bool, StoreError> {
+        organization_lifecycle::replace_sealed(self.store(), id, expected, sealed).await
     }
 
     async fn delete(

@@ -29,6 +29,9 @@ pub struct Model {
     pub created_by: Uuid,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub gcp_credentials_sealed: Option<String>,
+    pub gcp_credentials_key_id: Option<String>,
+    pub gcp_service_account: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
