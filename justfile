@@ -29,8 +29,8 @@ openapi:
 serve:
     cargo run -p canopy-app -- serve
 
-# Benchmarks (see docs/benchmarks.md): the API on PostgreSQL, then the metrics fan-out.
-bench: bench-api bench-metrics
+# Benchmarks (see docs/benchmarks.md): the API on PostgreSQL, the metrics fan-out, discovery.
+bench: bench-api bench-metrics bench-discovery
 
 # API benchmark: a release `canopy serve` on PostgreSQL driven by wrk (installed if missing).
 bench-api:
@@ -41,3 +41,8 @@ bench-api:
 # Metrics fan-out over 3, 10, 100 and 500 accounts against the local STS + CloudWatch (100 ms per call).
 bench-metrics:
     cargo run --release -p canopy-e2e --bin canopy-metrics-bench
+
+# AWS Organization discovery: 5,000 accounts in 250 OUs (depth 4), 50 ms per call, through the
+# whole stack on SQLite and PostgreSQL; unchanged re-sync writes; 10 % throttled.
+bench-discovery:
+    bash -c '. .ci/services.sh && cargo run --release -p canopy-e2e --bin canopy-discovery-bench'

@@ -266,6 +266,101 @@ async fn a_connect_links_an_account_that_already_exists(backend: &str) {
     workers.stop().await;
 }
 
+/// An organization discovered through the local Organizations server, then re-synced
+/// unchanged: no row of the tree, the members, the change log or the cloud accounts is
+/// written. One account moved afterwards does write, so the counter is watching.
+async fn an_unchanged_resync_writes_no_row(backend: &str) {
+    let aws = canopy_aws_testkit::FakeAws::start().await.unwrap();
+    let root = aws.create_organization("o-still00000", "111111111111", "m@example.com");
+    let mut ous = Vec::new();
+    for i in 0..6 {
+        let ou = aws.add_ou(&root, &format!("team-{i}"));
+        let child = aws.add_ou(&ou, &format!("team-{i}-web"));
+        for n in 0..5 {
+            aws.add_org_account(&child, &format!("8{i:02}00000000{n}"), "web", "ACTIVE");
+        }
+        ous.push(child);
+    }
+    aws.add_org_account(&root, "111111111111", "management", "ACTIVE");
+    let (app, workers) = canopy_e2e::cloud_org::app_with_worker(
+        backend,
+        canopy_e2e::Options {
+            aws_endpoint_url: aws.url(),
+            ..canopy_e2e::Options::default()
+        },
+    )
+    .await;
+    let owner = app.sign_up("Owner").await;
+    let org = app.create_org_on(&owner, "Still", "pro").await;
+    let started = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
+            &owner.token,
+            json!({"managementRoleArn": "arn:aws:iam::111111111111:role/CanopyManagement"}),
+        )
+        .await;
+    let done = job_done(
+        &app,
+        &owner,
+        &org,
+        started.body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(done["result"]["members"], 31, "{done}");
+    let id = started.body["cloudOrganization"]["id"].as_str().unwrap();
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    // Two connected accounts, so their rows are watched too.
+    let connect = app
+        .post(
+            &format!("{base}/members/connect"),
+            &owner.token,
+            json!({"accountIds": ["800000000000", "801000000000"]}),
+        )
+        .await;
+    job_done(
+        &app,
+        &owner,
+        &org,
+        connect.body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+
+    canopy_store::testing::count_writes(&app.store, &canopy_store::testing::CLOUD_ORG_DATA_TABLES)
+        .await
+        .unwrap();
+    let sync = app
+        .post(&format!("{base}/sync"), &owner.token, json!({}))
+        .await;
+    let done = job_done(&app, &owner, &org, sync.body["job"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["changes"], 0, "{done}");
+    assert_eq!(
+        canopy_store::testing::writes_counted(&app.store)
+            .await
+            .unwrap(),
+        0
+    );
+
+    aws.move_org_account("800000000000", &ous[1]);
+    let sync = app
+        .post(&format!("{base}/sync"), &owner.token, json!({}))
+        .await;
+    let done = job_done(&app, &owner, &org, sync.body["job"]["id"].as_str().unwrap()).await;
+    assert_eq!(done["result"]["changes"], 1, "{done}");
+    // The member, its linked account and the change record.
+    assert_eq!(
+        canopy_store::testing::writes_counted(&app.store)
+            .await
+            .unwrap(),
+        3
+    );
+    workers.stop().await;
+}
+
+canopy_e2e::on_both_backends!(by_name;
+    an_unchanged_resync_writes_no_row,
+);
+
 canopy_e2e::on_both_backends!(by_name, needs moto;
     linked_accounts_follow_their_members_and_outlive_a_disconnect,
     a_connect_links_an_account_that_already_exists,

@@ -304,6 +304,85 @@ macro_rules! contract {
     };
 }
 
+/// The cloud-organization tables a sync writes to: what "an unchanged re-sync writes
+/// nothing" is counted over.
+pub const CLOUD_ORG_DATA_TABLES: [&str; 5] = [
+    "cloud_org_nodes",
+    "cloud_org_closure",
+    "cloud_organization_members",
+    "cloud_org_changes",
+    "cloud_accounts",
+];
+
+/// Counts every row inserted, updated (even to the same values) or deleted in `tables` from
+/// now on, with row triggers on either backend; read the count with [`writes_counted`]. For
+/// tests and benchmarks that must show that doing nothing writes nothing.
+pub async fn count_writes(store: &Store, tables: &[&str]) -> Result<(), StoreError> {
+    let postgres = store.is_postgres();
+    execute_raw(
+        store,
+        if postgres {
+            "CREATE TABLE IF NOT EXISTS test_write_count (n BIGINT NOT NULL)"
+        } else {
+            "CREATE TABLE IF NOT EXISTS test_write_count (n INTEGER NOT NULL)"
+        },
+    )
+    .await?;
+    execute_raw(
+        store,
+        "INSERT INTO test_write_count SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM test_write_count)",
+    )
+    .await?;
+    if postgres {
+        execute_raw(
+            store,
+            "CREATE OR REPLACE FUNCTION test_count_write() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN UPDATE test_write_count SET n = n + 1; RETURN NULL; END $$",
+        )
+        .await?;
+    }
+    for table in tables {
+        if postgres {
+            execute_raw(
+                store,
+                &format!(
+                    "CREATE TRIGGER test_count_{table} AFTER INSERT OR UPDATE OR DELETE ON {table} \
+                     FOR EACH ROW EXECUTE FUNCTION test_count_write()"
+                ),
+            )
+            .await?;
+        } else {
+            for (suffix, event) in [("i", "INSERT"), ("u", "UPDATE"), ("d", "DELETE")] {
+                execute_raw(
+                    store,
+                    &format!(
+                        "CREATE TRIGGER test_count_{table}_{suffix} AFTER {event} ON {table} \
+                         BEGIN UPDATE test_write_count SET n = n + 1; END"
+                    ),
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rows written to the tables [`count_writes`] watches since it was called.
+pub async fn writes_counted(store: &Store) -> Result<u64, StoreError> {
+    let backend = store.db().get_database_backend();
+    let row = store
+        .db()
+        .query_one_raw(sea_orm::Statement::from_string(
+            backend,
+            "SELECT n FROM test_write_count",
+        ))
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::internal("count_writes was not called"))?;
+    let n: i64 = row.try_get("", "n").map_err(db_err)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -172,11 +172,18 @@ impl JobHandler for DiscoveryHandler {
                 });
             }
         };
-        ctx.progress(Progress::phase(
-            "saving",
-            found.members.len() as u64,
-            Some(found.members.len() as u64),
-        ))
+        // What throttling cost stays on the job to the end, not only while reading.
+        ctx.progress(Progress {
+            throttling: Throttling {
+                retries: found.throttled_retries,
+                waited_ms: found.throttled_ms,
+            },
+            ..Progress::phase(
+                "saving",
+                found.members.len() as u64,
+                Some(found.members.len() as u64),
+            )
+        })
         .await?;
         let (stored_tree, stored_members) =
             ports.repository.snapshot(id).await.map_err(transient)?;
