@@ -143,6 +143,7 @@ impl TestApp {
             gcp: GcpConfig {
                 endpoint_url: Some(options.gcp_endpoint_url.clone()),
                 credentials_file: options.gcp_credentials_file.clone(),
+                ..GcpConfig::default()
             },
             secrets: SecretsConfig {
                 key: options.secret_key.clone().map(Into::into),

@@ -28,6 +28,18 @@ async fn manual_connect_list_edit_and_disconnect(app: TestApp) {
         instructions.body["trustPolicy"]["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
         external_id.as_str()
     );
+    // What a whole AWS Organization's roles and a GCP service account need.
+    assert_eq!(
+        instructions.body["managementRolePolicy"]["Statement"][0]["Action"],
+        json!(["organizations:Describe*", "organizations:List*"])
+    );
+    assert_eq!(instructions.body["memberRoleName"], "CanopyAccess");
+    assert!(
+        instructions.body["gcpOrganizationRoles"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("roles/browser"))
+    );
 
     let bad = app
         .post(

@@ -41,6 +41,23 @@ fn key(g: &FakeGcp) -> Value {
     serde_json::from_str(&g.service_account_key_json(SA)).unwrap()
 }
 
+/// The cloud organization as the store holds it.
+async fn stored(
+    app: &TestApp,
+    org: &str,
+    id: &str,
+) -> canopy_cloud_org::organization::CloudOrganization {
+    app.store
+        .cloud_organizations()
+        .get(
+            canopy_kernel::id::OrganizationId(org.parse().unwrap()),
+            CloudOrganizationId(id.parse().unwrap()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 async fn discover(app: &TestApp, owner: &Session, org: &str, body: Value) -> canopy_e2e::Response {
     app.post(
         &format!("/v1/organizations/{org}/cloud-organizations/gcp/discover"),
@@ -112,16 +129,7 @@ async fn discovers_connects_and_follows_a_gcp_organization(backend: &str) {
     assert_eq!(done["status"], "succeeded", "{done}");
 
     // Stored sealed: neither the key nor its private half is in the row.
-    let stored = app
-        .store
-        .cloud_organizations()
-        .get(
-            canopy_kernel::id::OrganizationId(org.parse().unwrap()),
-            CloudOrganizationId(id.parse().unwrap()),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored(&app, &org, &id).await;
     let sealed = stored.gcp_credentials.unwrap();
     assert!(!sealed.sealed.contains("PRIVATE") && !sealed.sealed.contains(SA));
 
@@ -446,7 +454,126 @@ async fn a_rotated_secret_key_reseals_and_the_old_one_can_go(backend: &str) {
     );
 }
 
+/// Keyless: Canopy's own service account impersonates the customer's once the customer lets
+/// it; nothing of the customer's is stored, and projects are verified the same way.
+async fn impersonates_a_service_account_without_storing_a_key(backend: &str) {
+    const CANOPY: &str = "canopy@canopy-prod.iam.gserviceaccount.com";
+    let g = google().await;
+    let own = std::env::temp_dir().join(format!("canopy-own-{}.json", uuid::Uuid::now_v7()));
+    std::fs::write(&own, g.service_account_key_json(CANOPY)).unwrap();
+    let (app, workers) = app_with_worker(
+        backend,
+        Options {
+            gcp_endpoint_url: g.url(),
+            gcp_credentials_file: Some(own.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let owner = app.sign_up("Owner").await;
+    let org = app.create_org_on(&owner, "Keyless", "pro").await;
+    let body = json!({"organizationId": "1001", "serviceAccountEmail": SA});
+
+    // Not yet allowed: the answer names the role to grant, on the field to fix.
+    let refused = discover(&app, &owner, &org, body.clone()).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["errors"][0]["field"], "serviceAccountEmail");
+    assert_eq!(refused.body["errors"][0]["rule"], "impersonation_refused");
+    let message = refused.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("roles/iam.serviceAccountTokenCreator"),
+        "{message}"
+    );
+    assert!(message.contains(CANOPY), "{message}");
+    // Both or neither credential: refused before anything else.
+    for both_or_none in [
+        json!({"organizationId": "1001", "serviceAccountEmail": SA, "serviceAccountKey": key(&g)}),
+        json!({"organizationId": "1001"}),
+    ] {
+        let r = discover(&app, &owner, &org, both_or_none).await;
+        assert_eq!(r.body["errors"][0]["rule"], "one_of", "{}", r.body);
+    }
+
+    g.allow_impersonation(SA, CANOPY);
+    let started = discover(&app, &owner, &org, body).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    assert_eq!(started.body["cloudOrganization"]["gcpServiceAccount"], SA);
+    let id = started.body["cloudOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = job_done(
+        &app,
+        &owner,
+        &org,
+        started.body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let stored = stored(&app, &org, &id).await;
+    assert!(
+        stored.gcp_credentials.is_none(),
+        "nothing of the customer's is stored"
+    );
+    assert_eq!(stored.discovered_count, 6);
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    let connect = app
+        .post(
+            &format!("{base}/members/connect"),
+            &owner.token,
+            json!({"accountIds": ["acme-web"]}),
+        )
+        .await;
+    let done = job_done(
+        &app,
+        &owner,
+        &org,
+        connect.body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(done["result"]["connected"], 1, "{done}");
+    assert!(g.calls().generate_access_token >= 3, "{:?}", g.calls());
+    workers.stop().await;
+
+    // A Canopy without a Google identity of its own cannot impersonate, and says so.
+    let keyless = TestApp::start_with(
+        backend,
+        Options {
+            gcp_endpoint_url: g.url(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let owner = keyless.sign_up("Owner").await;
+    let org = keyless.create_org_on(&owner, "NoIdentity", "pro").await;
+    let refused = discover(
+        &keyless,
+        &owner,
+        &org,
+        json!({"organizationId": "1001", "serviceAccountEmail": SA}),
+    )
+    .await;
+    assert_eq!(
+        refused.body["errors"][0]["rule"], "impersonation_refused",
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CANOPY_GCP_CREDENTIALS_FILE")
+    );
+    let _ = std::fs::remove_file(own);
+}
+
 canopy_e2e::on_both_backends!(by_name;
+    impersonates_a_service_account_without_storing_a_key,
     a_rotated_secret_key_reseals_and_the_old_one_can_go,
     discovers_connects_and_follows_a_gcp_organization,
     bad_keys_missing_permissions_and_plans_are_refused_clearly,

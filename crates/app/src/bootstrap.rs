@@ -225,10 +225,6 @@ fn secret_sealer(config: &SecretsConfig) -> anyhow::Result<Arc<AesGcmSealer>> {
 fn gcp_adapter(
     config: &GcpConfig,
 ) -> anyhow::Result<(ResourceManagerDiscoverer, Option<ServiceAccountKey>)> {
-    let rm = ResourceManagerDiscoverer::new(GcpSettings {
-        endpoint_url: config.endpoint_url.clone(),
-        ..GcpSettings::default()
-    })?;
     let own = match &config.credentials_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -237,6 +233,12 @@ fn gcp_adapter(
         }
         None => None,
     };
+    let rm = ResourceManagerDiscoverer::new(GcpSettings {
+        endpoint_url: config.endpoint_url.clone(),
+        max_in_flight: config.max_in_flight.max(1),
+        ..GcpSettings::default()
+    })?
+    .with_own_identity(own.clone());
     Ok((rm, own))
 }
 
@@ -344,6 +346,7 @@ pub async fn build_state(
             identity_for_orgs,
             OrganizationsSettings {
                 endpoint_url: config.aws.endpoint_url.clone(),
+                max_in_flight: config.aws.organizations_max_in_flight.max(1),
                 ..OrganizationsSettings::default()
             },
         )),

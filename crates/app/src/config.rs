@@ -125,6 +125,9 @@ pub struct AwsConfig {
     /// The secret of `access_key_id`. Never logged, never serialized.
     #[serde(skip_serializing)]
     pub secret_access_key: Option<secrecy::SecretString>,
+    /// AWS Organizations calls in flight for one cloud organization's discovery
+    /// (Organizations has one global endpoint and throttles hard).
+    pub organizations_max_in_flight: usize,
 }
 
 impl Default for AwsConfig {
@@ -135,12 +138,13 @@ impl Default for AwsConfig {
             timeout_ms: 5_000,
             access_key_id: None,
             secret_access_key: None,
+            organizations_max_in_flight: 8,
         }
     }
 }
 
 /// How Canopy calls Google Cloud.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GcpConfig {
     /// Resource Manager endpoint override (a local server); unset for Google. With it, keys
@@ -149,6 +153,18 @@ pub struct GcpConfig {
     /// Canopy's own Google identity (a service-account key file), for verifying GCP projects
     /// connected on their own; unset: only projects of a connected GCP organization verify.
     pub credentials_file: Option<std::path::PathBuf>,
+    /// Resource Manager calls in flight for one GCP organization's discovery.
+    pub max_in_flight: usize,
+}
+
+impl Default for GcpConfig {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            credentials_file: None,
+            max_in_flight: 8,
+        }
+    }
 }
 
 /// The operator's keys that seal customer secrets at rest (docs/operations.md, rotation).
@@ -286,7 +302,12 @@ pub const ENV_NAMES: &[(&str, &str)] = &[
     ("aws_timeout_ms", "aws.timeout_ms"),
     ("aws_access_key_id", "aws.access_key_id"),
     ("aws_secret_access_key", "aws.secret_access_key"),
+    (
+        "aws_organizations_max_in_flight",
+        "aws.organizations_max_in_flight",
+    ),
     ("gcp_endpoint_url", "gcp.endpoint_url"),
+    ("gcp_max_in_flight", "gcp.max_in_flight"),
     ("gcp_credentials_file", "gcp.credentials_file"),
     ("secret_key", "secrets.key"),
     ("secret_key_file", "secrets.key_file"),

@@ -212,3 +212,19 @@ async fn delegated_administrators_and_the_management_account_are_marked() {
     assert_eq!(found.members.len(), 8);
     assert_eq!(found.nodes.len(), 4);
 }
+
+#[tokio::test]
+async fn suspended_closing_and_closed_accounts_are_read_from_their_state() {
+    let (aws, _) = organization().await;
+    aws.set_org_account_state("200000000001", "PENDING_CLOSURE");
+    aws.set_org_account_state("200000000002", "CLOSED");
+    let found = discoverer(&aws, fast())
+        .discover(&access(&role(MANAGEMENT)), Arc::new(Seen::default()))
+        .await
+        .unwrap();
+    let state = |k: &str| found.members.iter().find(|m| m.key == k).unwrap().state;
+    assert_eq!(state("200000000000"), MemberState::Active);
+    assert_eq!(state("200000000001"), MemberState::PendingClosure);
+    assert_eq!(state("200000000002"), MemberState::Closed);
+    assert_eq!(state("400000000000"), MemberState::Suspended);
+}

@@ -25,9 +25,37 @@ pub struct ConnectionInstructions {
     pub trusted_principal: String,
     /// The organization's current External ID.
     pub external_id: String,
-    /// A ready trust policy document.
+    /// A ready trust policy document (for an account's role, an AWS Organization's
+    /// management role and its member roles alike).
     pub trust_policy: serde_json::Value,
+    /// The permissions the management role of an AWS Organization needs to be discovered.
+    pub management_role_policy: serde_json::Value,
+    /// The role name Canopy assumes in member accounts unless a cloud organization sets
+    /// another; each member role trusts [`ConnectionInstructions::trust_policy`].
+    pub member_role_name: String,
+    /// The roles a GCP service account needs on the organization to be discovered.
+    pub gcp_organization_roles: Vec<String>,
 }
+
+/// What an AWS Organization's management role must allow: reading the organization, its
+/// tree, its accounts and its delegated administrators; nothing else.
+pub fn management_role_policy() -> serde_json::Value {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "CanopyReadOrganization",
+            "Effect": "Allow",
+            "Action": ["organizations:Describe*", "organizations:List*"],
+            "Resource": "*"
+        }]
+    })
+}
+
+/// The predefined roles that grant what GCP discovery reads: the organization
+/// (`resourcemanager.organizations.get`), folders (`resourcemanager.folders.list`) and
+/// projects (`resourcemanager.projects.list` / `get`).
+pub const GCP_ORGANIZATION_ROLES: [&str; 2] =
+    ["roles/resourcemanager.organizationViewer", "roles/browser"];
 
 /// The IAM trust policy that lets `principal` assume the role only with `external_id`.
 pub fn trust_policy(principal: &str, external_id: &str) -> serde_json::Value {

@@ -19,7 +19,7 @@ use crate::{
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const CREATED: &str = "2024-01-15T09:30:00.000Z";
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     Response::builder()
         .status(status)
         .content_type("application/json; charset=UTF-8")
@@ -27,7 +27,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 /// An error as Google's APIs send it.
-fn google_error(code: StatusCode, status: &str, message: &str) -> Response {
+pub(crate) fn google_error(code: StatusCode, status: &str, message: &str) -> Response {
     json_response(
         code,
         &json!({"error": {"code": code.as_u16(), "message": message, "status": status}}),
@@ -429,6 +429,7 @@ mod tests {
             issued_accounts: Default::default(),
             revoked: Default::default(),
             tokens: Default::default(),
+            impersonators: Default::default(),
             calls: Calls::default(),
             in_flight: 0,
             max_in_flight: 0,

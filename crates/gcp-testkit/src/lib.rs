@@ -11,6 +11,7 @@
 //! Test support only: no production crate depends on it.
 
 mod handlers;
+mod impersonation;
 mod keys;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -43,6 +44,8 @@ pub struct Calls {
     pub list_projects: u64,
     /// `projects.get`.
     pub get_project: u64,
+    /// IAM Credentials `generateAccessToken`.
+    pub generate_access_token: u64,
 }
 
 impl Calls {
@@ -89,6 +92,8 @@ struct State {
     revoked: HashSet<String>,
     /// Access token -> the account it was issued to.
     tokens: HashMap<String, String>,
+    /// Service account -> the accounts allowed to impersonate it.
+    impersonators: HashMap<String, HashSet<String>>,
     calls: Calls,
     in_flight: usize,
     max_in_flight: usize,
@@ -152,6 +157,7 @@ impl FakeGcp {
                 issued_accounts: HashSet::new(),
                 revoked: HashSet::new(),
                 tokens: HashMap::new(),
+                impersonators: HashMap::new(),
                 calls: Calls::default(),
                 in_flight: 0,
                 max_in_flight: 0,
@@ -167,6 +173,10 @@ impl FakeGcp {
             .at("/v3/folders", get(handlers::list_folders))
             .at("/v3/projects", get(handlers::list_projects))
             .at("/v3/projects/:id", get(handlers::get_project))
+            .at(
+                "/v1/projects/-/serviceAccounts/:rest",
+                post(impersonation::generate_access_token),
+            )
             .data(shared.clone());
         tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
         Ok(Self { addr, shared })
@@ -195,6 +205,16 @@ impl FakeGcp {
     /// deleted or foreign key): its assertions are refused with `invalid_grant`.
     pub fn foreign_key_json(&self, client_email: &str) -> String {
         keys::key_json(keys::foreign(), client_email, &self.shared.token_uri)
+    }
+
+    /// Lets `by` impersonate `target` (`roles/iam.serviceAccountTokenCreator` on `target`).
+    pub fn allow_impersonation(&self, target: &str, by: &str) {
+        self.shared
+            .lock()
+            .impersonators
+            .entry(target.to_string())
+            .or_default()
+            .insert(by.to_string());
     }
 
     /// Disables a service account: new assertions get `invalid_grant` and its access tokens

@@ -25,6 +25,8 @@ pub(crate) enum CallError {
     ThrottledOut,
     /// The token endpoint refused the key; the OAuth error code only.
     KeyRefused(String),
+    /// Canopy may not impersonate the customer's service account (or has no identity to).
+    ImpersonationRefused(String),
     /// Resource Manager or the token endpoint could not be reached.
     Network(String),
     /// No answer within the call's deadline.
@@ -69,7 +71,7 @@ fn by_status(code: u16, status: &str, message: String) -> (CallError, bool) {
 
 /// Why no access token was had. yup-oauth2's own text may quote the token endpoint's whole
 /// answer, so only its error code and the kind of failure are kept.
-fn token_failure(err: &(dyn std::error::Error + Send + Sync + 'static)) -> CallError {
+pub(crate) fn token_failure(err: &(dyn std::error::Error + Send + Sync + 'static)) -> CallError {
     match err.downcast_ref::<yup_oauth2::Error>() {
         Some(yup_oauth2::Error::AuthError(auth)) => {
             CallError::KeyRefused(auth.error.as_str().chars().take(64).collect())

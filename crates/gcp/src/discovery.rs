@@ -19,6 +19,7 @@ use google_cloudresourcemanager3::{CloudResourceManager, common};
 use yup_oauth2::{CustomHyperClientBuilder, ServiceAccountAuthenticator};
 
 use crate::calls::{CallError, Calls};
+use crate::impersonation::GcpCredentials;
 use crate::{Connector, GOOGLE_TOKEN_URIS, GcpSettings, Hub, ServiceAccountKey, SetupError};
 
 const ORGANIZATIONS_GET: &str = "resourcemanager.organizations.get";
@@ -46,6 +47,9 @@ pub struct ProjectInfo {
 pub struct ResourceManagerDiscoverer {
     settings: GcpSettings,
     base_url: String,
+    iam_base_url: String,
+    /// Canopy's own service account, for impersonating customers' (none: keys only).
+    own: Option<ServiceAccountKey>,
     api: common::Client<Connector>,
     /// yup-oauth2 sends `String` bodies; same connector, its own pool.
     tokens: hyper_util::client::legacy::Client<Connector, String>,
@@ -125,6 +129,7 @@ fn failure(permission: &str, resource: &str, e: CallError, retries: u64) -> Disc
         CallError::NotFound(m) => DiscoveryFailure::Other(format!("{resource} was not found: {m}")),
         CallError::ThrottledOut => DiscoveryFailure::ThrottledOut(retries),
         CallError::KeyRefused(code) => DiscoveryFailure::KeyRefused(code),
+        CallError::ImpersonationRefused(m) => DiscoveryFailure::ImpersonationRefused(m),
         CallError::Network(m) => DiscoveryFailure::Network(m),
         CallError::Timeout => DiscoveryFailure::Network(format!(
             "Resource Manager did not answer {permission} on {resource} in time"
@@ -250,39 +255,78 @@ impl ResourceManagerDiscoverer {
         let api =
             hyper_util::client::legacy::Client::builder(executor.clone()).build(connector.clone());
         let tokens = hyper_util::client::legacy::Client::builder(executor).build(connector);
+        let iam_base_url = match &settings.endpoint_url {
+            Some(url) => crate::base_url(Some(url))?,
+            None => crate::impersonation::IAM_CREDENTIALS_URL.to_string(),
+        };
         Ok(Self {
             settings,
             base_url,
+            iam_base_url,
+            own: None,
             api,
             tokens,
         })
     }
 
-    /// A hub acting as `key`'s service account. Its authenticator caches the token per scope
-    /// set, and every call asks for the same read-only scope, so one discovery fetches one
-    /// token.
-    async fn hub(&self, key: &ServiceAccountKey) -> Result<Hub, CallError> {
-        if self.settings.endpoint_url.is_none() && !GOOGLE_TOKEN_URIS.contains(&key.token_uri()) {
-            return Err(CallError::KeyRefused(
-                "its token_uri is not Google's token endpoint".into(),
-            ));
-        }
-        let auth = ServiceAccountAuthenticator::with_client(
-            key.to_yup(),
-            CustomHyperClientBuilder::from(self.tokens.clone()),
-        )
-        .build()
-        .await
-        .map_err(|_| CallError::KeyRefused("its private key could not be loaded".into()))?;
-        let mut hub = CloudResourceManager::new(self.api.clone(), auth);
+    /// The same discoverer acting, where asked to impersonate, as `own` (Canopy's own service
+    /// account, from the operator).
+    pub fn with_own_identity(mut self, own: Option<ServiceAccountKey>) -> Self {
+        self.own = own;
+        self
+    }
+
+    pub(crate) fn own_identity(&self) -> Option<&ServiceAccountKey> {
+        self.own.as_ref()
+    }
+
+    pub(crate) fn iam_base_url(&self) -> &str {
+        &self.iam_base_url
+    }
+
+    pub(crate) fn settings(&self) -> &GcpSettings {
+        &self.settings
+    }
+
+    pub(crate) fn token_client(&self) -> &hyper_util::client::legacy::Client<Connector, String> {
+        &self.tokens
+    }
+
+    /// A hub acting as `who`. A key's authenticator caches the token per scope set, and every
+    /// call asks for the same read-only scope, so one discovery fetches one token; an
+    /// impersonated account's token is fetched once per hub.
+    async fn hub(&self, who: &GcpCredentials) -> Result<Hub, CallError> {
+        let mut hub = match who {
+            GcpCredentials::Key(key) => {
+                if self.settings.endpoint_url.is_none()
+                    && !GOOGLE_TOKEN_URIS.contains(&key.token_uri())
+                {
+                    return Err(CallError::KeyRefused(
+                        "its token_uri is not Google's token endpoint".into(),
+                    ));
+                }
+                let auth = ServiceAccountAuthenticator::with_client(
+                    key.to_yup(),
+                    CustomHyperClientBuilder::from(self.tokens.clone()),
+                )
+                .build()
+                .await
+                .map_err(|_| CallError::KeyRefused("its private key could not be loaded".into()))?;
+                CloudResourceManager::new(self.api.clone(), auth)
+            }
+            GcpCredentials::Impersonate(target) => {
+                let token = self.impersonated_token(target).await?;
+                CloudResourceManager::new(self.api.clone(), token)
+            }
+        };
         hub.base_url(self.base_url.clone());
         hub.user_agent(concat!("canopy/", env!("CARGO_PKG_VERSION")).to_string());
         Ok(hub)
     }
 
-    async fn calls(&self, key: &ServiceAccountKey, max_retries: u32) -> Result<Calls, CallError> {
+    async fn calls(&self, who: &GcpCredentials, max_retries: u32) -> Result<Calls, CallError> {
         Ok(Calls::new(
-            self.hub(key).await?,
+            self.hub(who).await?,
             &self.settings,
             max_retries,
         ))
@@ -321,12 +365,12 @@ impl ResourceManagerDiscoverer {
     /// without access is refused at once, with the permission to grant.
     pub async fn identify(
         &self,
-        key: &ServiceAccountKey,
+        who: impl Into<GcpCredentials>,
         organization: &str,
     ) -> Result<OrganizationIdentity, DiscoveryFailure> {
         let name = organization_name(organization)?;
         let calls = self
-            .calls(key, self.settings.max_retries)
+            .calls(&who.into(), self.settings.max_retries)
             .await
             .map_err(|e| failure(ORGANIZATIONS_GET, &name, e, 0))?;
         Self::describe(&calls, &name).await
@@ -337,13 +381,13 @@ impl ResourceManagerDiscoverer {
     /// of [`Discovery::unreadable`], not a failure.
     pub async fn discover(
         &self,
-        key: &ServiceAccountKey,
+        who: impl Into<GcpCredentials>,
         organization: &str,
         progress: Arc<dyn DiscoveryProgress>,
     ) -> Result<Discovery, DiscoveryFailure> {
         let name = organization_name(organization)?;
         let calls = self
-            .calls(key, self.settings.max_retries)
+            .calls(&who.into(), self.settings.max_retries)
             .await
             .map_err(|e| failure(ORGANIZATIONS_GET, &name, e, 0))?;
         let identity = Self::describe(&calls, &name).await?;
@@ -438,9 +482,10 @@ impl ResourceManagerDiscoverer {
     /// reported as such and the health schedule tries again.
     pub async fn verify_project(
         &self,
-        key: &ServiceAccountKey,
+        who: impl Into<GcpCredentials>,
         project_id: &str,
     ) -> Result<ProjectInfo, AccessFailure> {
+        let who = who.into();
         let project_id = project_id.trim();
         if !valid_project(project_id) {
             return Err(AccessFailure {
@@ -449,7 +494,7 @@ impl ResourceManagerDiscoverer {
             });
         }
         let name = format!("projects/{project_id}");
-        let result = match self.calls(key, 0).await {
+        let result = match self.calls(&who, 0).await {
             Ok(calls) => {
                 calls
                     .run(|| {
@@ -481,6 +526,7 @@ impl ResourceManagerDiscoverer {
                     FailureKind::AccessDenied,
                     format!("the service account key was refused: {code}"),
                 ),
+                CallError::ImpersonationRefused(m) => (FailureKind::AccessDenied, m),
                 CallError::Network(m) => (FailureKind::Network, m),
                 CallError::Timeout => (
                     FailureKind::Timeout,

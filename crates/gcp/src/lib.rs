@@ -12,10 +12,12 @@
 
 mod calls;
 mod discovery;
+mod impersonation;
 mod key;
 mod ports;
 
 pub use discovery::{ProjectInfo, ResourceManagerDiscoverer};
+pub use impersonation::{GcpCredentials, IAM_CREDENTIALS_URL};
 pub use key::{DEFAULT_TOKEN_URI, KeyError, ServiceAccountKey};
 pub use ports::GcpProjectVerifier;
 

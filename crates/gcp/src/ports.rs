@@ -9,21 +9,29 @@ use canopy_cloud_org::account::{CloudAccount, CloudIdentity};
 use canopy_cloud_org::health::{AccessFailure, FailureKind};
 use canopy_cloud_org::organization::ports::CloudOrganizationRepository;
 use canopy_cloud_org::organization::{
-    CloudOrganizationId, Discovery, DiscoveryFailure, DiscoveryProgress, OrganizationAccess,
-    OrganizationDiscoverer, OrganizationIdentity,
+    CloudOrganizationId, Discovery, DiscoveryFailure, DiscoveryProgress, GcpAccess,
+    OrganizationAccess, OrganizationDiscoverer, OrganizationIdentity,
 };
 use canopy_cloud_org::ports::ProjectVerifier;
 use canopy_cloud_org::sealing::SecretSealer;
 
-use crate::{ResourceManagerDiscoverer, ServiceAccountKey};
+use crate::{GcpCredentials, ResourceManagerDiscoverer, ServiceAccountKey};
 
-/// The organization and parsed key of a GCP access; an AWS one is a wiring mistake.
-fn gcp_access(access: &OrganizationAccess) -> Result<(&str, ServiceAccountKey), DiscoveryFailure> {
+/// The organization and credentials of a GCP access; an AWS one is a wiring mistake.
+fn gcp_access(access: &OrganizationAccess) -> Result<(&str, GcpCredentials), DiscoveryFailure> {
     match access {
-        OrganizationAccess::Gcp { organization, key } => {
-            let key = ServiceAccountKey::parse(key.expose())
-                .map_err(|e| DiscoveryFailure::KeyRefused(format!("unusable: {e}")))?;
-            Ok((organization, key))
+        OrganizationAccess::Gcp {
+            organization,
+            credentials,
+        } => {
+            let who = match credentials {
+                GcpAccess::Key(key) => GcpCredentials::Key(
+                    ServiceAccountKey::parse(key.expose())
+                        .map_err(|e| DiscoveryFailure::KeyRefused(format!("unusable: {e}")))?,
+                ),
+                GcpAccess::Impersonate(email) => GcpCredentials::Impersonate(email.clone()),
+            };
+            Ok((organization, who))
         }
         OrganizationAccess::Aws { .. } => Err(DiscoveryFailure::Other(
             "Resource Manager was given an AWS organization".into(),
@@ -37,8 +45,8 @@ impl OrganizationDiscoverer for ResourceManagerDiscoverer {
         &self,
         access: &OrganizationAccess,
     ) -> Result<OrganizationIdentity, DiscoveryFailure> {
-        let (organization, key) = gcp_access(access)?;
-        ResourceManagerDiscoverer::identify(self, &key, organization).await
+        let (organization, who) = gcp_access(access)?;
+        ResourceManagerDiscoverer::identify(self, who, organization).await
     }
 
     async fn discover(
@@ -46,8 +54,8 @@ impl OrganizationDiscoverer for ResourceManagerDiscoverer {
         access: &OrganizationAccess,
         progress: Arc<dyn DiscoveryProgress>,
     ) -> Result<Discovery, DiscoveryFailure> {
-        let (organization, key) = gcp_access(access)?;
-        ResourceManagerDiscoverer::discover(self, &key, organization, progress).await
+        let (organization, who) = gcp_access(access)?;
+        ResourceManagerDiscoverer::discover(self, who, organization, progress).await
     }
 }
 
@@ -77,30 +85,37 @@ impl GcpProjectVerifier {
         }
     }
 
-    /// The key of the cloud organization `account` was connected from.
-    async fn organization_key(
+    /// How to act as the cloud organization `account` was connected from.
+    async fn organization_credentials(
         &self,
         account: &CloudAccount,
         cloud_org: uuid::Uuid,
-    ) -> Result<ServiceAccountKey, AccessFailure> {
+    ) -> Result<GcpCredentials, AccessFailure> {
         let unusable = |why: String| AccessFailure {
             kind: FailureKind::Other,
             message: format!("the cloud organization's service-account key: {why}"),
         };
         let id = CloudOrganizationId(cloud_org);
-        let found = self
+        let cloud_org = self
             .organizations
             .get(account.organization_id, id)
             .await
             .map_err(|e| unusable(e.to_string()))?
-            .and_then(|o| o.gcp_credentials)
-            .ok_or_else(|| unusable("none is stored".into()))?;
+            .ok_or_else(|| unusable("its cloud organization is gone".into()))?;
+        let Some(found) = cloud_org.gcp_credentials else {
+            return cloud_org
+                .gcp_service_account
+                .map(GcpCredentials::Impersonate)
+                .ok_or_else(|| unusable("none is stored".into()));
+        };
         let plain = self
             .sealer
             .open(&found, id.as_uuid().as_bytes())
             .map_err(|e| unusable(e.to_string()))?;
         let text = String::from_utf8(plain).map_err(|_| unusable("not text".into()))?;
-        ServiceAccountKey::parse(&text).map_err(|e| unusable(e.to_string()))
+        ServiceAccountKey::parse(&text)
+            .map(GcpCredentials::Key)
+            .map_err(|e| unusable(e.to_string()))
     }
 }
 
@@ -113,21 +128,26 @@ impl ProjectVerifier for GcpProjectVerifier {
                 message: "not a GCP project".into(),
             });
         };
-        let key = match &account.placement {
+        let who = match &account.placement {
             Some(placement) => {
-                self.organization_key(account, placement.cloud_organization_id)
+                self.organization_credentials(account, placement.cloud_organization_id)
                     .await?
             }
-            None => self.own_key.clone().ok_or_else(|| AccessFailure {
-                kind: FailureKind::CanopyCredentials,
-                message: "Canopy has no Google identity of its own to read a project connected \
+            None => self
+                .own_key
+                .clone()
+                .map(GcpCredentials::Key)
+                .ok_or_else(|| AccessFailure {
+                    kind: FailureKind::CanopyCredentials,
+                    message:
+                        "Canopy has no Google identity of its own to read a project connected \
                           on its own: connect it through its GCP organization, or the operator \
                           sets CANOPY_GCP_CREDENTIALS_FILE"
-                    .into(),
-            })?,
+                            .into(),
+                })?,
         };
         self.rm
-            .verify_project(&key, project_id.as_str())
+            .verify_project(who, project_id.as_str())
             .await
             .map(|_| ())
     }

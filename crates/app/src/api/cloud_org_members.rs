@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::cloud_organizations::page;
 use super::jobs::JobDto;
 use super::problem::ApiError;
-use super::wire::{AccountIdText, IdText, MemberStatusDto, NodeText, OrgText, SearchText};
+use super::wire::{IdText, MemberKeyText, MemberStatusDto, NodeText, OrgText, SearchText};
 use super::{ApiTags, BearerAuth};
 use crate::state::AppState;
 
@@ -103,9 +103,9 @@ pub struct CloudOrgMemberPage {
 pub struct ConnectMembersRequest {
     /// Every member that can be connected.
     pub all: Option<bool>,
-    /// These accounts (at most 1,000).
+    /// These accounts or projects (at most 1,000).
     #[oai(validator(max_items = 1000))]
-    pub account_ids: Option<Vec<AccountIdText>>,
+    pub account_ids: Option<Vec<MemberKeyText>>,
     /// Every member under these OUs / folders (at most 100).
     #[oai(validator(max_items = 100))]
     pub under: Option<Vec<NodeText>>,

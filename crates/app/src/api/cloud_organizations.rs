@@ -60,8 +60,12 @@ pub struct DiscoverGcpRequest {
     pub organization_id: String,
     /// The key file of a service account granted `roles/resourcemanager.organizationViewer`
     /// and `roles/browser` on the organization, as Google issued it (JSON). Stored sealed,
-    /// never returned.
-    pub service_account_key: HashMap<String, serde_json::Value>,
+    /// never returned. Send this or `serviceAccountEmail`.
+    pub service_account_key: Option<HashMap<String, serde_json::Value>>,
+    /// Or that service account's e-mail, for Canopy's own Google identity to impersonate
+    /// (grant it `roles/iam.serviceAccountTokenCreator` on the account); nothing is stored.
+    #[oai(validator(max_length = 254))]
+    pub service_account_email: Option<String>,
     /// Name shown in Canopy (default: the organization's display name).
     pub name: Option<Label>,
 }
@@ -71,6 +75,7 @@ impl std::fmt::Debug for DiscoverGcpRequest {
         f.debug_struct("DiscoverGcpRequest")
             .field("organization_id", &self.organization_id)
             .field("service_account_key", &"<redacted>")
+            .field("service_account_email", &self.service_account_email)
             .finish()
     }
 }
@@ -339,20 +344,25 @@ impl CloudOrganizationsApi {
     ) -> Result<Started, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let body = body.0;
-        let key = serde_json::to_string(&body.service_account_key).map_err(|_| {
-            ValidationErrors::single(FieldError::new(
-                "serviceAccountKey",
-                "json",
-                "must be the key file's JSON",
-            ))
-        })?;
+        let key = body
+            .service_account_key
+            .map(|key| serde_json::to_string(&key))
+            .transpose()
+            .map_err(|_| {
+                ValidationErrors::single(FieldError::new(
+                    "serviceAccountKey",
+                    "json",
+                    "must be the key file's JSON",
+                ))
+            })?;
         let (cloud_org, job) = state
             .cloud_orgs
             .discover_gcp(
                 &access,
                 GcpOrganizationInput {
                     organization_id: body.organization_id,
-                    service_account_key: ServiceAccountKeyJson::new(key),
+                    service_account_key: key.map(ServiceAccountKeyJson::new),
+                    service_account_email: body.service_account_email,
                     name: body.name.map(|n| n.into_string()),
                 },
             )

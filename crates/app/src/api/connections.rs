@@ -46,6 +46,9 @@ impl ConnectionsApi {
             trusted_principal: i.trusted_principal,
             external_id: i.external_id,
             trust_policy: i.trust_policy,
+            management_role_policy: i.management_role_policy,
+            member_role_name: i.member_role_name,
+            gcp_organization_roles: i.gcp_organization_roles,
         }))
     }
 
@@ -219,8 +222,16 @@ pub struct ConnectionInstructionsDto {
     pub trusted_principal: String,
     /// The organization's External ID (required by the trust policy).
     pub external_id: String,
-    /// A ready IAM trust policy.
+    /// A ready IAM trust policy: for an account's role, an AWS Organization's management
+    /// role, and the member role in each of its accounts.
     pub trust_policy: serde_json::Value,
+    /// The permissions policy of an AWS Organization's management role
+    /// (`organizations:Describe*`, `organizations:List*`).
+    pub management_role_policy: serde_json::Value,
+    /// The member role name Canopy assumes in an organization's accounts by default.
+    pub member_role_name: String,
+    /// The roles a GCP Organization's service account needs on the organization.
+    pub gcp_organization_roles: Vec<String>,
 }
 
 /// An External ID.

@@ -269,6 +269,7 @@ impl From<canopy_cloud_org::organization::service::CloudOrganizationError> for A
                         ("managementRoleArn", "organizations_not_enabled")
                     }
                     F::KeyRefused(_) => ("serviceAccountKey", "key_refused"),
+                    F::ImpersonationRefused(_) => ("serviceAccountEmail", "impersonation_refused"),
                     F::PermissionMissing(_) => ("serviceAccountKey", "permission_missing"),
                     F::ThrottledOut(_) | F::Network(_) | F::Other(_) => {
                         return Self::unavailable(

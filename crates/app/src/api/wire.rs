@@ -113,6 +113,9 @@ impl<R: Rule> ToJSON for Ruled<R> {
     }
 }
 
+/// An AWS account id (`AwsAccountId`) or a GCP project id (`GcpProjectId`).
+const MEMBER_KEY_PATTERN: &str = "^([0-9]{12}|[a-z][a-z0-9-]{4,28}[a-z0-9])$";
+
 /// Declares a rule from a domain pattern and bounds.
 macro_rules! rules {
     ($($(#[$doc:meta])* $name:ident = $pattern:expr, $min:expr, $max:expr;)*) => {
@@ -167,6 +170,8 @@ rules! {
     RoleNameRule = Some(canopy_cloud_org::organization::service::ROLE_NAME_PATTERN), None, Some(64);
     /// An OU, folder or root id.
     NodeRule = Some("^[A-Za-z0-9/_-]{1,128}$"), None, Some(128);
+    /// A cloud organization's member: an AWS account id or a GCP project id.
+    MemberKeyRule = Some(MEMBER_KEY_PATTERN), None, Some(30);
     /// A search text.
     SearchRule = Some(NO_CONTROL_PATTERN), Some(1), Some(100);
     /// A new password (any characters; bounded so hashing work is bounded).
@@ -211,6 +216,8 @@ pub type JobKindText = Ruled<JobKindRule>;
 pub type RoleNameText = Ruled<RoleNameRule>;
 /// An OU, folder or root id.
 pub type NodeText = Ruled<NodeRule>;
+/// An AWS account id or a GCP project id.
+pub type MemberKeyText = Ruled<MemberKeyRule>;
 /// A search text.
 pub type SearchText = Ruled<SearchRule>;
 

@@ -15,7 +15,9 @@ use super::hierarchy::{AWS_MAX_DEPTH, GCP_MAX_DEPTH, Hierarchy};
 use super::ports::DiscoveryWrite;
 use super::service::{CloudOrganizationService, DISCOVER_KIND};
 use super::sync::{Change, diff, keep_unreadable};
-use super::{CloudOrganizationId, ConnectionStatus, DiscoveryProgress, OrganizationAccess};
+use super::{
+    CloudOrganizationId, ConnectionStatus, DiscoveryProgress, GcpAccess, OrganizationAccess,
+};
 use crate::account::Provider;
 use crate::sealing::{SealError, ServiceAccountKeyJson};
 
@@ -128,14 +130,18 @@ impl JobHandler for DiscoveryHandler {
                 (ports.aws.clone(), AWS_MAX_DEPTH, access)
             }
             Provider::Gcp => {
-                let key = cloud_org
-                    .gcp_credentials
-                    .as_ref()
-                    .ok_or(SealError::Corrupt)
-                    .and_then(|sealed| ports.sealer.open(sealed, id.as_uuid().as_bytes()))
-                    .and_then(|plain| String::from_utf8(plain).map_err(|_| SealError::Corrupt));
-                let key = match key {
-                    Ok(key) => key,
+                let credentials = match (&cloud_org.gcp_credentials, &cloud_org.gcp_service_account)
+                {
+                    (Some(sealed), _) => ports
+                        .sealer
+                        .open(sealed, id.as_uuid().as_bytes())
+                        .and_then(|plain| String::from_utf8(plain).map_err(|_| SealError::Corrupt))
+                        .map(|key| GcpAccess::Key(ServiceAccountKeyJson::new(key))),
+                    (None, Some(email)) => Ok(GcpAccess::Impersonate(email.clone())),
+                    (None, None) => Err(SealError::Corrupt),
+                };
+                let credentials = match credentials {
+                    Ok(credentials) => credentials,
                     Err(e) => {
                         let message = format!("the stored service-account key: {e}");
                         self.record_error(id, &message).await?;
@@ -144,7 +150,7 @@ impl JobHandler for DiscoveryHandler {
                 };
                 let access = OrganizationAccess::Gcp {
                     organization: cloud_org.identity.cloud_org_id.clone(),
-                    key: ServiceAccountKeyJson::new(key),
+                    credentials,
                 };
                 (ports.gcp.clone(), GCP_MAX_DEPTH, access)
             }

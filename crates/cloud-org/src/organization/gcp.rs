@@ -1,6 +1,7 @@
 //! Connecting a GCP Organization: the customer's service-account key is checked, used once to
 //! describe the organization (a wrong key or a missing permission is refused at once), sealed
-//! with the operator's key bound to the new record, and never returned.
+//! with the operator's key bound to the new record, and never returned; or the service
+//! account is named for Canopy's own Google identity to impersonate, and nothing is stored.
 
 use canopy_billing::Feature;
 use canopy_jobs::Job;
@@ -11,7 +12,9 @@ use canopy_tenancy::service::OrgAccess;
 use serde_json::json;
 
 use super::service::{CloudOrganizationError, CloudOrganizationService};
-use super::{CloudOrganization, CloudOrganizationId, ConnectionStatus, OrganizationAccess};
+use super::{
+    CloudOrganization, CloudOrganizationId, ConnectionStatus, GcpAccess, OrganizationAccess,
+};
 use crate::account::Provider;
 use crate::sealing::ServiceAccountKeyJson;
 
@@ -24,9 +27,32 @@ pub struct GcpOrganizationInput {
     /// `organizations/123` or `123`.
     pub organization_id: String,
     /// The service account's key, JSON as Google issues it.
-    pub service_account_key: ServiceAccountKeyJson,
+    pub service_account_key: Option<ServiceAccountKeyJson>,
+    /// Or the service account's e-mail, for Canopy to impersonate.
+    pub service_account_email: Option<String>,
     /// Name shown in Canopy (default: the organization's display name).
     pub name: Option<String>,
+}
+
+/// A service account's e-mail, checked (`name@project.iam.gserviceaccount.com`).
+fn check_email(raw: &str) -> Result<String, ValidationErrors> {
+    let email = raw.trim();
+    let ok = email.len() <= 254
+        && email.split('@').count() == 2
+        && email.ends_with(".gserviceaccount.com")
+        && !email.starts_with('@')
+        && email
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'@' | b'.' | b'-' | b'_'));
+    if ok {
+        Ok(email.to_string())
+    } else {
+        Err(ValidationErrors::single(FieldError::new(
+            "serviceAccountEmail",
+            "pattern",
+            "must be a service account e-mail (name@project.iam.gserviceaccount.com)",
+        )))
+    }
 }
 
 /// `organizations/123` from `organizations/123` or `123`.
@@ -94,18 +120,37 @@ impl CloudOrganizationService {
             .require_feature(access.org_id(), Feature::OrgFeatures)
             .await?;
         let organization = organization_name(&input.organization_id)?;
-        let service_account = check_key(&input.service_account_key)?;
         let id = CloudOrganizationId::new();
-        // Sealed before any call: without an operator key nothing is stored, so say so first.
-        let sealed = ports.sealer.seal(
-            input.service_account_key.expose().as_bytes(),
-            id.as_uuid().as_bytes(),
-        )?;
+        let (service_account, sealed, credentials) =
+            match (input.service_account_key, input.service_account_email) {
+                (Some(key), None) => {
+                    let email = check_key(&key)?;
+                    // Sealed before any call: without an operator key nothing is stored, so
+                    // that is said first.
+                    let sealed = ports
+                        .sealer
+                        .seal(key.expose().as_bytes(), id.as_uuid().as_bytes())?;
+                    (email, Some(sealed), GcpAccess::Key(key))
+                }
+                (None, Some(email)) => {
+                    let email = check_email(&email)?;
+                    (email.clone(), None, GcpAccess::Impersonate(email))
+                }
+                _ => {
+                    return Err(ValidationErrors::single(FieldError::new(
+                        "serviceAccountKey",
+                        "one_of",
+                        "send either serviceAccountKey (the key file) or serviceAccountEmail \
+                         (for Canopy to impersonate), not both",
+                    ))
+                    .into());
+                }
+            };
         let identity = ports
             .gcp
             .identify(&OrganizationAccess::Gcp {
                 organization,
-                key: input.service_account_key,
+                credentials,
             })
             .await?;
         let now = ports.clock.now();
@@ -122,7 +167,7 @@ impl CloudOrganizationService {
             management_role_arn: None,
             member_role_name: String::new(),
             gcp_service_account: Some(service_account.clone()),
-            gcp_credentials: Some(sealed),
+            gcp_credentials: sealed,
             status: ConnectionStatus::Discovering,
             error: None,
             unreadable: Vec::new(),

@@ -175,6 +175,9 @@ pub enum DiscoveryFailure {
     /// GCP: the service-account key was refused (revoked, deleted, or not a usable key).
     #[error("the service-account key was refused: {0}")]
     KeyRefused(String),
+    /// GCP: Canopy may not impersonate the service account (or has no identity to).
+    #[error("the service account cannot be impersonated: {0}")]
+    ImpersonationRefused(String),
     /// GCP: a permission is missing.
     #[error("the service account lacks {0}")]
     PermissionMissing(String),
@@ -206,13 +209,23 @@ pub enum OrganizationAccess {
         /// The tenant's External ID.
         external_id: String,
     },
-    /// GCP: the customer's service account, by its key.
+    /// GCP: the customer's service account.
     Gcp {
         /// `organizations/123`.
         organization: String,
-        /// The key, opened for this call only.
-        key: ServiceAccountKeyJson,
+        /// How Canopy acts as it.
+        credentials: GcpAccess,
     },
+}
+
+/// How Canopy acts as a customer's GCP service account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GcpAccess {
+    /// With its key (sealed at rest, opened for the call only).
+    Key(ServiceAccountKeyJson),
+    /// By its e-mail, impersonated by Canopy's own Google identity (the customer grants it
+    /// `roles/iam.serviceAccountTokenCreator`); nothing of the customer's is stored.
+    Impersonate(String),
 }
 
 /// How far a running discovery is, for the job's progress.

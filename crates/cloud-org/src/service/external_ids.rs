@@ -54,6 +54,12 @@ impl CloudAccountService {
             trust_policy: trust_policy(&self.config.trusted_principal, &external_id.value),
             trusted_principal: self.config.trusted_principal.clone(),
             external_id: external_id.value,
+            management_role_policy: crate::external_id::management_role_policy(),
+            member_role_name: crate::organization::DEFAULT_MEMBER_ROLE.to_string(),
+            gcp_organization_roles: crate::external_id::GCP_ORGANIZATION_ROLES
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
         })
     }
 
