@@ -187,17 +187,22 @@ pub(crate) async fn answer(req: &Request, shared: &Shared, body: &str) -> Option
         .header("x-amz-target")?
         .strip_prefix(TARGET_PREFIX)?
         .to_string();
-    let latency = {
+    // Whether this call is throttled is decided as it arrives: decided when answering, calls
+    // overlapping in flight would shift which ones land on a multiple.
+    let (latency, throttled) = {
         let mut state = shared.lock();
         let latency = state.latency;
         let org = state.organization.get_or_insert_with(Organization::default);
         org.calls.total += 1;
         org.in_flight += 1;
         org.calls.max_in_flight = org.calls.max_in_flight.max(org.in_flight);
-        latency
+        let throttled = org
+            .throttle_every
+            .is_some_and(|n| org.calls.total.is_multiple_of(n));
+        (latency, throttled)
     };
     tokio::time::sleep(latency).await;
-    let response = respond(req, shared, &operation, body);
+    let response = respond(req, shared, &operation, body, throttled);
     let mut state = shared.lock();
     if let Some(org) = state.organization.as_mut() {
         org.in_flight -= 1;
@@ -205,7 +210,13 @@ pub(crate) async fn answer(req: &Request, shared: &Shared, body: &str) -> Option
     Some(response)
 }
 
-fn respond(req: &Request, shared: &Shared, operation: &str, body: &str) -> poem::Response {
+fn respond(
+    req: &Request,
+    shared: &Shared,
+    operation: &str,
+    body: &str,
+    throttled: bool,
+) -> poem::Response {
     let input: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let caller = access_key(req).and_then(|k| {
         shared
@@ -227,10 +238,7 @@ fn respond(req: &Request, shared: &Shared, operation: &str, body: &str) -> poem:
             "Your account is not a member of an organization.",
         );
     };
-    if org
-        .throttle_every
-        .is_some_and(|n| org.calls.total.is_multiple_of(n))
-    {
+    if throttled {
         org.calls.throttled += 1;
         return error("TooManyRequestsException", "Rate exceeded");
     }

@@ -469,29 +469,32 @@ impl OrganizationDiscoverer for OrganizationsDiscoverer {
         }];
         let mut members = Vec::new();
         let mut unreadable = Vec::new();
-        let mut level = vec![nodes[0].id.clone()];
-        while !level.is_empty() {
-            let reads: Vec<_> = stream::iter(level.drain(..))
-                .map(|parent| {
-                    let calls = calls.clone();
-                    async move {
-                        let id = parent.clone();
-                        (id, Self::read_parent(&calls, parent).await)
-                    }
-                })
-                .buffer_unordered(self.settings.max_in_flight.max(1))
-                .collect()
-                .await;
-            for (parent, read) in reads {
-                match read {
-                    Ok(read) => {
-                        level.extend(read.units.iter().map(|u| u.id.clone()));
-                        nodes.extend(read.units);
-                        members.extend(read.accounts);
+        // No level barriers: a parent's children are queued the moment it is read, so the
+        // permits stay busy until the whole tree is in (the delegated administrators are read
+        // alongside).
+        let root_id = nodes[0].id.clone();
+        let read = |parent: String| {
+            let calls = calls.clone();
+            async move {
+                let outcome = Self::read_parent(&calls, parent.clone()).await;
+                (parent, outcome)
+            }
+        };
+        let tree = async {
+            let mut pending = stream::FuturesUnordered::new();
+            pending.push(read(root_id.clone()));
+            while let Some((parent, outcome)) = pending.next().await {
+                match outcome {
+                    Ok(found) => {
+                        for unit in &found.units {
+                            pending.push(read(unit.id.clone()));
+                        }
+                        nodes.extend(found.units);
+                        members.extend(found.accounts);
                     }
                     // The root unreadable is a failure of the whole discovery; a subtree is
                     // recorded and the rest goes on (status `partial`).
-                    Err(CallError::Denied(_)) if parent == nodes[0].id => {
+                    Err(CallError::Denied(_)) if parent == root_id => {
                         return Err(DiscoveryFailure::NotManagementAccount(
                             "ListAccountsForParent on the root".into(),
                         ));
@@ -501,15 +504,18 @@ impl OrganizationDiscoverer for OrganizationsDiscoverer {
                     }
                     Err(e) => return Err(failure("ListAccountsForParent", e, retries(&calls))),
                 }
+                let (r, w) = calls.throttling();
+                progress
+                    .read(nodes.len() as u64, members.len() as u64, r, w)
+                    .await;
             }
-            let (r, w) = calls.throttling();
-            progress
-                .read(nodes.len() as u64, members.len() as u64, r, w)
-                .await;
-        }
+            Ok(())
+        };
+        let (tree, admins) = futures::join!(tree, Self::delegated_admins(&calls));
+        tree?;
 
         let management = identity.management_account_id.clone();
-        match Self::delegated_admins(&calls).await {
+        match admins {
             Ok(admins) => {
                 for member in &mut members {
                     member.is_management = management.as_deref() == Some(member.key.as_str());

@@ -35,6 +35,10 @@ use crate::error::{db_err, unique_violation};
 use crate::tenancy::insert_audit;
 use crate::txn::Abort;
 
+/// Rows per multi-row INSERT: well under both backends' bound-parameter limits (SQLite
+/// 32,766; PostgreSQL 65,535) at about twenty columns a row.
+const INSERT_BATCH: usize = 500;
+
 crate::repository!(
     /// Cloud organizations.
     CloudOrganizationStore,
@@ -231,16 +235,26 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
                     )
                 }
             };
+            // One query for the members already stored, then the new ones inserted in
+            // batches: a first discovery of thousands of accounts is a few statements, not
+            // two per account.
+            let known: std::collections::HashMap<String, Uuid> = members::Entity::find()
+                .select_only()
+                .column(members::Column::AccountKey)
+                .column(members::Column::Id)
+                .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+                .into_tuple::<(String, Uuid)>()
+                .all(&txn)
+                .await?
+                .into_iter()
+                .collect();
+            let mut inserts = Vec::new();
             for m in &write.upsert {
                 let (path, level) = placement(&tree, &m.parent_id);
-                let existing = members::Entity::find()
-                    .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
-                    .filter(members::Column::AccountKey.eq(m.key.as_str()))
-                    .one(&txn)
-                    .await?;
-                let mut row = match &existing {
-                    Some(e) => members::ActiveModel {
-                        id: sea_orm::ActiveValue::Unchanged(e.id),
+                let existing = known.get(&m.key).copied();
+                let mut row = match existing {
+                    Some(member) => members::ActiveModel {
+                        id: sea_orm::ActiveValue::Unchanged(member),
                         ..Default::default()
                     },
                     None => members::ActiveModel {
@@ -273,8 +287,13 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
                         organization_members::place_account(&txn, account, &stored).await?;
                     }
                 } else {
-                    row.insert(&txn).await?;
+                    inserts.push(row);
                 }
+            }
+            for chunk in inserts.chunks(INSERT_BATCH) {
+                members::Entity::insert_many(chunk.to_vec())
+                    .exec(&txn)
+                    .await?;
             }
             if !write.left.is_empty() {
                 organization_members::flag_departed(&txn, id, &write.left, now).await?;
@@ -288,9 +307,14 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
                     .exec(&txn)
                     .await?;
             }
-            for change in &write.changes {
-                change_row(id, write.job_id, change, now)
-                    .insert(&txn)
+            let rows: Vec<_> = write
+                .changes
+                .iter()
+                .map(|change| change_row(id, write.job_id, change, now))
+                .collect();
+            for chunk in rows.chunks(INSERT_BATCH) {
+                changes::Entity::insert_many(chunk.to_vec())
+                    .exec(&txn)
                     .await?;
             }
             let discovered = members::Entity::find()
