@@ -46,3 +46,9 @@ bench-metrics:
 # whole stack on SQLite and PostgreSQL; unchanged re-sync writes; 10 % throttled.
 bench-discovery:
     bash -c '. .ci/services.sh && cargo run --release -p canopy-e2e --bin canopy-discovery-bench'
+
+# Regenerates the ATT&CK IaaS catalog and the CTID scores shipped in crates/detection/data from
+# a mitre/cti checkout (or a STIX bundle) and the two CTID mapping files; see its README.
+attack-catalog stix version aws gcp:
+    python3 crates/detection/data/generate.py --stix {{stix}} --attack-version {{version}} \
+        --aws {{aws}} --gcp {{gcp}} --out-dir crates/detection/data

@@ -1,6 +1,7 @@
 //! The `/v1` HTTP API. Handlers parse, call a domain service and map the answer; they hold no
 //! business rules. The OpenAPI document is generated from these same handlers.
 
+mod attack;
 mod audit;
 mod auth;
 mod cloud_accounts;
@@ -52,6 +53,8 @@ pub enum ApiTags {
     Metrics,
     /// Long work (discovery, sync, scans): status, progress, cancel.
     Jobs,
+    /// The MITRE ATT&CK catalog coverage is measured against.
+    Attack,
 }
 
 /// `Authorization: Bearer <token>`: a session token from log-in or an API key.
@@ -97,6 +100,7 @@ pub type Api = (
     jobs::JobsApi,
     cloud_organizations::CloudOrganizationsApi,
     cloud_org_members::CloudOrgMembersApi,
+    attack::AttackApi,
 );
 
 /// Builds the OpenAPI service over the real handlers; the spec and the router come from it.
@@ -117,6 +121,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             jobs::JobsApi,
             cloud_organizations::CloudOrganizationsApi,
             cloud_org_members::CloudOrgMembersApi,
+            attack::AttackApi,
         ),
         "Canopy API",
         env!("CARGO_PKG_VERSION"),
