@@ -10,7 +10,9 @@
 //! shown in every answer that uses it, so moving to a newer ATT&CK is a data change.
 //! [`mapping::ControlMappings`]: CTID's detect / protect / respond scores of native AWS and GCP
 //! capabilities (GuardDuty, Config, Security Hub, SCC, Resource Manager, ...) against those
-//! techniques, checked against the catalog.
+//! techniques, checked against the catalog. [`scp::score`]: what a service control policy
+//! protects against, from what it actually denies (Canopy's own rule table,
+//! `data/scp-rules.json`, each rule with its reason).
 //!
 //! # Licenses
 //!
@@ -23,3 +25,4 @@
 
 pub mod catalog;
 pub mod mapping;
+pub mod scp;
