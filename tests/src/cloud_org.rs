@@ -137,6 +137,38 @@ pub async fn job_done(app: &TestApp, owner: &Session, org: &str, job: &str) -> V
     panic!("job {job} did not finish");
 }
 
+/// Follows the job a `202 Accepted` answer started until it is done; its final document.
+pub async fn job_of(app: &TestApp, owner: &Session, org: &str, started: &crate::Response) -> Value {
+    job_done(app, owner, org, started.body["job"]["id"].as_str().unwrap()).await
+}
+
+/// Re-syncs the cloud organization at `base` (its API path) and waits for the job.
+pub async fn sync_done(app: &TestApp, owner: &Session, org: &str, base: &str) -> Value {
+    let sync = app
+        .post(&format!("{base}/sync"), &owner.token, json!({}))
+        .await;
+    assert_eq!(sync.status, reqwest::StatusCode::ACCEPTED, "{}", sync.body);
+    job_of(app, owner, org, &sync).await
+}
+
+/// In moto, as the management account: `web[0]` moves from Production to Development and
+/// `web[1]` leaves the organization.
+pub async fn move_one_and_remove_one(e: &Estate) {
+    let aws = organizations_as(&e.management).await;
+    aws.move_account()
+        .account_id(&e.web[0])
+        .source_parent_id(&e.prod)
+        .destination_parent_id(&e.dev)
+        .send()
+        .await
+        .unwrap();
+    aws.remove_account_from_organization()
+        .account_id(&e.web[1])
+        .send()
+        .await
+        .unwrap();
+}
+
 /// What [`story`] set up.
 pub struct Story {
     /// The server.

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_e2e::cloud_org::{Story, job_done, organizations_as, story};
+use canopy_e2e::cloud_org::{Story, job_of, move_one_and_remove_one, story, sync_done};
 use canopy_e2e::{Session, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -47,13 +47,7 @@ async fn linked_accounts_follow_their_members_and_outlive_a_disconnect(backend: 
         )
         .await;
     assert_eq!(connect.status, StatusCode::ACCEPTED, "{}", connect.body);
-    let done = job_done(
-        &app,
-        &owner,
-        &org,
-        connect.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    let done = job_of(&app, &owner, &org, &connect).await;
     assert_eq!(done["result"]["connected"], 3, "{done}");
     let before = account_of(&app, &owner, &org, &e.web[0]).await;
     assert_eq!(before["cloudOrganization"]["id"], id.as_str());
@@ -64,23 +58,8 @@ async fn linked_accounts_follow_their_members_and_outlive_a_disconnect(backend: 
     assert_eq!(before["cloudOrganization"]["parentId"], e.prod.as_str());
 
     // web-0 moves to Development, web-1 leaves the organization.
-    let aws = organizations_as(&e.management).await;
-    aws.move_account()
-        .account_id(&e.web[0])
-        .source_parent_id(&e.prod)
-        .destination_parent_id(&e.dev)
-        .send()
-        .await
-        .unwrap();
-    aws.remove_account_from_organization()
-        .account_id(&e.web[1])
-        .send()
-        .await
-        .unwrap();
-    let sync = app
-        .post(&format!("{base}/sync"), &owner.token, json!({}))
-        .await;
-    let done = job_done(&app, &owner, &org, sync.body["job"]["id"].as_str().unwrap()).await;
+    move_one_and_remove_one(&e).await;
+    let done = sync_done(&app, &owner, &org, &base).await;
     assert_eq!(done["result"]["changes"], 2, "{done}");
 
     let moved = account_of(&app, &owner, &org, &e.web[0]).await;
@@ -225,13 +204,7 @@ async fn a_connect_links_an_account_that_already_exists(backend: &str) {
         )
         .await;
     assert_eq!(connect.status, StatusCode::ACCEPTED, "{}", connect.body);
-    let done = job_done(
-        &app,
-        &owner,
-        &org,
-        connect.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    let done = job_of(&app, &owner, &org, &connect).await;
     assert_eq!(done["result"]["connected"], 2, "{done}");
     assert_eq!(done["result"]["failed"], json!([]), "{done}");
     let members = app
@@ -299,13 +272,7 @@ async fn an_unchanged_resync_writes_no_row(backend: &str) {
             json!({"managementRoleArn": "arn:aws:iam::111111111111:role/CanopyManagement"}),
         )
         .await;
-    let done = job_done(
-        &app,
-        &owner,
-        &org,
-        started.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    let done = job_of(&app, &owner, &org, &started).await;
     assert_eq!(done["result"]["members"], 31, "{done}");
     let id = started.body["cloudOrganization"]["id"].as_str().unwrap();
     let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
@@ -317,21 +284,12 @@ async fn an_unchanged_resync_writes_no_row(backend: &str) {
             json!({"accountIds": ["800000000000", "801000000000"]}),
         )
         .await;
-    job_done(
-        &app,
-        &owner,
-        &org,
-        connect.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    job_of(&app, &owner, &org, &connect).await;
 
     canopy_store::testing::count_writes(&app.store, &canopy_store::testing::CLOUD_ORG_DATA_TABLES)
         .await
         .unwrap();
-    let sync = app
-        .post(&format!("{base}/sync"), &owner.token, json!({}))
-        .await;
-    let done = job_done(&app, &owner, &org, sync.body["job"]["id"].as_str().unwrap()).await;
+    let done = sync_done(&app, &owner, &org, &base).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["result"]["changes"], 0, "{done}");
     assert_eq!(
@@ -342,10 +300,7 @@ async fn an_unchanged_resync_writes_no_row(backend: &str) {
     );
 
     aws.move_org_account("800000000000", &ous[1]);
-    let sync = app
-        .post(&format!("{base}/sync"), &owner.token, json!({}))
-        .await;
-    let done = job_done(&app, &owner, &org, sync.body["job"]["id"].as_str().unwrap()).await;
+    let done = sync_done(&app, &owner, &org, &base).await;
     assert_eq!(done["result"]["changes"], 1, "{done}");
     // The member, its linked account and the change record.
     assert_eq!(

@@ -10,7 +10,10 @@ use canopy_cloud_org::organization::{
     CloudOrganization, CloudOrganizationId, ConnectionStatus, OrganizationIdentity,
 };
 use canopy_cloud_org::ports::CloudAccountRepository;
-use canopy_e2e::cloud_org::{Story, app_with_worker, estate, job_done, organizations_as, story};
+use canopy_e2e::cloud_org::{
+    Story, app_with_worker, estate, job_done, job_of, move_one_and_remove_one, organizations_as,
+    story, sync_done,
+};
 use canopy_e2e::{Options, Session, TestApp, moto_url};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -116,32 +119,12 @@ async fn discovers_syncs_and_serves_an_aws_organization(backend: &str) {
         .post(&format!("{base}/sync"), &owner.token, json!({}))
         .await;
     assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
-    let done = job_done(
-        &app,
-        &owner,
-        &org,
-        again.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    let done = job_of(&app, &owner, &org, &again).await;
     assert_eq!(done["result"]["changes"], 0, "{done}");
 
     // One account moves to Development, one leaves.
-    aws.move_account()
-        .account_id(&e.web[0])
-        .source_parent_id(&e.prod)
-        .destination_parent_id(&e.dev)
-        .send()
-        .await
-        .unwrap();
-    aws.remove_account_from_organization()
-        .account_id(&e.web[1])
-        .send()
-        .await
-        .unwrap();
-    let sync = app
-        .post(&format!("{base}/sync"), &owner.token, json!({}))
-        .await;
-    let done = job_done(&app, &owner, &org, sync.body["job"]["id"].as_str().unwrap()).await;
+    move_one_and_remove_one(&e).await;
+    let done = sync_done(&app, &owner, &org, &base).await;
     assert_eq!(done["result"]["changes"], 2, "{done}");
     let changes = app
         .call(
@@ -235,13 +218,7 @@ async fn connects_members_through_the_member_role_and_skips_the_excluded(backend
         .collect();
     assert_eq!(queued.len(), 11, "12 under Production, one excluded");
     assert!(!queued.contains(&e.web[3]));
-    let done = job_done(
-        &app,
-        &owner,
-        &org,
-        connect.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    let done = job_of(&app, &owner, &org, &connect).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["result"]["connected"], 11, "{done}");
 
@@ -381,7 +358,7 @@ async fn a_connect_past_the_plan_is_refused_or_cut_to_what_fits(backend: &str) {
     assert_eq!(cut.status, StatusCode::ACCEPTED, "{}", cut.body);
     assert_eq!(cut.body["queued"].as_array().unwrap().len(), 5);
     assert_eq!(cut.body["overLimit"].as_array().unwrap().len(), 7);
-    let done = job_done(&app, &owner, &org, cut.body["job"]["id"].as_str().unwrap()).await;
+    let done = job_of(&app, &owner, &org, &cut).await;
     assert_eq!(done["result"]["connected"], 5, "{done}");
     let usage = app
         .call(

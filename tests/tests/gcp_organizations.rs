@@ -9,7 +9,7 @@
 
 use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_cloud_org::organization::ports::CloudOrganizationRepository;
-use canopy_e2e::cloud_org::{app_with_worker, job_done, worker_for};
+use canopy_e2e::cloud_org::{app_with_worker, job_of, sync_done, worker_for};
 use canopy_e2e::{Options, Session, TestApp};
 use canopy_gcp_testkit::{FakeGcp, ORGANIZATIONS_GET};
 use reqwest::{Method, StatusCode};
@@ -67,14 +67,6 @@ async fn discover(app: &TestApp, owner: &Session, org: &str, body: Value) -> can
     .await
 }
 
-async fn sync_done(app: &TestApp, owner: &Session, org: &str, base: &str) -> Value {
-    let sync = app
-        .post(&format!("{base}/sync"), &owner.token, json!({}))
-        .await;
-    assert_eq!(sync.status, StatusCode::ACCEPTED, "{}", sync.body);
-    job_done(app, owner, org, sync.body["job"]["id"].as_str().unwrap()).await
-}
-
 async fn members(app: &TestApp, owner: &Session, base: &str) -> Vec<Value> {
     app.call(
         Method::GET,
@@ -119,13 +111,7 @@ async fn discovers_connects_and_follows_a_gcp_organization(backend: &str) {
     assert_eq!(cloud_org["gcpServiceAccount"], SA);
     assert_eq!(cloud_org["gcpDirectoryCustomerId"], "C0abc12");
     let id = cloud_org["id"].as_str().unwrap().to_string();
-    let done = job_done(
-        &app,
-        &owner,
-        &org,
-        started.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    let done = job_of(&app, &owner, &org, &started).await;
     assert_eq!(done["status"], "succeeded", "{done}");
 
     // Stored sealed: neither the key nor its private half is in the row.
@@ -176,13 +162,7 @@ async fn discovers_connects_and_follows_a_gcp_organization(backend: &str) {
         .collect();
     queued.sort();
     assert_eq!(queued, ["acme-edge", "acme-platform", "acme-web"]);
-    let done = job_done(
-        &app,
-        &owner,
-        &org,
-        connect.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    let done = job_of(&app, &owner, &org, &connect).await;
     assert_eq!(done["result"]["connected"], 3, "{done}");
     let accounts = app
         .call(
@@ -400,13 +380,7 @@ async fn a_rotated_secret_key_reseals_and_the_old_one_can_go(backend: &str) {
         .as_str()
         .unwrap()
         .to_string();
-    job_done(
-        &app,
-        &owner,
-        &org,
-        started.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    job_of(&app, &owner, &org, &started).await;
     workers.stop().await;
 
     let new_key = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
@@ -507,13 +481,7 @@ async fn impersonates_a_service_account_without_storing_a_key(backend: &str) {
         .as_str()
         .unwrap()
         .to_string();
-    let done = job_done(
-        &app,
-        &owner,
-        &org,
-        started.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    let done = job_of(&app, &owner, &org, &started).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let stored = stored(&app, &org, &id).await;
     assert!(
@@ -529,13 +497,7 @@ async fn impersonates_a_service_account_without_storing_a_key(backend: &str) {
             json!({"accountIds": ["acme-web"]}),
         )
         .await;
-    let done = job_done(
-        &app,
-        &owner,
-        &org,
-        connect.body["job"]["id"].as_str().unwrap(),
-    )
-    .await;
+    let done = job_of(&app, &owner, &org, &connect).await;
     assert_eq!(done["result"]["connected"], 1, "{done}");
     assert!(g.calls().generate_access_token >= 3, "{:?}", g.calls());
     workers.stop().await;

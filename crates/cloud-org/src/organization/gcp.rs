@@ -12,9 +12,7 @@ use canopy_tenancy::service::OrgAccess;
 use serde_json::json;
 
 use super::service::{CloudOrganizationError, CloudOrganizationService};
-use super::{
-    CloudOrganization, CloudOrganizationId, ConnectionStatus, GcpAccess, OrganizationAccess,
-};
+use super::{CloudOrganization, CloudOrganizationId, GcpAccess, OrganizationAccess};
 use crate::account::Provider;
 use crate::sealing::ServiceAccountKeyJson;
 
@@ -154,30 +152,23 @@ impl CloudOrganizationService {
             })
             .await?;
         let now = ports.clock.now();
+        let name = input
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| identity.display_name.clone())
+            .unwrap_or_else(|| identity.cloud_org_id.clone());
         let cloud_org = CloudOrganization {
-            id,
-            organization_id: access.org_id(),
-            provider: Provider::Gcp,
-            name: input
-                .name
-                .filter(|n| !n.trim().is_empty())
-                .or_else(|| identity.display_name.clone())
-                .unwrap_or_else(|| identity.cloud_org_id.clone()),
-            identity,
-            management_role_arn: None,
-            member_role_name: String::new(),
             gcp_service_account: Some(service_account.clone()),
             gcp_credentials: sealed,
-            status: ConnectionStatus::Discovering,
-            error: None,
-            unreadable: Vec::new(),
-            last_attempt_at: Some(now),
-            last_discovered_at: None,
-            discovered_count: 0,
-            connected_count: 0,
-            created_by: access.user_id(),
-            created_at: now,
-            updated_at: now,
+            ..CloudOrganization::discovering(
+                id,
+                access.org_id(),
+                Provider::Gcp,
+                identity,
+                name,
+                access.user_id(),
+                now,
+            )
         };
         let audit = NewAuditEvent::new(
             access.org_id(),

@@ -139,6 +139,43 @@ pub struct CloudOrganization {
     pub updated_at: DateTime<Utc>,
 }
 
+impl CloudOrganization {
+    /// A cloud organization just connected by `created_by`, described by `identity`, about to
+    /// be discovered for the first time (status `discovering`, nothing counted yet). The
+    /// provider's credentials are set by the caller.
+    pub fn discovering(
+        id: CloudOrganizationId,
+        organization_id: OrganizationId,
+        provider: Provider,
+        identity: OrganizationIdentity,
+        name: String,
+        created_by: UserId,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            organization_id,
+            provider,
+            identity,
+            name,
+            management_role_arn: None,
+            member_role_name: String::new(),
+            gcp_service_account: None,
+            gcp_credentials: None,
+            status: ConnectionStatus::Discovering,
+            error: None,
+            unreadable: Vec::new(),
+            last_attempt_at: Some(now),
+            last_discovered_at: None,
+            discovered_count: 0,
+            connected_count: 0,
+            created_by,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// What one discovery read: the organization, its tree and its members, and the parts it
 /// could not read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use super::ports::{
     StoredMember,
 };
 use super::{
-    CloudOrganization, CloudOrganizationId, ConnectionStatus, DEFAULT_MEMBER_ROLE,
-    DiscoveryFailure, OrganizationAccess, OrganizationDiscoverer,
+    CloudOrganization, CloudOrganizationId, DEFAULT_MEMBER_ROLE, DiscoveryFailure,
+    OrganizationAccess, OrganizationDiscoverer,
 };
 use crate::account::Provider;
 use crate::external_id::ExternalId;
@@ -209,29 +209,22 @@ impl CloudOrganizationService {
             })
             .await?;
         let now = self.ports.clock.now();
+        let name = input
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| identity.cloud_org_id.clone());
         let cloud_org = CloudOrganization {
-            id: CloudOrganizationId::new(),
-            organization_id: access.org_id(),
-            provider: Provider::Aws,
-            name: input
-                .name
-                .filter(|n| !n.trim().is_empty())
-                .unwrap_or_else(|| identity.cloud_org_id.clone()),
-            identity,
             management_role_arn: Some(input.management_role_arn.as_str().to_string()),
             member_role_name,
-            gcp_service_account: None,
-            gcp_credentials: None,
-            status: ConnectionStatus::Discovering,
-            error: None,
-            unreadable: Vec::new(),
-            last_attempt_at: Some(now),
-            last_discovered_at: None,
-            discovered_count: 0,
-            connected_count: 0,
-            created_by: access.user_id(),
-            created_at: now,
-            updated_at: now,
+            ..CloudOrganization::discovering(
+                CloudOrganizationId::new(),
+                access.org_id(),
+                Provider::Aws,
+                identity,
+                name,
+                access.user_id(),
+                now,
+            )
         };
         let audit = NewAuditEvent::new(
             access.org_id(),

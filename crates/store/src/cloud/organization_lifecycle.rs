@@ -17,9 +17,9 @@ use uuid::Uuid;
 use super::organization_rows::stored_member_from;
 use crate::Store;
 use crate::entity::{
-    cloud_account_placement as accounts, cloud_org_changes as changes,
-    cloud_org_closure as closure, cloud_org_nodes as nodes, cloud_organization_members as members,
-    cloud_organizations as orgs, jobs,
+    cloud_accounts as accounts, cloud_org_changes as changes, cloud_org_closure as closure,
+    cloud_org_nodes as nodes, cloud_organization_members as members, cloud_organizations as orgs,
+    jobs,
 };
 use crate::error::db_err;
 use crate::tenancy::insert_audit;

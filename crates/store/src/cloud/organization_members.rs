@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::organization_rows::stored_member_from;
 use crate::entity::{
-    cloud_account_placement as accounts, cloud_org_closure as closure,
+    cloud_accounts as accounts, cloud_org_closure as closure,
     cloud_organization_members as members, cloud_organizations as orgs,
 };
 use crate::error::db_err;

@@ -3,7 +3,6 @@
 pub(crate) mod api_keys;
 pub(crate) mod audit_events;
 pub(crate) mod cloud_account_checks;
-pub(crate) mod cloud_account_placement;
 pub(crate) mod cloud_account_tags;
 pub(crate) mod cloud_accounts;
 pub(crate) mod cloud_org_changes;
