@@ -24,5 +24,9 @@
 //! Architecture invariant: no IO here; the data is compiled in.
 
 pub mod catalog;
+pub mod detection;
+pub mod log_sources;
 pub mod mapping;
+pub mod ports;
+pub mod reconcile;
 pub mod scp;
