@@ -12,6 +12,7 @@ mod m20261123_000004_subscriptions;
 mod m20261130_000005_jobs;
 mod m20261130_000006_cloud_organizations;
 mod m20261130_000007_cloud_org_links;
+mod m20261130_000008_detections;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_jobs::Migration),
             Box::new(m20261130_000006_cloud_organizations::Migration),
             Box::new(m20261130_000007_cloud_org_links::Migration),
+            Box::new(m20261130_000008_detections::Migration),
         ]
     }
 }

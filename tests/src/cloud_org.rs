@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 
 use crate::{Options, Session, TestApp, moto_url, random_aws_account};
 
-/// An Organizations client acting as `account` in moto.
-pub async fn organizations_as(account: &str) -> aws_sdk_organizations::Client {
+/// An SDK configuration acting as `account` in moto (any role there can be assumed), and
+/// its access key id (moto's S3 reads the account from it).
+pub async fn config_as(account: &str) -> (aws_config::SdkConfig, String) {
     let config = canopy_aws::testing::with_test_credentials();
     let sts = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::config::Builder::from(&config)
@@ -27,18 +28,28 @@ pub async fn organizations_as(account: &str) -> aws_sdk_organizations::Client {
         .await
         .unwrap();
     let c = c.credentials().unwrap();
-    aws_sdk_organizations::Client::from_conf(
-        aws_sdk_organizations::config::Builder::from(&config)
-            .endpoint_url(moto_url())
-            .credentials_provider(aws_credential_types::Credentials::new(
-                c.access_key_id(),
-                c.secret_access_key(),
-                Some(c.session_token().to_string()),
-                None,
-                "setup",
-            ))
-            .build(),
-    )
+    let access_key = c.access_key_id().to_string();
+    let config = config
+        .into_builder()
+        .endpoint_url(moto_url())
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    c.access_key_id(),
+                    c.secret_access_key(),
+                    Some(c.session_token().to_string()),
+                    None,
+                    "setup",
+                ),
+            ),
+        )
+        .build();
+    (config, access_key)
+}
+
+/// An Organizations client acting as `account` in moto.
+pub async fn organizations_as(account: &str) -> aws_sdk_organizations::Client {
+    aws_sdk_organizations::Client::new(&config_as(account).await.0)
 }
 
 /// The ids of the moto organization [`estate`] built.
@@ -203,6 +214,8 @@ pub fn worker_for(app: &TestApp) -> canopy_app::worker::RunningWorkers {
             lease_seconds: 10,
             poll_ms: 20,
             resync_minutes: 0,
+            scan_minutes: 0,
+            scan_accounts_in_flight: 4,
         },
         &app.state,
         Arc::new(SystemClock),
@@ -252,4 +265,57 @@ pub async fn story(backend: &str, name: &str) -> Story {
         e,
         id,
     }
+}
+
+/// A connected AWS cloud organization of `org` (an id) as discovery records it, written to the
+/// store directly, for tests about what happens around one rather than discovery itself;
+/// returns its id.
+pub async fn stored_cloud_org(app: &TestApp, org: &str, owner: &Session) -> String {
+    use canopy_cloud_org::account::Provider;
+    use canopy_cloud_org::organization::ports::CloudOrganizationRepository;
+    use canopy_cloud_org::organization::{
+        CloudOrganization, CloudOrganizationId, ConnectionStatus, OrganizationIdentity,
+    };
+    use canopy_kernel::Clock;
+    use canopy_kernel::id::{OrganizationId, UserId};
+
+    let org_id = OrganizationId(org.parse().unwrap());
+    let cloud_org = CloudOrganizationId::new();
+    let now = app.clock.now();
+    app.store
+        .cloud_organizations()
+        .create(
+            CloudOrganization {
+                management_role_arn: Some("arn:aws:iam::123456789012:role/Mgmt".into()),
+                status: ConnectionStatus::Connected,
+                last_discovered_at: Some(now),
+                ..CloudOrganization::discovering(
+                    cloud_org,
+                    org_id,
+                    Provider::Aws,
+                    OrganizationIdentity {
+                        cloud_org_id: format!(
+                            "o-{}",
+                            &cloud_org.as_uuid().simple().to_string()[22..]
+                        ),
+                        arn: None,
+                        management_account_id: Some(random_aws_account()),
+                        management_account_email: None,
+                        display_name: None,
+                        directory_customer_id: None,
+                        lifecycle_state: None,
+                    },
+                    "Estate".into(),
+                    UserId(owner.user_id.parse().unwrap()),
+                    now,
+                )
+            },
+            canopy_store::testing::audit(
+                org_id,
+                canopy_tenancy::AuditAction::CloudOrganizationConnected,
+            ),
+        )
+        .await
+        .unwrap();
+    cloud_org.to_string()
 }

@@ -4,11 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_cloud_org::account::Provider;
-use canopy_cloud_org::organization::ports::CloudOrganizationRepository;
-use canopy_cloud_org::organization::{
-    CloudOrganization, CloudOrganizationId, ConnectionStatus, OrganizationIdentity,
-};
 use canopy_e2e::{Session, TestApp, aws_account_body, on_both_backends, random_aws_account};
 use canopy_jobs::{JobKind, JobStore, NewJob};
 use canopy_kernel::Clock;
@@ -29,6 +24,7 @@ struct Fixture {
     account_key: String,
     job: String,
     cloud_org: String,
+    detection: String,
 }
 
 async fn fixture(app: &TestApp) -> Fixture {
@@ -74,50 +70,18 @@ async fn fixture(app: &TestApp) -> Fixture {
         )
         .await
         .unwrap();
-    // A cloud organization as discovery records it (discovery itself needs a cloud).
-    let cloud_org = CloudOrganizationId::new();
-    let now = app.clock.now();
-    app.store
-        .cloud_organizations()
-        .create(
-            CloudOrganization {
-                id: cloud_org,
-                organization_id: OrganizationId(org_id),
-                provider: Provider::Aws,
-                identity: OrganizationIdentity {
-                    cloud_org_id: format!("o-{}", &cloud_org.as_uuid().simple().to_string()[22..]),
-                    arn: None,
-                    management_account_id: Some(random_aws_account()),
-                    management_account_email: None,
-                    display_name: None,
-                    directory_customer_id: None,
-                    lifecycle_state: None,
-                },
-                name: "Estate".into(),
-                management_role_arn: Some("arn:aws:iam::123456789012:role/Mgmt".into()),
-                member_role_name: "CanopyAccess".into(),
-                gcp_service_account: None,
-                gcp_credentials: None,
-                status: ConnectionStatus::Connected,
-                error: None,
-                unreadable: vec![],
-                last_attempt_at: Some(now),
-                last_discovered_at: Some(now),
-                discovered_count: 0,
-                connected_count: 0,
-                created_by: canopy_kernel::id::UserId(owner.user_id.parse().unwrap()),
-                created_at: now,
-                updated_at: now,
-            },
-            canopy_store::testing::audit(
-                OrganizationId(org_id),
-                canopy_tenancy::AuditAction::CloudOrganizationConnected,
-            ),
+    let cloud_org = canopy_e2e::cloud_org::stored_cloud_org(app, &org, &owner).await;
+    let detection = app
+        .post(
+            &format!("/v1/organizations/{org}/detections"),
+            &owner.token,
+            custom_detection(account.body["id"].as_str().unwrap()),
         )
-        .await
-        .unwrap();
+        .await;
+    assert_eq!(detection.status, StatusCode::CREATED, "{}", detection.body);
     Fixture {
-        cloud_org: cloud_org.to_string(),
+        detection: detection.body["id"].as_str().unwrap().to_string(),
+        cloud_org,
         job: job.id.to_string(),
         account: account.body["id"].as_str().unwrap().to_string(),
         account_key,
@@ -130,6 +94,16 @@ async fn fixture(app: &TestApp) -> Fixture {
         victim,
         invitation: inv.body["id"].as_str().unwrap().to_string(),
     }
+}
+
+/// A custom detection on `account`: a SIEM rule on cloud sign-ins.
+fn custom_detection(account: &str) -> Value {
+    json!({
+        "name": "SIEM: console sign-in from a new country",
+        "scope": "account",
+        "cloudAccountId": account,
+        "techniques": [{"technique": "T1078.004", "category": "detect", "value": "partial"}],
+    })
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -432,6 +406,66 @@ fn cases() -> Vec<Case> {
         ),
         c(
             Method::GET,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/detections",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-accounts/{account}/detections",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/detections",
+            Some(json!("{newdetection}")),
+            [201, 201, 403, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/detections/{detection}",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::PUT,
+            "/v1/organizations/{org}/detections/{detection}",
+            Some(json!("{newdetection}")),
+            [200, 200, 403, 404, 401],
+        ),
+        c(
+            Method::DELETE,
+            "/v1/organizations/{org}/detections/{detection}",
+            None,
+            [204, 204, 403, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/scan",
+            None,
+            [202, 202, 403, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/scan/members",
+            None,
+            [202, 202, 403, 404, 401],
+        ),
+        c(
+            Method::POST,
+            "/v1/organizations/{org}/cloud-accounts/{account}/scan",
+            None,
+            [202, 202, 403, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/scan-status",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
             "/v1/organizations/{org}/jobs",
             None,
             [200, 200, 200, 404, 401],
@@ -519,6 +553,7 @@ fn fill(template: &str, f: &Fixture) -> String {
         .replace("{invitation}", &f.invitation)
         .replace("{job}", &f.job)
         .replace("{cloud_org}", &f.cloud_org)
+        .replace("{detection}", &f.detection)
         // No member is discovered in the fixture: an account id that names none.
         .replace("{member}", "123456789012")
 }
@@ -526,6 +561,9 @@ fn fill(template: &str, f: &Fixture) -> String {
 fn fill_json(body: &Value, f: &Fixture) -> Value {
     if body == "{newaccount}" {
         return aws_account_body(&random_aws_account());
+    }
+    if body == "{newdetection}" {
+        return custom_detection(&f.account);
     }
     serde_json::from_str(&fill(&body.to_string(), f)).unwrap()
 }
@@ -670,6 +708,58 @@ async fn another_tenants_ids_are_not_found_under_your_own_organization(app: Test
         (
             Method::POST,
             format!("/v1/organizations/{mine}/jobs/{}/cancel", f.job),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/organizations/{mine}/detections/{}", f.detection),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/v1/organizations/{mine}/detections/{}", f.detection),
+            Some(custom_detection(&f.account)),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/organizations/{mine}/detections/{}", f.detection),
+            None,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/v1/organizations/{mine}/cloud-accounts/{}/detections",
+                f.account
+            ),
+            None,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/v1/organizations/{mine}/cloud-organizations/{}/detections",
+                f.cloud_org
+            ),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/organizations/{mine}/cloud-accounts/{}/scan", f.account),
+            None,
+        ),
+        (
+            Method::POST,
+            format!(
+                "/v1/organizations/{mine}/cloud-organizations/{}/scan",
+                f.cloud_org
+            ),
+            None,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/v1/organizations/{mine}/cloud-organizations/{}/scan-status",
+                f.cloud_org
+            ),
             None,
         ),
     ];

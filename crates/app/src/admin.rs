@@ -175,3 +175,24 @@ pub fn spawn_resync_schedule(
         }
     })
 }
+
+/// Queues due detection scans of cloud organizations and their members every few minutes
+/// (each is scanned `every` after its last organization scan).
+pub fn spawn_scan_schedule(
+    detections: canopy_detection::service::DetectionService,
+    every: chrono::Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let check = (every / 24).to_std().unwrap_or(Duration::from_secs(60));
+        let mut ticks = tokio::time::interval(check.max(Duration::from_secs(10)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match detections.queue_due_scans(every).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queued = n, "scheduled detection scans"),
+                Err(e) => tracing::warn!(error = %e, "scheduling detection scans failed"),
+            }
+        }
+    })
+}

@@ -8,6 +8,7 @@ use anyhow::Context;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use canopy_aws::scan::{AwsAccountScanner, AwsOrganizationScanner, ScanSettings};
 use canopy_aws::{
     AwsSettings, CloudWatchSettings, CloudWatchSource, OrganizationsDiscoverer,
     OrganizationsSettings, StsRoleVerifier,
@@ -21,6 +22,9 @@ use canopy_cloud_org::{CloudAccountConfig, CloudAccountPorts, CloudAccountServic
 use canopy_credentials::sealing::AesGcmSealer;
 use canopy_credentials::{Argon2Cost, Argon2Crypto, HashingLimits};
 use canopy_demo::DemoSource;
+use canopy_detection::scan::ScanHandler;
+use canopy_detection::service::{DetectionPorts, DetectionService};
+use canopy_gcp::scan::{GcpAccountScanner, GcpOrganizationScanner};
 use canopy_gcp::{GcpProjectVerifier, GcpSettings, ResourceManagerDiscoverer, ServiceAccountKey};
 use canopy_jobs::{JobHandler, JobService};
 use canopy_kernel::{Clock, SystemClock};
@@ -296,8 +300,10 @@ pub async fn build_state(
     );
     let identity = aws_identity(&config.aws).await;
     let identity_for_orgs = identity.clone();
+    let identity_for_scans = identity.clone();
     let sealer = secret_sealer(&config.secrets)?;
     let (resource_manager, own_google_identity) = gcp_adapter(&config.gcp)?;
+    let own_google_identity_for_scans = own_google_identity.clone();
     let secrets_for_orgs = crypto.clone();
     let cloud = CloudAccountService::new(
         CloudAccountPorts {
@@ -340,6 +346,13 @@ pub async fn build_state(
         },
     );
     let jobs = JobService::new(Arc::new(store.jobs()), clock.clone());
+    let gcp_organization_scanner = GcpOrganizationScanner::new(&resource_manager);
+    let gcp_account_scanner = GcpAccountScanner::new(
+        &resource_manager,
+        Arc::new(store.cloud_organizations()),
+        sealer.clone(),
+        own_google_identity_for_scans,
+    );
     let cloud_orgs = CloudOrganizationService::new(CloudOrganizationPorts {
         repository: Arc::new(store.cloud_organizations()),
         aws: Arc::new(OrganizationsDiscoverer::new(
@@ -357,6 +370,32 @@ pub async fn build_state(
         billing: billing.clone(),
         jobs: jobs.clone(),
         accounts: cloud.clone(),
+        clock: clock.clone(),
+    });
+    let scan_settings = ScanSettings {
+        endpoint_url: config.aws.endpoint_url.clone(),
+        regions: if config.aws.scan_regions.is_empty() {
+            ScanSettings::default().regions
+        } else {
+            config.aws.scan_regions.clone()
+        },
+        max_in_flight_total: config.aws.scan_max_in_flight.max(1),
+        ..ScanSettings::default()
+    };
+    let detections = DetectionService::new(DetectionPorts {
+        repository: Arc::new(store.detections()),
+        cloud_organizations: Arc::new(store.cloud_organizations()),
+        accounts: Arc::new(store.cloud_accounts()),
+        organizations: cloud_orgs.clone(),
+        aws_organization: Arc::new(AwsOrganizationScanner::new(
+            identity_for_scans.clone(),
+            scan_settings.clone(),
+        )),
+        gcp_organization: Arc::new(gcp_organization_scanner),
+        aws_account: Arc::new(AwsAccountScanner::new(identity_for_scans, scan_settings)),
+        gcp_account: Arc::new(gcp_account_scanner),
+        billing: billing.clone(),
+        jobs: jobs.clone(),
         clock,
     });
     Ok(AppState::new(
@@ -367,6 +406,7 @@ pub async fn build_state(
             metrics,
             jobs,
             cloud_orgs,
+            detections,
         },
         store,
         Edge {
@@ -382,10 +422,16 @@ pub async fn build_state(
 pub fn job_runner(config: &JobsConfig, state: &AppState, clock: Arc<dyn Clock>) -> JobRunner {
     // Each domain that queues long work registers its handler here. A job of a kind no
     // handler runs fails with that reason.
-    let handlers: Vec<Arc<dyn JobHandler>> = vec![
-        Arc::new(DiscoveryHandler::new(state.cloud_orgs.clone())),
+    let handlers: Vec<Arc<dyn JobHandler>> = [
+        Arc::new(DiscoveryHandler::new(state.cloud_orgs.clone())) as Arc<dyn JobHandler>,
         Arc::new(ConnectMembersHandler::new(state.cloud_orgs.clone())),
-    ];
+    ]
+    .into_iter()
+    .chain(ScanHandler::all(
+        state.detections.clone(),
+        config.scan_accounts_in_flight,
+    ))
+    .collect();
     let store = &state.store;
     JobRunner::new(
         Arc::new(store.jobs()),

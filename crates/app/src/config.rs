@@ -128,6 +128,11 @@ pub struct AwsConfig {
     /// AWS Organizations calls in flight for one cloud organization's discovery
     /// (Organizations has one global endpoint and throttles hard).
     pub organizations_max_in_flight: usize,
+    /// Regions the detection scanners read (empty: Canopy's default set; an account's own
+    /// region is always added).
+    pub scan_regions: Vec<String>,
+    /// AWS calls in flight across every scan of one process.
+    pub scan_max_in_flight: usize,
 }
 
 impl Default for AwsConfig {
@@ -139,6 +144,8 @@ impl Default for AwsConfig {
             access_key_id: None,
             secret_access_key: None,
             organizations_max_in_flight: 8,
+            scan_regions: Vec::new(),
+            scan_max_in_flight: 64,
         }
     }
 }
@@ -240,6 +247,11 @@ pub struct JobsConfig {
     pub poll_ms: u64,
     /// Minutes between scheduled re-syncs of each cloud organization (0: only on demand).
     pub resync_minutes: u64,
+    /// Minutes between scheduled detection scans of each cloud organization and its member
+    /// accounts, on plans with organization features (0: only on demand).
+    pub scan_minutes: u64,
+    /// Member accounts one members scan reads at once.
+    pub scan_accounts_in_flight: usize,
 }
 
 impl Default for JobsConfig {
@@ -249,6 +261,8 @@ impl Default for JobsConfig {
             lease_seconds: 30,
             poll_ms: 1000,
             resync_minutes: 360,
+            scan_minutes: 1_440,
+            scan_accounts_in_flight: canopy_detection::scan::DEFAULT_ACCOUNTS_IN_FLIGHT,
         }
     }
 }
@@ -321,6 +335,9 @@ pub const ENV_NAMES: &[(&str, &str)] = &[
     ("job_lease_seconds", "jobs.lease_seconds"),
     ("job_poll_ms", "jobs.poll_ms"),
     ("resync_minutes", "jobs.resync_minutes"),
+    ("scan_minutes", "jobs.scan_minutes"),
+    ("scan_accounts_in_flight", "jobs.scan_accounts_in_flight"),
+    ("aws_scan_max_in_flight", "aws.scan_max_in_flight"),
     ("demo", "demo"),
 ];
 

@@ -298,6 +298,14 @@ async fn main() -> anyhow::Result<()> {
                     ),
                 );
             }
+            if config.jobs.scan_minutes > 0 {
+                canopy_app::admin::spawn_scan_schedule(
+                    state.detections.clone(),
+                    chrono::Duration::minutes(
+                        i64::try_from(config.jobs.scan_minutes).unwrap_or(i64::MAX / 60_000),
+                    ),
+                );
+            }
             let workers =
                 canopy_app::bootstrap::job_runner(&config.jobs, &state, Arc::new(SystemClock))
                     .spawn();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use canopy_billing::BillingService;
 use canopy_cloud_org::CloudAccountService;
 use canopy_cloud_org::organization::service::CloudOrganizationService;
+use canopy_detection::service::DetectionService;
 use canopy_jobs::JobService;
 use canopy_metrics::MetricsService;
 use canopy_store::Store;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub jobs: JobService,
     /// Cloud organizations: discovery, sync, reads.
     pub cloud_orgs: CloudOrganizationService,
+    /// Detections and scans.
+    pub detections: DetectionService,
     /// The database, for readiness checks.
     pub store: Store,
     /// The public base URL, for links and instructions in pages.
@@ -65,6 +68,8 @@ pub struct Services {
     pub jobs: JobService,
     /// Cloud organizations.
     pub cloud_orgs: CloudOrganizationService,
+    /// Detections and scans.
+    pub detections: DetectionService,
 }
 
 impl AppState {
@@ -78,6 +83,7 @@ impl AppState {
             metrics,
             jobs,
             cloud_orgs,
+            detections,
         } = services;
         Self {
             tenancy,
@@ -86,6 +92,7 @@ impl AppState {
             metrics,
             jobs,
             cloud_orgs,
+            detections,
             store,
             public_url: edge.public_url.trim_end_matches('/').to_string(),
             auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),

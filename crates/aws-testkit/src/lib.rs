@@ -1,30 +1,39 @@
 //! A local AWS for tests and benchmarks: STS `AssumeRole` (query protocol, XML), the Organizations
-//! discovery calls (JSON 1.1, [`OrganizationsCalls`]) and CloudWatch
+//! discovery calls (JSON 1.1, [`OrganizationsCalls`]), CloudWatch
 //! `GetMetricData` (Smithy RPC v2 CBOR, which the current aws-sdk-cloudwatch speaks and moto
-//! does not), on one ephemeral port, so the real SDK runs against it with `endpoint_url`.
+//! does not) and the detection scanners' calls (`scanning`: Security Hub, CloudWatch alarms,
+//! CloudWatch Logs metric filters, and empty answers for the rest), on one ephemeral port, so
+//! the real SDK runs against it with `endpoint_url`.
 //!
 //! It keeps metric datapoints per account, scopes every credential it issues to the account
 //! whose role was assumed (as AWS does), checks the External ID when told to, pages with
-//! `NextToken`, and can inject latency and per-account failures. It counts every call.
+//! `NextToken`, and can inject latency and per-account failures. It counts every call and the
+//! most requests it held at once ([`FakeAws::max_in_flight`]).
 //!
 //! Test support only: no production crate depends on it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ciborium::tag::Required;
-use poem::http::StatusCode;
+use poem::http::{Method, StatusCode};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Data;
-use poem::{EndpointExt, Request, Response, Route, Server, handler, post};
+use poem::{Endpoint, EndpointExt, Request, Response, Route, Server, handler};
 use serde::{Deserialize, Serialize};
 
+mod guardduty;
 mod organizations;
+mod scanning;
+mod securityhub;
+mod sts;
+pub use guardduty::GuardDutySetup;
 pub use organizations::OrganizationsCalls;
+pub use scanning::{AlarmSpec, MetricFilterSpec, SecurityHubSetup};
 
 /// The path of CloudWatch's `GetMetricData` under RPC v2 CBOR.
 pub const GET_METRIC_DATA_PATH: &str =
@@ -77,6 +86,10 @@ struct State {
     page_size: usize,
     calls: Calls,
     organization: Option<organizations::Organization>,
+    scanning: scanning::Scanning,
+    /// Requests being answered, and the most at once.
+    in_flight: u64,
+    max_in_flight: u64,
 }
 
 #[derive(Debug)]
@@ -110,6 +123,9 @@ impl FakeAws {
                 page_size: 100_800,
                 calls: Calls::default(),
                 organization: None,
+                scanning: scanning::Scanning::default(),
+                in_flight: 0,
+                max_in_flight: 0,
             }),
             serial: AtomicU64::new(1),
         });
@@ -119,10 +135,24 @@ impl FakeAws {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .ok_or_else(|| std::io::Error::other("listener has no socket address"))?;
+        let tracked = shared.clone();
+        // One entry point routing by path itself: a wildcard route would also take `/`.
         let app = Route::new()
-            .at("/", post(root))
-            .at(GET_METRIC_DATA_PATH, post(get_metric_data))
-            .data(shared.clone());
+            .at("/*path", dispatch)
+            .data(shared.clone())
+            .around(move |endpoint, req| {
+                let shared = tracked.clone();
+                async move {
+                    {
+                        let mut state = shared.lock();
+                        state.in_flight += 1;
+                        state.max_in_flight = state.max_in_flight.max(state.in_flight);
+                    }
+                    let answer = endpoint.call(req).await;
+                    shared.lock().in_flight -= 1;
+                    answer
+                }
+            });
         tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
         Ok(Self { addr, shared })
     }
@@ -198,6 +228,18 @@ impl FakeAws {
             .unwrap_or_default()
     }
 
+    /// The most requests of any kind answered at once since the start or the last
+    /// [`FakeAws::reset_max_in_flight`] (what a fan-out's bound let through).
+    pub fn max_in_flight(&self) -> u64 {
+        self.shared.lock().max_in_flight
+    }
+
+    /// Starts counting [`FakeAws::max_in_flight`] afresh.
+    pub fn reset_max_in_flight(&self) {
+        let mut state = self.shared.lock();
+        state.max_in_flight = state.in_flight;
+    }
+
     /// Zeroes the call counts.
     pub fn reset_calls(&self) {
         let mut state = self.shared.lock();
@@ -206,23 +248,6 @@ impl FakeAws {
             a.calls = Calls::default();
         }
     }
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn sts_error(status: StatusCode, code: &str, message: &str) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("text/xml")
-        .body(format!(
-            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
-             <Code>{code}</Code><Message>{}</Message></Error><RequestId>fake</RequestId></ErrorResponse>",
-            xml_escape(message)
-        ))
 }
 
 fn fault_answer(fault: Fault) -> (StatusCode, &'static str, &'static str) {
@@ -237,108 +262,29 @@ fn fault_answer(fault: Fault) -> (StatusCode, &'static str, &'static str) {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct AssumeRoleForm {
-    action: String,
-    role_arn: Option<String>,
-    role_session_name: Option<String>,
-    external_id: Option<String>,
-    duration_seconds: Option<u64>,
-}
-
-/// `arn:aws:iam::123456789012:role/Name` -> `123456789012`.
-fn role_account(arn: &str) -> Option<&str> {
-    let mut parts = arn.split(':');
-    let (_, _, service, _, account) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    (service == "iam" && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
-        .then_some(account)
-}
-
-/// STS (form-encoded) and Organizations (JSON, told apart by `X-Amz-Target`) share `/`.
+/// Every request: `/` (STS and the JSON 1.1 services), CloudWatch's `GetMetricData`, and the
+/// REST and CBOR calls of the scanners.
 #[handler]
-async fn root(req: &Request, shared: Data<&Arc<Shared>>, body: String) -> Response {
-    match organizations::answer(req, &shared, &body).await {
-        Some(response) => response,
-        None => sts(&shared, body).await,
+async fn dispatch(req: &Request, shared: Data<&Arc<Shared>>, body: Vec<u8>) -> Response {
+    match (req.method(), req.uri().path()) {
+        (&Method::POST, "/") => {
+            root(req, &shared, String::from_utf8_lossy(&body).into_owned()).await
+        }
+        (&Method::POST, GET_METRIC_DATA_PATH) => get_metric_data(req, &shared, body).await,
+        _ => scanning::rest(req, &shared).await,
     }
 }
 
-async fn sts(shared: &Shared, body: String) -> Response {
-    let Ok(form) = serde_urlencoded::from_str::<AssumeRoleForm>(&body) else {
-        return sts_error(StatusCode::BAD_REQUEST, "MalformedInput", "unreadable form");
-    };
-    if form.action != "AssumeRole" {
-        return sts_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidAction",
-            "only AssumeRole is served here",
-        );
+/// STS (form-encoded), Organizations and the scanners' JSON 1.1 services (told apart by
+/// `X-Amz-Target`) share `/`.
+async fn root(req: &Request, shared: &Shared, body: String) -> Response {
+    if let Some(response) = organizations::answer(req, shared, &body).await {
+        return response;
     }
-    let arn = form.role_arn.unwrap_or_default();
-    let Some(account) = role_account(&arn).map(str::to_string) else {
-        return sts_error(StatusCode::BAD_REQUEST, "ValidationError", "bad role ARN");
-    };
-    let (latency, fault, expected, ttl) = {
-        let mut state = shared.lock();
-        state.calls.assume_role += 1;
-        let latency = state.latency;
-        let ttl = state.credential_ttl;
-        let a = state.accounts.entry(account.clone()).or_default();
-        a.calls.assume_role += 1;
-        (
-            latency + a.latency,
-            a.assume_fault,
-            a.external_id.clone(),
-            ttl,
-        )
-    };
-    tokio::time::sleep(latency).await;
-    if let Some(fault) = fault {
-        let (status, code, message) = fault_answer(fault);
-        return sts_error(status, code, message);
+    match scanning::answer_json(req, shared, &body).await {
+        Some(response) => response,
+        None => sts::sts(shared, body).await,
     }
-    if expected.is_some() && expected != form.external_id {
-        return sts_error(
-            StatusCode::FORBIDDEN,
-            "AccessDenied",
-            &format!("not authorized to perform: sts:AssumeRole on resource: {arn}"),
-        );
-    }
-    let n = shared.serial.fetch_add(1, Ordering::Relaxed);
-    let access_key = format!("ASIA{n:016}");
-    let session_token = format!("session-{account}-{n}");
-    let lifetime = form
-        .duration_seconds
-        .map(Duration::from_secs)
-        .map_or(ttl, |d| d.min(ttl));
-    let expires_at = Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();
-    shared.lock().credentials.insert(
-        access_key.clone(),
-        Issued {
-            account: account.clone(),
-            session_token: session_token.clone(),
-            expires_at,
-        },
-    );
-    let session = form.role_session_name.unwrap_or_default();
-    let role_name = arn.rsplit('/').next().unwrap_or_default();
-    Response::builder().content_type("text/xml").body(format!(
-        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
-         <Credentials><AccessKeyId>{access_key}</AccessKeyId><SecretAccessKey>secret-{n}</SecretAccessKey>\
-         <SessionToken>{session_token}</SessionToken><Expiration>{}</Expiration></Credentials>\
-         <AssumedRoleUser><AssumedRoleId>AROAFAKE:{session}</AssumedRoleId>\
-         <Arn>arn:aws:sts::{account}:assumed-role/{role_name}/{session}</Arn></AssumedRoleUser>\
-         </AssumeRoleResult><ResponseMetadata><RequestId>fake-{n}</RequestId></ResponseMetadata>\
-         </AssumeRoleResponse>",
-        expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -446,8 +392,7 @@ fn aggregate(stat: &str, values: &[f64]) -> f64 {
     }
 }
 
-#[handler]
-async fn get_metric_data(req: &Request, shared: Data<&Arc<Shared>>, body: Vec<u8>) -> Response {
+async fn get_metric_data(req: &Request, shared: &Shared, body: Vec<u8>) -> Response {
     let Some(key) = access_key(req) else {
         return cbor_error(
             StatusCode::BAD_REQUEST,
@@ -587,19 +532,4 @@ async fn get_metric_data(req: &Request, shared: Data<&Arc<Shared>>, body: Vec<u8
             next_token: more.then(|| format!("page-{page_end}")),
         },
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::role_account;
-
-    #[test]
-    fn the_account_is_read_from_the_role_arn() {
-        assert_eq!(
-            role_account("arn:aws:iam::123456789012:role/CanopyAccess"),
-            Some("123456789012")
-        );
-        assert_eq!(role_account("arn:aws:iam::12345:role/X"), None);
-        assert_eq!(role_account("arn:aws:s3:::bucket"), None);
-    }
 }

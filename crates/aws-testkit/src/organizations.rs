@@ -161,7 +161,11 @@ fn error(code: &str, message: &str) -> poem::Response {
         .body(json!({ "__type": code, "Message": message }).to_string())
 }
 
-fn page<T: Clone>(items: &[T], token: Option<&str>, size: usize) -> (Vec<T>, Option<String>) {
+pub(crate) fn page<T: Clone>(
+    items: &[T],
+    token: Option<&str>,
+    size: usize,
+) -> (Vec<T>, Option<String>) {
     let start = token.and_then(|t| t.parse::<usize>().ok()).unwrap_or(0);
     let end = (start + size).min(items.len());
     let next = (end < items.len()).then(|| end.to_string());
@@ -328,6 +332,8 @@ fn respond(
                 "NextToken": next,
             })
         }
+        // No policies: an organization scan of this fake finds no SCPs.
+        "ListPolicies" => json!({ "Policies": [] }),
         other => {
             return error(
                 "InvalidInputException",

@@ -1,17 +1,21 @@
 //! Canopy's AWS adapter: proves access to a customer account by assuming its role through STS
-//! with the organization's External ID, reads its SES metrics from CloudWatch, and classifies
-//! every failure.
+//! with the organization's External ID, reads its SES metrics from CloudWatch, discovers AWS
+//! Organizations, finds the detection controls of organizations and accounts (`scan`), and
+//! classifies every failure.
 //!
 //! API boundary: [`StsRoleVerifier`], [`CloudWatchSource`], [`OrganizationsDiscoverer`],
-//! [`AwsSettings`], [`CloudWatchSettings`], [`OrganizationsSettings`], [`classify_code`].
+//! [`AwsOrganizationScanner`], [`AwsAccountScanner`], [`AwsSettings`], [`CloudWatchSettings`],
+//! [`OrganizationsSettings`], [`ScanSettings`], [`classify_code`].
 
 pub mod cloudwatch;
 pub mod organizations;
+pub mod scan;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use cloudwatch::{CloudWatchSettings, CloudWatchSource};
 pub use organizations::{OrganizationsDiscoverer, OrganizationsSettings};
+pub use scan::{AwsAccountScanner, AwsOrganizationScanner, ScanSettings};
 
 use std::time::Duration;
 

@@ -113,3 +113,27 @@ pub fn with_test_credentials() -> aws_config::SdkConfig {
 pub fn moto_url() -> String {
     std::env::var("CANOPY_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5123".into())
 }
+
+/// Creates an S3 bucket in moto for the account whose credentials carry `access_key` (a trail
+/// needs one), with a bare request: moto reads the account from the signature's access key
+/// and does not check the signature, so no S3 SDK is needed. Panics when moto refuses.
+pub async fn create_moto_bucket(access_key: &str, name: &str) {
+    let url = moto_url();
+    let host = url.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(host)
+        .await
+        .unwrap_or_else(|e| panic!("moto at {host}: {e}"));
+    let request = format!(
+        "PUT /{name} HTTP/1.1\r\nHost: {host}\r\nx-amz-date: 20260101T000000Z\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential={access_key}/20260101/us-east-1/s3/aws4_request, \
+         SignedHeaders=host;x-amz-date, Signature=0\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    let sent = sock.write_all(request.as_bytes()).await;
+    let read = sock.read_to_string(&mut answer).await;
+    assert!(
+        sent.is_ok() && read.is_ok() && answer.starts_with("HTTP/1.1 200"),
+        "moto refused bucket {name}: {answer}"
+    );
+}

@@ -29,4 +29,6 @@ pub mod log_sources;
 pub mod mapping;
 pub mod ports;
 pub mod reconcile;
+pub mod scan;
 pub mod scp;
+pub mod service;

@@ -34,7 +34,7 @@ pub(crate) fn google_error(code: StatusCode, status: &str, message: &str) -> Res
     )
 }
 
-fn permission_denied(permission: &str, resource: &str) -> Response {
+pub(crate) fn permission_denied(permission: &str, resource: &str) -> Response {
     google_error(
         StatusCode::FORBIDDEN,
         "PERMISSION_DENIED",
@@ -104,7 +104,7 @@ pub(crate) async fn issue_token(
 
 /// Counts the call, checks its bearer token, then holds an in-flight slot for the answer's
 /// latency; throttling and denials come after, as Google's front end checks them per call.
-struct Call {
+pub(crate) struct Call {
     shared: Arc<Shared>,
 }
 
@@ -115,7 +115,7 @@ impl Drop for Call {
     }
 }
 
-async fn begin(
+pub(crate) async fn begin(
     shared: &Arc<Shared>,
     req: &Request,
     count: fn(&mut Calls) -> &mut u64,
@@ -146,13 +146,13 @@ async fn begin(
     tokio::time::sleep(latency).await;
     let refusal = {
         let mut state = shared.lock();
-        if state.throttle > 0 {
-            state.throttle -= 1;
+        if state.throttle > 0 || state.controls.throttled.contains(permission) {
+            state.throttle = state.throttle.saturating_sub(1);
             Some(google_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "RESOURCE_EXHAUSTED",
                 "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per \
-                 minute' of service 'cloudresourcemanager.googleapis.com'.",
+                 minute' of the service.",
             ))
         } else if state.denied_permissions.contains(permission) {
             Some(permission_denied(permission, "*"))
@@ -238,10 +238,10 @@ pub(crate) async fn get_organization(
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ListQuery {
-    parent: Option<String>,
-    page_token: Option<String>,
-    page_size: Option<usize>,
-    show_deleted: Option<bool>,
+    pub(crate) parent: Option<String>,
+    pub(crate) page_token: Option<String>,
+    pub(crate) page_size: Option<usize>,
+    pub(crate) show_deleted: Option<bool>,
 }
 
 fn parent_exists(state: &State, parent: &str) -> bool {
@@ -251,7 +251,7 @@ fn parent_exists(state: &State, parent: &str) -> bool {
 /// One page of `items` (already in a stable order) after the query's token, and the next
 /// token. Tokens name their parent, so one reused under another parent is refused as Google
 /// refuses a token of another query.
-fn page<T>(
+pub(crate) fn page<T>(
     state: &State,
     items: Vec<T>,
     query: &ListQuery,
@@ -433,6 +433,7 @@ mod tests {
             calls: Calls::default(),
             in_flight: 0,
             max_in_flight: 0,
+            controls: Default::default(),
         }
     }
 

@@ -1,7 +1,9 @@
 //! A local GCP for tests: Google's OAuth token endpoint (the JWT-bearer grant of service
-//! accounts) and Resource Manager v3 (`organizations.get`, `folders.list`, `projects.list`,
-//! `projects.get`), on one ephemeral port, so google-cloudresourcemanager3 and yup-oauth2 run
-//! against it unchanged with `base_url` and the key's `token_uri`.
+//! accounts), Resource Manager v3 (`organizations.get`, `folders.list`, `projects.list`,
+//! `projects.get`), IAM Credentials `generateAccessToken`, and what detection scans read (log
+//! sinks, Security Command Center settings and sources, organization policies, asset feeds),
+//! on one ephemeral port, so the google-* crates and yup-oauth2 run against it unchanged with
+//! `base_url` and the key's `token_uri`.
 //!
 //! It issues service-account keys whose assertions it verifies (RS256 against the key it
 //! generated), hands out random access tokens and refuses every Resource Manager call without
@@ -10,6 +12,7 @@
 //!
 //! Test support only: no production crate depends on it.
 
+mod controls;
 mod handlers;
 mod impersonation;
 mod keys;
@@ -30,6 +33,16 @@ pub const FOLDERS_LIST: &str = "resourcemanager.folders.list";
 pub const PROJECTS_LIST: &str = "resourcemanager.projects.list";
 /// The permission `projects.get` needs.
 pub const PROJECTS_GET: &str = "resourcemanager.projects.get";
+/// The permission Cloud Logging `sinks.list` needs (organizations, folders, projects).
+pub const LOGGING_SINKS_LIST: &str = "logging.sinks.list";
+/// The permission Security Command Center `organizations.getOrganizationSettings` needs.
+pub const SCC_SETTINGS_GET: &str = "securitycenter.organizationsettings.get";
+/// The permission Security Command Center `organizations.sources.list` needs.
+pub const SCC_SOURCES_LIST: &str = "securitycenter.sources.list";
+/// The permission Org Policy v2 `policies.list` needs.
+pub const ORG_POLICIES_LIST: &str = "orgpolicy.policies.list";
+/// The permission Cloud Asset `feeds.list` needs.
+pub const ASSET_FEEDS_LIST: &str = "cloudasset.feeds.list";
 
 /// Calls answered so far, per method (throttled and refused ones included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,12 +59,31 @@ pub struct Calls {
     pub get_project: u64,
     /// IAM Credentials `generateAccessToken`.
     pub generate_access_token: u64,
+    /// Cloud Logging `sinks.list` (each page counts).
+    pub list_sinks: u64,
+    /// Security Command Center `getOrganizationSettings`.
+    pub get_scc_settings: u64,
+    /// Security Command Center `sources.list` (each page counts).
+    pub list_scc_sources: u64,
+    /// Org Policy `policies.list` (each page counts).
+    pub list_policies: u64,
+    /// Cloud Asset `feeds.list`.
+    pub list_feeds: u64,
 }
 
 impl Calls {
     /// Resource Manager calls of every method.
     pub fn resource_manager(&self) -> u64 {
         self.get_organization + self.list_folders + self.list_projects + self.get_project
+    }
+
+    /// Calls of the APIs a detection scan reads.
+    pub fn scan(&self) -> u64 {
+        self.list_sinks
+            + self.get_scc_settings
+            + self.list_scc_sources
+            + self.list_policies
+            + self.list_feeds
     }
 }
 
@@ -97,6 +129,8 @@ struct State {
     calls: Calls,
     in_flight: usize,
     max_in_flight: usize,
+    /// What detection scans read.
+    controls: controls::Controls,
 }
 
 impl State {
@@ -161,6 +195,7 @@ impl FakeGcp {
                 calls: Calls::default(),
                 in_flight: 0,
                 max_in_flight: 0,
+                controls: controls::Controls::default(),
             }),
             token_uri: format!("http://{addr}/token"),
         });
@@ -177,6 +212,14 @@ impl FakeGcp {
                 "/v1/projects/-/serviceAccounts/:rest",
                 post(impersonation::generate_access_token),
             )
+            .at("/v2/:kind/:id/sinks", get(controls::list_sinks))
+            .at("/v2/:kind/:id/policies", get(controls::list_policies))
+            .at(
+                "/v1/organizations/:id/organizationSettings",
+                get(controls::scc_settings),
+            )
+            .at("/v1/organizations/:id/sources", get(controls::scc_sources))
+            .at("/v1/organizations/:id/feeds", get(controls::list_feeds))
             .data(shared.clone());
         tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
         Ok(Self { addr, shared })
@@ -313,11 +356,12 @@ impl FakeGcp {
             .insert(permission.to_string());
     }
 
-    /// Lifts every denial.
+    /// Lifts every denial and every throttled permission.
     pub fn allow_everything(&self) {
         let mut state = self.shared.lock();
         state.denied_permissions.clear();
         state.denied_resources.clear();
+        state.controls.throttled.clear();
     }
 
     /// Items per page at most (default 100); the client's `pageSize` may ask for fewer.
@@ -325,12 +369,12 @@ impl FakeGcp {
         self.shared.lock().page_size = n.max(1);
     }
 
-    /// Delay before every Resource Manager answer.
+    /// Delay before every API answer (the token endpoint excepted).
     pub fn set_latency(&self, latency: Duration) {
         self.shared.lock().latency = latency;
     }
 
-    /// Answers the next `n` Resource Manager calls with 429 `RESOURCE_EXHAUSTED`.
+    /// Answers the next `n` API calls with 429 `RESOURCE_EXHAUSTED`.
     pub fn throttle_next(&self, n: u64) {
         self.shared.lock().throttle = n;
     }
@@ -347,7 +391,7 @@ impl FakeGcp {
         state.max_in_flight = 0;
     }
 
-    /// Most Resource Manager calls ever in progress at once.
+    /// Most API calls ever in progress at once.
     pub fn max_in_flight(&self) -> usize {
         self.shared.lock().max_in_flight
     }

@@ -1,9 +1,10 @@
-//! One Resource Manager call at a time, as the discoverer sees it: under a permit of the
-//! discovery's in-flight budget, inside a deadline (the client has none), retried with
+//! One Google API call at a time, as a discovery or a scan sees it: under a permit of its
+//! in-flight budget, inside a deadline (the client has none), retried with
 //! exponential back-off and full jitter while Google answers `RESOURCE_EXHAUSTED`, and
 //! classified from Google's error JSON into what Canopy can tell a customer.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -107,7 +108,8 @@ pub(crate) fn classify(err: &common::Error) -> (CallError, bool) {
         common::Error::MissingToken(e) => (token_failure(e.as_ref()), false),
         common::Error::HttpError(e) => {
             // hyper's errors name the cause (refused, reset, DNS), never a header.
-            tracing::warn!(cause = %e, source = ?std::error::Error::source(e), "Resource Manager unreachable");
+            // Discovery says Resource Manager; the scanners replace the text with their API.
+            tracing::warn!(cause = %e, source = ?std::error::Error::source(e), "Google API unreachable");
             (
                 CallError::Network("Resource Manager could not be reached".into()),
                 false,
@@ -139,25 +141,40 @@ fn backoff(settings: &GcpSettings, attempt: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
 }
 
-/// Shared by every call of one discovery (or one verification).
-pub(crate) struct Calls {
-    pub(crate) hub: Hub,
-    permits: Semaphore,
+/// Shared by every call of one discovery (or one verification, or one scanner's source),
+/// through one API's hub (Resource Manager's unless said otherwise).
+pub(crate) struct Calls<H = Hub> {
+    pub(crate) hub: H,
+    permits: Arc<Semaphore>,
     settings: GcpSettings,
     max_retries: u32,
+    attempts: AtomicU64,
     retries: AtomicU64,
     waited_ms: AtomicU64,
 }
 
-impl Calls {
+impl<H> Calls<H> {
     /// Calls through `hub`, at most `settings.max_in_flight` at once, retrying throttling up to
     /// `max_retries` times.
-    pub(crate) fn new(hub: Hub, settings: &GcpSettings, max_retries: u32) -> Self {
+    pub(crate) fn new(hub: H, settings: &GcpSettings, max_retries: u32) -> Self {
+        let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
+        Self::sharing(hub, settings, max_retries, permits)
+    }
+
+    /// Calls through `hub` under `permits` shared with other hubs, so calls to several APIs
+    /// at once stay within one in-flight budget.
+    pub(crate) fn sharing(
+        hub: H,
+        settings: &GcpSettings,
+        max_retries: u32,
+        permits: Arc<Semaphore>,
+    ) -> Self {
         Self {
             hub,
-            permits: Semaphore::new(settings.max_in_flight.max(1)),
+            permits,
             settings: settings.clone(),
             max_retries,
+            attempts: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             waited_ms: AtomicU64::new(0),
         }
@@ -177,6 +194,7 @@ impl Calls {
                     .acquire()
                     .await
                     .map_err(|e| CallError::Other(e.to_string()))?;
+                self.attempts.fetch_add(1, Ordering::Relaxed);
                 tokio::time::timeout(self.settings.call_timeout, call()).await
             };
             let err = match outcome {
@@ -200,6 +218,11 @@ impl Calls {
             );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Requests sent so far, retries included.
+    pub(crate) fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed)
     }
 
     /// Retries so far and milliseconds spent waiting them out.

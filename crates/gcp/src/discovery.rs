@@ -14,13 +14,13 @@ use canopy_cloud_org::organization::{
     Discovery, DiscoveryFailure, DiscoveryProgress, OrganizationIdentity,
 };
 use futures::stream::{self, StreamExt};
+use google_cloudresourcemanager3::CloudResourceManager;
 use google_cloudresourcemanager3::api::{Project, Scope};
-use google_cloudresourcemanager3::{CloudResourceManager, common};
-use yup_oauth2::{CustomHyperClientBuilder, ServiceAccountAuthenticator};
 
 use crate::calls::{CallError, Calls};
+use crate::client::{Google, READ_ONLY};
 use crate::impersonation::GcpCredentials;
-use crate::{Connector, GOOGLE_TOKEN_URIS, GcpSettings, Hub, ServiceAccountKey, SetupError};
+use crate::{GcpSettings, Hub, ServiceAccountKey, SetupError};
 
 const ORGANIZATIONS_GET: &str = "resourcemanager.organizations.get";
 const FOLDERS_LIST: &str = "resourcemanager.folders.list";
@@ -45,20 +45,14 @@ pub struct ProjectInfo {
 /// the key each call is given. Cheap to share: one connection pool serves every tenant.
 #[derive(Clone)]
 pub struct ResourceManagerDiscoverer {
-    settings: GcpSettings,
+    google: Google,
     base_url: String,
-    iam_base_url: String,
-    /// Canopy's own service account, for impersonating customers' (none: keys only).
-    own: Option<ServiceAccountKey>,
-    api: common::Client<Connector>,
-    /// yup-oauth2 sends `String` bodies; same connector, its own pool.
-    tokens: hyper_util::client::legacy::Client<Connector, String>,
 }
 
 impl std::fmt::Debug for ResourceManagerDiscoverer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResourceManagerDiscoverer")
-            .field("settings", &self.settings)
+            .field("settings", self.google.settings())
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
     }
@@ -66,7 +60,7 @@ impl std::fmt::Debug for ResourceManagerDiscoverer {
 
 /// `organizations/123` (or `123`) checked and spelled as the API wants it. The name goes into
 /// the URL path unescaped, so nothing but digits may follow the prefix.
-fn organization_name(raw: &str) -> Result<String, DiscoveryFailure> {
+pub(crate) fn organization_name(raw: &str) -> Result<String, DiscoveryFailure> {
     let id = raw.trim();
     let id = id.strip_prefix("organizations/").unwrap_or(id);
     if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()) {
@@ -79,7 +73,7 @@ fn organization_name(raw: &str) -> Result<String, DiscoveryFailure> {
 }
 
 /// A project id (6-30 of `a-z0-9-`, starting with a letter) or a project number.
-fn valid_project(raw: &str) -> bool {
+pub(crate) fn valid_project(raw: &str) -> bool {
     let numeric = !raw.is_empty() && raw.len() <= 32 && raw.bytes().all(|b| b.is_ascii_digit());
     let id = (6..=30).contains(&raw.len())
         && raw.starts_with(|c: char| c.is_ascii_lowercase())
@@ -230,14 +224,14 @@ async fn read_parent(calls: &Calls, parent: &str) -> Result<ParentRead, (&'stati
     Ok(ParentRead { folders, members })
 }
 
-enum Next {
+pub(crate) enum Next {
     Page(String),
     Done,
     /// A server handing back the token it was given would page forever.
     Repeated,
 }
 
-fn next_token(next: Option<String>, current: &Option<String>) -> Next {
+pub(crate) fn next_token(next: Option<String>, current: &Option<String>) -> Next {
     match next.filter(|t| !t.is_empty()) {
         None => Next::Done,
         Some(t) if current.as_deref() == Some(t.as_str()) => Next::Repeated,
@@ -249,85 +243,38 @@ impl ResourceManagerDiscoverer {
     /// A discoverer with its own connection pool and TLS configuration (no process-wide
     /// crypto provider needed).
     pub fn new(settings: GcpSettings) -> Result<Self, SetupError> {
-        let base_url = crate::base_url(settings.endpoint_url.as_deref())?;
-        let connector = crate::connector(settings.endpoint_url.is_some())?;
-        let executor = hyper_util::rt::TokioExecutor::new();
-        let api =
-            hyper_util::client::legacy::Client::builder(executor.clone()).build(connector.clone());
-        let tokens = hyper_util::client::legacy::Client::builder(executor).build(connector);
-        let iam_base_url = match &settings.endpoint_url {
-            Some(url) => crate::base_url(Some(url))?,
-            None => crate::impersonation::IAM_CREDENTIALS_URL.to_string(),
-        };
-        Ok(Self {
-            settings,
-            base_url,
-            iam_base_url,
-            own: None,
-            api,
-            tokens,
-        })
+        let google = Google::new(settings)?;
+        let base_url = google.base_url(crate::RESOURCE_MANAGER_URL);
+        Ok(Self { google, base_url })
     }
 
     /// The same discoverer acting, where asked to impersonate, as `own` (Canopy's own service
     /// account, from the operator).
     pub fn with_own_identity(mut self, own: Option<ServiceAccountKey>) -> Self {
-        self.own = own;
+        self.google.set_own(own);
         self
     }
 
-    pub(crate) fn own_identity(&self) -> Option<&ServiceAccountKey> {
-        self.own.as_ref()
-    }
-
-    pub(crate) fn iam_base_url(&self) -> &str {
-        &self.iam_base_url
-    }
-
-    pub(crate) fn settings(&self) -> &GcpSettings {
-        &self.settings
-    }
-
-    pub(crate) fn token_client(&self) -> &hyper_util::client::legacy::Client<Connector, String> {
-        &self.tokens
+    /// The client the scanners share with this discoverer (pools, settings, own identity).
+    pub(crate) fn google(&self) -> &Google {
+        &self.google
     }
 
     /// A hub acting as `who`. A key's authenticator caches the token per scope set, and every
     /// call asks for the same read-only scope, so one discovery fetches one token; an
     /// impersonated account's token is fetched once per hub.
     async fn hub(&self, who: &GcpCredentials) -> Result<Hub, CallError> {
-        let mut hub = match who {
-            GcpCredentials::Key(key) => {
-                if self.settings.endpoint_url.is_none()
-                    && !GOOGLE_TOKEN_URIS.contains(&key.token_uri())
-                {
-                    return Err(CallError::KeyRefused(
-                        "its token_uri is not Google's token endpoint".into(),
-                    ));
-                }
-                let auth = ServiceAccountAuthenticator::with_client(
-                    key.to_yup(),
-                    CustomHyperClientBuilder::from(self.tokens.clone()),
-                )
-                .build()
-                .await
-                .map_err(|_| CallError::KeyRefused("its private key could not be loaded".into()))?;
-                CloudResourceManager::new(self.api.clone(), auth)
-            }
-            GcpCredentials::Impersonate(target) => {
-                let token = self.impersonated_token(target).await?;
-                CloudResourceManager::new(self.api.clone(), token)
-            }
-        };
+        let auth = self.google.auth(who, READ_ONLY).await?;
+        let mut hub = CloudResourceManager::new(self.google.api(), auth);
         hub.base_url(self.base_url.clone());
-        hub.user_agent(concat!("canopy/", env!("CARGO_PKG_VERSION")).to_string());
+        hub.user_agent(Google::user_agent());
         Ok(hub)
     }
 
     async fn calls(&self, who: &GcpCredentials, max_retries: u32) -> Result<Calls, CallError> {
         Ok(Calls::new(
             self.hub(who).await?,
-            &self.settings,
+            self.google.settings(),
             max_retries,
         ))
     }
@@ -370,7 +317,7 @@ impl ResourceManagerDiscoverer {
     ) -> Result<OrganizationIdentity, DiscoveryFailure> {
         let name = organization_name(organization)?;
         let calls = self
-            .calls(&who.into(), self.settings.max_retries)
+            .calls(&who.into(), self.google.settings().max_retries)
             .await
             .map_err(|e| failure(ORGANIZATIONS_GET, &name, e, 0))?;
         Self::describe(&calls, &name).await
@@ -387,7 +334,7 @@ impl ResourceManagerDiscoverer {
     ) -> Result<Discovery, DiscoveryFailure> {
         let name = organization_name(organization)?;
         let calls = self
-            .calls(&who.into(), self.settings.max_retries)
+            .calls(&who.into(), self.google.settings().max_retries)
             .await
             .map_err(|e| failure(ORGANIZATIONS_GET, &name, e, 0))?;
         let identity = Self::describe(&calls, &name).await?;
@@ -415,7 +362,7 @@ impl ResourceManagerDiscoverer {
                         (parent, read)
                     }
                 })
-                .buffer_unordered(self.settings.max_in_flight.max(1))
+                .buffer_unordered(self.google.settings().max_in_flight.max(1))
                 .collect()
                 .await;
             for (parent, read) in reads {
@@ -532,7 +479,7 @@ impl ResourceManagerDiscoverer {
                     FailureKind::Timeout,
                     format!(
                         "no answer from Resource Manager within {} ms",
-                        self.settings.call_timeout.as_millis()
+                        self.google.settings().call_timeout.as_millis()
                     ),
                 ),
                 CallError::Other(m) => (FailureKind::Other, m),

@@ -9,16 +9,10 @@ use yup_oauth2::{CustomHyperClientBuilder, ServiceAccountAuthenticator};
 
 use crate::ServiceAccountKey;
 use crate::calls::CallError;
-use crate::discovery::ResourceManagerDiscoverer;
+use crate::client::{CLOUD_PLATFORM, Google};
 
 /// Google's IAM Credentials endpoint.
 pub const IAM_CREDENTIALS_URL: &str = "https://iamcredentials.googleapis.com/";
-
-/// The scope Canopy's own token needs to call IAM Credentials.
-const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
-
-/// The scope of the impersonated token: reading is all discovery does.
-const READ_ONLY: &str = "https://www.googleapis.com/auth/cloud-platform.read-only";
 
 /// Whom Resource Manager calls act as.
 #[derive(Clone)]
@@ -64,9 +58,14 @@ pub(crate) fn valid_email(raw: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'@' | b'.' | b'-' | b'_'))
 }
 
-impl ResourceManagerDiscoverer {
-    /// A token of `target`, obtained as Canopy's own service account.
-    pub(crate) async fn impersonated_token(&self, target: &str) -> Result<String, CallError> {
+impl Google {
+    /// A one-hour token of `target` for `scope`, obtained as Canopy's own service account
+    /// (Canopy's own token needs the cloud-platform scope to call IAM Credentials).
+    pub(crate) async fn impersonated_token(
+        &self,
+        target: &str,
+        scope: &str,
+    ) -> Result<String, CallError> {
         let own = self.own_identity().ok_or_else(|| {
             CallError::ImpersonationRefused(
                 "this Canopy has no Google identity of its own to impersonate with: send the \
@@ -84,7 +83,7 @@ impl ResourceManagerDiscoverer {
             "{}v1/projects/-/serviceAccounts/{target}:generateAccessToken",
             self.iam_base_url()
         );
-        let body = serde_json::json!({"scope": [READ_ONLY], "lifetime": "3600s"}).to_string();
+        let body = serde_json::json!({"scope": [scope], "lifetime": "3600s"}).to_string();
         let request = hyper::Request::post(url)
             .header(AUTHORIZATION, format!("Bearer {token}"))
             .header(CONTENT_TYPE, "application/json")

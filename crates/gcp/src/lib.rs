@@ -6,20 +6,29 @@
 //! connector with Mozilla's roots compiled in: the hosts Canopy runs on have no CA store, and
 //! the default builders of both crates need one.
 //!
+//! It also scans for detections ([`scan`]): log sinks, Security Command Center, organization
+//! policies and asset feeds of an organization, and each project's own log sinks, through
+//! google-logging2, google-securitycenter1, google-orgpolicy2 and google-cloudasset1 on the
+//! same client.
+//!
 //! API boundary: [`ResourceManagerDiscoverer`] (also the domain's `OrganizationDiscoverer`),
-//! [`GcpProjectVerifier`] (the domain's `ProjectVerifier`), [`GcpSettings`],
+//! [`GcpProjectVerifier`] (the domain's `ProjectVerifier`), [`scan::GcpOrganizationScanner`]
+//! and [`scan::GcpAccountScanner`] (the detection domain's scanners), [`GcpSettings`],
 //! [`ServiceAccountKey`], [`KeyError`], [`ProjectInfo`], [`SetupError`].
 
 mod calls;
+mod client;
 mod discovery;
 mod impersonation;
 mod key;
 mod ports;
+pub mod scan;
 
 pub use discovery::{ProjectInfo, ResourceManagerDiscoverer};
 pub use impersonation::{GcpCredentials, IAM_CREDENTIALS_URL};
 pub use key::{DEFAULT_TOKEN_URI, KeyError, ServiceAccountKey};
 pub use ports::GcpProjectVerifier;
+pub use scan::{GcpAccountScanner, GcpOrganizationScanner};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,10 +55,12 @@ pub const GOOGLE_TOKEN_URIS: [&str; 3] = [
 /// Settings of the GCP adapter, from the app's configuration.
 #[derive(Debug, Clone)]
 pub struct GcpSettings {
-    /// Resource Manager base URL override (a local server in tests); `None` for Google. With
-    /// an override, plain http and any token endpoint a key names are allowed.
+    /// Base URL override of every Google API Canopy calls (Resource Manager, IAM Credentials,
+    /// Logging, Security Command Center, Org Policy, Cloud Asset: a local server answering
+    /// them all, in tests); `None` for Google's. With an override, plain http and any token
+    /// endpoint a key names are allowed.
     pub endpoint_url: Option<String>,
-    /// Resource Manager calls in flight for one discovery.
+    /// Google API calls in flight for one discovery or one scan.
     pub max_in_flight: usize,
     /// Time allowed for one call, its token request included.
     pub call_timeout: Duration,

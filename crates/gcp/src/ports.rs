@@ -62,9 +62,7 @@ impl OrganizationDiscoverer for ResourceManagerDiscoverer {
 /// [`ProjectVerifier`] on Resource Manager `projects.get`.
 pub struct GcpProjectVerifier {
     rm: ResourceManagerDiscoverer,
-    organizations: Arc<dyn CloudOrganizationRepository>,
-    sealer: Arc<dyn SecretSealer>,
-    own_key: Option<ServiceAccountKey>,
+    access: ProjectAccess,
 }
 
 impl GcpProjectVerifier {
@@ -79,9 +77,49 @@ impl GcpProjectVerifier {
     ) -> Self {
         Self {
             rm,
-            organizations,
-            sealer,
-            own_key,
+            access: ProjectAccess {
+                organizations,
+                sealer,
+                own_key,
+            },
+        }
+    }
+}
+
+/// Who reaches a connected project: the service account of the cloud organization it was
+/// connected from (its key opened through the sealer, or impersonated), or for a project
+/// connected on its own, Canopy's own Google identity (which the customer granted roles on
+/// the project). Shared by project verification and the project scanner.
+#[derive(Clone)]
+pub(crate) struct ProjectAccess {
+    pub(crate) organizations: Arc<dyn CloudOrganizationRepository>,
+    pub(crate) sealer: Arc<dyn SecretSealer>,
+    pub(crate) own_key: Option<ServiceAccountKey>,
+}
+
+impl ProjectAccess {
+    /// How to act for `account`.
+    pub(crate) async fn credentials(
+        &self,
+        account: &CloudAccount,
+    ) -> Result<GcpCredentials, AccessFailure> {
+        match &account.placement {
+            Some(placement) => {
+                self.organization_credentials(account, placement.cloud_organization_id)
+                    .await
+            }
+            None => self
+                .own_key
+                .clone()
+                .map(GcpCredentials::Key)
+                .ok_or_else(|| AccessFailure {
+                    kind: FailureKind::CanopyCredentials,
+                    message:
+                        "Canopy has no Google identity of its own to read a project connected \
+                          on its own: connect it through its GCP organization, or the operator \
+                          sets CANOPY_GCP_CREDENTIALS_FILE"
+                            .into(),
+                }),
         }
     }
 
@@ -128,24 +166,7 @@ impl ProjectVerifier for GcpProjectVerifier {
                 message: "not a GCP project".into(),
             });
         };
-        let who = match &account.placement {
-            Some(placement) => {
-                self.organization_credentials(account, placement.cloud_organization_id)
-                    .await?
-            }
-            None => self
-                .own_key
-                .clone()
-                .map(GcpCredentials::Key)
-                .ok_or_else(|| AccessFailure {
-                    kind: FailureKind::CanopyCredentials,
-                    message:
-                        "Canopy has no Google identity of its own to read a project connected \
-                          on its own: connect it through its GCP organization, or the operator \
-                          sets CANOPY_GCP_CREDENTIALS_FILE"
-                            .into(),
-                })?,
-        };
+        let who = self.access.credentials(account).await?;
         self.rm
             .verify_project(who, project_id.as_str())
             .await

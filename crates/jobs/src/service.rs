@@ -74,6 +74,33 @@ impl JobService {
         Ok(!page.items.is_empty())
     }
 
+    /// The newest job of `kind` on `subject` in `org`, whatever its status (for "when was
+    /// this last scanned").
+    pub async fn latest_for(
+        &self,
+        org: canopy_kernel::id::OrganizationId,
+        subject: uuid::Uuid,
+        kind: &crate::job::JobKind,
+    ) -> Result<Option<Job>, StoreError> {
+        let filter = JobFilter {
+            kind: Some(kind.clone()),
+            statuses: vec![],
+            subject: Some(subject),
+        };
+        let page = self
+            .store
+            .list(
+                org,
+                &filter,
+                PageRequest {
+                    limit: 1,
+                    after: None,
+                },
+            )
+            .await?;
+        Ok(page.items.into_iter().next())
+    }
+
     /// One job of the caller's organization (any member).
     pub async fn get(&self, access: &OrgAccess, id: JobId) -> Result<Job, JobError> {
         access.require(Action::View)?;

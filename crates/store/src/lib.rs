@@ -12,6 +12,7 @@
 
 mod billing;
 mod cloud;
+mod detections;
 mod entity;
 mod error;
 mod jobs;
@@ -30,6 +31,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 pub use billing::{HistoryPurge, SubscriptionStore};
 pub use cloud::{CloudAccountStore, CloudOrganizationStore, ConnectionTokenStore, ExternalIdStore};
+pub use detections::DetectionStore;
 pub use jobs::JobRepository;
 pub use outbox::{Outbox, OutboxMessage};
 pub use tenancy::{

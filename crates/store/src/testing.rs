@@ -85,6 +85,53 @@ pub async fn execute_raw(store: &Store, sql: &str) -> Result<u64, StoreError> {
         .map_err(db_err)
 }
 
+/// Inserts a detection row with exactly the given scope columns, past every repository and
+/// domain rule, so a test can show the database's own CHECK refusing it; returns the rows
+/// inserted.
+pub async fn insert_detection_row(
+    store: &Store,
+    org: OrganizationId,
+    scope: &str,
+    cloud_account: Option<Uuid>,
+    cloud_organization: Option<Uuid>,
+    key: &str,
+) -> Result<u64, StoreError> {
+    use crate::entity::detections;
+    use sea_orm::ActiveValue::Set;
+    let at = now();
+    let row = detections::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(org.as_uuid()),
+        detection_scope: Set(scope.to_string()),
+        cloud_account_id: Set(cloud_account),
+        cloud_organization_id: Set(cloud_organization),
+        applies_to_all_accounts: Set(false),
+        applies_to_account_ids: Set(None),
+        applies_to_node_ids: Set(None),
+        target_id: Set(cloud_account
+            .or(cloud_organization)
+            .unwrap_or_else(Uuid::now_v7)),
+        source: Set("custom".into()),
+        resource_key: Set(key.into()),
+        name: Set("raw".into()),
+        description: Set(None),
+        status: Set("active".into()),
+        reason: Set(None),
+        advice: Set(None),
+        evidence: Set(json!({})),
+        first_seen_at: Set(at),
+        last_seen_at: Set(None),
+        last_scan_job_id: Set(None),
+        created_by: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+    };
+    detections::Entity::insert(row)
+        .exec_without_returning(store.db())
+        .await
+        .map_err(db_err)
+}
+
 /// A migrated store on a fresh database of the named backend (`sqlite` or `postgres`).
 pub async fn migrated(backend: &str) -> Result<Store, StoreError> {
     let url = match backend {

@@ -84,6 +84,16 @@ audit_actions! {
     CloudOrganizationMemberIncluded = "cloud_organization.member_included",
     /// A cloud organization was disconnected (deleted); its accounts stayed.
     CloudOrganizationDisconnected = "cloud_organization.disconnected",
+    /// A scan of a cloud organization (or of its members) was asked for.
+    CloudOrganizationScanRequested = "cloud_organization.scan_requested",
+    /// A scan of one cloud account was asked for.
+    CloudAccountScanRequested = "cloud_account.scan_requested",
+    /// A custom detection was created.
+    DetectionCreated = "detection.created",
+    /// A custom detection was edited.
+    DetectionUpdated = "detection.updated",
+    /// A custom detection was deleted.
+    DetectionDeleted = "detection.deleted",
 }
 
 impl AuditAction {
@@ -116,11 +126,13 @@ pub enum TargetKind {
     Job,
     /// A connected AWS or GCP organization.
     CloudOrganization,
+    /// A detection.
+    Detection,
 }
 
 impl TargetKind {
     /// Every kind.
-    pub const ALL: [TargetKind; 7] = [
+    pub const ALL: [TargetKind; 8] = [
         TargetKind::Organization,
         TargetKind::Member,
         TargetKind::Invitation,
@@ -128,6 +140,7 @@ impl TargetKind {
         TargetKind::CloudAccount,
         TargetKind::Job,
         TargetKind::CloudOrganization,
+        TargetKind::Detection,
     ];
 
     /// Stable stored and wire name.
@@ -140,6 +153,7 @@ impl TargetKind {
             TargetKind::CloudAccount => "cloud_account",
             TargetKind::Job => "job",
             TargetKind::CloudOrganization => "cloud_organization",
+            TargetKind::Detection => "detection",
         }
     }
 

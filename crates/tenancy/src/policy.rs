@@ -30,11 +30,13 @@ pub enum Action {
     ManageBilling,
     /// Start and cancel long work: discovery, sync, scans.
     RunJobs,
+    /// Create, edit and delete custom detections.
+    ManageDetections,
 }
 
 impl Action {
     /// Every action, for exhaustive policy tests.
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::View,
         Action::UpdateOrganization,
         Action::DeleteOrganization,
@@ -47,6 +49,7 @@ impl Action {
         Action::ReadAuditLog,
         Action::ManageBilling,
         Action::RunJobs,
+        Action::ManageDetections,
     ];
 
     /// The least role that may perform the action (spec: "Per-Operation Checks").
@@ -59,7 +62,8 @@ impl Action {
             | Action::ConnectCloudAccount
             | Action::DisconnectCloudAccount
             | Action::ReadAuditLog
-            | Action::RunJobs => Role::Admin,
+            | Action::RunJobs
+            | Action::ManageDetections => Role::Admin,
             Action::DeleteOrganization
             | Action::ChangeRole
             | Action::TransferOwnership
@@ -110,6 +114,7 @@ mod tests {
             Action::DisconnectCloudAccount,
             Action::ReadAuditLog,
             Action::RunJobs,
+            Action::ManageDetections,
         ] {
             assert!(admin.contains(&action), "admin must be allowed {action:?}");
         }

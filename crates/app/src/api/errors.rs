@@ -301,6 +301,30 @@ impl From<canopy_cloud_org::organization::service::CloudOrganizationError> for A
     }
 }
 
+impl From<canopy_detection::service::DetectionError> for ApiError {
+    fn from(e: canopy_detection::service::DetectionError) -> Self {
+        use canopy_detection::service::DetectionError as E;
+        match e {
+            E::Invalid(v) => v.into(),
+            E::Forbidden(f) => f.into(),
+            E::NotInPlan(f) => f.into(),
+            E::NotFound => Self::not_found("detection, cloud account or cloud organization"),
+            E::NotCustom => Self::new(
+                S::CONFLICT,
+                "detection_not_custom",
+                "Only custom detections can be edited or deleted; scanners keep theirs up to \
+                 date on every scan.",
+            ),
+            E::ScanInProgress => Self::new(
+                S::CONFLICT,
+                "scan_in_progress",
+                "A scan of this is already queued or running: follow it at GET .../jobs.",
+            ),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<canopy_jobs::JobError> for ApiError {
     fn from(e: canopy_jobs::JobError) -> Self {
         use canopy_jobs::JobError;

@@ -8,6 +8,8 @@ mod cloud_accounts;
 mod cloud_org_members;
 mod cloud_organizations;
 mod connections;
+mod detection_wire;
+mod detections;
 mod errors;
 mod invitations;
 mod jobs;
@@ -17,6 +19,7 @@ mod metrics;
 mod organizations;
 mod plans;
 pub mod problem;
+mod scans;
 mod subscription;
 pub mod wire;
 
@@ -55,6 +58,8 @@ pub enum ApiTags {
     Jobs,
     /// The MITRE ATT&CK catalog coverage is measured against.
     Attack,
+    /// Detections (found by scans or declared) and the scans that find them.
+    Detections,
 }
 
 /// `Authorization: Bearer <token>`: a session token from log-in or an API key.
@@ -101,6 +106,8 @@ pub type Api = (
     cloud_organizations::CloudOrganizationsApi,
     cloud_org_members::CloudOrgMembersApi,
     attack::AttackApi,
+    // poem-openapi implements OpenApi for tuples of up to 16: newer APIs nest.
+    (detections::DetectionsApi, scans::ScansApi),
 );
 
 /// Builds the OpenAPI service over the real handlers; the spec and the router come from it.
@@ -122,6 +129,7 @@ pub fn service() -> OpenApiService<Api, ()> {
             cloud_organizations::CloudOrganizationsApi,
             cloud_org_members::CloudOrgMembersApi,
             attack::AttackApi,
+            (detections::DetectionsApi, scans::ScansApi),
         ),
         "Canopy API",
         env!("CARGO_PKG_VERSION"),

@@ -174,6 +174,10 @@ rules! {
     MemberKeyRule = Some(MEMBER_KEY_PATTERN), None, Some(30);
     /// A search text.
     SearchRule = Some(NO_CONTROL_PATTERN), Some(1), Some(100);
+    /// An ATT&CK technique or sub-technique id.
+    TechniqueRule = Some("^T[0-9]{4}(\\.[0-9]{3})?$"), None, Some(9);
+    /// An ATT&CK tactic: its shortname or id.
+    TacticRule = Some("^([a-z]+(-[a-z]+)*|TA[0-9]{4})$"), None, Some(40);
     /// A new password (any characters; bounded so hashing work is bounded).
     PasswordRule = None, Some(Password::MIN_CHARS), Some(Password::MAX_CHARS);
 }
@@ -220,6 +224,10 @@ pub type NodeText = Ruled<NodeRule>;
 pub type MemberKeyText = Ruled<MemberKeyRule>;
 /// A search text.
 pub type SearchText = Ruled<SearchRule>;
+/// An ATT&CK technique id.
+pub type TechniqueText = Ruled<TechniqueRule>;
+/// An ATT&CK tactic shortname or id.
+pub type TacticText = Ruled<TacticRule>;
 
 /// Declares a wire enum with the domain's stored spellings.
 macro_rules! wire_enum {

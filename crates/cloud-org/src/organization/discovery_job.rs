@@ -13,13 +13,10 @@ use serde_json::{Value, json};
 
 use super::hierarchy::{AWS_MAX_DEPTH, GCP_MAX_DEPTH, Hierarchy};
 use super::ports::DiscoveryWrite;
-use super::service::{CloudOrganizationService, DISCOVER_KIND};
+use super::service::{CloudOrganizationError, CloudOrganizationService, DISCOVER_KIND};
 use super::sync::{Change, diff, keep_unreadable};
-use super::{
-    CloudOrganizationId, ConnectionStatus, DiscoveryProgress, GcpAccess, OrganizationAccess,
-};
+use super::{CloudOrganizationId, ConnectionStatus, DiscoveryProgress};
 use crate::account::Provider;
-use crate::sealing::{SealError, ServiceAccountKeyJson};
 
 /// Runs `cloud_organization.discover` jobs.
 pub struct DiscoveryHandler {
@@ -116,44 +113,18 @@ impl JobHandler for DiscoveryHandler {
         ctx.progress(Progress::phase("reading", 0, None)).await?;
 
         let latest = Latest::default();
-        let (discoverer, max_depth, access) = match cloud_org.provider {
-            Provider::Aws => {
-                let external_id = self
-                    .service
-                    .external_id(job.organization_id)
-                    .await
-                    .map_err(transient)?;
-                let access = OrganizationAccess::Aws {
-                    role_arn: cloud_org.management_role_arn.clone().unwrap_or_default(),
-                    external_id,
-                };
-                (ports.aws.clone(), AWS_MAX_DEPTH, access)
+        let access = match self.service.access_for(&cloud_org).await {
+            Ok(access) => access,
+            Err(CloudOrganizationError::Store(e)) => return Err(transient(e)),
+            Err(e) => {
+                let message = format!("the stored service-account key: {e}");
+                self.record_error(id, &message).await?;
+                return Err(JobFailure::Permanent(message));
             }
-            Provider::Gcp => {
-                let credentials = match (&cloud_org.gcp_credentials, &cloud_org.gcp_service_account)
-                {
-                    (Some(sealed), _) => ports
-                        .sealer
-                        .open(sealed, id.as_uuid().as_bytes())
-                        .and_then(|plain| String::from_utf8(plain).map_err(|_| SealError::Corrupt))
-                        .map(|key| GcpAccess::Key(ServiceAccountKeyJson::new(key))),
-                    (None, Some(email)) => Ok(GcpAccess::Impersonate(email.clone())),
-                    (None, None) => Err(SealError::Corrupt),
-                };
-                let credentials = match credentials {
-                    Ok(credentials) => credentials,
-                    Err(e) => {
-                        let message = format!("the stored service-account key: {e}");
-                        self.record_error(id, &message).await?;
-                        return Err(JobFailure::Permanent(message));
-                    }
-                };
-                let access = OrganizationAccess::Gcp {
-                    organization: cloud_org.identity.cloud_org_id.clone(),
-                    credentials,
-                };
-                (ports.gcp.clone(), GCP_MAX_DEPTH, access)
-            }
+        };
+        let (discoverer, max_depth) = match cloud_org.provider {
+            Provider::Aws => (ports.aws.clone(), AWS_MAX_DEPTH),
+            Provider::Gcp => (ports.gcp.clone(), GCP_MAX_DEPTH),
         };
         let found = discoverer
             .discover(

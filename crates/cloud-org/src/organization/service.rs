@@ -20,14 +20,14 @@ use super::ports::{
     StoredMember,
 };
 use super::{
-    CloudOrganization, CloudOrganizationId, DEFAULT_MEMBER_ROLE, DiscoveryFailure,
+    CloudOrganization, CloudOrganizationId, DEFAULT_MEMBER_ROLE, DiscoveryFailure, GcpAccess,
     OrganizationAccess, OrganizationDiscoverer,
 };
 use crate::account::Provider;
 use crate::external_id::ExternalId;
 use crate::identifiers::RoleArn;
 use crate::ports::{ExternalIdRepository, SecretSource};
-use crate::sealing::{SealError, SecretSealer};
+use crate::sealing::{SealError, SecretSealer, ServiceAccountKeyJson};
 
 /// The job kind that discovers (and re-syncs) a cloud organization.
 pub const DISCOVER_KIND: &str = "cloud_organization.discover";
@@ -163,8 +163,9 @@ impl CloudOrganizationService {
         &self.ports
     }
 
-    /// The tenant's External ID (created on first use, as for cloud accounts).
-    pub(super) async fn external_id(
+    /// The tenant's External ID (created on first use, as for cloud accounts), for jobs that
+    /// assume the tenant's roles.
+    pub async fn external_id(
         &self,
         org: canopy_kernel::id::OrganizationId,
     ) -> Result<String, StoreError> {
@@ -179,6 +180,38 @@ impl CloudOrganizationService {
             })
             .await?
             .value)
+    }
+
+    /// How a job reaches `cloud_org`: the management role with the tenant's External ID, or
+    /// the GCP service account (its sealed key opened for this use only, or impersonated).
+    /// Fails when a stored key cannot be opened.
+    pub async fn access_for(
+        &self,
+        cloud_org: &CloudOrganization,
+    ) -> Result<OrganizationAccess, CloudOrganizationError> {
+        Ok(match cloud_org.provider {
+            Provider::Aws => OrganizationAccess::Aws {
+                role_arn: cloud_org.management_role_arn.clone().unwrap_or_default(),
+                external_id: self.external_id(cloud_org.organization_id).await?,
+            },
+            Provider::Gcp => {
+                let credentials = match (&cloud_org.gcp_credentials, &cloud_org.gcp_service_account)
+                {
+                    (Some(sealed), _) => self
+                        .ports
+                        .sealer
+                        .open(sealed, cloud_org.id.as_uuid().as_bytes())
+                        .and_then(|plain| String::from_utf8(plain).map_err(|_| SealError::Corrupt))
+                        .map(|key| GcpAccess::Key(ServiceAccountKeyJson::new(key)))?,
+                    (None, Some(email)) => GcpAccess::Impersonate(email.clone()),
+                    (None, None) => return Err(SealError::Corrupt.into()),
+                };
+                OrganizationAccess::Gcp {
+                    organization: cloud_org.identity.cloud_org_id.clone(),
+                    credentials,
+                }
+            }
+        })
     }
 
     /// Connects an AWS Organization (admin or owner, Pro or Enterprise): the management role

@@ -11,6 +11,8 @@ pub(crate) mod cloud_org_nodes;
 pub(crate) mod cloud_organization_members;
 pub(crate) mod cloud_organizations;
 pub(crate) mod connection_tokens;
+pub(crate) mod detection_techniques;
+pub(crate) mod detections;
 pub(crate) mod external_ids;
 pub(crate) mod invitations;
 pub(crate) mod jobs;
