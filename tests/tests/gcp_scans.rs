@@ -1,0 +1,152 @@
+//! A GCP Organization scanned over HTTP, through the real google-logging2 / -securitycenter1 /
+//! -orgpolicy2 / -cloudasset1 clients against the local Google of `canopy-gcp-testkit`: an
+//! organization sink reaches every project, a folder sink only the projects under its folder
+//! (not a sibling folder's), and an API the service account may not read stays `unknown`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use canopy_e2e::cloud_org::{app_with_worker, job_done, job_of};
+use canopy_e2e::{Options, Session, TestApp, on_both_backends};
+use canopy_gcp_testkit::FakeGcp;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    by_name;
+    a_folder_sink_reaches_only_the_projects_under_its_folder,
+);
+
+const SA: &str = "canopy-reader@acme-admin.iam.gserviceaccount.com";
+
+async fn scan(app: &TestApp, owner: &Session, org: &str, path: &str) -> Value {
+    let queued = app.call(Method::POST, path, Some(&owner.token), None).await;
+    assert_eq!(
+        queued.status,
+        StatusCode::ACCEPTED,
+        "{path}: {}",
+        queued.body
+    );
+    let done = job_done(app, owner, org, queued.body["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    done
+}
+
+fn sources<'a>(page: &'a Value, source: &str) -> Vec<&'a Value> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["detection"]["source"] == source)
+        .collect()
+}
+
+async fn a_folder_sink_reaches_only_the_projects_under_its_folder(backend: &str) {
+    let g = FakeGcp::start().await.unwrap();
+    let root = g.add_organization(3001, "estate.example", "C0est");
+    g.add_folder("folders/31", &root, "Engineering");
+    g.add_folder("folders/32", "folders/31", "Platform");
+    g.add_folder("folders/41", &root, "Finance");
+    g.add_project("eng-platform", 601, "folders/32", "Platform", "ACTIVE");
+    g.add_project("fin-ledger", 602, "folders/41", "Ledger", "ACTIVE");
+    g.add_sink(
+        &root,
+        json!({"name": "audit-to-siem", "destination": "pubsub.googleapis.com/projects/sec/topics/audit",
+               "filter": "logName:\"cloudaudit.googleapis.com\"", "includeChildren": true}),
+    );
+    g.add_sink(
+        "folders/31",
+        json!({"name": "eng-everything", "destination": "storage.googleapis.com/eng-logs",
+               "filter": "", "includeChildren": true}),
+    );
+    let (app, workers) = app_with_worker(
+        backend,
+        Options {
+            gcp_endpoint_url: g.url(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let owner = app.sign_up("Owner").await;
+    let org = app.create_org_on(&owner, "Estate", "pro").await;
+    let started = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-organizations/gcp/discover"),
+            &owner.token,
+            json!({"organizationId": "3001",
+                   "serviceAccountKey": serde_json::from_str::<Value>(&g.service_account_key_json(SA)).unwrap()}),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    job_of(&app, &owner, &org, &started).await;
+    let id = started.body["cloudOrganization"]["id"].as_str().unwrap();
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    let connect = app
+        .post(
+            &format!("{base}/members/connect"),
+            &owner.token,
+            json!({"all": true}),
+        )
+        .await;
+    assert_eq!(
+        job_of(&app, &owner, &org, &connect).await["result"]["connected"],
+        2
+    );
+
+    scan(&app, &owner, &org, &format!("{base}/scan")).await;
+    let status = app
+        .get(&format!("{base}/scan-status"), &owner.token)
+        .await
+        .body;
+    let scanner = |source: &str| {
+        status["scanners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["source"] == source)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(scanner("gcp.logging.org_sink")["found"], 1, "{status}");
+    assert_eq!(scanner("gcp.logging.folder_sink")["found"], 1, "{status}");
+    // SCC was never activated here: no finding, and no error either.
+    assert!(scanner("gcp.scc.org")["error"].is_null(), "{status}");
+    scan(&app, &owner, &org, &format!("{base}/scan/members")).await;
+
+    let accounts = app
+        .get(
+            &format!("/v1/organizations/{org}/cloud-accounts?limit=200"),
+            &owner.token,
+        )
+        .await
+        .body;
+    let view = |project: &str| {
+        let id = accounts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["projectId"] == project || a["accountId"] == project)
+            .unwrap_or_else(|| panic!("no project {project}: {accounts}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let path = format!("/v1/organizations/{org}/cloud-accounts/{id}/detections?limit=200");
+        let (app, owner) = (&app, &owner);
+        async move { app.get(&path, &owner.token).await.body }
+    };
+    let platform = view("eng-platform").await;
+    let folder = sources(&platform, "gcp.logging.folder_sink");
+    assert_eq!(folder.len(), 1, "{platform}");
+    assert_eq!(folder[0]["appliesBecause"], "under_node");
+    assert_eq!(folder[0]["node"], "folders/31");
+    assert_eq!(sources(&platform, "gcp.logging.org_sink").len(), 1);
+    let ledger = view("fin-ledger").await;
+    assert!(
+        sources(&ledger, "gcp.logging.folder_sink").is_empty(),
+        "Engineering's sink does not reach Finance's project: {ledger}"
+    );
+    assert_eq!(
+        sources(&ledger, "gcp.logging.org_sink")[0]["appliesBecause"],
+        "all_accounts"
+    );
+    workers.stop().await;
+}
