@@ -320,21 +320,13 @@ impl DetectionService {
                 .repository
                 .all(org, Target::CloudOrganization(cloud_org.as_uuid()), filter)
                 .await?;
-            rows.extend(inherited.into_iter().filter_map(|detection| {
-                let because = reaches(
-                    &detection,
-                    account,
-                    placement.parent_id.as_deref(),
-                    &hierarchy,
-                )?;
-                Some(AccountDetection {
-                    detection,
-                    origin: Origin::Inherited {
-                        cloud_organization_id: cloud_org,
-                        because,
-                    },
-                })
-            }));
+            rows.extend(inherit(
+                account.identity.account_key(),
+                placement.parent_id.as_deref(),
+                cloud_org,
+                &hierarchy,
+                inherited,
+            ));
         }
         rows.sort_by_key(|r| r.detection.id);
         Ok(rows)
@@ -601,17 +593,29 @@ fn target_missing(e: DetectionError, field: &str) -> DetectionError {
     }
 }
 
-/// Why an organization detection reaches `account`, whose parent node is `parent`.
-pub fn reaches(
-    detection: &Detection,
-    account: &CloudAccount,
+/// The organization detections of `cloud_org` that reach the account with provider id `key`
+/// under node `parent`, each with why; the rest are dropped. Pure: coverage uses it too.
+pub fn inherit(
+    key: &str,
     parent: Option<&str>,
+    cloud_org: CloudOrganizationId,
     hierarchy: &Hierarchy,
-) -> Option<AppliesBecause> {
-    match &detection.scope {
-        Scope::Organization { applies_to, .. } => {
-            applies_to.reaches(account.identity.account_key(), parent, hierarchy)
-        }
-        Scope::Account(id) => (*id == account.id).then_some(AppliesBecause::ListedAccount),
-    }
+    detections: impl IntoIterator<Item = Detection>,
+) -> Vec<AccountDetection> {
+    detections
+        .into_iter()
+        .filter_map(|detection| {
+            let Scope::Organization { applies_to, .. } = &detection.scope else {
+                return None;
+            };
+            let because = applies_to.reaches(key, parent, hierarchy)?;
+            Some(AccountDetection {
+                detection,
+                origin: Origin::Inherited {
+                    cloud_organization_id: cloud_org,
+                    because,
+                },
+            })
+        })
+        .collect()
 }
