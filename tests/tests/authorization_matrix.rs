@@ -466,6 +466,24 @@ fn cases() -> Vec<Case> {
         ),
         c(
             Method::GET,
+            "/v1/organizations/{org}/cloud-accounts/{account}/coverage",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/coverage",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/coverage/breakdown",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
             "/v1/organizations/{org}/jobs",
             None,
             [200, 200, 200, 404, 401],
@@ -758,6 +776,22 @@ async fn another_tenants_ids_are_not_found_under_your_own_organization(app: Test
             Method::GET,
             format!(
                 "/v1/organizations/{mine}/cloud-organizations/{}/scan-status",
+                f.cloud_org
+            ),
+            None,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/v1/organizations/{mine}/cloud-accounts/{}/coverage",
+                f.account
+            ),
+            None,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/v1/organizations/{mine}/cloud-organizations/{}/coverage",
                 f.cloud_org
             ),
             None,

@@ -229,6 +229,80 @@ async fn an_organization_scan_finds_its_controls_and_accounts_inherit_what_reach
         "a sibling OU's account does not get Production's SCP: {dev_view}"
     );
 
+    // Coverage: Production's account counts the trail and the SCP, as inherited; the
+    // Development account only the trail.
+    let coverage = |key: &str| {
+        let path = format!(
+            "/v1/organizations/{org}/cloud-accounts/{}/coverage",
+            account_id(key)
+        );
+        let (app, owner) = (&app, &owner);
+        async move { get(app, owner, &path).await }
+    };
+    let technique = |c: &Value, id: &str| {
+        c["techniques"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["technique"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let prod_cov = coverage(&e.web[0]).await;
+    assert_eq!(prod_cov["includesOrgDetections"], true);
+    let logs = technique(&prod_cov, "T1562.008");
+    assert_eq!(logs["status"], "covered", "{logs}");
+    assert!(
+        logs["categories"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("protect"))
+    );
+    assert!(
+        logs["contributors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["inherited"] == true && c["node"] == e.prod.as_str()),
+        "{logs}"
+    );
+    let b = &prod_cov["breakdown"];
+    assert_eq!(
+        b["totalTechniques"].as_u64().unwrap(),
+        b["accountTechniques"].as_array().unwrap().len() as u64
+            + b["orgTechniques"].as_array().unwrap().len() as u64
+            - b["overlapTechniques"].as_array().unwrap().len() as u64
+    );
+    assert_eq!(prod_cov["overall"]["covered"], b["totalTechniques"]);
+    let dev_cov = coverage(&e.web[12]).await;
+    let dev_logs = technique(&dev_cov, "T1562.008");
+    assert!(
+        !dev_logs["categories"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("protect")),
+        "the SCP protects Production only: {dev_logs}"
+    );
+    let org_view = get(&app, &owner, &format!("{base}/coverage")).await;
+    assert_eq!(
+        org_view["accounts"].as_array().unwrap().len(),
+        2,
+        "{org_view}"
+    );
+    assert!(
+        org_view["organization"]["accountsReached"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    assert!(
+        org_view["inEvery"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("T1562.008")),
+        "the org trail detects log tampering everywhere: {org_view}"
+    );
+
     // A scanner's detection is the scanner's.
     let trail_id = trail[0]["id"].as_str().unwrap();
     let edit = app

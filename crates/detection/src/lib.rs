@@ -25,6 +25,7 @@
 
 pub mod catalog;
 pub mod detection;
+pub mod estate;
 pub mod log_sources;
 pub mod mapping;
 pub mod ports;

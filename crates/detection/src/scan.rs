@@ -319,7 +319,7 @@ impl DetectionService {
     }
 
     /// The connected member accounts of a cloud organization.
-    async fn connected_members(
+    pub(crate) async fn connected_members(
         &self,
         org: OrganizationId,
         id: CloudOrganizationId,

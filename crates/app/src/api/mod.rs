@@ -8,6 +8,7 @@ mod cloud_accounts;
 mod cloud_org_members;
 mod cloud_organizations;
 mod connections;
+mod coverage;
 mod detection_wire;
 mod detections;
 mod errors;
@@ -60,6 +61,8 @@ pub enum ApiTags {
     Attack,
     /// Detections (found by scans or declared) and the scans that find them.
     Detections,
+    /// ATT&CK coverage of accounts and cloud organizations, with inherited controls.
+    Coverage,
 }
 
 /// `Authorization: Bearer <token>`: a session token from log-in or an API key.
@@ -107,7 +110,11 @@ pub type Api = (
     cloud_org_members::CloudOrgMembersApi,
     attack::AttackApi,
     // poem-openapi implements OpenApi for tuples of up to 16: newer APIs nest.
-    (detections::DetectionsApi, scans::ScansApi),
+    (
+        detections::DetectionsApi,
+        scans::ScansApi,
+        coverage::CoverageApi,
+    ),
 );
 
 /// Builds the OpenAPI service over the real handlers; the spec and the router come from it.
@@ -129,7 +136,11 @@ pub fn service() -> OpenApiService<Api, ()> {
             cloud_organizations::CloudOrganizationsApi,
             cloud_org_members::CloudOrgMembersApi,
             attack::AttackApi,
-            (detections::DetectionsApi, scans::ScansApi),
+            (
+                detections::DetectionsApi,
+                scans::ScansApi,
+                coverage::CoverageApi,
+            ),
         ),
         "Canopy API",
         env!("CARGO_PKG_VERSION"),
