@@ -484,6 +484,18 @@ fn cases() -> Vec<Case> {
         ),
         c(
             Method::GET,
+            "/v1/organizations/{org}/coverage/navigator-layer?account={account}",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/coverage/navigator-layer?cloudOrganization={cloud_org}",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
             "/v1/organizations/{org}/jobs",
             None,
             [200, 200, 200, 404, 401],

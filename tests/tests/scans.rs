@@ -303,6 +303,30 @@ async fn an_organization_scan_finds_its_controls_and_accounts_inherit_what_reach
         "the org trail detects log tampering everywhere: {org_view}"
     );
 
+    // The Navigator layer of Production's account scores the SCP-protected technique.
+    let layer = get(
+        &app,
+        &owner,
+        &format!(
+            "/v1/organizations/{org}/coverage/navigator-layer?account={}",
+            account_id(&e.web[0])
+        ),
+    )
+    .await;
+    assert_eq!(layer["versions"]["layer"], "4.5");
+    assert_eq!(layer["domain"], "enterprise-attack");
+    let cell = layer["techniques"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["techniqueID"] == "T1562.008")
+        .unwrap();
+    assert!(cell["score"].as_f64().unwrap() >= 1.0, "{cell}");
+    assert!(
+        cell["comment"].as_str().unwrap().contains("inherited from"),
+        "{cell}"
+    );
+
     // A scanner's detection is the scanner's.
     let trail_id = trail[0]["id"].as_str().unwrap();
     let edit = app

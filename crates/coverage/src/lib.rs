@@ -17,6 +17,7 @@
 //! answer, which is what the property tests in this crate rely on.
 
 pub mod account;
+pub mod navigator;
 pub mod organization;
 
 #[cfg(test)]

@@ -9,11 +9,13 @@ use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_coverage::account::{
     AccountCoverage, Breakdown, Ratio, TechniqueCoverage, TechniqueStatus, account_coverage,
 };
+use canopy_coverage::navigator::{account_layer, organization_layer};
 use canopy_coverage::organization::organization_coverage;
 use canopy_detection::catalog::Catalog;
 use canopy_detection::mapping::Category;
+use canopy_kernel::validation::{FieldError, ValidationErrors};
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
@@ -443,6 +445,65 @@ impl CoverageApi {
                 average_only_inherited: view.organization.average_only_inherited,
             },
         }))
+    }
+
+    /// An ATT&CK Navigator layer (format 4.5) of one account's coverage (`account`: score =
+    /// best quality, 0-3) or a cloud organization's (`cloudOrganization`: score = percent of
+    /// member accounts covered), with the contributing detections in each cell; open it in the
+    /// Navigator (any member). Give exactly one of the two.
+    #[oai(
+        path = "/organizations/:org/coverage/navigator-layer",
+        method = "get",
+        operation_id = "getCoverageNavigatorLayer"
+    )]
+    async fn navigator_layer(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        org: Path<OrgText>,
+        account: Query<Option<Uuid>>,
+        #[oai(name = "cloudOrganization")] cloud_organization: Query<Option<Uuid>>,
+    ) -> Result<Json<serde_json::Value>, ApiError> {
+        let access = auth.access(&state, &org.0).await?;
+        let catalog = Catalog::embedded();
+        let layer = match (account.0, cloud_organization.0) {
+            (Some(id), None) => {
+                let (account, effective) = state
+                    .detections
+                    .account_estate(&access, CloudAccountId(id))
+                    .await?;
+                let name = account
+                    .settings
+                    .alias
+                    .clone()
+                    .unwrap_or_else(|| account.identity.account_key().to_string());
+                account_layer(&name, &account_coverage(catalog, &effective))
+            }
+            (None, Some(id)) => {
+                let estate = state
+                    .detections
+                    .organization_estate(&access, CloudOrganizationId(id))
+                    .await?;
+                let coverage: Vec<AccountCoverage> = estate
+                    .accounts
+                    .iter()
+                    .map(|(_, effective)| account_coverage(catalog, effective))
+                    .collect();
+                organization_layer(&id.to_string(), &coverage)
+            }
+            _ => {
+                return Err(ValidationErrors::single(FieldError::new(
+                    "account",
+                    "one_of",
+                    "give exactly one of account or cloudOrganization",
+                ))
+                .into());
+            }
+        };
+        serde_json::to_value(layer).map(Json).map_err(|e| {
+            tracing::error!(error = %e, "a navigator layer did not serialize");
+            ApiError::internal()
+        })
     }
 
     /// Every connected member's own / inherited / overlap breakdown (any member).
