@@ -128,9 +128,11 @@ pub async fn estate(org: &aws_sdk_organizations::Client, management: &str) -> Es
     }
 }
 
-/// Polls a job until it leaves `queued` / `running`; its final document.
+/// Polls a job until it leaves `queued` / `running`; its final document. Patient (a minute):
+/// CI shares two cores with everything else, and a stalled job still fails the test.
 pub async fn job_done(app: &TestApp, owner: &Session, org: &str, job: &str) -> Value {
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
         let resp = app
             .call(
                 Method::GET,
