@@ -141,7 +141,9 @@ pub async fn job_done(app: &TestApp, owner: &Session, org: &str, job: &str) -> V
                 None,
             )
             .await;
-        let status = resp.body["status"].as_str().unwrap().to_string();
+        let Some(status) = resp.body["status"].as_str().map(str::to_string) else {
+            panic!("job {job}: {} {}", resp.status, resp.body);
+        };
         if status != "queued" && status != "running" {
             return resp.body;
         }
