@@ -455,22 +455,31 @@ impl ScanHandler {
         ctx.progress(Progress::phase("accounts", 0, Some(total)))
             .await?;
         let done = AtomicU64::new(0);
+        let reporting = futures::lock::Mutex::new(());
         let job_id = Some(job.id.as_uuid());
+        // Progress is written inside each account's future, not by the loop draining the
+        // stream: while the loop awaits a write it stops polling the other scans, and on a
+        // one-connection pool (SQLite) a scan parked mid-transaction would hold the only
+        // connection that write waits for. The lock keeps the written count monotonic.
         let mut scans = futures::stream::iter(accounts.into_iter().map(|account| {
-            let service = &self.service;
-            async move { service.scan_one_account(org, account, job_id).await }
+            let (service, done, reporting) = (&self.service, &done, &reporting);
+            async move {
+                let summary = service.scan_one_account(org, account, job_id).await?;
+                done.fetch_add(1, Ordering::Relaxed);
+                if ctx.interrupted() {
+                    return Err(JobFailure::Interrupted);
+                }
+                let _turn = reporting.lock().await;
+                let n = done.load(Ordering::Relaxed);
+                ctx.progress(Progress::phase("accounts", n, Some(total)))
+                    .await?;
+                Ok::<_, JobFailure>(summary)
+            }
         }))
         .buffer_unordered(self.accounts_in_flight);
         let mut summaries = Vec::new();
         while let Some(outcome) = scans.next().await {
             summaries.push(outcome?);
-            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if ctx.interrupted() {
-                return Err(JobFailure::Interrupted);
-            }
-            // Progress every account is cheap next to a scan; it is what the page shows.
-            ctx.progress(Progress::phase("accounts", n, Some(total)))
-                .await?;
         }
         summaries.sort_by(|a, b| a.account.cmp(&b.account));
         Ok(json!({
