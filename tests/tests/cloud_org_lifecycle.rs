@@ -314,9 +314,61 @@ async fn an_unchanged_resync_writes_no_row(backend: &str) {
 
 canopy_e2e::on_both_backends!(by_name;
     an_unchanged_resync_writes_no_row,
+    connecting_all_connects_more_than_a_page_of_members,
 );
 
 canopy_e2e::on_both_backends!(by_name, needs moto;
     linked_accounts_follow_their_members_and_outlive_a_disconnect,
     a_connect_links_an_account_that_already_exists,
 );
+
+/// `{"all": true}` over 230 members: more than one page (200) of the members the connect job
+/// reads back. It once connected the first page and left the rest `connecting` for good.
+async fn connecting_all_connects_more_than_a_page_of_members(backend: &str) {
+    let aws = canopy_aws_testkit::FakeAws::start().await.unwrap();
+    let root = aws.create_organization("o-many000000", "111111111111", "m@example.com");
+    aws.add_org_account(&root, "111111111111", "management", "ACTIVE");
+    let ou = aws.add_ou(&root, "fleet");
+    for n in 1..230 {
+        aws.add_org_account(&ou, &format!("{:012}", 300_000_000_000u64 + n), "node", "ACTIVE");
+    }
+    let (app, workers) = canopy_e2e::cloud_org::app_with_worker(
+        backend,
+        canopy_e2e::Options {
+            aws_endpoint_url: aws.url(),
+            ..canopy_e2e::Options::default()
+        },
+    )
+    .await;
+    let owner = app.sign_up("Owner").await;
+    let org = app.create_org_on(&owner, "Fleet", "pro").await;
+    let started = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
+            &owner.token,
+            json!({"managementRoleArn": "arn:aws:iam::111111111111:role/CanopyManagement"}),
+        )
+        .await;
+    let done = job_of(&app, &owner, &org, &started).await;
+    assert_eq!(done["result"]["members"], 230, "{done}");
+    let id = started.body["cloudOrganization"]["id"].as_str().unwrap();
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    let connect = app
+        .post(&format!("{base}/members/connect"), &owner.token, json!({"all": true}))
+        .await;
+    assert_eq!(connect.status, StatusCode::ACCEPTED, "{}", connect.body);
+    let done = job_of(&app, &owner, &org, &connect).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["connected"], 230, "{done}");
+    let left = app
+        .call(
+            Method::GET,
+            &format!("{base}/members?status=connecting"),
+            Some(&owner.token),
+            None,
+        )
+        .await;
+    assert_eq!(left.status, StatusCode::OK, "{}", left.body);
+    assert_eq!(left.body["items"], json!([]), "{}", left.body);
+    workers.stop().await;
+}

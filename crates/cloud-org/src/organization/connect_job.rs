@@ -89,7 +89,7 @@ impl JobHandler for ConnectMembersHandler {
             .ok_or_else(|| {
                 JobFailure::Permanent("the cloud organization was disconnected".into())
             })?;
-        let keys: Vec<String> = job.payload["accounts"]
+        let keys: std::collections::HashSet<String> = job.payload["accounts"]
             .as_array()
             .map(|a| {
                 a.iter()
@@ -100,27 +100,37 @@ impl JobHandler for ConnectMembersHandler {
         let created_by = job
             .created_by
             .unwrap_or(UserId(cloud_org.created_by.as_uuid()));
-        // The members this job still holds (a rerun after a dead worker skips the settled).
-        let pending: Vec<_> = ports
-            .repository
-            .members(
-                job.organization_id,
-                id,
-                &super::ports::MemberFilter {
-                    status: Some(MemberStatus::Connecting),
-                    ..Default::default()
-                },
-                canopy_kernel::PageRequest {
-                    limit: canopy_kernel::PageRequest::MAX_LIMIT,
-                    after: None,
-                },
-            )
-            .await
-            .map_err(transient)?
-            .items
-            .into_iter()
-            .filter(|m| keys.contains(&m.found.key))
-            .collect();
+        // The members this job still holds (a rerun after a dead worker skips the settled),
+        // read page by page: an organization of 500 has more than one page of them.
+        let mut pending = Vec::new();
+        let mut page = canopy_kernel::PageRequest {
+            limit: canopy_kernel::PageRequest::MAX_LIMIT,
+            after: None,
+        };
+        loop {
+            let got = ports
+                .repository
+                .members(
+                    job.organization_id,
+                    id,
+                    &super::ports::MemberFilter {
+                        status: Some(MemberStatus::Connecting),
+                        ..Default::default()
+                    },
+                    page,
+                )
+                .await
+                .map_err(transient)?;
+            pending.extend(
+                got.items
+                    .into_iter()
+                    .filter(|m| keys.contains(&m.found.key)),
+            );
+            match got.next {
+                Some(next) => page.after = Some(next),
+                None => break,
+            }
+        }
         let total = pending.len() as u64;
         let (mut connected, mut failed) = (0u64, Vec::new());
         for (done, member) in pending.into_iter().enumerate() {
