@@ -29,8 +29,9 @@ openapi:
 serve:
     cargo run -p canopy-app -- serve
 
-# Benchmarks (see docs/benchmarks.md): the API on PostgreSQL, the metrics fan-out, discovery.
-bench: bench-api bench-metrics bench-discovery
+# Benchmarks (see docs/benchmarks.md): the API on PostgreSQL, the metrics fan-out, discovery,
+# detection scans.
+bench: bench-api bench-metrics bench-discovery bench-scan bench-coverage
 
 # API benchmark: a release `canopy serve` on PostgreSQL driven by wrk (installed if missing).
 bench-api:
@@ -46,6 +47,17 @@ bench-metrics:
 # whole stack on SQLite and PostgreSQL; unchanged re-sync writes; 10 % throttled.
 bench-discovery:
     bash -c '. .ci/services.sh && cargo run --release -p canopy-e2e --bin canopy-discovery-bench'
+
+# Detection scans: an organization of 500 connected accounts, 50 ms per AWS call, organization
+# and members scans through the whole stack on SQLite and PostgreSQL, tuned and default
+# concurrency; peak calls in flight asserted against the bound, and memory.
+bench-scan:
+    bash -c '. .ci/services.sh && cargo run --release -p canopy-e2e --bin canopy-scan-bench'
+
+# Coverage computation: 1,000 accounts on a 4-level OU tree, 100 own and 50 organization
+# detections: inheritance, every account's coverage and the organization view.
+bench-coverage:
+    cargo run --release -p canopy-e2e --bin canopy-coverage-bench
 
 # Regenerates the ATT&CK IaaS catalog and the CTID scores shipped in crates/detection/data from
 # a mitre/cti checkout (or a STIX bundle) and the two CTID mapping files; see its README.

@@ -200,7 +200,7 @@ pub struct Story {
     pub id: String,
 }
 
-/// A server on `backend` with `options`, and one job worker beside it polling every 20 ms.
+/// A server on `backend` with `options`, and its job workers ([`worker_for`]) beside it.
 pub async fn app_with_worker(
     backend: &str,
     options: Options,
@@ -210,16 +210,16 @@ pub async fn app_with_worker(
     (app, workers)
 }
 
-/// One job worker beside `app`, polling every 20 ms.
+/// The job workers of `app`'s options (one by default) beside it, polling every 20 ms.
 pub fn worker_for(app: &TestApp) -> canopy_app::worker::RunningWorkers {
     canopy_app::bootstrap::job_runner(
         &JobsConfig {
-            workers: 1,
+            workers: app.options.job_workers,
             lease_seconds: 10,
             poll_ms: 20,
             resync_minutes: 0,
             scan_minutes: 0,
-            scan_accounts_in_flight: 4,
+            scan_accounts_in_flight: app.options.scan_accounts_in_flight,
         },
         &app.state,
         Arc::new(SystemClock),

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bench;
 pub mod cloud_org;
 pub mod proxy;
 
@@ -35,6 +36,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// HTTP client.
     pub http: reqwest::Client,
+    /// What it was started with (job workers beside it read their settings here).
+    pub options: Options,
 }
 
 /// Options that differ between tests.
@@ -67,6 +70,15 @@ pub struct Options {
     pub argon2_memory_kib: u32,
     /// Password hashes at once and log-ins that may wait (0: the defaults).
     pub hashing: (usize, usize),
+    /// Regions the detection scanners read (empty: Canopy's default set).
+    pub scan_regions: Vec<String>,
+    /// AWS calls in flight across the scans of one scanner (`aws.scan_max_in_flight`).
+    pub scan_max_in_flight: usize,
+    /// Member accounts one members scan reads at once (`jobs.scan_accounts_in_flight`), for
+    /// the job workers of [`cloud_org::worker_for`].
+    pub scan_accounts_in_flight: usize,
+    /// Job workers [`cloud_org::worker_for`] runs (`jobs.workers`).
+    pub job_workers: usize,
 }
 
 impl Default for Options {
@@ -84,6 +96,11 @@ impl Default for Options {
             demo: false,
             argon2_memory_kib: 1024,
             hashing: (0, 0),
+            scan_regions: Vec::new(),
+            scan_max_in_flight: AwsConfig::default().scan_max_in_flight,
+            // Few, so a scan test with a handful of accounts still overlaps them.
+            scan_accounts_in_flight: 4,
+            job_workers: 1,
         }
     }
 }
@@ -118,6 +135,15 @@ impl TestApp {
     }
 
     async fn serve(store: Store, clock: Arc<ManualClock>, options: Options) -> Self {
+        // The server's warnings and errors go to the test's captured output, so a failure
+        // in CI shows what the server logged (`RUST_LOG` widens it).
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .try_init();
         let config = Config {
             server: ServerConfig {
                 bind: "127.0.0.1:0".into(),
@@ -138,6 +164,8 @@ impl TestApp {
                 access_key_id: Some("AKIDCANOPYTESTS".into()),
                 secret_access_key: Some("test-secret".to_string().into()),
                 timeout_ms: 3_000,
+                scan_regions: options.scan_regions.clone(),
+                scan_max_in_flight: options.scan_max_in_flight,
                 ..AwsConfig::default()
             },
             gcp: GcpConfig {
@@ -174,6 +202,7 @@ impl TestApp {
             state,
             clock,
             http: reqwest::Client::new(),
+            options,
         }
     }
 

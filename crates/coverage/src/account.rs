@@ -15,7 +15,8 @@
 //! - The breakdown counts covered techniques from own and from inherited detections; the
 //!   overlap is covered by both; own + inherited - overlap = covered, always.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 
 use canopy_detection::catalog::Catalog;
 use canopy_detection::detection::{AppliesBecause, DetectionId, Status};
@@ -186,9 +187,58 @@ fn contributor(d: &AccountDetection, category: Category, value: Value) -> Contri
     }
 }
 
+/// The catalog laid out for counting: each IaaS entry's position and the positions of its
+/// tactics, so one account's coverage is array indexing, not lookups by id.
+struct Layout {
+    positions: HashMap<String, usize>,
+    tactics_of: Vec<Vec<usize>>,
+}
+
+impl Layout {
+    fn of(catalog: &Catalog) -> Self {
+        let tactic_at: HashMap<&str, usize> = catalog
+            .tactics()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.shortname.as_str(), i))
+            .collect();
+        let mut positions = HashMap::new();
+        let mut tactics_of = Vec::new();
+        for (i, entry) in catalog.iaas().enumerate() {
+            positions.insert(entry.id.clone(), i);
+            tactics_of.push(
+                entry
+                    .tactics
+                    .iter()
+                    .filter_map(|t| tactic_at.get(t.as_str()).copied())
+                    .collect(),
+            );
+        }
+        Self {
+            positions,
+            tactics_of,
+        }
+    }
+
+    /// The embedded catalog's layout is computed once; any other catalog's on each call.
+    fn with<R>(catalog: &Catalog, f: impl FnOnce(&Layout) -> R) -> R {
+        static EMBEDDED: OnceLock<Layout> = OnceLock::new();
+        if std::ptr::eq(catalog, Catalog::embedded()) {
+            f(EMBEDDED.get_or_init(|| Layout::of(catalog)))
+        } else {
+            f(&Layout::of(catalog))
+        }
+    }
+}
+
 /// Computes one account's coverage from its effective detections.
 pub fn account_coverage(catalog: &Catalog, effective: &[AccountDetection]) -> AccountCoverage {
-    let mut by_technique: BTreeMap<&str, Vec<Contributor>> = BTreeMap::new();
+    Layout::with(catalog, |layout| compute(catalog, layout, effective))
+}
+
+fn compute(catalog: &Catalog, layout: &Layout, effective: &[AccountDetection]) -> AccountCoverage {
+    let entries: Vec<_> = catalog.iaas().collect();
+    let mut slots: Vec<Vec<Contributor>> = vec![Vec::new(); entries.len()];
     let mut breakdown = Breakdown::default();
     for d in effective {
         if d.detection.status == Status::Absent {
@@ -199,20 +249,16 @@ pub fn account_coverage(catalog: &Catalog, effective: &[AccountDetection]) -> Ac
             Origin::Inherited { .. } => breakdown.org_detections += 1,
         }
         for t in &d.detection.techniques {
-            by_technique
-                .entry(t.technique.as_str())
-                .or_default()
-                .push(contributor(d, t.category, t.value));
+            if let Some(&i) = layout.positions.get(t.technique.as_str()) {
+                slots[i].push(contributor(d, t.category, t.value));
+            }
         }
     }
-    let mut techniques = Vec::new();
-    for entry in catalog.iaas() {
-        let contributors = by_technique.remove(entry.id.as_str()).unwrap_or_default();
-        let active: Vec<&Contributor> = contributors
-            .iter()
-            .filter(|c| c.status == Status::Active)
-            .collect();
-        let status = if !active.is_empty() {
+    let mut tactics = vec![(0u32, 0u32); catalog.tactics().len()];
+    let mut techniques = Vec::with_capacity(entries.len());
+    for ((entry, contributors), tactics_of) in entries.iter().zip(slots).zip(&layout.tactics_of) {
+        let active = || contributors.iter().filter(|c| c.status == Status::Active);
+        let status = if active().next().is_some() {
             TechniqueStatus::Covered
         } else if contributors.iter().any(|c| c.status == Status::Degraded) {
             TechniqueStatus::Degraded
@@ -221,8 +267,14 @@ pub fn account_coverage(catalog: &Catalog, effective: &[AccountDetection]) -> Ac
         } else {
             TechniqueStatus::Uncovered
         };
-        let by_own = active.iter().any(|c| !c.inherited);
-        let by_inherited = active.iter().any(|c| c.inherited);
+        for &t in tactics_of {
+            tactics[t].1 += 1;
+            if status == TechniqueStatus::Covered {
+                tactics[t].0 += 1;
+            }
+        }
+        let by_own = active().any(|c| !c.inherited);
+        let by_inherited = active().any(|c| c.inherited);
         if by_own {
             breakdown.account_techniques.insert(entry.id.clone());
         }
@@ -236,8 +288,8 @@ pub fn account_coverage(catalog: &Catalog, effective: &[AccountDetection]) -> Ac
             technique: entry.id.clone(),
             parent: entry.parent.clone(),
             status,
-            quality: active.iter().map(|c| c.value).max(),
-            categories: active.iter().map(|c| c.category).collect(),
+            quality: active().map(|c| c.value).max(),
+            categories: active().map(|c| c.category).collect(),
             by_own,
             by_inherited,
             contributors,
@@ -253,24 +305,8 @@ pub fn account_coverage(catalog: &Catalog, effective: &[AccountDetection]) -> Ac
     let by_tactic = catalog
         .tactics()
         .iter()
-        .map(|tactic| {
-            let under: Vec<&TechniqueCoverage> = techniques
-                .iter()
-                .filter(|t| {
-                    catalog
-                        .technique(&t.technique)
-                        .is_some_and(|e| e.tactics.contains(&tactic.shortname))
-                })
-                .collect();
-            let covered = under
-                .iter()
-                .filter(|t| t.status == TechniqueStatus::Covered)
-                .count() as u32;
-            (
-                tactic.shortname.clone(),
-                Ratio::new(covered, under.len() as u32),
-            )
-        })
+        .zip(tactics)
+        .map(|(tactic, (covered, under))| (tactic.shortname.clone(), Ratio::new(covered, under)))
         .collect();
     AccountCoverage {
         attack_version: catalog.version().to_string(),

@@ -211,7 +211,7 @@ fn effective(
         Some(&parent),
         w.cloud_org,
         tree,
-        org,
+        &org,
     ));
     rows
 }

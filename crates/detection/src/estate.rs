@@ -2,11 +2,15 @@
 //! computed over them (coverage): the organization's detections and tree are read once, not
 //! per account.
 
+use std::collections::HashMap;
+
 use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_cloud_org::{CloudAccount, CloudAccountId};
+use canopy_kernel::id::OrganizationId;
 use canopy_tenancy::policy::Action;
 use canopy_tenancy::service::OrgAccess;
 
+use crate::detection::Scope;
 use crate::ports::{DetectionFilter, Target};
 use crate::service::{AccountDetection, DetectionError, DetectionService, Origin, inherit};
 
@@ -25,11 +29,25 @@ impl DetectionService {
         id: CloudAccountId,
     ) -> Result<(CloudAccount, Vec<AccountDetection>), DetectionError> {
         access.require(Action::View)?;
-        let account = self.account(access, id).await?;
+        self.account_estate_of(access.org_id(), id)
+            .await?
+            .ok_or(DetectionError::NotFound)
+    }
+
+    /// [`Self::account_estate`] for the system (a job): no caller to check; `None` when the
+    /// account is not `org`'s.
+    pub async fn account_estate_of(
+        &self,
+        org: OrganizationId,
+        id: CloudAccountId,
+    ) -> Result<Option<(CloudAccount, Vec<AccountDetection>)>, DetectionError> {
+        let Some(account) = self.ports.accounts.get(org, id).await? else {
+            return Ok(None);
+        };
         let effective = self
-            .effective(access, &account, &DetectionFilter::default())
+            .effective(org, &account, &DetectionFilter::default())
             .await?;
-        Ok((account, effective))
+        Ok(Some((account, effective)))
     }
 
     /// Every connected member account of a cloud organization with its effective detections
@@ -40,9 +58,22 @@ impl DetectionService {
         id: CloudOrganizationId,
     ) -> Result<Estate, DetectionError> {
         access.require(Action::View)?;
-        self.cloud_org(access, id).await?;
-        let org = access.org_id();
+        self.organization_estate_of(access.org_id(), id)
+            .await?
+            .ok_or(DetectionError::NotFound)
+    }
+
+    /// [`Self::organization_estate`] for the system (a job): no caller to check; `None` when
+    /// the cloud organization is not `org`'s.
+    pub async fn organization_estate_of(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+    ) -> Result<Option<Estate>, DetectionError> {
         let ports = &self.ports;
+        if ports.cloud_organizations.get(org, id).await?.is_none() {
+            return Ok(None);
+        }
         let (hierarchy, _) = ports.cloud_organizations.snapshot(id).await?;
         let inherited = ports
             .repository
@@ -52,35 +83,60 @@ impl DetectionService {
                 &DetectionFilter::default(),
             )
             .await?;
+        let members: Vec<CloudAccount> = self
+            .connected_members(org, id)
+            .await?
+            .into_iter()
+            .filter(|a| a.placement.as_ref().is_some_and(|p| p.left_at.is_none()))
+            .collect();
+        // One read for every member's own detections, not one per account.
+        let ids: Vec<uuid::Uuid> = members.iter().map(|a| a.id.as_uuid()).collect();
+        let mut own: HashMap<uuid::Uuid, Vec<AccountDetection>> = HashMap::new();
+        for detection in ports.repository.all_of_accounts(org, &ids).await? {
+            if let Scope::Account(account) = detection.scope {
+                own.entry(account.as_uuid())
+                    .or_default()
+                    .push(AccountDetection {
+                        detection,
+                        origin: Origin::Own,
+                    });
+            }
+        }
         let mut accounts = Vec::new();
-        for account in self.connected_members(org, id).await? {
-            let Some(placement) = account.placement.as_ref().filter(|p| p.left_at.is_none()) else {
+        for account in members {
+            let Some(placement) = account.placement.as_ref() else {
                 continue;
             };
-            let mut rows: Vec<AccountDetection> = ports
-                .repository
-                .all(
-                    org,
-                    Target::Account(account.id.as_uuid()),
-                    &DetectionFilter::default(),
-                )
-                .await?
-                .into_iter()
-                .map(|detection| AccountDetection {
-                    detection,
-                    origin: Origin::Own,
-                })
-                .collect();
+            let mut rows = own.remove(&account.id.as_uuid()).unwrap_or_default();
             rows.extend(inherit(
                 account.identity.account_key(),
                 placement.parent_id.as_deref(),
                 id,
                 &hierarchy,
-                inherited.iter().cloned(),
+                &inherited,
             ));
+            rows.sort_by_key(|r| r.detection.id);
             accounts.push((account, rows));
         }
         accounts.sort_by(|a, b| a.0.identity.account_key().cmp(b.0.identity.account_key()));
-        Ok(Estate { accounts })
+        Ok(Some(Estate { accounts }))
+    }
+}
+
+impl DetectionService {
+    /// Checks `target` is the caller's tenant's (any member): another tenant's is `NotFound`.
+    pub async fn require_target(
+        &self,
+        access: &OrgAccess,
+        target: Target,
+    ) -> Result<(), DetectionError> {
+        access.require(Action::View)?;
+        match target {
+            Target::Account(id) => self.account(access, CloudAccountId(id)).await.map(drop),
+            Target::CloudOrganization(id) => self
+                .cloud_org(access, CloudOrganizationId(id))
+                .await
+                .map(drop),
+        }
     }
 }

@@ -12,7 +12,7 @@ use canopy_billing::Feature;
 use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_cloud_org::organization::member::MemberStatus;
 use canopy_cloud_org::organization::ports::MemberFilter;
-use canopy_cloud_org::{CloudAccount, CloudAccountId, Provider};
+use canopy_cloud_org::{AccountFilter, CloudAccount, CloudAccountId, Provider};
 use canopy_jobs::{Job, JobContext, JobFailure, JobHandler, JobKind, NewJob, Progress};
 use canopy_kernel::id::OrganizationId;
 use canopy_kernel::{PageRequest, StoreError};
@@ -332,22 +332,53 @@ impl DetectionService {
             limit: PageRequest::MAX_LIMIT,
             after: None,
         };
-        let mut accounts = Vec::new();
+        let mut linked = Vec::new();
         loop {
             let members = self
                 .ports
                 .cloud_organizations
                 .members(org, id, &filter, page)
                 .await?;
-            for member in &members.items {
-                if let Some(linked) = member.linked_cloud_account_id
-                    && let Some(account) =
-                        self.ports.accounts.get(org, CloudAccountId(linked)).await?
-                {
+            linked.extend(
+                members
+                    .items
+                    .iter()
+                    .filter_map(|m| m.linked_cloud_account_id),
+            );
+            match members.next {
+                Some(next) => page.after = Some(next),
+                None => break,
+            }
+        }
+        // A few are read one by one; an organization's worth is read page by page through
+        // the tenant's accounts (5 reads for 1,000, not 1,000).
+        if linked.len() <= 8 {
+            let mut accounts = Vec::new();
+            for id in linked {
+                if let Some(account) = self.ports.accounts.get(org, CloudAccountId(id)).await? {
                     accounts.push(account);
                 }
             }
-            match members.next {
+            return Ok(accounts);
+        }
+        let wanted: std::collections::HashSet<uuid::Uuid> = linked.into_iter().collect();
+        let mut page = PageRequest {
+            limit: PageRequest::MAX_LIMIT,
+            after: None,
+        };
+        let mut accounts = Vec::new();
+        loop {
+            let got = self
+                .ports
+                .accounts
+                .list(org, &AccountFilter::default(), page)
+                .await?;
+            accounts.extend(
+                got.items
+                    .into_iter()
+                    .filter(|a| wanted.contains(&a.id.as_uuid())),
+            );
+            match got.next {
                 Some(next) => page.after = Some(next),
                 None => return Ok(accounts),
             }

@@ -13,6 +13,7 @@ use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId};
 use canopy_cloud_org::ports::CloudAccountRepository;
 use canopy_cloud_org::{CloudAccount, CloudAccountId};
 use canopy_jobs::JobService;
+use canopy_kernel::id::OrganizationId;
 use canopy_kernel::validation::{FieldError, ValidationErrors};
 use canopy_kernel::{Clock, FeatureNotInPlan, Page, PageRequest, StoreError};
 use canopy_tenancy::audit::{AuditAction, AuditTarget, NewAuditEvent, TargetKind};
@@ -278,7 +279,7 @@ impl DetectionService {
         access.require(Action::View)?;
         let filter = query.filter(Catalog::embedded())?;
         let account = self.account(access, id).await?;
-        let mut rows = self.effective(access, &account, &filter).await?;
+        let mut rows = self.effective(access.org_id(), &account, &filter).await?;
         if let Some(after) = page.after {
             rows.retain(|r| r.detection.id.as_uuid() > after.0);
         }
@@ -292,11 +293,10 @@ impl DetectionService {
     /// Every detection that applies to `account`, own and inherited, by id.
     pub async fn effective(
         &self,
-        access: &OrgAccess,
+        org: OrganizationId,
         account: &CloudAccount,
         filter: &DetectionFilter,
     ) -> Result<Vec<AccountDetection>, DetectionError> {
-        let org = access.org_id();
         let mut rows: Vec<AccountDetection> = Vec::new();
         if filter.scope != Some(ScopeKind::Organization) {
             rows.extend(
@@ -325,7 +325,7 @@ impl DetectionService {
                 placement.parent_id.as_deref(),
                 cloud_org,
                 &hierarchy,
-                inherited,
+                &inherited,
             ));
         }
         rows.sort_by_key(|r| r.detection.id);
@@ -422,12 +422,12 @@ impl DetectionService {
         }
     }
 
-    /// Deletes a custom detection (admin or owner).
+    /// Deletes a custom detection (admin or owner); returns what it was.
     pub async fn delete_custom(
         &self,
         access: &OrgAccess,
         id: DetectionId,
-    ) -> Result<(), DetectionError> {
+    ) -> Result<Detection, DetectionError> {
         access.require(Action::ManageDetections)?;
         let current = self.get(access, id).await?;
         if current.source != Source::Custom {
@@ -440,7 +440,7 @@ impl DetectionService {
             .delete(access.org_id(), id, audit)
             .await?
         {
-            Ok(())
+            Ok(current)
         } else {
             Err(DetectionError::NotFound)
         }
@@ -595,13 +595,15 @@ fn target_missing(e: DetectionError, field: &str) -> DetectionError {
 
 /// The organization detections of `cloud_org` that reach the account with provider id `key`
 /// under node `parent`, each with why; the rest are dropped. Pure: coverage uses it too.
-pub fn inherit(
+pub fn inherit<'a>(
     key: &str,
     parent: Option<&str>,
     cloud_org: CloudOrganizationId,
     hierarchy: &Hierarchy,
-    detections: impl IntoIterator<Item = Detection>,
+    detections: impl IntoIterator<Item = &'a Detection>,
 ) -> Vec<AccountDetection> {
+    // Borrowed, and cloned only when it reaches: an organization's detections are checked
+    // against each of its accounts, and most reach few of them.
     detections
         .into_iter()
         .filter_map(|detection| {
@@ -610,7 +612,7 @@ pub fn inherit(
             };
             let because = applies_to.reaches(key, parent, hierarchy)?;
             Some(AccountDetection {
-                detection,
+                detection: detection.clone(),
                 origin: Origin::Inherited {
                     cloud_organization_id: cloud_org,
                     because,

@@ -399,6 +399,27 @@ impl DetectionRepository for DetectionStore {
         self.assemble(rows).await
     }
 
+    async fn all_of_accounts(
+        &self,
+        org: OrganizationId,
+        accounts: &[Uuid],
+    ) -> Result<Vec<Detection>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in accounts.chunks(INSERT_BATCH) {
+            rows.extend(
+                detections::Entity::find()
+                    .filter(detections::Column::OrganizationId.eq(org.as_uuid()))
+                    .filter(detections::Column::DetectionScope.eq("account"))
+                    .filter(detections::Column::CloudAccountId.is_in(chunk.to_vec()))
+                    .all(self.db())
+                    .await
+                    .map_err(db_err)?,
+            );
+        }
+        rows.sort_by_key(|m| m.id);
+        self.assemble(rows).await
+    }
+
     async fn apply_scan(&self, write: ScanWrite) -> Result<(), StoreError> {
         if write == ScanWrite::default() {
             return Ok(());

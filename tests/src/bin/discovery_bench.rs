@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use canopy_aws_testkit::FakeAws;
+use canopy_e2e::bench::{self, median, peak_rss_mib};
 use canopy_e2e::cloud_org::app_with_worker;
 use canopy_e2e::{Options, TestApp};
 use clap::Parser;
@@ -86,17 +87,15 @@ async fn organization(args: &Args, latency: Duration) -> anyhow::Result<FakeAws>
     Ok(aws)
 }
 
-/// Polls the job every 5 ms (the figure's resolution) until it is done.
-async fn follow(app: &TestApp, owner: &canopy_e2e::Session, org: &str, started: &Value) -> Value {
+/// Follows the job a `202 Accepted` answer started until it is done.
+async fn follow(
+    app: &TestApp,
+    owner: &canopy_e2e::Session,
+    org: &str,
+    started: &Value,
+) -> anyhow::Result<Value> {
     let job = started["job"]["id"].as_str().unwrap_or_default();
-    let path = format!("/v1/organizations/{org}/jobs/{job}");
-    loop {
-        let body = app.get(&path, &owner.token).await.body;
-        if body["status"] != "queued" && body["status"] != "running" {
-            return body;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    bench::follow(app, owner, org, job).await
 }
 
 async fn one_run(args: &Args, backend: &str) -> anyhow::Result<Run> {
@@ -124,7 +123,7 @@ async fn one_run(args: &Args, backend: &str) -> anyhow::Result<Run> {
     if started.status != reqwest::StatusCode::ACCEPTED {
         bail!("discover: {}", started.body);
     }
-    let done = follow(&app, &owner, &org, &started.body).await;
+    let done = follow(&app, &owner, &org, &started.body).await?;
     let discover = clock.elapsed();
     if done["result"]["members"].as_u64() != Some(args.accounts as u64) {
         bail!(
@@ -144,7 +143,7 @@ async fn one_run(args: &Args, backend: &str) -> anyhow::Result<Run> {
         .await?;
     let clock = Instant::now();
     let sync = app.post(&sync_path, &owner.token, json!({})).await;
-    let done = follow(&app, &owner, &org, &sync.body).await;
+    let done = follow(&app, &owner, &org, &sync.body).await?;
     let resync = clock.elapsed();
     if done["result"]["changes"].as_u64() != Some(0) {
         bail!("an unchanged re-sync found changes: {done}");
@@ -155,7 +154,7 @@ async fn one_run(args: &Args, backend: &str) -> anyhow::Result<Run> {
     aws.throttle_every(Some(args.throttle_every));
     let clock = Instant::now();
     let sync = app.post(&sync_path, &owner.token, json!({})).await;
-    let done = follow(&app, &owner, &org, &sync.body).await;
+    let done = follow(&app, &owner, &org, &sync.body).await?;
     let throttled = clock.elapsed();
     if done["status"] != "succeeded" {
         bail!("the throttled re-sync failed: {done}");
@@ -175,23 +174,6 @@ async fn one_run(args: &Args, backend: &str) -> anyhow::Result<Run> {
     })
 }
 
-fn median<T: Copy + Ord>(mut values: Vec<T>) -> T {
-    values.sort();
-    values[values.len() / 2]
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     canopy_app::bootstrap::install_tls_provider();
@@ -206,12 +188,7 @@ async fn main() -> anyhow::Result<()> {
         args.runs
     );
     for backend in &args.backends {
-        if backend == "postgres" && std::env::var(canopy_store::testing::POSTGRES_URL_ENV).is_err()
-        {
-            println!(
-                "{backend}: skipped ({} unset)",
-                canopy_store::testing::POSTGRES_URL_ENV
-            );
+        if !bench::backend_available(backend) {
             continue;
         }
         let mut runs = Vec::new();
