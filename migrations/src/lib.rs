@@ -13,6 +13,7 @@ mod m20261130_000005_jobs;
 mod m20261130_000006_cloud_organizations;
 mod m20261130_000007_cloud_org_links;
 mod m20261130_000008_detections;
+mod m20261130_000009_coverage_snapshots;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_cloud_organizations::Migration),
             Box::new(m20261130_000007_cloud_org_links::Migration),
             Box::new(m20261130_000008_detections::Migration),
+            Box::new(m20261130_000009_coverage_snapshots::Migration),
         ]
     }
 }

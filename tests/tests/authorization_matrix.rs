@@ -484,6 +484,18 @@ fn cases() -> Vec<Case> {
         ),
         c(
             Method::GET,
+            "/v1/organizations/{org}/cloud-accounts/{account}/coverage/history",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
+            "/v1/organizations/{org}/cloud-organizations/{cloud_org}/coverage/history",
+            None,
+            [200, 200, 200, 404, 401],
+        ),
+        c(
+            Method::GET,
             "/v1/organizations/{org}/coverage/navigator-layer?account={account}",
             None,
             [200, 200, 200, 404, 401],
@@ -804,6 +816,22 @@ async fn another_tenants_ids_are_not_found_under_your_own_organization(app: Test
             Method::GET,
             format!(
                 "/v1/organizations/{mine}/cloud-organizations/{}/coverage",
+                f.cloud_org
+            ),
+            None,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/v1/organizations/{mine}/cloud-accounts/{}/coverage/history",
+                f.account
+            ),
+            None,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/v1/organizations/{mine}/cloud-organizations/{}/coverage/history",
                 f.cloud_org
             ),
             None,

@@ -330,7 +330,12 @@ async fn connecting_all_connects_more_than_a_page_of_members(backend: &str) {
     aws.add_org_account(&root, "111111111111", "management", "ACTIVE");
     let ou = aws.add_ou(&root, "fleet");
     for n in 1..230 {
-        aws.add_org_account(&ou, &format!("{:012}", 300_000_000_000u64 + n), "node", "ACTIVE");
+        aws.add_org_account(
+            &ou,
+            &format!("{:012}", 300_000_000_000u64 + n),
+            "node",
+            "ACTIVE",
+        );
     }
     let (app, workers) = canopy_e2e::cloud_org::app_with_worker(
         backend,
@@ -354,7 +359,11 @@ async fn connecting_all_connects_more_than_a_page_of_members(backend: &str) {
     let id = started.body["cloudOrganization"]["id"].as_str().unwrap();
     let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
     let connect = app
-        .post(&format!("{base}/members/connect"), &owner.token, json!({"all": true}))
+        .post(
+            &format!("{base}/members/connect"),
+            &owner.token,
+            json!({"all": true}),
+        )
         .await;
     assert_eq!(connect.status, StatusCode::ACCEPTED, "{}", connect.body);
     let done = job_of(&app, &owner, &org, &connect).await;

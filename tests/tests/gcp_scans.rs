@@ -92,7 +92,9 @@ async fn a_folder_sink_reaches_only_the_projects_under_its_folder(backend: &str)
         2
     );
 
-    scan(&app, &owner, &org, &format!("{base}/scan")).await;
+    let scanned = scan(&app, &owner, &org, &format!("{base}/scan")).await;
+    // The cloud organization and its two projects, each with a snapshot after the scan.
+    assert_eq!(scanned["result"]["coverageSnapshots"], 3, "{scanned}");
     let status = app
         .get(&format!("{base}/scan-status"), &owner.token)
         .await
@@ -111,6 +113,18 @@ async fn a_folder_sink_reaches_only_the_projects_under_its_folder(backend: &str)
     // SCC was never activated here: no finding, and no error either.
     assert!(scanner("gcp.scc.org")["error"].is_null(), "{status}");
     scan(&app, &owner, &org, &format!("{base}/scan/members")).await;
+    let trend = app
+        .get(&format!("{base}/coverage/history"), &owner.token)
+        .await
+        .body;
+    let line = trend["snapshots"].as_array().unwrap();
+    assert_eq!(line.len(), 2, "one point per scan: {trend}");
+    assert_eq!(line[1]["spread"]["accounts"], 2, "{trend}");
+    assert_eq!(line[1]["includesOrgDetections"], true, "{trend}");
+    assert!(
+        line[1]["orgCoveredTechniques"].as_u64().unwrap() > 0,
+        "{trend}"
+    );
 
     let accounts = app
         .get(

@@ -105,8 +105,9 @@ pub async fn migrate_legacy_tiers(
 pub async fn purge_history(billing: &BillingService) -> anyhow::Result<String> {
     let purged = billing.purge_expired_history().await?;
     Ok(format!(
-        "purged {} audit event(s) and {} health check(s) older than their plan's retention",
-        purged.audit_events, purged.health_checks
+        "purged {} audit event(s), {} health check(s) and {} coverage snapshot(s) older than \
+         their plan's retention",
+        purged.audit_events, purged.health_checks, purged.coverage_snapshots
     ))
 }
 
@@ -147,6 +148,7 @@ pub fn spawn_retention_sweep(billing: BillingService, every: Duration) -> JoinHa
                 Ok(p) => tracing::info!(
                     audit_events = p.audit_events,
                     health_checks = p.health_checks,
+                    coverage_snapshots = p.coverage_snapshots,
                     "retention sweep"
                 ),
                 Err(e) => tracing::warn!(error = %e, "retention sweep failed"),

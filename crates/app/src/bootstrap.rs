@@ -19,6 +19,7 @@ use canopy_cloud_org::organization::connect_job::ConnectMembersHandler;
 use canopy_cloud_org::organization::discovery_job::DiscoveryHandler;
 use canopy_cloud_org::organization::service::{CloudOrganizationPorts, CloudOrganizationService};
 use canopy_cloud_org::{CloudAccountConfig, CloudAccountPorts, CloudAccountService};
+use canopy_coverage::history::{CoverageHistory, SnapshotAfter};
 use canopy_credentials::sealing::AesGcmSealer;
 use canopy_credentials::{Argon2Cost, Argon2Crypto, HashingLimits};
 use canopy_demo::DemoSource;
@@ -396,8 +397,14 @@ pub async fn build_state(
         gcp_account: Arc::new(gcp_account_scanner),
         billing: billing.clone(),
         jobs: jobs.clone(),
-        clock,
+        clock: clock.clone(),
     });
+    let coverage = CoverageHistory::new(
+        detections.clone(),
+        Arc::new(store.coverage_snapshots()),
+        billing.clone(),
+        clock,
+    );
     Ok(AppState::new(
         Services {
             tenancy,
@@ -407,6 +414,7 @@ pub async fn build_state(
             jobs,
             cloud_orgs,
             detections,
+            coverage,
         },
         store,
         Edge {
@@ -427,10 +435,14 @@ pub fn job_runner(config: &JobsConfig, state: &AppState, clock: Arc<dyn Clock>) 
         Arc::new(ConnectMembersHandler::new(state.cloud_orgs.clone())),
     ]
     .into_iter()
-    .chain(ScanHandler::all(
-        state.detections.clone(),
-        config.scan_accounts_in_flight,
-    ))
+    .chain(
+        // Every scan leaves a coverage snapshot behind it.
+        ScanHandler::all(state.detections.clone(), config.scan_accounts_in_flight)
+            .into_iter()
+            .map(|scan| {
+                Arc::new(SnapshotAfter::new(scan, state.coverage.clone())) as Arc<dyn JobHandler>
+            }),
+    )
     .collect();
     let store = &state.store;
     JobRunner::new(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use canopy_billing::BillingService;
 use canopy_cloud_org::CloudAccountService;
 use canopy_cloud_org::organization::service::CloudOrganizationService;
+use canopy_coverage::history::CoverageHistory;
 use canopy_detection::service::DetectionService;
 use canopy_jobs::JobService;
 use canopy_metrics::MetricsService;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub cloud_orgs: CloudOrganizationService,
     /// Detections and scans.
     pub detections: DetectionService,
+    /// Coverage snapshots and history.
+    pub coverage: CoverageHistory,
     /// The database, for readiness checks.
     pub store: Store,
     /// The public base URL, for links and instructions in pages.
@@ -70,6 +73,8 @@ pub struct Services {
     pub cloud_orgs: CloudOrganizationService,
     /// Detections and scans.
     pub detections: DetectionService,
+    /// Coverage snapshots and history.
+    pub coverage: CoverageHistory,
 }
 
 impl AppState {
@@ -84,6 +89,7 @@ impl AppState {
             jobs,
             cloud_orgs,
             detections,
+            coverage,
         } = services;
         Self {
             tenancy,
@@ -93,6 +99,7 @@ impl AppState {
             jobs,
             cloud_orgs,
             detections,
+            coverage,
             store,
             public_url: edge.public_url.trim_end_matches('/').to_string(),
             auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),

@@ -78,12 +78,15 @@ pub struct Purged {
     pub audit_events: u64,
     /// Cloud-account health checks.
     pub health_checks: u64,
+    /// Coverage snapshots.
+    pub coverage_snapshots: u64,
 }
 
 impl std::ops::AddAssign for Purged {
     fn add_assign(&mut self, other: Purged) {
         self.audit_events += other.audit_events;
         self.health_checks += other.health_checks;
+        self.coverage_snapshots += other.coverage_snapshots;
     }
 }
 

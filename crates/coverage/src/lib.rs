@@ -13,12 +13,20 @@
 //! members side by side, spread, techniques covered everywhere / somewhere / nowhere, gaps
 //! ranked by how many accounts lack them, and what the organization's own controls add.
 //!
-//! Architecture invariant: pure. No IO, no clock, no async; the same inputs give the same
-//! answer, which is what the property tests in this crate rely on.
+//! [`history::CoverageHistory`]: snapshots (the spec's `coverage_snapshots`) taken after every
+//! scan ([`history::SnapshotAfter`] wraps the scan jobs) and every custom-detection change, and
+//! the history read back within the plan's retention; [`snapshot::SnapshotStore`] is its port.
+//!
+//! Architecture invariant: the computation (`account`, `organization`, `navigator`, building a
+//! [`snapshot::CoverageSnapshot`]) is pure: no IO, no clock, no async; the same inputs give the
+//! same answer, which is what the property tests in this crate rely on. Only `history` reads
+//! and writes, through ports.
 
 pub mod account;
+pub mod history;
 pub mod navigator;
 pub mod organization;
+pub mod snapshot;
 
 #[cfg(test)]
 mod properties;

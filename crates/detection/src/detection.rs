@@ -263,6 +263,17 @@ impl Scope {
         }
     }
 
+    /// The account or cloud organization it names, as a listing reads it.
+    pub fn as_target(&self) -> crate::ports::Target {
+        match self {
+            Scope::Account(id) => crate::ports::Target::Account(id.as_uuid()),
+            Scope::Organization {
+                cloud_organization_id,
+                ..
+            } => crate::ports::Target::CloudOrganization(cloud_organization_id.as_uuid()),
+        }
+    }
+
     /// The id of the account or cloud organization it names.
     pub fn target(&self) -> uuid::Uuid {
         match self {

@@ -12,6 +12,7 @@
 
 mod billing;
 mod cloud;
+mod coverage;
 mod detections;
 mod entity;
 mod error;
@@ -31,6 +32,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 pub use billing::{HistoryPurge, SubscriptionStore};
 pub use cloud::{CloudAccountStore, CloudOrganizationStore, ConnectionTokenStore, ExternalIdStore};
+pub use coverage::CoverageSnapshotStore;
 pub use detections::DetectionStore;
 pub use jobs::JobRepository;
 pub use outbox::{Outbox, OutboxMessage};

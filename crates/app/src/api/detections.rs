@@ -10,9 +10,11 @@ use canopy_detection::catalog::Catalog;
 use canopy_detection::detection::{
     AppliesBecause, AppliesTo, Detection, DetectionId, Scope, TechniqueScore,
 };
+use canopy_detection::ports::Target;
 use canopy_detection::service::{AccountDetection, CustomInput, DetectionQuery, Origin};
 use canopy_kernel::PageRequest;
 use canopy_kernel::validation::{FieldError, ValidationErrors};
+use canopy_tenancy::service::OrgAccess;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -455,6 +457,7 @@ impl DetectionsApi {
         let access = auth.access(&state, &org.0).await?;
         let input = body.0.into_input()?;
         let created = state.detections.create_custom(&access, input).await?;
+        snapshot_after(&state, &access, &[created.scope.as_target()]).await;
         Ok(Created::Created(Json(created.into())))
     }
 
@@ -497,13 +500,15 @@ impl DetectionsApi {
     ) -> Result<Json<DetectionDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let input = body.0.into_input()?;
-        Ok(Json(
-            state
-                .detections
-                .update_custom(&access, DetectionId(id.0), input)
-                .await?
-                .into(),
-        ))
+        let before = state.detections.get(&access, DetectionId(id.0)).await?;
+        let updated = state
+            .detections
+            .update_custom(&access, DetectionId(id.0), input)
+            .await?;
+        let mut changed = vec![before.scope.as_target(), updated.scope.as_target()];
+        changed.dedup();
+        snapshot_after(&state, &access, &changed).await;
+        Ok(Json(updated.into()))
     }
 
     /// Deletes a custom detection (admin or owner).
@@ -520,10 +525,25 @@ impl DetectionsApi {
         id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         let access = auth.access(&state, &org.0).await?;
-        state
+        let deleted = state
             .detections
             .delete_custom(&access, DetectionId(id.0))
             .await?;
+        snapshot_after(&state, &access, &[deleted.scope.as_target()]).await;
         Ok(NoContent::Done)
+    }
+}
+
+/// Leaves a coverage snapshot of what a stored change touched. The change is kept whatever
+/// happens here: a failed snapshot costs one point on a trend line, logged, not the request.
+async fn snapshot_after(state: &AppState, access: &OrgAccess, changed: &[Target]) {
+    for target in changed {
+        if let Err(e) = state
+            .coverage
+            .record_after_change(access.org_id(), *target)
+            .await
+        {
+            tracing::warn!(error = %e, "coverage snapshot after a detection change failed");
+        }
     }
 }

@@ -325,6 +325,18 @@ impl From<canopy_detection::service::DetectionError> for ApiError {
     }
 }
 
+impl From<canopy_coverage::history::HistoryError> for ApiError {
+    fn from(e: canopy_coverage::history::HistoryError) -> Self {
+        use canopy_coverage::history::HistoryError as E;
+        match e {
+            E::Detection(d) => d.into(),
+            E::Limit(l) => l.into(),
+            E::Invalid(v) => v.into(),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<canopy_jobs::JobError> for ApiError {
     fn from(e: canopy_jobs::JobError) -> Self {
         use canopy_jobs::JobError;

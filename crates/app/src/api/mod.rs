@@ -9,6 +9,7 @@ mod cloud_org_members;
 mod cloud_organizations;
 mod connections;
 mod coverage;
+mod coverage_history;
 mod detection_wire;
 mod detections;
 mod errors;
@@ -114,6 +115,7 @@ pub type Api = (
         detections::DetectionsApi,
         scans::ScansApi,
         coverage::CoverageApi,
+        coverage_history::CoverageHistoryApi,
     ),
 );
 
@@ -140,6 +142,7 @@ pub fn service() -> OpenApiService<Api, ()> {
                 detections::DetectionsApi,
                 scans::ScansApi,
                 coverage::CoverageApi,
+                coverage_history::CoverageHistoryApi,
             ),
         ),
         "Canopy API",

@@ -126,6 +126,7 @@ async fn purge_groups_organizations_by_their_retention() {
             Ok(Purged {
                 audit_events: 2,
                 health_checks: 1,
+                coverage_snapshots: 3,
             })
         });
     // During grace the legacy subscriber's 90 days apply, not Pro's 365.
@@ -142,6 +143,7 @@ async fn purge_groups_organizations_by_their_retention() {
             Ok(Purged {
                 audit_events: 5,
                 health_checks: 0,
+                coverage_snapshots: 4,
             })
         });
     let purged = service(repo, history)
@@ -152,7 +154,8 @@ async fn purge_groups_organizations_by_their_retention() {
         purged,
         Purged {
             audit_events: 7,
-            health_checks: 1
+            health_checks: 1,
+            coverage_snapshots: 7,
         }
     );
 }

@@ -9,11 +9,11 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::entity::{audit_events, cloud_account_checks, cloud_accounts};
+use crate::entity::{audit_events, cloud_account_checks, cloud_accounts, coverage_snapshots};
 use crate::error::db_err;
 
 crate::repository!(
-    /// History the plans' retention bounds (audit events, health checks).
+    /// History the plans' retention bounds (audit events, health checks, coverage snapshots).
     HistoryPurge,
     history
 );
@@ -46,9 +46,19 @@ impl HistoryStore for HistoryPurge {
             .exec(self.db())
             .await
             .map_err(db_err)?;
+        let snapshots = coverage_snapshots::Entity::delete_many()
+            .filter(
+                coverage_snapshots::Column::OrganizationId
+                    .is_in(orgs.iter().map(OrganizationId::as_uuid)),
+            )
+            .filter(coverage_snapshots::Column::TakenAt.lt(before))
+            .exec(self.db())
+            .await
+            .map_err(db_err)?;
         Ok(Purged {
             audit_events: audit.rows_affected,
             health_checks: checks.rows_affected,
+            coverage_snapshots: snapshots.rows_affected,
         })
     }
 }

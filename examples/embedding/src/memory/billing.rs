@@ -129,7 +129,9 @@ impl HistoryStore for Memory {
             .retain(|e| !(orgs.contains(&e.organization_id) && e.occurred_at < before));
         Ok(Purged {
             audit_events: (count - db.audit.len()) as u64,
+            // This embedding keeps neither health checks nor coverage snapshots.
             health_checks: 0,
+            coverage_snapshots: 0,
         })
     }
 }
