@@ -249,6 +249,19 @@ impl TestApp {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
 
+    /// Connects an AWS account with a random id to `org` as `token`'s holder; its Canopy id.
+    pub async fn connect_random_aws_account(&self, token: &str, org: &str) -> String {
+        let resp = self
+            .post(
+                &format!("/v1/organizations/{org}/cloud-accounts"),
+                token,
+                aws_account_body(&random_aws_account()),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.body);
+        resp.body["id"].as_str().unwrap().to_string()
+    }
+
     /// Signs up a fresh user; returns their token and id.
     pub async fn sign_up(&self, name: &str) -> Session {
         let email = format!(

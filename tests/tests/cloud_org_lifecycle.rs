@@ -239,6 +239,43 @@ async fn a_connect_links_an_account_that_already_exists(backend: &str) {
     workers.stop().await;
 }
 
+/// What [`discovered`] hands back: the server, its workers, the owner, the organization's
+/// slug, the discovery job and the cloud organization's path.
+type Discovered = (
+    TestApp,
+    canopy_app::worker::RunningWorkers,
+    Session,
+    String,
+    Value,
+    String,
+);
+
+/// A server beside the local AWS `aws` (management account 111111111111), its owner's
+/// organization `name` on Pro, and the AWS Organization discovered.
+async fn discovered(backend: &str, aws: &canopy_aws_testkit::FakeAws, name: &str) -> Discovered {
+    let (app, workers) = canopy_e2e::cloud_org::app_with_worker(
+        backend,
+        canopy_e2e::Options {
+            aws_endpoint_url: aws.url(),
+            ..canopy_e2e::Options::default()
+        },
+    )
+    .await;
+    let owner = app.sign_up("Owner").await;
+    let org = app.create_org_on(&owner, name, "pro").await;
+    let started = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
+            &owner.token,
+            json!({"managementRoleArn": "arn:aws:iam::111111111111:role/CanopyManagement"}),
+        )
+        .await;
+    let done = job_of(&app, &owner, &org, &started).await;
+    let id = started.body["cloudOrganization"]["id"].as_str().unwrap();
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    (app, workers, owner, org, done, base)
+}
+
 /// An organization discovered through the local Organizations server, then re-synced
 /// unchanged: no row of the tree, the members, the change log or the cloud accounts is
 /// written. One account moved afterwards does write, so the counter is watching.
@@ -255,27 +292,8 @@ async fn an_unchanged_resync_writes_no_row(backend: &str) {
         ous.push(child);
     }
     aws.add_org_account(&root, "111111111111", "management", "ACTIVE");
-    let (app, workers) = canopy_e2e::cloud_org::app_with_worker(
-        backend,
-        canopy_e2e::Options {
-            aws_endpoint_url: aws.url(),
-            ..canopy_e2e::Options::default()
-        },
-    )
-    .await;
-    let owner = app.sign_up("Owner").await;
-    let org = app.create_org_on(&owner, "Still", "pro").await;
-    let started = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
-            &owner.token,
-            json!({"managementRoleArn": "arn:aws:iam::111111111111:role/CanopyManagement"}),
-        )
-        .await;
-    let done = job_of(&app, &owner, &org, &started).await;
+    let (app, workers, owner, org, done, base) = discovered(backend, &aws, "Still").await;
     assert_eq!(done["result"]["members"], 31, "{done}");
-    let id = started.body["cloudOrganization"]["id"].as_str().unwrap();
-    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
     // Two connected accounts, so their rows are watched too.
     let connect = app
         .post(
@@ -337,27 +355,8 @@ async fn connecting_all_connects_more_than_a_page_of_members(backend: &str) {
             "ACTIVE",
         );
     }
-    let (app, workers) = canopy_e2e::cloud_org::app_with_worker(
-        backend,
-        canopy_e2e::Options {
-            aws_endpoint_url: aws.url(),
-            ..canopy_e2e::Options::default()
-        },
-    )
-    .await;
-    let owner = app.sign_up("Owner").await;
-    let org = app.create_org_on(&owner, "Fleet", "pro").await;
-    let started = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
-            &owner.token,
-            json!({"managementRoleArn": "arn:aws:iam::111111111111:role/CanopyManagement"}),
-        )
-        .await;
-    let done = job_of(&app, &owner, &org, &started).await;
+    let (app, workers, owner, org, done, base) = discovered(backend, &aws, "Fleet").await;
     assert_eq!(done["result"]["members"], 230, "{done}");
-    let id = started.body["cloudOrganization"]["id"].as_str().unwrap();
-    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
     let connect = app
         .post(
             &format!("{base}/members/connect"),

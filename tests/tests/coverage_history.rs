@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_e2e::{TestApp, aws_account_body, on_both_backends, random_aws_account};
+use canopy_e2e::{TestApp, on_both_backends};
 use canopy_kernel::Clock;
 use chrono::{Duration, SecondsFormat, Utc};
 use reqwest::StatusCode;
@@ -39,14 +39,7 @@ async fn each_detection_change_leaves_a_point_within_the_plans_retention(backend
     let app = TestApp::start(backend).await;
     let owner = app.sign_up("Owner").await;
     let org = app.create_org(&owner, "Trends").await;
-    let account = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-accounts"),
-            &owner.token,
-            aws_account_body(&random_aws_account()),
-        )
-        .await;
-    let account = account.body["id"].as_str().unwrap().to_string();
+    let account = app.connect_random_aws_account(&owner.token, &org).await;
     let history_path = format!("/v1/organizations/{org}/cloud-accounts/{account}/coverage/history");
     let empty = app.get(&history_path, &owner.token).await;
     assert_eq!(empty.status, StatusCode::OK, "{}", empty.body);

@@ -23,24 +23,12 @@ async fn custom_detections_are_checked_against_the_catalog_and_the_tenant(backen
     let app = TestApp::start(backend).await;
     let owner = app.sign_up("Owner").await;
     let org = app.create_org_on(&owner, "Detect", "pro").await;
-    let account = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-accounts"),
-            &owner.token,
-            aws_account_body(&random_aws_account()),
-        )
-        .await;
-    let account = account.body["id"].as_str().unwrap().to_string();
+    let account = app.connect_random_aws_account(&owner.token, &org).await;
     let outsider = app.sign_up("Outsider").await;
     let other = app.create_org(&outsider, "Elsewhere").await;
     let foreign = app
-        .post(
-            &format!("/v1/organizations/{other}/cloud-accounts"),
-            &outsider.token,
-            aws_account_body(&random_aws_account()),
-        )
+        .connect_random_aws_account(&outsider.token, &other)
         .await;
-    let foreign = foreign.body["id"].as_str().unwrap().to_string();
     let path = format!("/v1/organizations/{org}/detections");
     let body = |account: &str, techniques: Value| {
         json!({"name": "SIEM rule 42", "scope": "account", "cloudAccountId": account,
@@ -178,14 +166,7 @@ async fn an_accounts_detections_filter_by_technique_tactic_status_and_source(bac
     let app = TestApp::start(backend).await;
     let owner = app.sign_up("Owner").await;
     let org = app.create_org_on(&owner, "Filters", "pro").await;
-    let account = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-accounts"),
-            &owner.token,
-            aws_account_body(&random_aws_account()),
-        )
-        .await;
-    let account = account.body["id"].as_str().unwrap().to_string();
+    let account = app.connect_random_aws_account(&owner.token, &org).await;
     for (name, technique, status) in [
         ("sign-ins", "T1078.004", "active"),
         ("bucket reads", "T1530", "active"),

@@ -258,6 +258,36 @@ pub async fn put_on_tier(
         .await
 }
 
+/// A stored organization on Enterprise (no account or member limit), for contracts about
+/// something other than plan limits (billing_contract.rs has those).
+pub async fn unlimited_organization(store: &Store) -> Result<Organization, StoreError> {
+    let (_, org) = user_with_organization(store, "owner")
+        .await
+        .map_err(|e| StoreError::internal(format!("{e:?}")))?;
+    put_on_tier(store, org.id, Tier::Enterprise)
+        .await
+        .map_err(|e| StoreError::internal(format!("{e:?}")))?;
+    Ok(org)
+}
+
+/// A stored production AWS account of `org` with a random id, as connecting writes it.
+pub async fn stored_aws_account(
+    store: &Store,
+    org: OrganizationId,
+) -> Result<CloudAccount, StoreError> {
+    use canopy_cloud_org::ports::CloudAccountRepository;
+    let account = aws_account(org, &random_aws_account_id(), "production", &[]);
+    store
+        .cloud_accounts()
+        .create(
+            account.clone(),
+            audit(org, AuditAction::CloudAccountConnected),
+        )
+        .await
+        .map_err(|e| StoreError::internal(format!("{e:?}")))?;
+    Ok(account)
+}
+
 /// A random 12-digit AWS account id.
 pub fn random_aws_account_id() -> String {
     let bytes = Uuid::now_v7().into_bytes();

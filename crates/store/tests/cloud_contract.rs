@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use canopy_billing::Tier;
 use canopy_cloud_org::account::AccountStatus;
 use canopy_cloud_org::external_id::ExternalId;
 use canopy_cloud_org::health::{AccessFailure, FailureKind, HealthCheck};
@@ -28,12 +27,7 @@ fn audit(org: OrganizationId) -> NewAuditEvent {
 /// A stored organization, unlimited: plan limits have their own contract
 /// (billing_contract.rs); these tests are about accounts.
 async fn organization(store: &Store) -> OrganizationId {
-    let (_, org) = testing::user_with_organization(store, "owner")
-        .await
-        .unwrap();
-    testing::put_on_tier(store, org.id, Tier::Enterprise)
-        .await
-        .unwrap();
+    let org = testing::unlimited_organization(store).await.unwrap();
     assert!(store.organizations().slug_exists(&org.slug).await.unwrap());
     org.id
 }

@@ -5,41 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_billing::Tier;
-use canopy_cloud_org::ports::CloudAccountRepository;
 use canopy_coverage::snapshot::{
     BreakdownCounts, CoverageSnapshot, HistoryOf, SnapshotStore, SnapshotTarget,
 };
 use canopy_kernel::id::OrganizationId;
-use canopy_store::testing::{self, aws_account, now, random_aws_account_id};
+use canopy_store::testing::{self, now};
 use canopy_store::{Store, contract};
-use canopy_tenancy::AuditAction;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
-
-async fn organization(store: &Store) -> OrganizationId {
-    let (_, org) = testing::user_with_organization(store, "owner")
-        .await
-        .unwrap();
-    // Room for two accounts.
-    testing::put_on_tier(store, org.id, Tier::Enterprise)
-        .await
-        .unwrap();
-    org.id
-}
-
-async fn account(store: &Store, org: OrganizationId) -> Uuid {
-    let a = aws_account(org, &random_aws_account_id(), "production", &[]);
-    store
-        .cloud_accounts()
-        .create(
-            a.clone(),
-            testing::audit(org, AuditAction::CloudAccountConnected),
-        )
-        .await
-        .unwrap();
-    a.id.as_uuid()
-}
 
 fn snapshot(
     org: OrganizationId,
@@ -79,8 +52,13 @@ fn snapshot(
 contract!(snapshots_round_trip_and_read_back_by_target_and_range,);
 
 async fn snapshots_round_trip_and_read_back_by_target_and_range(store: Store) {
-    let org = organization(&store).await;
-    let (mine, sibling) = (account(&store, org).await, account(&store, org).await);
+    let org = testing::unlimited_organization(&store).await.unwrap().id;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let account = testing::stored_aws_account(&store, org).await.unwrap();
+        ids.push(account.id.as_uuid());
+    }
+    let (mine, sibling) = (ids[0], ids[1]);
     let t0 = now() - Duration::days(3);
     let line: Vec<_> = (0..3)
         .map(|i| snapshot(org, mine, t0 + Duration::days(i), 10.0 + i as f64))
@@ -114,7 +92,7 @@ async fn snapshots_round_trip_and_read_back_by_target_and_range(store: Store) {
     assert_eq!(limited, line[..2].to_vec());
 
     // Another tenant asking with these ids gets nothing.
-    let other = organization(&store).await;
+    let other = testing::unlimited_organization(&store).await.unwrap().id;
     assert!(
         snapshots
             .history(other, HistoryOf::Account(mine), t0, now(), 100)

@@ -6,8 +6,6 @@
 
 use std::collections::BTreeSet;
 
-use canopy_billing::Tier;
-use canopy_cloud_org::ports::CloudAccountRepository;
 use canopy_detection::detection::{
     Detection, DetectionId, Scope, ScopeKind, Source, Status, TechniqueScore,
 };
@@ -15,31 +13,16 @@ use canopy_detection::mapping::{Category, Value};
 use canopy_detection::ports::{DetectionFilter, DetectionRepository, ScanWrite, Target};
 use canopy_kernel::PageRequest;
 use canopy_kernel::id::OrganizationId;
-use canopy_store::testing::{self, aws_account, now, random_aws_account_id};
+use canopy_store::testing::{self, now};
 use canopy_store::{Store, contract};
 use canopy_tenancy::AuditAction;
 
 async fn organization(store: &Store) -> OrganizationId {
-    let (_, org) = testing::user_with_organization(store, "owner")
-        .await
-        .unwrap();
-    testing::put_on_tier(store, org.id, Tier::Enterprise)
-        .await
-        .unwrap();
-    org.id
+    testing::unlimited_organization(store).await.unwrap().id
 }
 
 async fn account(store: &Store, org: OrganizationId) -> canopy_cloud_org::CloudAccount {
-    let a = aws_account(org, &random_aws_account_id(), "production", &[]);
-    store
-        .cloud_accounts()
-        .create(
-            a.clone(),
-            testing::audit(org, AuditAction::CloudAccountConnected),
-        )
-        .await
-        .unwrap();
-    a
+    testing::stored_aws_account(store, org).await.unwrap()
 }
 
 fn detection(org: OrganizationId, scope: Scope, source: Source, key: &str) -> Detection {
