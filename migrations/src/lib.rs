@@ -14,6 +14,7 @@ mod m20261130_000006_cloud_organizations;
 mod m20261130_000007_cloud_org_links;
 mod m20261130_000008_detections;
 mod m20261130_000009_coverage_snapshots;
+mod m20261130_000010_coverage_marks;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_cloud_org_links::Migration),
             Box::new(m20261130_000008_detections::Migration),
             Box::new(m20261130_000009_coverage_snapshots::Migration),
+            Box::new(m20261130_000010_coverage_marks::Migration),
         ]
     }
 }

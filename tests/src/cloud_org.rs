@@ -323,3 +323,43 @@ pub async fn stored_cloud_org(app: &TestApp, org: &str, owner: &Session) -> Stri
         .unwrap();
     cloud_org.to_string()
 }
+
+/// Discovers GCP Organization `number` of `g` as service account `sa` (its key uploaded) and
+/// connects all its projects; the cloud organization's id and the connect job's document.
+pub async fn connected_gcp_organization(
+    app: &TestApp,
+    owner: &Session,
+    org: &str,
+    g: &canopy_gcp_testkit::FakeGcp,
+    number: &str,
+    sa: &str,
+) -> (String, Value) {
+    let key: Value = serde_json::from_str(&g.service_account_key_json(sa)).unwrap();
+    let started = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-organizations/gcp/discover"),
+            &owner.token,
+            json!({"organizationId": number, "serviceAccountKey": key}),
+        )
+        .await;
+    assert_eq!(
+        started.status,
+        reqwest::StatusCode::ACCEPTED,
+        "{}",
+        started.body
+    );
+    job_of(app, owner, org, &started).await;
+    let id = started.body["cloudOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let connect = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-organizations/{id}/members/connect"),
+            &owner.token,
+            json!({"all": true}),
+        )
+        .await;
+    let done = job_of(app, owner, org, &connect).await;
+    (id, done)
+}

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod cloud_org;
 pub mod proxy;
+pub mod synthetic;
 
 use std::sync::Arc;
 

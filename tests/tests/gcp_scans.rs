@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_e2e::cloud_org::{app_with_worker, job_done, job_of};
+use canopy_e2e::cloud_org::{app_with_worker, connected_gcp_organization, job_done};
 use canopy_e2e::{Options, Session, TestApp, on_both_backends};
 use canopy_gcp_testkit::FakeGcp;
 use reqwest::{Method, StatusCode};
@@ -68,29 +68,9 @@ async fn a_folder_sink_reaches_only_the_projects_under_its_folder(backend: &str)
     .await;
     let owner = app.sign_up("Owner").await;
     let org = app.create_org_on(&owner, "Estate", "pro").await;
-    let started = app
-        .post(
-            &format!("/v1/organizations/{org}/cloud-organizations/gcp/discover"),
-            &owner.token,
-            json!({"organizationId": "3001",
-                   "serviceAccountKey": serde_json::from_str::<Value>(&g.service_account_key_json(SA)).unwrap()}),
-        )
-        .await;
-    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
-    job_of(&app, &owner, &org, &started).await;
-    let id = started.body["cloudOrganization"]["id"].as_str().unwrap();
+    let (id, connected) = connected_gcp_organization(&app, &owner, &org, &g, "3001", SA).await;
+    assert_eq!(connected["result"]["connected"], 2, "{connected}");
     let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
-    let connect = app
-        .post(
-            &format!("{base}/members/connect"),
-            &owner.token,
-            json!({"all": true}),
-        )
-        .await;
-    assert_eq!(
-        job_of(&app, &owner, &org, &connect).await["result"]["connected"],
-        2
-    );
 
     let scanned = scan(&app, &owner, &org, &format!("{base}/scan")).await;
     // The cloud organization and its two projects, each with a snapshot after the scan.

@@ -20,6 +20,7 @@ use canopy_cloud_org::organization::discovery_job::DiscoveryHandler;
 use canopy_cloud_org::organization::service::{CloudOrganizationPorts, CloudOrganizationService};
 use canopy_cloud_org::{CloudAccountConfig, CloudAccountPorts, CloudAccountService};
 use canopy_coverage::history::{CoverageHistory, SnapshotAfter};
+use canopy_coverage::views::CoverageViews;
 use canopy_credentials::sealing::AesGcmSealer;
 use canopy_credentials::{Argon2Cost, Argon2Crypto, HashingLimits};
 use canopy_demo::DemoSource;
@@ -399,6 +400,7 @@ pub async fn build_state(
         jobs: jobs.clone(),
         clock: clock.clone(),
     });
+    let views = CoverageViews::new(detections.clone(), Arc::new(store.coverage_marks()));
     let coverage = CoverageHistory::new(
         detections.clone(),
         Arc::new(store.coverage_snapshots()),
@@ -415,6 +417,7 @@ pub async fn build_state(
             cloud_orgs,
             detections,
             coverage,
+            views,
         },
         store,
         Edge {

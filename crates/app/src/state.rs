@@ -8,6 +8,7 @@ use canopy_billing::BillingService;
 use canopy_cloud_org::CloudAccountService;
 use canopy_cloud_org::organization::service::CloudOrganizationService;
 use canopy_coverage::history::CoverageHistory;
+use canopy_coverage::views::CoverageViews;
 use canopy_detection::service::DetectionService;
 use canopy_jobs::JobService;
 use canopy_metrics::MetricsService;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub detections: DetectionService,
     /// Coverage snapshots and history.
     pub coverage: CoverageHistory,
+    /// Coverage views over whole cloud organizations.
+    pub views: CoverageViews,
     /// The database, for readiness checks.
     pub store: Store,
     /// The public base URL, for links and instructions in pages.
@@ -75,6 +78,8 @@ pub struct Services {
     pub detections: DetectionService,
     /// Coverage snapshots and history.
     pub coverage: CoverageHistory,
+    /// Coverage views over whole cloud organizations.
+    pub views: CoverageViews,
 }
 
 impl AppState {
@@ -90,6 +95,7 @@ impl AppState {
             cloud_orgs,
             detections,
             coverage,
+            views,
         } = services;
         Self {
             tenancy,
@@ -100,6 +106,7 @@ impl AppState {
             cloud_orgs,
             detections,
             coverage,
+            views,
             store,
             public_url: edge.public_url.trim_end_matches('/').to_string(),
             auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),

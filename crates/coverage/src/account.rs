@@ -15,14 +15,15 @@
 //! - The breakdown counts covered techniques from own and from inherited detections; the
 //!   overlap is covered by both; own + inherited - overlap = covered, always.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, BTreeSet};
 
 use canopy_detection::catalog::Catalog;
 use canopy_detection::detection::{AppliesBecause, DetectionId, Status};
 use canopy_detection::mapping::{Category, Value};
 use canopy_detection::service::{AccountDetection, Origin};
 use serde::Serialize;
+
+use crate::layout::Layout;
 
 /// Where a technique stands for one account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -184,50 +185,6 @@ fn contributor(d: &AccountDetection, category: Category, value: Value) -> Contri
         value,
         inherited,
         node,
-    }
-}
-
-/// The catalog laid out for counting: each IaaS entry's position and the positions of its
-/// tactics, so one account's coverage is array indexing, not lookups by id.
-struct Layout {
-    positions: HashMap<String, usize>,
-    tactics_of: Vec<Vec<usize>>,
-}
-
-impl Layout {
-    fn of(catalog: &Catalog) -> Self {
-        let tactic_at: HashMap<&str, usize> = catalog
-            .tactics()
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.shortname.as_str(), i))
-            .collect();
-        let mut positions = HashMap::new();
-        let mut tactics_of = Vec::new();
-        for (i, entry) in catalog.iaas().enumerate() {
-            positions.insert(entry.id.clone(), i);
-            tactics_of.push(
-                entry
-                    .tactics
-                    .iter()
-                    .filter_map(|t| tactic_at.get(t.as_str()).copied())
-                    .collect(),
-            );
-        }
-        Self {
-            positions,
-            tactics_of,
-        }
-    }
-
-    /// The embedded catalog's layout is computed once; any other catalog's on each call.
-    fn with<R>(catalog: &Catalog, f: impl FnOnce(&Layout) -> R) -> R {
-        static EMBEDDED: OnceLock<Layout> = OnceLock::new();
-        if std::ptr::eq(catalog, Catalog::embedded()) {
-            f(EMBEDDED.get_or_init(|| Layout::of(catalog)))
-        } else {
-            f(&Layout::of(catalog))
-        }
     }
 }
 

@@ -22,6 +22,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::account::account_coverage;
 use crate::organization::organization_coverage;
 use crate::snapshot::{CoverageSnapshot, HistoryOf, SnapshotStore, SnapshotTarget};
+use crate::summary::AccountSummary;
 
 /// The most snapshots one history read returns.
 pub const MAX_POINTS: u64 = 1_000;
@@ -141,7 +142,11 @@ impl CoverageHistory {
                     )
                 })
                 .collect();
-            let view = organization_coverage(&computed);
+            let summaries: Vec<_> = computed
+                .iter()
+                .map(|(id, key, coverage)| (*id, key.clone(), AccountSummary::from(coverage)))
+                .collect();
+            let view = organization_coverage(catalog, &summaries);
             let members: Vec<_> = estate
                 .accounts
                 .iter()

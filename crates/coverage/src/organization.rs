@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::account::{AccountCoverage, TechniqueStatus};
+use canopy_detection::catalog::Catalog;
+
+use crate::account::TechniqueStatus;
+use crate::summary::AccountSummary;
 
 /// One account's line in the organization table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -70,44 +73,51 @@ pub struct OrganizationCoverage {
     pub organization: OrganizationContribution,
 }
 
-/// Combines the accounts' coverage: `(cloud account id, provider id, coverage)`.
+/// Combines the accounts' coverage: `(cloud account id, provider id, summary)`. Build the
+/// summaries with [`crate::summary::estate_summaries`], or from full coverage with
+/// `AccountSummary::from`; the two agree.
 pub fn organization_coverage(
-    accounts: &[(uuid::Uuid, String, AccountCoverage)],
+    catalog: &Catalog,
+    accounts: &[(uuid::Uuid, String, AccountSummary)],
 ) -> OrganizationCoverage {
     if accounts.is_empty() {
         return OrganizationCoverage::default();
     }
-    let mut covered_in: BTreeMap<&str, u32> = BTreeMap::new();
-    let mut rows = Vec::new();
+    let ids: Vec<&str> = catalog.iaas().map(|t| t.id.as_str()).collect();
+    let mut covered_in = vec![0u32; ids.len()];
+    let mut inherited_somewhere = vec![false; ids.len()];
+    let mut rows = Vec::with_capacity(accounts.len());
     let mut contribution = OrganizationContribution::default();
-    let mut only_inherited = 0usize;
-    for (id, key, c) in accounts {
-        for t in &c.techniques {
-            let n = covered_in.entry(t.technique.as_str()).or_default();
-            if t.status == TechniqueStatus::Covered {
-                *n += 1;
+    let mut only_inherited = 0u64;
+    for (id, key, s) in accounts {
+        for (i, cell) in s.cells.iter().enumerate().take(ids.len()) {
+            if cell.status == TechniqueStatus::Covered {
+                covered_in[i] += 1;
             }
+            inherited_somewhere[i] |= cell.by_inherited;
         }
-        let b = &c.breakdown;
-        contribution
-            .techniques
-            .extend(b.org_techniques.iter().cloned());
-        if !b.org_techniques.is_empty() {
+        if s.org_techniques > 0 {
             contribution.accounts_reached += 1;
         }
-        only_inherited += b.org_techniques.len() - b.overlap_techniques.len();
+        only_inherited += u64::from(s.org_techniques - s.overlap_techniques);
         rows.push(AccountRow {
             cloud_account_id: *id,
             account: key.clone(),
-            own_techniques: b.account_techniques.len() as u32,
-            inherited_techniques: b.org_techniques.len() as u32,
-            total_techniques: b.total_techniques() as u32,
-            percent: c.overall.percent,
-            weakest_tactic: c.weakest_tactic().map(|(t, _)| t.clone()),
+            own_techniques: s.account_techniques,
+            inherited_techniques: s.org_techniques,
+            total_techniques: s.account_techniques + s.org_techniques - s.overlap_techniques,
+            percent: s.overall.percent,
+            weakest_tactic: s.weakest_tactic(catalog).map(str::to_string),
         });
     }
+    contribution.techniques = ids
+        .iter()
+        .zip(&inherited_somewhere)
+        .filter(|(_, reached)| **reached)
+        .map(|(t, _)| (*t).to_string())
+        .collect();
     rows.sort_by(|a, b| a.account.cmp(&b.account));
-    let n = accounts.len() as u32;
+    let n = u32::try_from(accounts.len()).unwrap_or(u32::MAX);
     contribution.average_only_inherited =
         (only_inherited as f64 / f64::from(n) * 10.0).round() / 10.0;
     let percents: Vec<f64> = rows.iter().map(|r| r.percent).collect();
@@ -119,7 +129,8 @@ pub fn organization_coverage(
         organization: contribution,
         ..OrganizationCoverage::default()
     };
-    for (technique, count) in covered_in {
+    let by_id: BTreeMap<&str, u32> = ids.iter().copied().zip(covered_in).collect();
+    for (technique, count) in by_id {
         let set = match count {
             c if c == n => &mut view.in_every,
             0 => &mut view.in_none,

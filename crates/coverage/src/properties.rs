@@ -16,6 +16,7 @@ use proptest::prelude::*;
 
 use crate::account::{AccountCoverage, TechniqueStatus, account_coverage};
 use crate::organization::organization_coverage;
+use crate::summary::{AccountSummary, Marks, Member, estate_summaries};
 
 const NODES: usize = 6;
 const ACCOUNTS: usize = 5;
@@ -276,11 +277,47 @@ proptest! {
         let all: Vec<_> = (0..ACCOUNTS)
             .map(|a| (w.ids[a].as_uuid(), World::key(a), coverage(&w, &tree, &detections, a)))
             .collect();
-        let view = organization_coverage(&all);
+        let all: Vec<_> = all.iter().map(|(id, k, c)| (*id, k.clone(), AccountSummary::from(c))).collect();
+        let view = organization_coverage(Catalog::embedded(), &all);
         prop_assert!(view.min <= view.average && view.average <= view.max);
         prop_assert_eq!(
             view.in_every.len() + view.in_some.len() + view.in_none.len(),
             Catalog::embedded().iaas().count()
+        );
+    }
+
+    #[test]
+    fn the_compact_path_agrees_with_the_full_one(
+        w in world(),
+        specs in proptest::collection::vec(spec(), 0..16),
+    ) {
+        let tree = w.hierarchy();
+        let catalog = Catalog::embedded();
+        let detections: Vec<Detection> = specs.iter().map(|s| detection(&w, s)).collect();
+        let own: Vec<Marks> = (0..ACCOUNTS)
+            .map(|a| Marks::of(catalog, detections.iter().filter(|d| d.scope == Scope::Account(w.ids[a]))))
+            .collect();
+        let keys: Vec<String> = (0..ACCOUNTS).map(World::key).collect();
+        let parents: Vec<String> = w.accounts.iter().map(|n| World::node(*n)).collect();
+        let members: Vec<Member<'_>> = (0..ACCOUNTS)
+            .map(|a| Member { key: &keys[a], parent: Some(&parents[a]), own: &own[a] })
+            .collect();
+        let organization: Vec<Detection> = detections
+            .iter()
+            .filter(|d| matches!(d.scope, Scope::Organization { .. }))
+            .cloned()
+            .collect();
+        let compact = estate_summaries(catalog, &tree, &members, &organization);
+        let full: Vec<AccountSummary> = (0..ACCOUNTS)
+            .map(|a| AccountSummary::from(&coverage(&w, &tree, &detections, a)))
+            .collect();
+        prop_assert_eq!(&compact, &full);
+        let rows = |s: Vec<AccountSummary>| -> Vec<_> {
+            s.into_iter().enumerate().map(|(a, s)| (w.ids[a].as_uuid(), World::key(a), s)).collect()
+        };
+        prop_assert_eq!(
+            organization_coverage(catalog, &rows(compact)),
+            organization_coverage(catalog, &rows(full))
         );
     }
 

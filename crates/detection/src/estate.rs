@@ -5,14 +5,27 @@
 use std::collections::HashMap;
 
 use canopy_cloud_org::organization::CloudOrganizationId;
+use canopy_cloud_org::organization::hierarchy::Hierarchy;
+use canopy_cloud_org::organization::ports::ConnectedPlacement;
 use canopy_cloud_org::{CloudAccount, CloudAccountId};
 use canopy_kernel::id::OrganizationId;
 use canopy_tenancy::policy::Action;
 use canopy_tenancy::service::OrgAccess;
 
-use crate::detection::Scope;
+use crate::detection::{Detection, Scope};
 use crate::ports::{DetectionFilter, Target};
 use crate::service::{AccountDetection, DetectionError, DetectionService, Origin, inherit};
+
+/// A cloud organization's tree, its organization detections and its connected members.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The OU / folder tree.
+    pub hierarchy: Hierarchy,
+    /// Its organization-scope detections, by id.
+    pub organization: Vec<Detection>,
+    /// Connected members still in it, by provider id.
+    pub members: Vec<ConnectedPlacement>,
+}
 
 /// A cloud organization's connected member accounts, each with its effective detections.
 #[derive(Debug, Clone)]
@@ -74,15 +87,8 @@ impl DetectionService {
         if ports.cloud_organizations.get(org, id).await?.is_none() {
             return Ok(None);
         }
-        let (hierarchy, _) = ports.cloud_organizations.snapshot(id).await?;
-        let inherited = ports
-            .repository
-            .all(
-                org,
-                Target::CloudOrganization(id.as_uuid()),
-                &DetectionFilter::default(),
-            )
-            .await?;
+        let hierarchy = ports.cloud_organizations.hierarchy(id).await?;
+        let organization = self.organization_detections(org, id).await?;
         let members: Vec<CloudAccount> = self
             .connected_members(org, id)
             .await?
@@ -92,7 +98,7 @@ impl DetectionService {
         // One read for every member's own detections, not one per account.
         let ids: Vec<uuid::Uuid> = members.iter().map(|a| a.id.as_uuid()).collect();
         let mut own: HashMap<uuid::Uuid, Vec<AccountDetection>> = HashMap::new();
-        for detection in ports.repository.all_of_accounts(org, &ids).await? {
+        for detection in self.ports.repository.all_of_accounts(org, &ids).await? {
             if let Scope::Account(account) = detection.scope {
                 own.entry(account.as_uuid())
                     .or_default()
@@ -113,13 +119,56 @@ impl DetectionService {
                 placement.parent_id.as_deref(),
                 id,
                 &hierarchy,
-                &inherited,
+                &organization,
             ));
             rows.sort_by_key(|r| r.detection.id);
             accounts.push((account, rows));
         }
         accounts.sort_by(|a, b| a.0.identity.account_key().cmp(b.0.identity.account_key()));
         Ok(Some(Estate { accounts }))
+    }
+
+    /// What a cloud organization's coverage is computed over, apart from its members' own
+    /// detections: its tree, its organization detections and where each connected member
+    /// sits, read from the member rows alone (no cloud account is read). `None` when the cloud
+    /// organization is not `org`'s. The organization view reads the members' own detections
+    /// folded (`canopy-coverage`'s marks).
+    pub async fn organization_frame_of(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+    ) -> Result<Option<Frame>, DetectionError> {
+        let ports = &self.ports;
+        if ports.cloud_organizations.get(org, id).await?.is_none() {
+            return Ok(None);
+        }
+        let hierarchy = ports.cloud_organizations.hierarchy(id).await?;
+        let organization = self.organization_detections(org, id).await?;
+        let members = ports
+            .cloud_organizations
+            .connected_placements(org, id)
+            .await?;
+        Ok(Some(Frame {
+            hierarchy,
+            organization,
+            members,
+        }))
+    }
+
+    async fn organization_detections(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+    ) -> Result<Vec<Detection>, DetectionError> {
+        Ok(self
+            .ports
+            .repository
+            .all(
+                org,
+                Target::CloudOrganization(id.as_uuid()),
+                &DetectionFilter::default(),
+            )
+            .await?)
     }
 }
 

@@ -3,11 +3,12 @@
 //! on both backends. A scan's write is one transaction; custom detections are written with
 //! their audit event under the organization lock.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use canopy_cloud_org::CloudAccountId;
 use canopy_cloud_org::organization::CloudOrganizationId;
+use canopy_detection::catalog::Catalog;
 use canopy_detection::detection::{
     AppliesTo, Detection, DetectionId, Scope, ScopeKind, Source, Status, TechniqueScore,
 };
@@ -26,6 +27,7 @@ use uuid::Uuid;
 
 use crate::entity::{detection_techniques as techniques, detections};
 use crate::error::{corrupt, db_err};
+use crate::marks::refold;
 use crate::tenancy::insert_audit;
 use crate::txn::Abort;
 
@@ -253,29 +255,72 @@ impl DetectionStore {
         }
         query
     }
+}
 
-    /// Reads the techniques of `rows` in one query and assembles the detections.
-    async fn assemble(&self, rows: Vec<detections::Model>) -> Result<Vec<Detection>, StoreError> {
-        let mut scores: HashMap<Uuid, Vec<techniques::Model>> = HashMap::new();
-        let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
-        // Chunked: an organization can have thousands of detections, and IN lists have limits.
-        for chunk in ids.chunks(INSERT_BATCH) {
-            for t in techniques::Entity::find()
-                .filter(techniques::Column::DetectionId.is_in(chunk.to_vec()))
-                .all(self.db())
-                .await
-                .map_err(db_err)?
-            {
-                scores.entry(t.detection_id).or_default().push(t);
-            }
+/// Reads the techniques of `rows` in one query per chunk and assembles the detections.
+pub(crate) async fn assemble<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<detections::Model>,
+) -> Result<Vec<Detection>, StoreError> {
+    let mut scores: HashMap<Uuid, Vec<techniques::Model>> = HashMap::new();
+    let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
+    // Chunked: an organization can have thousands of detections, and IN lists have limits.
+    for chunk in ids.chunks(INSERT_BATCH) {
+        for t in techniques::Entity::find()
+            .filter(techniques::Column::DetectionId.is_in(chunk.to_vec()))
+            .all(db)
+            .await
+            .map_err(db_err)?
+        {
+            scores.entry(t.detection_id).or_default().push(t);
         }
-        rows.into_iter()
-            .map(|m| {
-                let mine = scores.remove(&m.id).unwrap_or_default();
-                detection_from(m, mine)
-            })
-            .collect()
     }
+    rows.into_iter()
+        .map(|m| {
+            let mine = scores.remove(&m.id).unwrap_or_default();
+            detection_from(m, mine)
+        })
+        .collect()
+}
+
+/// The accounts whose own detections these are (organization ones have none), by org.
+async fn accounts_of<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(INSERT_BATCH) {
+        let rows: Vec<(Uuid, Option<Uuid>)> = detections::Entity::find()
+            .select_only()
+            .column(detections::Column::OrganizationId)
+            .column(detections::Column::CloudAccountId)
+            .filter(detections::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        found.extend(rows.into_iter().filter_map(|(org, a)| a.map(|a| (org, a))));
+    }
+    Ok(found)
+}
+
+/// The account a detection is scoped to, with its organization.
+fn account_of(d: &Detection) -> Option<(Uuid, Uuid)> {
+    match d.scope {
+        Scope::Account(a) => Some((d.organization_id.as_uuid(), a.as_uuid())),
+        Scope::Organization { .. } => None,
+    }
+}
+
+/// Folds again the marks of every account these writes touched, in the same transaction.
+async fn refold_touched<C: ConnectionTrait>(
+    db: &C,
+    touched: impl IntoIterator<Item = (Uuid, Uuid)>,
+) -> Result<(), StoreError> {
+    let mut by_org: BTreeMap<Uuid, BTreeSet<Uuid>> = BTreeMap::new();
+    for (org, account) in touched {
+        by_org.entry(org).or_default().insert(account);
+    }
+    for (org, accounts) in by_org {
+        refold(db, org, &accounts, Catalog::embedded()).await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -286,6 +331,9 @@ impl DetectionRepository for DetectionStore {
             .write_locked(&[org], move |locked| {
                 Box::pin(async move {
                     insert_all(locked.txn(), std::slice::from_ref(&detection)).await?;
+                    refold_touched(locked.txn(), account_of(&detection))
+                        .await
+                        .map_err(Abort::Refuse)?;
                     insert_audit(locked, audit).await?;
                     Ok::<_, Abort<StoreError>>(())
                 })
@@ -307,7 +355,7 @@ impl DetectionRepository for DetectionStore {
         else {
             return Ok(None);
         };
-        Ok(self.assemble(vec![row]).await?.pop())
+        Ok(assemble(self.db(), vec![row]).await?.pop())
     }
 
     async fn update(&self, detection: Detection, audit: NewAuditEvent) -> Result<bool, StoreError> {
@@ -316,8 +364,15 @@ impl DetectionRepository for DetectionStore {
             .store()
             .write_locked(&[org], move |locked| {
                 Box::pin(async move {
+                    let before = accounts_of(locked.txn(), &[detection.id.as_uuid()]).await?;
                     let changed = replace(locked.txn(), &detection).await?;
                     if changed > 0 {
+                        refold_touched(
+                            locked.txn(),
+                            before.into_iter().chain(account_of(&detection)),
+                        )
+                        .await
+                        .map_err(Abort::Refuse)?;
                         insert_audit(locked, audit).await?;
                     }
                     Ok::<_, Abort<StoreError>>(changed > 0)
@@ -337,6 +392,7 @@ impl DetectionRepository for DetectionStore {
             .store()
             .write_locked(&[org], move |locked| {
                 Box::pin(async move {
+                    let before = accounts_of(locked.txn(), &[id.as_uuid()]).await?;
                     // SQLite enforces the cascade only with foreign keys on; delete both
                     // explicitly so neither backend's settings matter.
                     techniques::Entity::delete_many()
@@ -350,6 +406,9 @@ impl DetectionRepository for DetectionStore {
                         .await?
                         .rows_affected;
                     if gone > 0 {
+                        refold_touched(locked.txn(), before)
+                            .await
+                            .map_err(Abort::Refuse)?;
                         insert_audit(locked, audit).await?;
                     }
                     Ok::<_, Abort<StoreError>>(gone > 0)
@@ -379,7 +438,7 @@ impl DetectionRepository for DetectionStore {
         let page = Page::from_overfetch(rows, page.limit, |m| m.id);
         let next = page.next;
         Ok(Page {
-            items: self.assemble(page.items).await?,
+            items: assemble(self.db(), page.items).await?,
             next,
         })
     }
@@ -396,7 +455,7 @@ impl DetectionRepository for DetectionStore {
             .all(self.db())
             .await
             .map_err(db_err)?;
-        self.assemble(rows).await
+        assemble(self.db(), rows).await
     }
 
     async fn all_of_accounts(
@@ -417,7 +476,7 @@ impl DetectionRepository for DetectionStore {
             );
         }
         rows.sort_by_key(|m| m.id);
-        self.assemble(rows).await
+        assemble(self.db(), rows).await
     }
 
     async fn apply_scan(&self, write: ScanWrite) -> Result<(), StoreError> {
@@ -425,22 +484,34 @@ impl DetectionRepository for DetectionStore {
             return Ok(());
         }
         let txn = self.db().begin().await.map_err(db_err)?;
-        let outcome: Result<(), DbErr> = async {
+        let outcome: Result<(), StoreError> = async {
+            let mut touched = Vec::new();
             if !write.delete.is_empty() {
                 let ids: Vec<Uuid> = write.delete.iter().map(|d| d.as_uuid()).collect();
+                touched.extend(accounts_of(&txn, &ids).await.map_err(db_err)?);
                 techniques::Entity::delete_many()
                     .filter(techniques::Column::DetectionId.is_in(ids.clone()))
                     .exec(&txn)
-                    .await?;
+                    .await
+                    .map_err(db_err)?;
                 detections::Entity::delete_many()
                     .filter(detections::Column::Id.is_in(ids))
                     .exec(&txn)
-                    .await?;
+                    .await
+                    .map_err(db_err)?;
             }
             for d in &write.update {
-                replace(&txn, d).await?;
+                replace(&txn, d).await.map_err(db_err)?;
             }
-            insert_all(&txn, &write.insert).await
+            insert_all(&txn, &write.insert).await.map_err(db_err)?;
+            touched.extend(
+                write
+                    .update
+                    .iter()
+                    .chain(&write.insert)
+                    .filter_map(account_of),
+            );
+            refold_touched(&txn, touched).await
         }
         .await;
         match outcome {
@@ -449,7 +520,7 @@ impl DetectionRepository for DetectionStore {
                 if let Err(rollback) = txn.rollback().await {
                     tracing::debug!(error = %rollback, "rollback after a failed scan write");
                 }
-                Err(db_err(e))
+                Err(e)
             }
         }
     }

@@ -17,6 +17,7 @@ mod detections;
 mod entity;
 mod error;
 mod jobs;
+mod marks;
 mod outbox;
 mod sql;
 mod tenancy;
@@ -35,6 +36,7 @@ pub use cloud::{CloudAccountStore, CloudOrganizationStore, ConnectionTokenStore,
 pub use coverage::CoverageSnapshotStore;
 pub use detections::DetectionStore;
 pub use jobs::JobRepository;
+pub use marks::CoverageMarkStore;
 pub use outbox::{Outbox, OutboxMessage};
 pub use tenancy::{
     AuditStore, CredentialStore, InvitationStore, MembershipStore, OrganizationStore, UserStore,

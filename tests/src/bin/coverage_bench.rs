@@ -1,10 +1,11 @@
 //! Coverage computation benchmark: a cloud organization of 1,000 accounts on a 4-level OU tree
 //! (4 x 4 x 4 x 4 under the root), 100 own detections per account and 50 organization
 //! detections (all accounts, OU subtrees at every level, listed accounts), each mapping 1-3
-//! IaaS techniques. Times what `GET .../cloud-organizations/{id}/coverage` computes once the
-//! detections are read: every account's inheritance (which organization detections reach it),
-//! every account's coverage, and the organization view. Medians and spreads over `--runs`;
-//! results in docs/benchmarks.md; `just bench-coverage`.
+//! IaaS techniques. Times, once the data is read, the full path (every account's inheritance,
+//! its coverage with contributors, the organization view over them) and the compact path the
+//! organization view takes (every account's summary from its folded own marks and the
+//! organization detections that reach it, then the view), and checks they agree. Medians and
+//! spreads over `--runs`; results in docs/benchmarks.md; `just bench-coverage`.
 
 #![allow(clippy::expect_used)] // a generated tree that fails to build is a bug in the bench
 
@@ -13,14 +14,13 @@ use std::time::{Duration, Instant};
 use canopy_cloud_org::CloudAccountId;
 use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_cloud_org::organization::hierarchy::{DiscoveredNode, Hierarchy, NodeKind};
-use canopy_coverage::account::{AccountCoverage, account_coverage};
+use canopy_coverage::account::account_coverage;
 use canopy_coverage::organization::organization_coverage;
+use canopy_coverage::summary::{AccountSummary, Marks, Member as SummaryMember, estate_summaries};
 use canopy_detection::catalog::Catalog;
-use canopy_detection::detection::{
-    AppliesTo, Detection, DetectionId, Scope, Source, Status, TechniqueScore,
-};
-use canopy_detection::mapping::{Category, Value};
+use canopy_detection::detection::Detection;
 use canopy_detection::service::{AccountDetection, Origin, inherit};
+use canopy_e2e::synthetic::{Dice, account_detections, organization_detections};
 use canopy_kernel::id::OrganizationId;
 use clap::Parser;
 
@@ -42,22 +42,6 @@ struct Args {
     /// The target for the whole computation, milliseconds.
     #[arg(long, default_value_t = 20.0)]
     target_ms: f64,
-}
-
-/// A deterministic generator (xorshift64*): the same estate on every run and machine.
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// The tree: the root, then four levels of four OUs under each; node ids by level.
@@ -91,54 +75,6 @@ fn tree() -> (Hierarchy, Vec<Vec<String>>) {
     )
 }
 
-fn detection(scope: Scope, techniques: Vec<TechniqueScore>, status: Status) -> Detection {
-    let now = chrono::Utc::now();
-    Detection {
-        id: DetectionId::new(),
-        organization_id: OrganizationId::new(),
-        scope,
-        source: Source::Custom,
-        resource_key: String::new(),
-        name: "bench".into(),
-        description: None,
-        techniques,
-        status,
-        reason: None,
-        advice: None,
-        evidence: serde_json::json!({}),
-        first_seen_at: now,
-        last_seen_at: Some(now),
-        last_scan_job_id: None,
-        created_by: None,
-        created_at: now,
-        updated_at: now,
-    }
-}
-
-fn scores(dice: &mut Dice, pool: &[String]) -> Vec<TechniqueScore> {
-    const CATEGORIES: [Category; 3] = [Category::Detect, Category::Protect, Category::Respond];
-    const VALUES: [Value; 3] = [Value::Minimal, Value::Partial, Value::Significant];
-    (0..1 + dice.below(3))
-        .map(|_| {
-            TechniqueScore::new(
-                &pool[dice.below(pool.len())],
-                CATEGORIES[dice.below(3)],
-                VALUES[dice.below(3)],
-            )
-        })
-        .collect()
-}
-
-fn status(dice: &mut Dice) -> Status {
-    // Mostly active, as a healthy estate is; a few of each other kind.
-    match dice.below(20) {
-        0 => Status::Degraded,
-        1 => Status::Unknown,
-        2 => Status::Absent,
-        _ => Status::Active,
-    }
-}
-
 /// One account: its key, where it sits, and its own detections.
 struct Member {
     id: CloudAccountId,
@@ -151,18 +87,15 @@ fn estate(args: &Args) -> (Hierarchy, CloudOrganizationId, Vec<Member>, Vec<Dete
     let (hierarchy, levels) = tree();
     let pool: Vec<String> = Catalog::embedded().iaas().map(|t| t.id.clone()).collect();
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
-    let cloud_org = CloudOrganizationId::new();
+    let (org, cloud_org) = (OrganizationId::new(), CloudOrganizationId::new());
     let leaves = &levels[4];
     let members: Vec<Member> = (0..args.accounts)
         .map(|i| {
             let id = CloudAccountId::new();
-            let own = (0..args.own)
-                .map(|_| AccountDetection {
-                    detection: detection(
-                        Scope::Account(id),
-                        scores(&mut dice, &pool),
-                        status(&mut dice),
-                    ),
+            let own = account_detections(&mut dice, org, id, &pool, args.own)
+                .into_iter()
+                .map(|detection| AccountDetection {
+                    detection,
                     origin: Origin::Own,
                 })
                 .collect();
@@ -174,31 +107,9 @@ fn estate(args: &Args) -> (Hierarchy, CloudOrganizationId, Vec<Member>, Vec<Dete
             }
         })
         .collect();
-    let organization: Vec<Detection> = (0..args.org)
-        .map(|i| {
-            let applies_to = match i % 5 {
-                0 => AppliesTo::AllAccounts,
-                // An OU at every depth, 1 to 4: an SCP on a whole branch or on one team.
-                1..=3 => {
-                    let level = &levels[1 + dice.below(4)];
-                    AppliesTo::Nodes([level[dice.below(level.len())].clone()].into())
-                }
-                _ => AppliesTo::Accounts(
-                    (0..10)
-                        .map(|_| members[dice.below(members.len())].key.clone())
-                        .collect(),
-                ),
-            };
-            detection(
-                Scope::Organization {
-                    cloud_organization_id: cloud_org,
-                    applies_to,
-                },
-                scores(&mut dice, &pool),
-                status(&mut dice),
-            )
-        })
-        .collect();
+    let keys: Vec<String> = members.iter().map(|m| m.key.clone()).collect();
+    let organization =
+        organization_detections(&mut dice, org, cloud_org, &levels, &keys, &pool, args.org);
     (hierarchy, cloud_org, members, organization)
 }
 
@@ -231,21 +142,49 @@ fn own(members: &[Member]) -> Vec<Vec<AccountDetection>> {
     members.iter().map(|m| m.own.clone()).collect()
 }
 
-/// Every account's coverage and the organization view; the view's average, to be used.
+/// Every account's full coverage (with contributors, as one account's page shows it) and the
+/// organization view over them; the view's average, to be used.
 fn compute(members: &[Member], effective: &[Vec<AccountDetection>]) -> f64 {
     let catalog = Catalog::embedded();
-    let per_account: Vec<(uuid::Uuid, String, AccountCoverage)> = members
+    let per_account: Vec<(uuid::Uuid, String, AccountSummary)> = members
         .iter()
         .zip(effective)
         .map(|(m, rows)| {
             (
                 m.id.as_uuid(),
                 m.key.clone(),
-                account_coverage(catalog, rows),
+                AccountSummary::from(&account_coverage(catalog, rows)),
             )
         })
         .collect();
-    organization_coverage(&per_account).average
+    organization_coverage(catalog, &per_account).average
+}
+
+/// The path the organization view takes: every account's summary from its stored own marks
+/// and the organization detections that reach it, then the view; the view's average.
+fn compact(
+    hierarchy: &Hierarchy,
+    members: &[Member],
+    marks: &[Marks],
+    organization: &[Detection],
+) -> f64 {
+    let catalog = Catalog::embedded();
+    let folded: Vec<SummaryMember<'_>> = members
+        .iter()
+        .zip(marks)
+        .map(|(m, own)| SummaryMember {
+            key: &m.key,
+            parent: Some(&m.parent),
+            own,
+        })
+        .collect();
+    let summaries = estate_summaries(catalog, hierarchy, &folded, organization);
+    let rows: Vec<(uuid::Uuid, String, AccountSummary)> = members
+        .iter()
+        .zip(summaries)
+        .map(|(m, s)| (m.id.as_uuid(), m.key.clone(), s))
+        .collect();
+    organization_coverage(catalog, &rows).average
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -293,23 +232,46 @@ fn main() {
         compute_times.push(end - middle);
         totals.push(end - start);
     }
+    // The compact path: own marks as the store keeps them (folded at write time, timed apart).
+    let fold_start = Instant::now();
+    let marks: Vec<Marks> = members
+        .iter()
+        .map(|m| Marks::of(Catalog::embedded(), m.own.iter().map(|d| &d.detection)))
+        .collect();
+    let fold_all = fold_start.elapsed();
+    let mut compact_times = vec![];
+    let mut compact_average = 0.0;
+    for _ in 0..args.runs {
+        let start = Instant::now();
+        compact_average = compact(&hierarchy, &members, &marks, &organization);
+        compact_times.push(start.elapsed());
+    }
+    assert!(
+        (compact_average - average).abs() < f64::EPSILON,
+        "the compact path disagrees with the full one: {compact_average} vs {average}"
+    );
     let spread = |v: &[Duration]| {
         let mut v = v.to_vec();
         v.sort();
         (ms(v[0]), ms(v[v.len() - 1]))
     };
-    let total = median(totals.clone());
-    let (low, high) = spread(&totals);
+    let full = median(totals.clone());
+    let (full_low, full_high) = spread(&totals);
+    let total = median(compact_times.clone());
+    let (low, high) = spread(&compact_times);
     println!(
-        "inheritance (which organization detections reach each account): median {:.2} ms",
+        "full path (inheritance, every account's coverage with contributors, the view): median {:.2} ms (inheritance {:.2}, coverage {:.2}; fastest {full_low:.2}, slowest {full_high:.2})",
+        ms(full),
         ms(median(inherit_times)),
-    );
-    println!(
-        "coverage of every account + the organization view: median {:.2} ms",
         ms(median(compute_times)),
     );
     println!(
-        "all of it: median {:.2} ms over {} runs (fastest {low:.2}, slowest {high:.2}) = {:.2} x the {} ms target ({}); average coverage {average:.1} %",
+        "folding one account's {} own detections into marks (at write time): {:.1} us on average",
+        args.own,
+        ms(fold_all) * 1_000.0 / members.len() as f64,
+    );
+    println!(
+        "compact path (every account's summary from its marks + the view): median {:.2} ms over {} runs (fastest {low:.2}, slowest {high:.2}) = {:.2} x the {} ms target ({}); {:.1} x faster than the full path; average coverage {average:.1} %",
         ms(total),
         args.runs,
         ms(total) / args.target_ms,
@@ -319,5 +281,6 @@ fn main() {
         } else {
             "missed"
         },
+        ms(full) / ms(total),
     );
 }

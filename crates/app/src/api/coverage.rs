@@ -10,7 +10,6 @@ use canopy_coverage::account::{
     AccountCoverage, Breakdown, Ratio, TechniqueCoverage, TechniqueStatus, account_coverage,
 };
 use canopy_coverage::navigator::{account_layer, organization_layer};
-use canopy_coverage::organization::organization_coverage;
 use canopy_detection::catalog::Catalog;
 use canopy_detection::mapping::Category;
 use canopy_kernel::validation::{FieldError, ValidationErrors};
@@ -392,23 +391,11 @@ impl CoverageApi {
         id: Path<Uuid>,
     ) -> Result<Json<OrganizationCoverageDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
-        let estate = state
-            .detections
-            .organization_estate(&access, CloudOrganizationId(id.0))
+        let view = state
+            .views
+            .organization(&access, CloudOrganizationId(id.0))
             .await?;
         let catalog = Catalog::embedded();
-        let per_account: Vec<_> = estate
-            .accounts
-            .iter()
-            .map(|(a, effective)| {
-                (
-                    a.id.as_uuid(),
-                    a.identity.account_key().to_string(),
-                    account_coverage(catalog, effective),
-                )
-            })
-            .collect();
-        let view = organization_coverage(&per_account);
         Ok(Json(OrganizationCoverageDto {
             cloud_organization_id: id.0,
             attack_version: catalog.version().to_string(),

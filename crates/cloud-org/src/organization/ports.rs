@@ -35,6 +35,17 @@ pub struct StoredMember {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A connected member: the cloud account it is linked to and where it sits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectedPlacement {
+    /// The cloud account it is linked to.
+    pub cloud_account_id: uuid::Uuid,
+    /// AWS account id or GCP project id.
+    pub key: String,
+    /// The OU / folder it sits under.
+    pub parent_id: String,
+}
+
 /// Which members a listing returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemberFilter {
@@ -117,6 +128,18 @@ pub trait CloudOrganizationRepository: Send + Sync {
         org: OrganizationId,
         page: PageRequest,
     ) -> Result<Page<CloudOrganization>, StoreError>;
+
+    /// The stored tree alone (for reads that need no member).
+    async fn hierarchy(&self, id: CloudOrganizationId) -> Result<Hierarchy, StoreError>;
+
+    /// Where each connected member still in the organization sits, by account id, in one
+    /// narrow read (the coverage view over thousands of members needs nothing else); empty
+    /// when `org` does not own `id`.
+    async fn connected_placements(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+    ) -> Result<Vec<ConnectedPlacement>, StoreError>;
 
     /// The stored tree and the members still in the organization.
     async fn snapshot(

@@ -3,13 +3,13 @@
 
 use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_cloud_org::organization::member::MemberStatus;
-use canopy_cloud_org::organization::ports::{Selection, StoredMember};
+use canopy_cloud_org::organization::ports::{ConnectedPlacement, Selection, StoredMember};
 use canopy_kernel::StoreError;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -239,4 +239,35 @@ pub(super) async fn flag_departed(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Where each connected member still in cloud organization `id` sits, by account id: three
+/// narrow columns, not the member rows (the coverage view reads thousands).
+pub(super) async fn connected_placements(
+    db: &impl ConnectionTrait,
+    id: CloudOrganizationId,
+) -> Result<Vec<ConnectedPlacement>, StoreError> {
+    let rows: Vec<(Option<Uuid>, String, String)> = members::Entity::find()
+        .select_only()
+        .column(members::Column::LinkedCloudAccountId)
+        .column(members::Column::AccountKey)
+        .column(members::Column::ParentId)
+        .filter(members::Column::CloudOrganizationId.eq(id.as_uuid()))
+        .filter(members::Column::Status.eq(MemberStatus::Connected.as_str()))
+        .filter(members::Column::LeftAt.is_null())
+        .order_by_asc(members::Column::AccountKey)
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(account, key, parent_id)| {
+            Some(ConnectedPlacement {
+                cloud_account_id: account?,
+                key,
+                parent_id,
+            })
+        })
+        .collect())
 }

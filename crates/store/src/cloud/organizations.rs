@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use canopy_cloud_org::organization::hierarchy::Hierarchy;
 use canopy_cloud_org::organization::member::{DiscoveredMember, MemberStatus};
 use canopy_cloud_org::organization::ports::{
-    CloudOrganizationRepository, DiscoveryWrite, MemberFilter, NodeCount, RecordError,
-    RecordedChange, Selection, StoredMember,
+    CloudOrganizationRepository, ConnectedPlacement, DiscoveryWrite, MemberFilter, NodeCount,
+    RecordError, RecordedChange, Selection, StoredMember,
 };
 use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId, ConnectionStatus};
 use canopy_cloud_org::sealing::SealedSecret;
@@ -193,6 +193,21 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
                 .collect::<Result<_, _>>()?,
             next: page.next,
         })
+    }
+
+    async fn hierarchy(&self, id: CloudOrganizationId) -> Result<Hierarchy, StoreError> {
+        self.tree(id).await
+    }
+
+    async fn connected_placements(
+        &self,
+        org: OrganizationId,
+        id: CloudOrganizationId,
+    ) -> Result<Vec<ConnectedPlacement>, StoreError> {
+        if !self.owned(org, id).await? {
+            return Ok(vec![]);
+        }
+        organization_members::connected_placements(self.db(), id).await
     }
 
     async fn snapshot(
