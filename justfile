@@ -54,10 +54,15 @@ bench-discovery:
 bench-scan:
     bash -c '. .ci/services.sh && cargo run --release -p canopy-e2e --bin canopy-scan-bench'
 
-# Coverage computation: 1,000 accounts on a 4-level OU tree, 100 own and 50 organization
-# detections: inheritance, every account's coverage and the organization view.
+# Coverage: 1,000 accounts on a 4-level OU tree, 100 own and 50 organization detections. The
+# computation (every account and the organization view, full and compact paths), then the
+# organization view over HTTP from a release `canopy serve` on PostgreSQL driven by wrk at 8
+# connections.
 bench-coverage:
-    cargo run --release -p canopy-e2e --bin canopy-coverage-bench
+    bash -c 'command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)'
+    cargo build --release -p canopy-app --bin canopy -p canopy-e2e --bin canopy-coverage-bench --bin canopy-coverage-http-bench
+    bash -c 't="${CARGO_TARGET_DIR:-target}" && "$t/release/canopy-coverage-bench"'
+    bash -c '. .ci/services.sh && t="${CARGO_TARGET_DIR:-target}" && "$t/release/canopy-coverage-http-bench" --canopy "$t/release/canopy" --database-url "${CANOPY_TEST_POSTGRES_URL}"'
 
 # Regenerates the ATT&CK IaaS catalog and the CTID scores shipped in crates/detection/data from
 # a mitre/cti checkout (or a STIX bundle) and the two CTID mapping files; see its README.

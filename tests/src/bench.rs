@@ -114,3 +114,39 @@ pub fn backend_available(backend: &str) -> bool {
     }
     true
 }
+
+/// POSTs `path` (with `body`, if any) and checks it was accepted; the answer's body.
+pub async fn accepted(
+    app: &TestApp,
+    owner: &Session,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let resp = app
+        .call(reqwest::Method::POST, path, Some(&owner.token), body)
+        .await;
+    if resp.status != reqwest::StatusCode::ACCEPTED {
+        anyhow::bail!("{path}: {} {}", resp.status, resp.body);
+    }
+    Ok(resp.body)
+}
+
+/// Follows job `job` and fails unless it succeeded; its result.
+pub async fn succeeded(
+    app: &TestApp,
+    owner: &Session,
+    org: &str,
+    job: &Value,
+) -> anyhow::Result<Value> {
+    let done = follow(
+        app,
+        owner,
+        org,
+        job.as_str().ok_or_else(|| anyhow::anyhow!("no job id"))?,
+    )
+    .await?;
+    if done["status"] != "succeeded" {
+        anyhow::bail!("job {} ended {}: {done}", done["kind"], done["status"]);
+    }
+    Ok(done["result"].clone())
+}

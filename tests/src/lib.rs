@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cloud_org;
 pub mod proxy;
 pub mod synthetic;
+pub mod wrk;
 
 use std::sync::Arc;
 

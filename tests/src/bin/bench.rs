@@ -6,11 +6,11 @@
 //! server's resident memory. Results go to docs/benchmarks.md; `just bench-api` runs it.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use canopy_e2e::bench::{clock_ticks, cpu_ticks, postgres_ticks};
+use canopy_e2e::wrk::{Load, Server, measure, status_kib};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -48,150 +48,6 @@ struct Args {
     /// Only the log-in bursts.
     #[arg(long)]
     bursts_only: bool,
-}
-
-/// A `canopy serve` child process on a port of its own.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(canopy: &PathBuf, database_url: &str, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let mut cmd = Command::new(canopy);
-        cmd.arg("serve")
-            .env("CANOPY_DATABASE_URL", database_url)
-            .env("CANOPY_BIND", format!("127.0.0.1:{port}"))
-            // The bench signs in thousands of times from one address.
-            .env("CANOPY_AUTH_RATE_PER_MINUTE", "1000000")
-            .env("CANOPY_RETENTION_SWEEP_MINUTES", "0")
-            .env("CANOPY_AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-            .env("CANOPY_AWS_ACCESS_KEY_ID", "AKIDBENCH")
-            .env("CANOPY_AWS_SECRET_ACCESS_KEY", "bench")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", canopy.display()))?;
-        let base = format!("http://127.0.0.1:{port}");
-        let ready = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if ready.elapsed() > Duration::from_secs(30) {
-                bail!("the server did not start");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(Self { child, base })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A `/proc/<pid>/status` value in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// One wrk run as measured.
-struct Run {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    non_2xx: u64,
-    server_cpu: f64,
-    postgres_cpu: f64,
-    wrk_cpu: f64,
-}
-
-/// Milliseconds from wrk's `1.23ms`, `850.00us`, `1.02s`.
-fn wrk_ms(raw: &str) -> Option<f64> {
-    let (number, unit) = raw.split_at(raw.find(|c: char| c.is_ascii_alphabetic())?);
-    let value: f64 = number.parse().ok()?;
-    Some(match unit {
-        "us" => value / 1000.0,
-        "ms" => value,
-        "s" => value * 1000.0,
-        "m" => value * 60_000.0,
-        _ => return None,
-    })
-}
-
-/// Seconds of CPU from bash's `times` line `0m1.234s 0m0.567s` (user, system).
-fn times_seconds(line: &str) -> f64 {
-    line.split_whitespace()
-        .filter_map(|t| {
-            let (m, s) = t.trim_end_matches('s').split_once('m')?;
-            Some(m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
-        })
-        .sum()
-}
-
-fn wrk(args: &Args, server: &Server, url: &str, token: &str, seconds: u64) -> anyhow::Result<Run> {
-    let ticks = clock_ticks();
-    let (server_before, pg_before) = (cpu_ticks(server.pid()), postgres_ticks());
-    let started = Instant::now();
-    // `times` after wrk prints the CPU its children (wrk) used: user and system.
-    let script = format!(
-        "wrk -t{} -c{} -d{}s --latency -H 'Authorization: Bearer {token}' '{url}' && times",
-        args.threads, args.connections, seconds
-    );
-    let out = Command::new("bash").arg("-c").arg(&script).output()?;
-    let wall = started.elapsed().as_secs_f64();
-    if !out.status.success() {
-        bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let latency = |pct: &str| {
-        text.lines()
-            .map(str::trim)
-            .find(|l| l.starts_with(pct))
-            .and_then(|l| wrk_ms(l.split_whitespace().nth(1)?))
-            .unwrap_or(f64::NAN)
-    };
-    let rps = text
-        .lines()
-        .find(|l| l.starts_with("Requests/sec:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .context("wrk printed no Requests/sec")?;
-    let non_2xx = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("Non-2xx"))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .unwrap_or(0);
-    let wrk_seconds = text.lines().last().map_or(0.0, times_seconds);
-    let percent = |t: u64| t as f64 / ticks / wall * 100.0;
-    Ok(Run {
-        rps,
-        p50_ms: latency("50%"),
-        p99_ms: latency("99%"),
-        non_2xx,
-        server_cpu: percent(cpu_ticks(server.pid()) - server_before),
-        postgres_cpu: percent(postgres_ticks() - pg_before),
-        wrk_cpu: wrk_seconds / wall * 100.0,
-    })
 }
 
 /// The API, through reqwest, for seeding.
@@ -417,29 +273,12 @@ fn main() -> anyhow::Result<()> {
         );
         println!("|---|---|---|---|---|---|---|---|---|");
         for (name, url) in &targets {
-            wrk(&args, &server, url, &token, 2)?;
-            let mut runs = Vec::new();
-            for i in 0..args.runs {
-                let r = wrk(&args, &server, url, &token, args.seconds)?;
-                println!(
-                    "| {name} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {} |",
-                    i + 1,
-                    r.rps,
-                    r.p50_ms,
-                    r.p99_ms,
-                    r.server_cpu,
-                    r.postgres_cpu,
-                    r.wrk_cpu,
-                    r.non_2xx
-                );
-                runs.push(r);
-            }
-            runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
-            let m = &runs[runs.len() / 2];
-            println!(
-                "| {name} | **median** | **{:.0}** | **{:.2}** | **{:.2}** | {:.0} | {:.0} | {:.0} | {} |",
-                m.rps, m.p50_ms, m.p99_ms, m.server_cpu, m.postgres_cpu, m.wrk_cpu, m.non_2xx
-            );
+            let load = Load {
+                threads: args.threads,
+                connections: args.connections,
+                seconds: args.seconds,
+            };
+            measure(&server, name, url, &token, load, args.runs)?;
         }
     }
     drop(server);

@@ -15,9 +15,9 @@ use anyhow::{Context, bail, ensure};
 use canopy_app::config::{AwsConfig, JobsConfig};
 use canopy_aws::scan::{DEFAULT_REGIONS, ScanSettings};
 use canopy_aws_testkit::{FakeAws, GuardDutySetup, SecurityHubSetup};
+use canopy_e2e::Options;
 use canopy_e2e::bench::{self, median};
 use canopy_e2e::cloud_org::app_with_worker;
-use canopy_e2e::{Options, Session, TestApp};
 use clap::Parser;
 use serde_json::{Value, json};
 
@@ -217,36 +217,6 @@ async fn organization(args: &Args) -> anyhow::Result<(FakeAws, Vec<String>)> {
     Ok((aws, members))
 }
 
-/// POSTs `path` (with `body`, if any) and checks it was accepted; the answer's body.
-async fn accepted(
-    app: &TestApp,
-    owner: &Session,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    let resp = app
-        .call(reqwest::Method::POST, path, Some(&owner.token), body)
-        .await;
-    if resp.status != reqwest::StatusCode::ACCEPTED {
-        bail!("{path}: {} {}", resp.status, resp.body);
-    }
-    Ok(resp.body)
-}
-
-/// Follows job `job` and fails unless it succeeded; its result.
-async fn succeeded(
-    app: &TestApp,
-    owner: &Session,
-    org: &str,
-    job: &Value,
-) -> anyhow::Result<Value> {
-    let done = bench::follow(app, owner, org, job.as_str().context("no job id")?).await?;
-    if done["status"] != "succeeded" {
-        bail!("job {} ended {}: {done}", done["kind"], done["status"]);
-    }
-    Ok(done["result"].clone())
-}
-
 /// Scanner calls a scan job reports (every attempt of every source; AssumeRole not included).
 fn reported_calls(sources: &Value) -> u64 {
     sources
@@ -278,14 +248,14 @@ async fn one_run(args: &Args, backend: &str, profile: &Profile) -> anyhow::Resul
 
     // Untimed: discover the organization and connect every member, with no latency.
     let base = format!("/v1/organizations/{org}/cloud-organizations");
-    let started = accepted(
+    let started = bench::accepted(
         &app,
         &owner,
         &format!("{base}/aws/discover"),
         Some(json!({"managementRoleArn": format!("arn:aws:iam::{MANAGEMENT}:role/CanopyManagement")})),
     )
     .await?;
-    let found = succeeded(&app, &owner, &org, &started["job"]["id"])
+    let found = bench::succeeded(&app, &owner, &org, &started["job"]["id"])
         .await
         .context("discovery")?;
     ensure!(
@@ -296,14 +266,14 @@ async fn one_run(args: &Args, backend: &str, profile: &Profile) -> anyhow::Resul
         .as_str()
         .context("no cloud organization id")?;
     let base = format!("{base}/{id}");
-    let connect = accepted(
+    let connect = bench::accepted(
         &app,
         &owner,
         &format!("{base}/members/connect"),
         Some(json!({"all": true})),
     )
     .await?;
-    let done = succeeded(&app, &owner, &org, &connect["job"]["id"])
+    let done = bench::succeeded(&app, &owner, &org, &connect["job"]["id"])
         .await
         .context("connect")?;
     let connected = done["connected"].as_u64().unwrap_or(0);
@@ -328,13 +298,13 @@ async fn one_run(args: &Args, backend: &str, profile: &Profile) -> anyhow::Resul
     );
 
     let clock = Instant::now();
-    let org_job = accepted(&app, &owner, &format!("{base}/scan"), None).await?;
-    let members_job = accepted(&app, &owner, &format!("{base}/scan/members"), None).await?;
-    let org_result = succeeded(&app, &owner, &org, &org_job["id"])
+    let org_job = bench::accepted(&app, &owner, &format!("{base}/scan"), None).await?;
+    let members_job = bench::accepted(&app, &owner, &format!("{base}/scan/members"), None).await?;
+    let org_result = bench::succeeded(&app, &owner, &org, &org_job["id"])
         .await
         .context("organization scan")?;
     let org_scan = clock.elapsed();
-    let members_result = succeeded(&app, &owner, &org, &members_job["id"])
+    let members_result = bench::succeeded(&app, &owner, &org, &members_job["id"])
         .await
         .context("members scan")?;
     let wall = clock.elapsed();

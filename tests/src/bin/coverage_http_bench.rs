@@ -1,0 +1,312 @@
+//! The organization-wide coverage view over HTTP: an AWS Organization of 1,000 accounts on a
+//! 4-level OU tree (4 x 4 x 4 x 4 under the root) is discovered and connected through the API
+//! (against the local AWS), each account gets 100 own detections and the organization 50
+//! organization detections (written through the store, as a scan writes them), then a release
+//! `canopy serve` on that PostgreSQL database answers
+//! `GET .../cloud-organizations/{id}/coverage` under wrk at 8 connections. The breakdown (every
+//! member's own / inherited technique lists, computed from all 100,000 detections) is driven
+//! the same way for comparison. Results in docs/benchmarks.md; `just bench-coverage`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, ensure};
+use canopy_aws_testkit::FakeAws;
+use canopy_cloud_org::CloudAccountId;
+use canopy_cloud_org::organization::CloudOrganizationId;
+use canopy_detection::catalog::Catalog;
+use canopy_detection::ports::{DetectionRepository, ScanWrite};
+use canopy_e2e::bench::{accepted, succeeded};
+use canopy_e2e::cloud_org::worker_for;
+use canopy_e2e::synthetic::{Dice, account_detections, organization_detections};
+use canopy_e2e::wrk::{Load, Server, measure};
+use canopy_e2e::{Options, TestApp};
+use canopy_kernel::id::OrganizationId;
+use canopy_store::{Store, StoreConfig};
+use clap::Parser;
+use serde_json::{Value, json};
+
+const MANAGEMENT: &str = "100000000000";
+
+#[derive(Parser, Debug)]
+#[command(about = "Canopy organization coverage view over HTTP, driven by wrk")]
+struct Args {
+    /// The release `canopy` binary to benchmark.
+    #[arg(long)]
+    canopy: PathBuf,
+    /// PostgreSQL server URL; a fresh database is created on it.
+    #[arg(long, env = "CANOPY_TEST_POSTGRES_URL")]
+    database_url: Option<String>,
+    /// Accounts in the AWS Organization (the management account included).
+    #[arg(long, default_value_t = 1_000)]
+    accounts: usize,
+    /// Own detections per account.
+    #[arg(long, default_value_t = 100)]
+    own: usize,
+    /// Organization detections.
+    #[arg(long, default_value_t = 50)]
+    org: usize,
+    /// wrk connections.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// wrk threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Runs per endpoint; the report gives each and the median.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// The p99 target for the organization view, milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    target_p99_ms: f64,
+}
+
+/// What the seed made: the owner's token, the organization and the cloud organization.
+struct Seeded {
+    token: String,
+    org: String,
+    cloud_org: String,
+}
+
+/// The OU tree in the local AWS: ids by level, the root first.
+fn tree(aws: &FakeAws, root: &str) -> Vec<Vec<String>> {
+    let mut levels = vec![vec![root.to_string()]];
+    for depth in 1..=4 {
+        let level = levels[depth - 1]
+            .iter()
+            .flat_map(|parent| (0..4).map(move |i| (parent.clone(), i)))
+            .map(|(parent, i)| aws.add_ou(&parent, &format!("ou-{depth}-{i}")))
+            .collect();
+        levels.push(level);
+    }
+    levels
+}
+
+/// Every cloud account of `org` (provider id to id), page by page.
+async fn accounts(
+    app: &TestApp,
+    token: &str,
+    org: &str,
+) -> anyhow::Result<HashMap<String, uuid::Uuid>> {
+    let mut found = HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/organizations/{org}/cloud-accounts?limit=200");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = app.get(&path, token).await;
+        ensure!(
+            page.status == reqwest::StatusCode::OK,
+            "{path}: {}",
+            page.body
+        );
+        for a in page.body["items"].as_array().into_iter().flatten() {
+            let key = a["accountId"].as_str().context("accountId")?.to_string();
+            let id = a["id"].as_str().context("id")?.parse()?;
+            found.insert(key, id);
+        }
+        match page.body["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return Ok(found),
+        }
+    }
+}
+
+async fn seed(args: &Args, database_url: &str) -> anyhow::Result<Seeded> {
+    let store = Store::connect(&StoreConfig::new(database_url)).await?;
+    store.migrate().await?;
+    let aws = FakeAws::start().await?;
+    let root = aws.create_organization("o-covbench00", MANAGEMENT, "mgmt@example.com");
+    let levels = tree(&aws, &root);
+    let leaves = &levels[4];
+    aws.add_org_account(&root, MANAGEMENT, "management", "ACTIVE");
+    for n in 1..args.accounts {
+        let id = format!("{:012}", 300_000_000_000u64 + n as u64);
+        aws.add_org_account(&leaves[n % leaves.len()], &id, "acct", "ACTIVE");
+    }
+    let app = TestApp::start_on(
+        store.clone(),
+        Options {
+            aws_endpoint_url: aws.url(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let workers = worker_for(&app);
+    let owner = app.sign_up("Bench").await;
+    let org = app.create_org_on(&owner, "Bench", "enterprise").await;
+    let base = format!("/v1/organizations/{org}/cloud-organizations");
+    let started = accepted(
+        &app,
+        &owner,
+        &format!("{base}/aws/discover"),
+        Some(json!({"managementRoleArn": format!("arn:aws:iam::{MANAGEMENT}:role/CanopyManagement")})),
+    )
+    .await?;
+    succeeded(&app, &owner, &org, &started["job"]["id"])
+        .await
+        .context("discovery")?;
+    let cloud_org = started["cloudOrganization"]["id"]
+        .as_str()
+        .context("no cloud organization id")?
+        .to_string();
+    let connect = accepted(
+        &app,
+        &owner,
+        &format!("{base}/{cloud_org}/members/connect"),
+        Some(json!({"all": true})),
+    )
+    .await?;
+    let done = succeeded(&app, &owner, &org, &connect["job"]["id"])
+        .await
+        .context("connect")?;
+    ensure!(
+        done["connected"].as_u64() == Some(args.accounts as u64),
+        "connected {done}"
+    );
+    workers.stop().await;
+
+    // The detections, written as scans write them: one transaction per account.
+    let ids = accounts(&app, &owner.token, &org).await?;
+    let tenant = OrganizationId(org.parse()?);
+    let pool: Vec<String> = Catalog::embedded().iaas().map(|t| t.id.clone()).collect();
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    let mut keys: Vec<&String> = ids.keys().collect();
+    keys.sort();
+    let repository = store.detections();
+    for key in &keys {
+        let account = CloudAccountId(ids[*key]);
+        let insert = account_detections(&mut dice, tenant, account, &pool, args.own);
+        repository
+            .apply_scan(ScanWrite {
+                insert,
+                ..ScanWrite::default()
+            })
+            .await?;
+    }
+    let keys: Vec<String> = keys.into_iter().cloned().collect();
+    let organization = organization_detections(
+        &mut dice,
+        tenant,
+        CloudOrganizationId(cloud_org.parse()?),
+        &levels,
+        &keys,
+        &pool,
+        args.org,
+    );
+    repository
+        .apply_scan(ScanWrite {
+            insert: organization,
+            ..ScanWrite::default()
+        })
+        .await?;
+    app.server.task.abort();
+    Ok(Seeded {
+        token: owner.token,
+        org,
+        cloud_org,
+    })
+}
+
+/// One GET through the release server, checked.
+async fn get(base: &str, path: &str, token: &str) -> anyhow::Result<Value> {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    ensure!(resp.status().is_success(), "{path}: {}", resp.status());
+    Ok(resp.json().await?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let server_url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| canopy_store::testing::DEFAULT_POSTGRES_URL.to_string());
+    let database_url = rt.block_on(canopy_store::testing::fresh_postgres_url_on(&server_url))?;
+    let seeding = std::time::Instant::now();
+    let seeded = rt.block_on(seed(&args, &database_url))?;
+    eprintln!("seeded in {:.1}s", seeding.elapsed().as_secs_f64());
+    let server = Server::start(
+        &args.canopy,
+        &database_url,
+        &[("CANOPY_SCAN_MINUTES", "0"), ("CANOPY_RESYNC_MINUTES", "0")],
+    )?;
+    let view_path = format!(
+        "/v1/organizations/{}/cloud-organizations/{}/coverage",
+        seeded.org, seeded.cloud_org
+    );
+    // The first read folds nothing (the writes kept the marks); check what it answers.
+    let view = rt.block_on(get(&server.base, &view_path, &seeded.token))?;
+    let rows = view["accounts"].as_array().map_or(0, Vec::len);
+    ensure!(rows == args.accounts, "the view lists {rows} accounts");
+    ensure!(
+        view["organization"]["accountsReached"].as_u64() == Some(args.accounts as u64),
+        "the organization's detections reach {} accounts",
+        view["organization"]["accountsReached"]
+    );
+    println!(
+        "estate: {} accounts on a 4-level OU tree, {} own detections each, {} organization detections; average coverage {} % (min {}, max {}), {} gaps",
+        rows,
+        args.own,
+        args.org,
+        view["average"],
+        view["min"],
+        view["max"],
+        view["gaps"].as_array().map_or(0, Vec::len),
+    );
+    let load = Load {
+        threads: args.threads,
+        connections: args.connections,
+        seconds: args.seconds,
+    };
+    println!(
+        "wrk -t{} -c{} -d{}s, runs={}",
+        load.threads, load.connections, load.seconds, args.runs
+    );
+    println!(
+        "| endpoint | run | req/s | p50 ms | p99 ms | server CPU % | PostgreSQL CPU % | wrk CPU % | non-2xx |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let url = format!("{}{view_path}", server.base);
+    let runs = measure(
+        &server,
+        "organization view",
+        &url,
+        &seeded.token,
+        load,
+        args.runs,
+    )?;
+    let breakdown = format!("{url}/breakdown");
+    measure(
+        &server,
+        "breakdown (all detections)",
+        &breakdown,
+        &seeded.token,
+        load,
+        args.runs,
+    )?;
+    let mut p99: Vec<f64> = runs.iter().map(|r| r.p99_ms).collect();
+    p99.sort_by(f64::total_cmp);
+    let median = p99[p99.len() / 2];
+    println!(
+        "organization view p99: median {median:.2} ms over {} runs = {:.2} x the {} ms target ({})",
+        args.runs,
+        median / args.target_p99_ms,
+        args.target_p99_ms,
+        if median < args.target_p99_ms {
+            "met"
+        } else {
+            "missed"
+        },
+    );
+    Ok(())
+}
