@@ -15,15 +15,20 @@ use canopy_aws::{
 };
 use canopy_billing::BillingService;
 use canopy_cache::{InProcessCache, RedisCache};
+use canopy_cloud_org::organization::OrganizationDiscoverer;
 use canopy_cloud_org::organization::connect_job::ConnectMembersHandler;
 use canopy_cloud_org::organization::discovery_job::DiscoveryHandler;
 use canopy_cloud_org::organization::service::{CloudOrganizationPorts, CloudOrganizationService};
+use canopy_cloud_org::ports::{ProjectVerifier, RoleVerifier};
 use canopy_cloud_org::{CloudAccountConfig, CloudAccountPorts, CloudAccountService};
 use canopy_coverage::history::{CoverageHistory, SnapshotAfter};
 use canopy_coverage::views::CoverageViews;
 use canopy_credentials::sealing::AesGcmSealer;
 use canopy_credentials::{Argon2Cost, Argon2Crypto, HashingLimits};
 use canopy_demo::DemoSource;
+use canopy_demo::discovery::{DemoDiscoverer, DemoProjectVerifier, DemoRoleVerifier};
+use canopy_demo::scanners::{DemoAccountScanner, DemoOrganizationScanner};
+use canopy_detection::ports::{AccountScanner, OrganizationScanner};
 use canopy_detection::scan::ScanHandler;
 use canopy_detection::service::{DetectionPorts, DetectionService};
 use canopy_gcp::scan::{GcpAccountScanner, GcpOrganizationScanner};
@@ -164,6 +169,12 @@ fn metric_source(
             ..CloudWatchSettings::default()
         },
     ))
+}
+
+/// `real`, or with `--demo` the demo cloud in front of it: the demo answers for its own
+/// organizations and accounts and hands the rest to `real`.
+fn demo_or<T: ?Sized>(demo: bool, real: Arc<T>, in_front: fn(Arc<T>) -> Arc<T>) -> Arc<T> {
+    if demo { in_front(real) } else { real }
 }
 
 /// The metrics cache: shared through Redis when configured, in process otherwise.
@@ -314,13 +325,21 @@ pub async fn build_state(
             tokens: Arc::new(store.connection_tokens()),
             tenancy: tenancy.clone(),
             billing: billing.clone(),
-            aws: Arc::new(StsRoleVerifier::new(identity.clone(), (&config.aws).into())),
-            gcp: Arc::new(GcpProjectVerifier::new(
-                resource_manager.clone(),
-                Arc::new(store.cloud_organizations()),
-                sealer.clone(),
-                own_google_identity,
-            )),
+            aws: demo_or::<dyn RoleVerifier>(
+                config.demo,
+                Arc::new(StsRoleVerifier::new(identity.clone(), (&config.aws).into())),
+                |real| Arc::new(DemoRoleVerifier::new(real)),
+            ),
+            gcp: demo_or::<dyn ProjectVerifier>(
+                config.demo,
+                Arc::new(GcpProjectVerifier::new(
+                    resource_manager.clone(),
+                    Arc::new(store.cloud_organizations()),
+                    sealer.clone(),
+                    own_google_identity,
+                )),
+                |real| Arc::new(DemoProjectVerifier::new(real)),
+            ),
             secrets: crypto,
             clock: clock.clone(),
         },
@@ -355,17 +374,22 @@ pub async fn build_state(
         sealer.clone(),
         own_google_identity_for_scans,
     );
+    let discoverer = |real: Arc<dyn OrganizationDiscoverer>| {
+        demo_or(config.demo, real, |real| {
+            Arc::new(DemoDiscoverer::new(real))
+        })
+    };
     let cloud_orgs = CloudOrganizationService::new(CloudOrganizationPorts {
         repository: Arc::new(store.cloud_organizations()),
-        aws: Arc::new(OrganizationsDiscoverer::new(
+        aws: discoverer(Arc::new(OrganizationsDiscoverer::new(
             identity_for_orgs,
             OrganizationsSettings {
                 endpoint_url: config.aws.endpoint_url.clone(),
                 max_in_flight: config.aws.organizations_max_in_flight.max(1),
                 ..OrganizationsSettings::default()
             },
-        )),
-        gcp: Arc::new(resource_manager),
+        ))),
+        gcp: discoverer(Arc::new(resource_manager)),
         sealer,
         external_ids: Arc::new(store.external_ids()),
         secrets: secrets_for_orgs,
@@ -384,18 +408,31 @@ pub async fn build_state(
         max_in_flight_total: config.aws.scan_max_in_flight.max(1),
         ..ScanSettings::default()
     };
+    let organization_scanner = |real: Arc<dyn OrganizationScanner>| {
+        demo_or(config.demo, real, |real| {
+            Arc::new(DemoOrganizationScanner::new(real))
+        })
+    };
+    let account_scanner = |real: Arc<dyn AccountScanner>| {
+        demo_or(config.demo, real, |real| {
+            Arc::new(DemoAccountScanner::new(real))
+        })
+    };
     let detections = DetectionService::new(DetectionPorts {
         repository: Arc::new(store.detections()),
         cloud_organizations: Arc::new(store.cloud_organizations()),
         accounts: Arc::new(store.cloud_accounts()),
         organizations: cloud_orgs.clone(),
-        aws_organization: Arc::new(AwsOrganizationScanner::new(
+        aws_organization: organization_scanner(Arc::new(AwsOrganizationScanner::new(
             identity_for_scans.clone(),
             scan_settings.clone(),
-        )),
-        gcp_organization: Arc::new(gcp_organization_scanner),
-        aws_account: Arc::new(AwsAccountScanner::new(identity_for_scans, scan_settings)),
-        gcp_account: Arc::new(gcp_account_scanner),
+        ))),
+        gcp_organization: organization_scanner(Arc::new(gcp_organization_scanner)),
+        aws_account: account_scanner(Arc::new(AwsAccountScanner::new(
+            identity_for_scans,
+            scan_settings,
+        ))),
+        gcp_account: account_scanner(Arc::new(gcp_account_scanner)),
         billing: billing.clone(),
         jobs: jobs.clone(),
         clock: clock.clone(),

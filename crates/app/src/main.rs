@@ -309,6 +309,23 @@ async fn main() -> anyhow::Result<()> {
             let workers =
                 canopy_app::bootstrap::job_runner(&config.jobs, &state, Arc::new(SystemClock))
                     .spawn();
+            if config.demo {
+                // The demo cloud organizations need the workers: their discovery, connect and
+                // scan jobs run while the server already answers.
+                let state = state.clone();
+                tokio::spawn(async move {
+                    match canopy_app::demo::complete(&state).await {
+                        Ok(done) => tracing::info!(
+                            queued = done.queued,
+                            "demo cloud organizations discovered, connected and scanned"
+                        ),
+                        Err(e) => tracing::error!(
+                            error = format!("{e:#}"),
+                            "the demo cloud organizations could not be completed"
+                        ),
+                    }
+                });
+            }
             let server = bound.serve(&config, state);
             tracing::info!(
                 address = %server.addr,

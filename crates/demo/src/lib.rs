@@ -4,7 +4,18 @@
 //! credentials and a benchmark has a source that costs nothing. Accounts named as failing
 //! answer like a role that does not trust Canopy.
 //!
-//! API boundary: [`DemoSource`]. Used only when asked for (`canopy serve --demo`).
+//! It also holds a demo AWS Organization and GCP Organization ([`estate`]) behind the
+//! discovery, verification and detection-scanner ports ([`discovery`], [`scanners`]), so the
+//! real discovery, reconciliation and coverage run on an estate with OU and folder trees and
+//! organization- and account-level controls.
+//!
+//! API boundary: [`DemoSource`], [`estate`]'s ids, [`discovery`]'s and [`scanners`]' port
+//! adapters. Used only when asked for (`canopy serve --demo`).
+
+mod controls;
+pub mod discovery;
+pub mod estate;
+pub mod scanners;
 
 use std::collections::HashSet;
 use std::f64::consts::PI;
