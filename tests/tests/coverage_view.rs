@@ -1,4 +1,4 @@
-//! The organization-wide coverage view follows every write. It is served from each account's
+//! The organization-wide coverage view and breakdown follow every write. It is served from each account's
 //! own detections folded when they are written (not from every detection at read time), so
 //! after a scan, a custom detection created, edited and deleted, and an organization detection
 //! on one folder, every row of the view must still say what the account's own coverage page
@@ -34,6 +34,7 @@ async fn view_agreeing_with_accounts(
     base: &str,
 ) -> Value {
     let view = ok(app, owner, &format!("{base}/coverage")).await;
+    let breakdowns = ok(app, owner, &format!("{base}/coverage/breakdown")).await;
     for row in view["accounts"].as_array().unwrap() {
         let id = row["cloudAccountId"].as_str().unwrap();
         let page = ok(
@@ -52,6 +53,13 @@ async fn view_agreeing_with_accounts(
         assert_eq!(row["ownTechniques"], len("accountTechniques"), "{row}");
         assert_eq!(row["inheritedTechniques"], len("orgTechniques"), "{row}");
         assert_eq!(row["totalTechniques"], page["overall"]["covered"], "{row}");
+        let listed = breakdowns["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["cloudAccountId"] == id)
+            .unwrap_or_else(|| panic!("{id} has no breakdown: {breakdowns}"));
+        assert_eq!(listed["breakdown"], page["breakdown"], "{id}");
     }
     view
 }

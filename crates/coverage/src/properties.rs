@@ -312,6 +312,12 @@ proptest! {
             .map(|a| AccountSummary::from(&coverage(&w, &tree, &detections, a)))
             .collect();
         prop_assert_eq!(&compact, &full);
+        for (a, summary) in compact.iter().enumerate() {
+            prop_assert_eq!(
+                summary.breakdown(catalog),
+                coverage(&w, &tree, &detections, a).breakdown
+            );
+        }
         let rows = |s: Vec<AccountSummary>| -> Vec<_> {
             s.into_iter().enumerate().map(|(a, s)| (w.ids[a].as_uuid(), World::key(a), s)).collect()
         };

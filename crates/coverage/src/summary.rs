@@ -14,7 +14,7 @@ use canopy_detection::catalog::Catalog;
 use canopy_detection::detection::{Detection, Scope, Status};
 use canopy_detection::mapping::{Category, Value};
 
-use crate::account::{AccountCoverage, Ratio, TechniqueStatus};
+use crate::account::{AccountCoverage, Breakdown, Ratio, TechniqueStatus};
 use crate::layout::Layout;
 
 /// The best active value, 0 when no active detection maps to the entry.
@@ -175,6 +175,29 @@ impl AccountSummary {
             .min_by(|a, b| a.1.percent.total_cmp(&b.1.percent))
             .and_then(|(i, _)| catalog.tactics().get(i))
             .map(|t| t.shortname.as_str())
+    }
+}
+
+impl AccountSummary {
+    /// The spec's breakdown with its technique lists, as the full path gives it.
+    pub fn breakdown(&self, catalog: &Catalog) -> Breakdown {
+        let mut b = Breakdown {
+            account_detections: self.account_detections,
+            org_detections: self.org_detections,
+            ..Breakdown::default()
+        };
+        for (entry, cell) in catalog.iaas().zip(&self.cells) {
+            if cell.by_own {
+                b.account_techniques.insert(entry.id.clone());
+            }
+            if cell.by_inherited {
+                b.org_techniques.insert(entry.id.clone());
+            }
+            if cell.by_own && cell.by_inherited {
+                b.overlap_techniques.insert(entry.id.clone());
+            }
+        }
+        b
     }
 }
 

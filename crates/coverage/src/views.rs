@@ -17,7 +17,7 @@ use canopy_tenancy::service::OrgAccess;
 use uuid::Uuid;
 
 use crate::organization::{OrganizationCoverage, organization_coverage};
-use crate::summary::{Marks, Member, estate_summaries};
+use crate::summary::{AccountSummary, Marks, Member, estate_summaries};
 
 /// Each account's own detections, folded. Implemented by `canopy-store`, which folds them
 /// again in the transaction of every write to an account's detections.
@@ -55,6 +55,17 @@ impl CoverageViews {
         access: &OrgAccess,
         id: CloudOrganizationId,
     ) -> Result<OrganizationCoverage, DetectionError> {
+        let rows = self.summaries(access, id).await?;
+        Ok(organization_coverage(Catalog::embedded(), &rows))
+    }
+
+    /// Every connected member's summary `(cloud account, provider id, summary)`, by provider
+    /// id (any member); another tenant's cloud organization is `NotFound`.
+    pub async fn summaries(
+        &self,
+        access: &OrgAccess,
+        id: CloudOrganizationId,
+    ) -> Result<Vec<(Uuid, String, AccountSummary)>, DetectionError> {
         access.require(Action::View)?;
         let org = access.org_id();
         let frame = self
@@ -76,12 +87,11 @@ impl CoverageViews {
             })
             .collect();
         let summaries = estate_summaries(catalog, &frame.hierarchy, &members, &frame.organization);
-        let rows: Vec<_> = frame
+        Ok(frame
             .members
             .iter()
             .zip(summaries)
             .map(|(m, s)| (m.cloud_account_id, m.key.clone(), s))
-            .collect();
-        Ok(organization_coverage(catalog, &rows))
+            .collect())
     }
 }

@@ -3,9 +3,8 @@
 //! (against the local AWS), each account gets 100 own detections and the organization 50
 //! organization detections (written through the store, as a scan writes them), then a release
 //! `canopy serve` on that PostgreSQL database answers
-//! `GET .../cloud-organizations/{id}/coverage` under wrk at 8 connections. The breakdown (every
-//! member's own / inherited technique lists, computed from all 100,000 detections) is driven
-//! the same way for comparison. Results in docs/benchmarks.md; `just bench-coverage`.
+//! `GET .../cloud-organizations/{id}/coverage` under wrk at 8 connections, then the breakdown
+//! (every member's own / inherited technique lists) the same way. Results in docs/benchmarks.md; `just bench-coverage`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -288,7 +287,7 @@ fn main() -> anyhow::Result<()> {
     let breakdown = format!("{url}/breakdown");
     measure(
         &server,
-        "breakdown (all detections)",
+        "breakdown (technique lists)",
         &breakdown,
         &seeded.token,
         load,

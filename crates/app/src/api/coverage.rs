@@ -507,20 +507,19 @@ impl CoverageApi {
         id: Path<Uuid>,
     ) -> Result<Json<OrganizationBreakdownDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
-        let estate = state
-            .detections
-            .organization_estate(&access, CloudOrganizationId(id.0))
+        let rows = state
+            .views
+            .summaries(&access, CloudOrganizationId(id.0))
             .await?;
         let catalog = Catalog::embedded();
         Ok(Json(OrganizationBreakdownDto {
             cloud_organization_id: id.0,
-            accounts: estate
-                .accounts
-                .iter()
-                .map(|(a, effective)| AccountBreakdownDto {
-                    cloud_account_id: a.id.as_uuid(),
-                    account: a.identity.account_key().to_string(),
-                    breakdown: (&account_coverage(catalog, effective).breakdown).into(),
+            accounts: rows
+                .into_iter()
+                .map(|(cloud_account_id, account, summary)| AccountBreakdownDto {
+                    cloud_account_id,
+                    account,
+                    breakdown: (&summary.breakdown(catalog)).into(),
                 })
                 .collect(),
         }))
