@@ -152,6 +152,39 @@ pub async fn job_done(app: &TestApp, owner: &Session, org: &str, job: &str) -> V
     panic!("job {job} did not finish");
 }
 
+/// POSTs `path`, which queues a job (a scan), and waits for it to succeed; its final document.
+pub async fn queued_job_succeeds(app: &TestApp, owner: &Session, org: &str, path: &str) -> Value {
+    let queued = app.call(Method::POST, path, Some(&owner.token), None).await;
+    assert_eq!(
+        queued.status,
+        reqwest::StatusCode::ACCEPTED,
+        "{path}: {}",
+        queued.body
+    );
+    let done = job_done(app, owner, org, queued.body["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    done
+}
+
+/// A GCP Organization in the local Google: organization 3001 (`estate.example`) with an
+/// organization sink to the SIEM, folders Engineering (`folders/31`) > Platform
+/// (`folders/32`) and Finance (`folders/41`), and projects `eng-platform` (under Platform)
+/// and `fin-ledger` (under Finance). Returns the organization's resource name.
+pub fn engineering_and_finance(g: &canopy_gcp_testkit::FakeGcp) -> String {
+    let root = g.add_organization(3001, "estate.example", "C0est");
+    g.add_folder("folders/31", &root, "Engineering");
+    g.add_folder("folders/32", "folders/31", "Platform");
+    g.add_folder("folders/41", &root, "Finance");
+    g.add_project("eng-platform", 601, "folders/32", "Platform", "ACTIVE");
+    g.add_project("fin-ledger", 602, "folders/41", "Ledger", "ACTIVE");
+    g.add_sink(
+        &root,
+        json!({"name": "audit-to-siem", "destination": "pubsub.googleapis.com/projects/sec/topics/audit",
+               "filter": "logName:\"cloudaudit.googleapis.com\"", "includeChildren": true}),
+    );
+    root
+}
+
 /// Follows the job a `202 Accepted` answer started until it is done; its final document.
 pub async fn job_of(app: &TestApp, owner: &Session, org: &str, started: &crate::Response) -> Value {
     job_done(app, owner, org, started.body["job"]["id"].as_str().unwrap()).await

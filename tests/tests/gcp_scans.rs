@@ -5,10 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_e2e::cloud_org::{app_with_worker, connected_gcp_organization, job_done};
-use canopy_e2e::{Options, Session, TestApp, on_both_backends};
+use canopy_e2e::cloud_org::{
+    app_with_worker, connected_gcp_organization, engineering_and_finance, queued_job_succeeds,
+};
+use canopy_e2e::{Options, on_both_backends};
 use canopy_gcp_testkit::FakeGcp;
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 on_both_backends!(
@@ -17,19 +18,6 @@ on_both_backends!(
 );
 
 const SA: &str = "canopy-reader@acme-admin.iam.gserviceaccount.com";
-
-async fn scan(app: &TestApp, owner: &Session, org: &str, path: &str) -> Value {
-    let queued = app.call(Method::POST, path, Some(&owner.token), None).await;
-    assert_eq!(
-        queued.status,
-        StatusCode::ACCEPTED,
-        "{path}: {}",
-        queued.body
-    );
-    let done = job_done(app, owner, org, queued.body["id"].as_str().unwrap()).await;
-    assert_eq!(done["status"], "succeeded", "{done}");
-    done
-}
 
 fn sources<'a>(page: &'a Value, source: &str) -> Vec<&'a Value> {
     page["items"]
@@ -42,17 +30,7 @@ fn sources<'a>(page: &'a Value, source: &str) -> Vec<&'a Value> {
 
 async fn a_folder_sink_reaches_only_the_projects_under_its_folder(backend: &str) {
     let g = FakeGcp::start().await.unwrap();
-    let root = g.add_organization(3001, "estate.example", "C0est");
-    g.add_folder("folders/31", &root, "Engineering");
-    g.add_folder("folders/32", "folders/31", "Platform");
-    g.add_folder("folders/41", &root, "Finance");
-    g.add_project("eng-platform", 601, "folders/32", "Platform", "ACTIVE");
-    g.add_project("fin-ledger", 602, "folders/41", "Ledger", "ACTIVE");
-    g.add_sink(
-        &root,
-        json!({"name": "audit-to-siem", "destination": "pubsub.googleapis.com/projects/sec/topics/audit",
-               "filter": "logName:\"cloudaudit.googleapis.com\"", "includeChildren": true}),
-    );
+    engineering_and_finance(&g);
     g.add_sink(
         "folders/31",
         json!({"name": "eng-everything", "destination": "storage.googleapis.com/eng-logs",
@@ -72,7 +50,7 @@ async fn a_folder_sink_reaches_only_the_projects_under_its_folder(backend: &str)
     assert_eq!(connected["result"]["connected"], 2, "{connected}");
     let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
 
-    let scanned = scan(&app, &owner, &org, &format!("{base}/scan")).await;
+    let scanned = queued_job_succeeds(&app, &owner, &org, &format!("{base}/scan")).await;
     // The cloud organization and its two projects, each with a snapshot after the scan.
     assert_eq!(scanned["result"]["coverageSnapshots"], 3, "{scanned}");
     let status = app
@@ -92,7 +70,7 @@ async fn a_folder_sink_reaches_only_the_projects_under_its_folder(backend: &str)
     assert_eq!(scanner("gcp.logging.folder_sink")["found"], 1, "{status}");
     // SCC was never activated here: no finding, and no error either.
     assert!(scanner("gcp.scc.org")["error"].is_null(), "{status}");
-    scan(&app, &owner, &org, &format!("{base}/scan/members")).await;
+    queued_job_succeeds(&app, &owner, &org, &format!("{base}/scan/members")).await;
     let trend = app
         .get(&format!("{base}/coverage/history"), &owner.token)
         .await
