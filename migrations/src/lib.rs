@@ -15,6 +15,7 @@ mod m20261130_000007_cloud_org_links;
 mod m20261130_000008_detections;
 mod m20261130_000009_coverage_snapshots;
 mod m20261130_000010_coverage_marks;
+mod m20261130_000011_coverage_revisions;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_detections::Migration),
             Box::new(m20261130_000009_coverage_snapshots::Migration),
             Box::new(m20261130_000010_coverage_marks::Migration),
+            Box::new(m20261130_000011_coverage_revisions::Migration),
         ]
     }
 }

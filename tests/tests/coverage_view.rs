@@ -3,11 +3,17 @@
 //! after a scan, a custom detection created, edited and deleted, and an organization detection
 //! on one folder, every row of the view must still say what the account's own coverage page
 //! (computed from all its detections) says, and deleting what was added must give back the
-//! view as it was.
+//! view as it was. The view is kept in process while the tenant's coverage revision stands,
+//! so the same checks hold after the tree changes (a folder moved under another, a project
+//! gone, an account deleted), each of which must move the revision; reading must not.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_e2e::cloud_org::{app_with_worker, connected_gcp_organization, job_done};
+use canopy_coverage::views::MarksStore;
+use canopy_e2e::cloud_org::{
+    app_with_worker, connected_gcp_organization, engineering_and_finance, job_of,
+    queued_job_succeeds,
+};
 use canopy_e2e::{Options, Session, TestApp, on_both_backends};
 use canopy_gcp_testkit::FakeGcp;
 use reqwest::{Method, StatusCode};
@@ -81,27 +87,40 @@ fn inherited(view: &Value, project: &str) -> u64 {
     row(view, project)["inheritedTechniques"].as_u64().unwrap()
 }
 
-async fn scan(app: &TestApp, owner: &Session, org: &str, path: &str) {
-    let queued = app.call(Method::POST, path, Some(&owner.token), None).await;
-    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.body);
-    let done = job_done(app, owner, org, queued.body["id"].as_str().unwrap()).await;
+/// The tenant's coverage revision, as the store keeps it.
+async fn revision(app: &TestApp, org: &str) -> i64 {
+    let org = canopy_kernel::id::OrganizationId(org.parse().unwrap());
+    app.store.coverage_marks().revision(org).await.unwrap()
+}
+
+/// The view after a write: the write moved the revision, and the view agrees with every
+/// account's page (so what was kept before the write was not served after it).
+async fn after_write(app: &TestApp, owner: &Session, org: &str, base: &str, was: i64) -> Value {
+    let now = revision(app, org).await;
+    assert!(now > was, "the write left the revision at {was}");
+    let view = view_agreeing_with_accounts(app, owner, org, base).await;
+    assert_eq!(revision(app, org).await, now, "reading moved the revision");
+    view
+}
+
+async fn resync(app: &TestApp, owner: &Session, org: &str, base: &str) {
+    let started = app
+        .call(
+            Method::POST,
+            &format!("{base}/sync"),
+            Some(&owner.token),
+            None,
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    let done = job_of(app, owner, org, &started).await;
     assert_eq!(done["status"], "succeeded", "{done}");
 }
 
 async fn the_organization_view_follows_every_write(backend: &str) {
     let g = FakeGcp::start().await.unwrap();
-    let root = g.add_organization(3101, "view.example", "C0view");
-    g.add_folder("folders/51", &root, "Engineering");
-    g.add_folder("folders/52", "folders/51", "Platform");
-    g.add_folder("folders/61", &root, "Finance");
-    g.add_project("eng-platform", 701, "folders/52", "Platform", "ACTIVE");
-    g.add_project("eng-tools", 702, "folders/51", "Tools", "ACTIVE");
-    g.add_project("fin-ledger", 703, "folders/61", "Ledger", "ACTIVE");
-    g.add_sink(
-        &root,
-        json!({"name": "audit-to-siem", "destination": "pubsub.googleapis.com/projects/sec/topics/audit",
-               "filter": "logName:\"cloudaudit.googleapis.com\"", "includeChildren": true}),
-    );
+    engineering_and_finance(&g);
+    g.add_project("eng-tools", 603, "folders/31", "Tools", "ACTIVE");
     let (app, _workers) = app_with_worker(
         backend,
         Options {
@@ -113,14 +132,15 @@ async fn the_organization_view_follows_every_write(backend: &str) {
     let owner = app.sign_up("Owner").await;
     let org = app.create_org_on(&owner, "View", "pro").await;
     let (cloud_org, connected) =
-        connected_gcp_organization(&app, &owner, &org, &g, "3101", SA).await;
+        connected_gcp_organization(&app, &owner, &org, &g, "3001", SA).await;
     assert_eq!(connected["result"]["connected"], 3, "{connected}");
     let cloud_org = cloud_org.as_str();
     let base = format!("/v1/organizations/{org}/cloud-organizations/{cloud_org}");
-    scan(&app, &owner, &org, &format!("{base}/scan")).await;
-    scan(&app, &owner, &org, &format!("{base}/scan/members")).await;
+    queued_job_succeeds(&app, &owner, &org, &format!("{base}/scan")).await;
+    queued_job_succeeds(&app, &owner, &org, &format!("{base}/scan/members")).await;
 
     let before = view_agreeing_with_accounts(&app, &owner, &org, &base).await;
+    let was = revision(&app, &org).await;
     assert_eq!(before["accounts"].as_array().unwrap().len(), 3, "{before}");
     assert!(
         inherited(&before, "fin-ledger") > 0,
@@ -164,7 +184,8 @@ async fn the_organization_view_follows_every_write(backend: &str) {
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_string();
-    let added = view_agreeing_with_accounts(&app, &owner, &org, &base).await;
+    let added = after_write(&app, &owner, &org, &base, was).await;
+    let was = revision(&app, &org).await;
     assert_eq!(
         own(&added, "eng-platform"),
         own(&before, "eng-platform") + 2
@@ -188,7 +209,8 @@ async fn the_organization_view_follows_every_write(backend: &str) {
         )
         .await;
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
-    let narrowed = view_agreeing_with_accounts(&app, &owner, &org, &base).await;
+    let narrowed = after_write(&app, &owner, &org, &base, was).await;
+    let was = revision(&app, &org).await;
     assert_eq!(
         own(&narrowed, "eng-platform"),
         own(&before, "eng-platform") + 1
@@ -207,12 +229,13 @@ async fn the_organization_view_follows_every_write(backend: &str) {
             &detections,
             &owner.token,
             json!({"name": "Engineering SIEM", "scope": "organization",
-                   "cloudOrganizationId": cloud_org, "appliesTo": {"nodes": ["folders/51"]},
+                   "cloudOrganizationId": cloud_org, "appliesTo": {"nodes": ["folders/31"]},
                    "techniques": scored(&[&nowhere[3 % nowhere.len()]])}),
         )
         .await;
     assert_eq!(folder.status, StatusCode::CREATED, "{}", folder.body);
-    let inherited_view = view_agreeing_with_accounts(&app, &owner, &org, &base).await;
+    let inherited_view = after_write(&app, &owner, &org, &base, was).await;
+    let was = revision(&app, &org).await;
     for (project, gained) in [("eng-platform", 1), ("eng-tools", 1), ("fin-ledger", 0)] {
         assert_eq!(
             inherited(&inherited_view, project),
@@ -233,6 +256,70 @@ async fn the_organization_view_follows_every_write(backend: &str) {
             .await;
         assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
     }
-    let after = view_agreeing_with_accounts(&app, &owner, &org, &base).await;
+    let after = after_write(&app, &owner, &org, &base, was).await;
     assert_eq!(after, before);
+
+    // An organization detection on Finance; then Platform moves under Finance, and
+    // eng-platform inherits it from there (the tree and the member's placement changed).
+    let finance = app
+        .post(
+            &detections,
+            &owner.token,
+            json!({"name": "Finance SIEM", "scope": "organization",
+                   "cloudOrganizationId": cloud_org, "appliesTo": {"nodes": ["folders/41"]},
+                   "techniques": scored(&[&nowhere[0]])}),
+        )
+        .await;
+    assert_eq!(finance.status, StatusCode::CREATED, "{}", finance.body);
+    let was = revision(&app, &org).await;
+    let on_finance = view_agreeing_with_accounts(&app, &owner, &org, &base).await;
+    assert_eq!(
+        inherited(&on_finance, "eng-platform"),
+        inherited(&before, "eng-platform")
+    );
+    g.move_folder("folders/32", "folders/41");
+    resync(&app, &owner, &org, &base).await;
+    let moved = after_write(&app, &owner, &org, &base, was).await;
+    assert_eq!(
+        inherited(&moved, "eng-platform"),
+        inherited(&before, "eng-platform") + 1,
+        "{moved}"
+    );
+    assert_eq!(
+        inherited(&moved, "eng-tools"),
+        inherited(&before, "eng-tools")
+    );
+
+    // A project gone from the organization leaves the view.
+    let was = revision(&app, &org).await;
+    g.remove_project("fin-ledger");
+    resync(&app, &owner, &org, &base).await;
+    let left = after_write(&app, &owner, &org, &base, was).await;
+    let keys = |v: &Value| -> Vec<String> {
+        v["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["account"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys(&left), ["eng-platform", "eng-tools"], "{left}");
+
+    // A member's cloud account deleted leaves it too.
+    let was = revision(&app, &org).await;
+    let tools = row(&left, "eng-tools")["cloudAccountId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/organizations/{org}/cloud-accounts/{tools}?confirmAccountId=eng-tools"),
+            Some(&owner.token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    let gone = after_write(&app, &owner, &org, &base, was).await;
+    assert_eq!(keys(&gone), ["eng-platform"], "{gone}");
 }

@@ -24,7 +24,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::detections::assemble;
-use crate::entity::{cloud_accounts, coverage_marks as marks, detections};
+use crate::entity::{cloud_accounts, coverage_marks as marks, coverage_revisions, detections};
 use crate::error::db_err;
 
 crate::repository!(
@@ -158,5 +158,16 @@ impl MarksStore for CoverageMarkStore {
             found.extend(folded);
         }
         Ok(found)
+    }
+
+    async fn revision(&self, org: OrganizationId) -> Result<i64, StoreError> {
+        let found: Option<i64> = coverage_revisions::Entity::find_by_id(org.as_uuid())
+            .select_only()
+            .column(coverage_revisions::Column::Revision)
+            .into_tuple()
+            .one(self.db())
+            .await
+            .map_err(db_err)?;
+        Ok(found.unwrap_or(0))
     }
 }

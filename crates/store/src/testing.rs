@@ -132,6 +132,14 @@ pub async fn insert_detection_row(
         .map_err(db_err)
 }
 
+/// Takes the last migration down and up again, so a test can show its `down` leaves a
+/// schema its `up` applies to again.
+pub async fn redo_last_migration(store: &Store) -> Result<(), StoreError> {
+    use canopy_migrations::{Migrator, MigratorTrait};
+    Migrator::down(store.db(), Some(1)).await.map_err(db_err)?;
+    Migrator::up(store.db(), None).await.map_err(db_err)
+}
+
 /// A migrated store on a fresh database of the named backend (`sqlite` or `postgres`).
 pub async fn migrated(backend: &str) -> Result<Store, StoreError> {
     let url = match backend {

@@ -8,6 +8,8 @@
 use canopy_coverage::snapshot::{
     BreakdownCounts, CoverageSnapshot, HistoryOf, SnapshotStore, SnapshotTarget,
 };
+use canopy_coverage::views::MarksStore;
+use canopy_detection::catalog::Catalog;
 use canopy_kernel::id::OrganizationId;
 use canopy_store::testing::{self, now};
 use canopy_store::{Store, contract};
@@ -49,7 +51,49 @@ fn snapshot(
     }
 }
 
-contract!(snapshots_round_trip_and_read_back_by_target_and_range,);
+contract!(
+    snapshots_round_trip_and_read_back_by_target_and_range,
+    the_coverage_revision_moves_with_detection_writes_only,
+);
+
+/// The triggers of migration 11: a detection written past every repository still moves its
+/// tenant's revision (the store's code is not what moves it), another tenant's stays, reading
+/// marks moves nothing, and the triggers come back when the migration is redone.
+async fn the_coverage_revision_moves_with_detection_writes_only(store: Store) {
+    let marks = store.coverage_marks();
+    let mine = testing::unlimited_organization(&store).await.unwrap().id;
+    let theirs = testing::unlimited_organization(&store).await.unwrap().id;
+    let account = testing::stored_aws_account(&store, mine)
+        .await
+        .unwrap()
+        .id
+        .as_uuid();
+    let (was, other) = (
+        marks.revision(mine).await.unwrap(),
+        marks.revision(theirs).await.unwrap(),
+    );
+    let raw = |key: &'static str| {
+        testing::insert_detection_row(&store, mine, "account", Some(account), None, key)
+    };
+    assert_eq!(raw("one").await.unwrap(), 1);
+    let moved = marks.revision(mine).await.unwrap();
+    assert!(moved > was, "{was} -> {moved}");
+    assert_eq!(marks.revision(theirs).await.unwrap(), other);
+    marks
+        .own_marks(mine, &[account], Catalog::embedded())
+        .await
+        .unwrap();
+    assert_eq!(
+        marks.revision(mine).await.unwrap(),
+        moved,
+        "a read moved it"
+    );
+
+    testing::redo_last_migration(&store).await.unwrap();
+    assert_eq!(marks.revision(mine).await.unwrap(), 0, "redone from empty");
+    assert_eq!(raw("two").await.unwrap(), 1);
+    assert!(marks.revision(mine).await.unwrap() > 0);
+}
 
 async fn snapshots_round_trip_and_read_back_by_target_and_range(store: Store) {
     let org = testing::unlimited_organization(&store).await.unwrap().id;

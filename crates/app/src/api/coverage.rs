@@ -401,15 +401,15 @@ impl CoverageApi {
             attack_version: catalog.version().to_string(),
             accounts: view
                 .accounts
-                .into_iter()
+                .iter()
                 .map(|r| AccountRowDto {
                     cloud_account_id: r.cloud_account_id,
-                    account: r.account,
+                    account: r.account.clone(),
                     own_techniques: r.own_techniques,
                     inherited_techniques: r.inherited_techniques,
                     total_techniques: r.total_techniques,
                     percent: r.percent,
-                    weakest_tactic: r.weakest_tactic,
+                    weakest_tactic: r.weakest_tactic.clone(),
                 })
                 .collect(),
             average: view.average,
@@ -420,9 +420,9 @@ impl CoverageApi {
             in_none: list(&view.in_none),
             gaps: view
                 .gaps
-                .into_iter()
+                .iter()
                 .map(|g| GapDto {
-                    technique: g.technique,
+                    technique: g.technique.clone(),
                     accounts_lacking: g.accounts_lacking,
                 })
                 .collect(),
@@ -515,10 +515,10 @@ impl CoverageApi {
         Ok(Json(OrganizationBreakdownDto {
             cloud_organization_id: id.0,
             accounts: rows
-                .into_iter()
+                .iter()
                 .map(|(cloud_account_id, account, summary)| AccountBreakdownDto {
-                    cloud_account_id,
-                    account,
+                    cloud_account_id: *cloud_account_id,
+                    account: account.clone(),
                     breakdown: (&summary.breakdown(catalog)).into(),
                 })
                 .collect(),

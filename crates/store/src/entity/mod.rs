@@ -12,6 +12,7 @@ pub(crate) mod cloud_organization_members;
 pub(crate) mod cloud_organizations;
 pub(crate) mod connection_tokens;
 pub(crate) mod coverage_marks;
+pub(crate) mod coverage_revisions;
 pub(crate) mod coverage_snapshots;
 pub(crate) mod detection_techniques;
 pub(crate) mod detections;
