@@ -9,6 +9,20 @@ use canopy_detection::detection::{
 use canopy_detection::mapping::{Category, Value};
 use canopy_kernel::id::OrganizationId;
 
+/// The estate the coverage benchmarks build, on the command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EstateSize {
+    /// Accounts in the cloud organization (the management account included).
+    #[arg(long, default_value_t = 1_000)]
+    pub accounts: usize,
+    /// Own detections per account.
+    #[arg(long, default_value_t = 100)]
+    pub own: usize,
+    /// Organization detections.
+    #[arg(long, default_value_t = 50)]
+    pub org: usize,
+}
+
 /// A deterministic generator (xorshift64*): the same estate on every run and machine.
 pub struct Dice(pub u64);
 

@@ -2,7 +2,7 @@
 //! wrk (Debian's small C load generator) beside it, and the CPU the server, PostgreSQL and wrk
 //! each spent read from /proc, so a reader sees which was the limit on the shared two cores.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,24 @@ pub struct Run {
     pub postgres_cpu: f64,
     /// wrk's own CPU, percent of one core.
     pub wrk_cpu: f64,
+}
+
+/// The command line every wrk benchmark shares: which server, on which PostgreSQL, and how
+/// long wrk drives it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// The release `canopy` binary to benchmark.
+    #[arg(long)]
+    pub canopy: PathBuf,
+    /// PostgreSQL server URL; a fresh database is created on it.
+    #[arg(long, env = "CANOPY_TEST_POSTGRES_URL")]
+    pub database_url: Option<String>,
+    /// wrk threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
 }
 
 /// How hard wrk drives.

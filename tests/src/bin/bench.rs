@@ -5,12 +5,11 @@
 //! on the shared two cores. A second part sends bursts of concurrent log-ins and reads the
 //! server's resident memory. Results go to docs/benchmarks.md; `just bench-api` runs it.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use canopy_e2e::wrk::{Load, Server, measure, status_kib};
+use canopy_e2e::wrk::{Load, Server, ServerArgs, measure, status_kib};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -18,21 +17,11 @@ use serde_json::{Value, json};
 #[derive(Parser, Debug)]
 #[command(about = "Canopy API throughput, latency and log-in memory, driven by wrk")]
 struct Args {
-    /// The release `canopy` binary to benchmark.
-    #[arg(long)]
-    canopy: PathBuf,
-    /// PostgreSQL server URL; a fresh database is created on it.
-    #[arg(long, env = "CANOPY_TEST_POSTGRES_URL")]
-    database_url: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// wrk connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// wrk threads.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
-    /// Measured seconds per run.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
     /// Runs per endpoint; the report gives each and the median.
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -106,7 +95,7 @@ async fn seed(args: &Args, api: &Api, database_url: &str) -> anyhow::Result<(Str
         )
         .await?;
     let org_id = org["id"].as_str().context("org id")?.to_string();
-    let set = Command::new(&args.canopy)
+    let set = Command::new(&args.server.canopy)
         .args([
             "admin",
             "set-tier",
@@ -205,7 +194,7 @@ async fn bursts(
     label: &str,
     extra: &[(&str, &str)],
 ) -> anyhow::Result<()> {
-    let server = Server::start(&args.canopy, database_url, extra)?;
+    let server = Server::start(&args.server.canopy, database_url, extra)?;
     let api = Api {
         http: reqwest::Client::new(),
         base: server.base.clone(),
@@ -232,12 +221,13 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let server_url = args
+        .server
         .database_url
         .clone()
         .unwrap_or_else(|| canopy_store::testing::DEFAULT_POSTGRES_URL.to_string());
     let database_url = rt.block_on(canopy_store::testing::fresh_postgres_url_on(&server_url))?;
     // The migrations run in the first server; admin commands need them in place.
-    let server = Server::start(&args.canopy, &database_url, &[])?;
+    let server = Server::start(&args.server.canopy, &database_url, &[])?;
     let api = Api {
         http: reqwest::Client::new(),
         base: server.base.clone(),
@@ -266,7 +256,12 @@ fn main() -> anyhow::Result<()> {
         ];
         println!(
             "wrk -t{} -c{} -d{}s, runs={}, members={}, accounts={}",
-            args.threads, args.connections, args.seconds, args.runs, args.members, args.accounts
+            args.server.threads,
+            args.connections,
+            args.server.seconds,
+            args.runs,
+            args.members,
+            args.accounts
         );
         println!(
             "| endpoint | run | req/s | p50 ms | p99 ms | server CPU % | PostgreSQL CPU % | wrk CPU % | non-2xx |"
@@ -274,9 +269,9 @@ fn main() -> anyhow::Result<()> {
         println!("|---|---|---|---|---|---|---|---|---|");
         for (name, url) in &targets {
             let load = Load {
-                threads: args.threads,
+                threads: args.server.threads,
                 connections: args.connections,
-                seconds: args.seconds,
+                seconds: args.server.seconds,
             };
             measure(&server, name, url, &token, load, args.runs)?;
         }

@@ -20,22 +20,15 @@ use canopy_coverage::summary::{AccountSummary, Marks, Member as SummaryMember, e
 use canopy_detection::catalog::Catalog;
 use canopy_detection::detection::Detection;
 use canopy_detection::service::{AccountDetection, Origin, inherit};
-use canopy_e2e::synthetic::{Dice, account_detections, organization_detections};
+use canopy_e2e::synthetic::{Dice, EstateSize, account_detections, organization_detections};
 use canopy_kernel::id::OrganizationId;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
 #[command(about = "Canopy coverage computation benchmark")]
 struct Args {
-    /// Accounts in the cloud organization.
-    #[arg(long, default_value_t = 1_000)]
-    accounts: usize,
-    /// Own detections per account.
-    #[arg(long, default_value_t = 100)]
-    own: usize,
-    /// Organization detections.
-    #[arg(long, default_value_t = 50)]
-    org: usize,
+    #[command(flatten)]
+    estate: EstateSize,
     /// Timed runs (the median and the spread are reported).
     #[arg(long, default_value_t = 31)]
     runs: usize,
@@ -89,10 +82,10 @@ fn estate(args: &Args) -> (Hierarchy, CloudOrganizationId, Vec<Member>, Vec<Dete
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
     let (org, cloud_org) = (OrganizationId::new(), CloudOrganizationId::new());
     let leaves = &levels[4];
-    let members: Vec<Member> = (0..args.accounts)
+    let members: Vec<Member> = (0..args.estate.accounts)
         .map(|i| {
             let id = CloudAccountId::new();
-            let own = account_detections(&mut dice, org, id, &pool, args.own)
+            let own = account_detections(&mut dice, org, id, &pool, args.estate.own)
                 .into_iter()
                 .map(|detection| AccountDetection {
                     detection,
@@ -108,8 +101,15 @@ fn estate(args: &Args) -> (Hierarchy, CloudOrganizationId, Vec<Member>, Vec<Dete
         })
         .collect();
     let keys: Vec<String> = members.iter().map(|m| m.key.clone()).collect();
-    let organization =
-        organization_detections(&mut dice, org, cloud_org, &levels, &keys, &pool, args.org);
+    let organization = organization_detections(
+        &mut dice,
+        org,
+        cloud_org,
+        &levels,
+        &keys,
+        &pool,
+        args.estate.org,
+    );
     (hierarchy, cloud_org, members, organization)
 }
 
@@ -207,13 +207,13 @@ fn main() {
         &organization,
     )
     .iter()
-    .map(|rows| rows.len() - args.own)
+    .map(|rows| rows.len() - args.estate.own)
     .sum();
     println!(
         "estate: {} accounts on a 4-level tree ({} nodes), {} own detections each, {} organization detections ({:.1} reach an account on average), {} IaaS techniques",
         members.len(),
         hierarchy.nodes().count(),
-        args.own,
+        args.estate.own,
         organization.len(),
         reached as f64 / members.len() as f64,
         Catalog::embedded().iaas().count(),
@@ -267,7 +267,7 @@ fn main() {
     );
     println!(
         "folding one account's {} own detections into marks (at write time): {:.1} us on average",
-        args.own,
+        args.estate.own,
         ms(fold_all) * 1_000.0 / members.len() as f64,
     );
     println!(

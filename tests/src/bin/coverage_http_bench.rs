@@ -7,7 +7,6 @@
 //! (every member's own / inherited technique lists) the same way. Results in docs/benchmarks.md; `just bench-coverage`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use anyhow::{Context, ensure};
 use canopy_aws_testkit::FakeAws;
@@ -17,8 +16,8 @@ use canopy_detection::catalog::Catalog;
 use canopy_detection::ports::{DetectionRepository, ScanWrite};
 use canopy_e2e::bench::{accepted, succeeded};
 use canopy_e2e::cloud_org::worker_for;
-use canopy_e2e::synthetic::{Dice, account_detections, organization_detections};
-use canopy_e2e::wrk::{Load, Server, measure};
+use canopy_e2e::synthetic::{Dice, EstateSize, account_detections, organization_detections};
+use canopy_e2e::wrk::{Load, Server, ServerArgs, measure};
 use canopy_e2e::{Options, TestApp};
 use canopy_kernel::id::OrganizationId;
 use canopy_store::{Store, StoreConfig};
@@ -30,30 +29,13 @@ const MANAGEMENT: &str = "100000000000";
 #[derive(Parser, Debug)]
 #[command(about = "Canopy organization coverage view over HTTP, driven by wrk")]
 struct Args {
-    /// The release `canopy` binary to benchmark.
-    #[arg(long)]
-    canopy: PathBuf,
-    /// PostgreSQL server URL; a fresh database is created on it.
-    #[arg(long, env = "CANOPY_TEST_POSTGRES_URL")]
-    database_url: Option<String>,
-    /// Accounts in the AWS Organization (the management account included).
-    #[arg(long, default_value_t = 1_000)]
-    accounts: usize,
-    /// Own detections per account.
-    #[arg(long, default_value_t = 100)]
-    own: usize,
-    /// Organization detections.
-    #[arg(long, default_value_t = 50)]
-    org: usize,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    estate: EstateSize,
     /// wrk connections.
     #[arg(long, default_value_t = 8)]
     connections: usize,
-    /// wrk threads.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
-    /// Measured seconds per run.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
     /// Runs per endpoint; the report gives each and the median.
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -122,7 +104,7 @@ async fn seed(args: &Args, database_url: &str) -> anyhow::Result<Seeded> {
     let levels = tree(&aws, &root);
     let leaves = &levels[4];
     aws.add_org_account(&root, MANAGEMENT, "management", "ACTIVE");
-    for n in 1..args.accounts {
+    for n in 1..args.estate.accounts {
         let id = format!("{:012}", 300_000_000_000u64 + n as u64);
         aws.add_org_account(&leaves[n % leaves.len()], &id, "acct", "ACTIVE");
     }
@@ -163,7 +145,7 @@ async fn seed(args: &Args, database_url: &str) -> anyhow::Result<Seeded> {
         .await
         .context("connect")?;
     ensure!(
-        done["connected"].as_u64() == Some(args.accounts as u64),
+        done["connected"].as_u64() == Some(args.estate.accounts as u64),
         "connected {done}"
     );
     workers.stop().await;
@@ -178,7 +160,7 @@ async fn seed(args: &Args, database_url: &str) -> anyhow::Result<Seeded> {
     let repository = store.detections();
     for key in &keys {
         let account = CloudAccountId(ids[*key]);
-        let insert = account_detections(&mut dice, tenant, account, &pool, args.own);
+        let insert = account_detections(&mut dice, tenant, account, &pool, args.estate.own);
         repository
             .apply_scan(ScanWrite {
                 insert,
@@ -194,7 +176,7 @@ async fn seed(args: &Args, database_url: &str) -> anyhow::Result<Seeded> {
         &levels,
         &keys,
         &pool,
-        args.org,
+        args.estate.org,
     );
     repository
         .apply_scan(ScanWrite {
@@ -221,12 +203,74 @@ async fn get(base: &str, path: &str, token: &str) -> anyhow::Result<Value> {
     Ok(resp.json().await?)
 }
 
+/// Sequential reads of the view, timed end to end (ms): `pairs` times a custom detection is
+/// created on `account` and deleted again, each write followed by one read (computed again,
+/// since the write moved the revision), then as many reads with nothing written (kept).
+async fn sequential(
+    base: &str,
+    seeded: &Seeded,
+    view_path: &str,
+    account: &str,
+    technique: &str,
+    pairs: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let client = reqwest::Client::new();
+    let detections = format!("{base}/v1/organizations/{}/detections", seeded.org);
+    let timed_read = || async {
+        let started = std::time::Instant::now();
+        get(base, view_path, &seeded.token).await?;
+        anyhow::Ok(started.elapsed().as_secs_f64() * 1e3)
+    };
+    let mut after_write = Vec::with_capacity(pairs * 2);
+    for _ in 0..pairs {
+        let created = client
+            .post(&detections)
+            .bearer_auth(&seeded.token)
+            .json(&json!({"name": "bench rule", "scope": "account", "cloudAccountId": account,
+                          "techniques": [{"technique": technique, "category": "detect", "value": "partial"}]}))
+            .send()
+            .await?;
+        ensure!(
+            created.status().is_success(),
+            "create: {}",
+            created.status()
+        );
+        let id = created.json::<Value>().await?["id"]
+            .as_str()
+            .context("created detection id")?
+            .to_string();
+        after_write.push(timed_read().await?);
+        let deleted = client
+            .delete(format!("{detections}/{id}"))
+            .bearer_auth(&seeded.token)
+            .send()
+            .await?;
+        ensure!(
+            deleted.status().is_success(),
+            "delete: {}",
+            deleted.status()
+        );
+        after_write.push(timed_read().await?);
+    }
+    let mut unchanged = Vec::with_capacity(pairs * 2);
+    for _ in 0..pairs * 2 {
+        unchanged.push(timed_read().await?);
+    }
+    Ok((after_write, unchanged))
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let server_url = args
+        .server
         .database_url
         .clone()
         .unwrap_or_else(|| canopy_store::testing::DEFAULT_POSTGRES_URL.to_string());
@@ -235,7 +279,7 @@ fn main() -> anyhow::Result<()> {
     let seeded = rt.block_on(seed(&args, &database_url))?;
     eprintln!("seeded in {:.1}s", seeding.elapsed().as_secs_f64());
     let server = Server::start(
-        &args.canopy,
+        &args.server.canopy,
         &database_url,
         &[("CANOPY_SCAN_MINUTES", "0"), ("CANOPY_RESYNC_MINUTES", "0")],
     )?;
@@ -246,26 +290,52 @@ fn main() -> anyhow::Result<()> {
     // The first read folds nothing (the writes kept the marks); check what it answers.
     let view = rt.block_on(get(&server.base, &view_path, &seeded.token))?;
     let rows = view["accounts"].as_array().map_or(0, Vec::len);
-    ensure!(rows == args.accounts, "the view lists {rows} accounts");
     ensure!(
-        view["organization"]["accountsReached"].as_u64() == Some(args.accounts as u64),
+        rows == args.estate.accounts,
+        "the view lists {rows} accounts"
+    );
+    ensure!(
+        view["organization"]["accountsReached"].as_u64() == Some(args.estate.accounts as u64),
         "the organization's detections reach {} accounts",
         view["organization"]["accountsReached"]
     );
     println!(
         "estate: {} accounts on a 4-level OU tree, {} own detections each, {} organization detections; average coverage {} % (min {}, max {}), {} gaps",
         rows,
-        args.own,
-        args.org,
+        args.estate.own,
+        args.estate.org,
         view["average"],
         view["min"],
         view["max"],
         view["gaps"].as_array().map_or(0, Vec::len),
     );
+    let account = view["accounts"][0]["cloudAccountId"]
+        .as_str()
+        .context("a member's cloud account id")?;
+    let technique = Catalog::embedded()
+        .techniques()
+        .first()
+        .context("the catalog's first technique")?
+        .id
+        .clone();
+    let (after_write, unchanged) = rt.block_on(sequential(
+        &server.base,
+        &seeded,
+        &view_path,
+        account,
+        &technique,
+        15,
+    ))?;
+    println!(
+        "sequential reads, median of {}: right after a write (computed again) {:.2} ms; nothing written (kept) {:.2} ms",
+        after_write.len(),
+        median(after_write),
+        median(unchanged),
+    );
     let load = Load {
-        threads: args.threads,
+        threads: args.server.threads,
         connections: args.connections,
-        seconds: args.seconds,
+        seconds: args.server.seconds,
     };
     println!(
         "wrk -t{} -c{} -d{}s, runs={}",
@@ -293,9 +363,7 @@ fn main() -> anyhow::Result<()> {
         load,
         args.runs,
     )?;
-    let mut p99: Vec<f64> = runs.iter().map(|r| r.p99_ms).collect();
-    p99.sort_by(f64::total_cmp);
-    let median = p99[p99.len() / 2];
+    let median = median(runs.iter().map(|r| r.p99_ms).collect());
     println!(
         "organization view p99: median {median:.2} ms over {} runs = {:.2} x the {} ms target ({})",
         args.runs,
