@@ -437,7 +437,11 @@ pub async fn build_state(
         jobs: jobs.clone(),
         clock: clock.clone(),
     });
-    let views = CoverageViews::new(detections.clone(), Arc::new(store.coverage_marks()));
+    let views = CoverageViews::new(
+        detections.clone(),
+        Arc::new(store.coverage_marks()),
+        Arc::new(canopy_cache::views::InProcessViews::new()),
+    );
     let coverage = CoverageHistory::new(
         detections.clone(),
         Arc::new(store.coverage_snapshots()),

@@ -1,8 +1,11 @@
 //! Caches for metric series ([`SeriesCache`]): in process with moka (time to live, bounded
 //! size, concurrent misses of one key share one fetch), and the same in front of Redis so
-//! several replicas share what any of them fetched.
+//! several replicas share what any of them fetched. Computed coverage views ([`views`]) are
+//! kept in process.
 //!
-//! API boundary: [`InProcessCache`], [`RedisCache`].
+//! API boundary: [`InProcessCache`], [`RedisCache`], [`views::InProcessViews`].
+
+pub mod views;
 
 use std::sync::Arc;
 use std::time::Duration;

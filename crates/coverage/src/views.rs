@@ -3,13 +3,12 @@
 //! detection write), so a view over 1,000 accounts reads 1,000 small rows, the organization's
 //! own detections and its tree, not every detection of the estate.
 //!
-//! Each computed view is kept in process beside the tenant's coverage revision it was
+//! Each computed view is kept (the [`ViewCache`] port) beside the tenant's coverage revision it was
 //! computed after, and served again while a one-row read says that revision has not moved
 //! (the store moves it in the transaction of every write a view reads from).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use canopy_cloud_org::organization::CloudOrganizationId;
@@ -19,7 +18,6 @@ use canopy_kernel::StoreError;
 use canopy_kernel::id::OrganizationId;
 use canopy_tenancy::policy::Action;
 use canopy_tenancy::service::OrgAccess;
-use moka::future::Cache;
 use uuid::Uuid;
 
 use crate::organization::{OrganizationCoverage, organization_coverage};
@@ -46,18 +44,44 @@ pub trait MarksStore: Send + Sync {
     async fn revision(&self, org: OrganizationId) -> Result<i64, StoreError>;
 }
 
-/// Members summed over the views kept in process: a member's summary is about 1 KiB, so the
-/// cache stays under about 64 MiB.
-const CACHED_MEMBERS: u64 = 65_536;
-
 /// Every connected member's summary: `(cloud account, provider id, summary)`.
 pub type Summaries = Vec<(Uuid, String, AccountSummary)>;
 
 /// A cloud organization's views as computed after `revision` was read.
-struct Computed {
-    revision: i64,
-    summaries: Arc<Summaries>,
-    organization: Arc<OrganizationCoverage>,
+#[derive(Debug)]
+pub struct KeptView {
+    /// The tenant's coverage revision read before the inputs.
+    pub revision: i64,
+    /// Every connected member's summary.
+    pub summaries: Arc<Summaries>,
+    /// The organization-wide view over them.
+    pub organization: Arc<OrganizationCoverage>,
+}
+
+/// Where computed views are kept between reads (in process: `canopy-cache`'s moka one). It
+/// may drop any entry at any time; [`NoViewCache`] keeps nothing.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ViewCache: Send + Sync {
+    /// The view kept for this tenant's cloud organization, if any.
+    async fn get(&self, org: OrganizationId, id: CloudOrganizationId) -> Option<Arc<KeptView>>;
+
+    /// Keeps `view` for this tenant's cloud organization, replacing what was kept.
+    async fn put(&self, org: OrganizationId, id: CloudOrganizationId, view: Arc<KeptView>);
+}
+
+/// A [`ViewCache`] that keeps nothing: every read computes (for embedders and tests that
+/// want no state between reads).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoViewCache;
+
+#[async_trait]
+impl ViewCache for NoViewCache {
+    async fn get(&self, _: OrganizationId, _: CloudOrganizationId) -> Option<Arc<KeptView>> {
+        None
+    }
+
+    async fn put(&self, _: OrganizationId, _: CloudOrganizationId, _: Arc<KeptView>) {}
 }
 
 /// Serves coverage views that span a whole cloud organization.
@@ -65,23 +89,20 @@ struct Computed {
 pub struct CoverageViews {
     detections: DetectionService,
     marks: Arc<dyn MarksStore>,
-    computed: Cache<(Uuid, Uuid), Arc<Computed>>,
+    kept: Arc<dyn ViewCache>,
 }
 
 impl CoverageViews {
     /// Wires the views over their ports.
-    pub fn new(detections: DetectionService, marks: Arc<dyn MarksStore>) -> Self {
-        let computed = Cache::builder()
-            .weigher(|_, c: &Arc<Computed>| {
-                u32::try_from(c.summaries.len().max(1)).unwrap_or(u32::MAX)
-            })
-            .max_capacity(CACHED_MEMBERS)
-            .time_to_idle(Duration::from_secs(15 * 60))
-            .build();
+    pub fn new(
+        detections: DetectionService,
+        marks: Arc<dyn MarksStore>,
+        kept: Arc<dyn ViewCache>,
+    ) -> Self {
         Self {
             detections,
             marks,
-            computed,
+            kept,
         }
     }
 
@@ -111,27 +132,26 @@ impl CoverageViews {
         &self,
         access: &OrgAccess,
         id: CloudOrganizationId,
-    ) -> Result<Arc<Computed>, DetectionError> {
+    ) -> Result<Arc<KeptView>, DetectionError> {
         access.require(Action::View)?;
         let org = access.org_id();
         // Read before the inputs: a write landing while they are read moves the revision
         // past the one kept, so the next read computes again. Read after, such a write
         // could be kept under its own revision without its rows.
         let revision = self.marks.revision(org).await?;
-        let key = (org.as_uuid(), id.as_uuid());
-        if let Some(kept) = self.computed.get(&key).await
+        if let Some(kept) = self.kept.get(org, id).await
             && kept.revision == revision
         {
             return Ok(kept);
         }
         let summaries = self.compute(org, id).await?;
         let organization = organization_coverage(Catalog::embedded(), &summaries);
-        let computed = Arc::new(Computed {
+        let computed = Arc::new(KeptView {
             revision,
             summaries: Arc::new(summaries),
             organization: Arc::new(organization),
         });
-        self.computed.insert(key, computed.clone()).await;
+        self.kept.put(org, id, computed.clone()).await;
         Ok(computed)
     }
 
