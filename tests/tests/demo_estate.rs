@@ -107,8 +107,9 @@ async fn the_demo_estate_shows_inherited_coverage_with_no_cloud_credentials(back
     .await
     .expect("the demo estate is scanned within two minutes")
     .unwrap();
-    // Two discoveries, two connects, two organization scans, two members scans.
-    assert_eq!(done.queued, 8);
+    // Two discoveries, two connects, two organization scans, two members scans, and a scan
+    // of each of the six standalone accounts.
+    assert_eq!(done.queued, 14);
     assert_eq!(done.cloud_organizations.len(), 2);
     // A restart on the same database seeds nothing and queues nothing twice.
     let restarted = app.replica(demo).await;
@@ -289,6 +290,29 @@ async fn the_demo_estate_shows_inherited_coverage_with_no_cloud_credentials(back
     assert_eq!(
         d.get(&format!("/cloud-organizations/{aws}")).await["cloudOrgId"],
         AWS_ORGANIZATION
+    );
+
+    // The standalone accounts are scanned too: their own coverage only, each different, and
+    // the one whose role refuses Canopy unknown rather than uncovered.
+    let covered = |c: &Value| c["overall"]["covered"].as_u64().unwrap();
+    let us = d.coverage("210987654001").await;
+    let eu = d.coverage("210987654002").await;
+    assert_eq!(us["includesOrgDetections"], false, "{}", us["breakdown"]);
+    assert_eq!(count(&us["breakdown"]["orgTechniques"]), 0);
+    assert!(
+        covered(&us) > covered(&eu),
+        "{} / {}",
+        us["overall"],
+        eu["overall"]
+    );
+    assert!(eu["degraded"].as_u64().unwrap() > 0, "the regional trail");
+    assert_eq!(covered(&d.coverage("210987654005").await), 0);
+    let refused = d.coverage(canopy_app::demo::FAILING_ACCOUNT).await;
+    assert_eq!(covered(&refused), 0, "{}", refused["overall"]);
+    assert!(
+        refused["unknown"].as_u64().unwrap() > 0,
+        "unreadable is unknown: {}",
+        refused["overall"]
     );
     workers.stop().await;
 }

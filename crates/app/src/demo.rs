@@ -2,15 +2,14 @@
 //! metrics come from the demo cloud (one of them refusing access), created through the same
 //! services as any other, so a newcomer sees a full dashboard without AWS credentials. Then
 //! ([`complete`]) the demo cloud's AWS Organization and GCP Organization, connected,
-//! discovered, their members connected and everything scanned by the job workers, so
-//! coverage with its inherited part, the organization view and Navigator layers can be read
-//! without cloud credentials either.
+//! discovered, their members connected and everything scanned by the job workers (the
+//! standalone accounts too), so coverage with its inherited part, the organization view and
+//! Navigator layers can be read without cloud credentials either.
 
 use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use canopy_cloud_org::AccountInput;
 use canopy_cloud_org::identifiers::RoleArn;
 use canopy_cloud_org::organization::gcp::GcpOrganizationInput;
 use canopy_cloud_org::organization::ports::Selection;
@@ -18,8 +17,9 @@ use canopy_cloud_org::organization::service::{
     AwsOrganizationInput, CONNECT_KIND, CloudOrganizationError, DISCOVER_KIND,
 };
 use canopy_cloud_org::organization::{CloudOrganization, ConnectionStatus};
+use canopy_cloud_org::{AccountFilter, AccountInput, CloudAccount};
 use canopy_demo::estate;
-use canopy_detection::scan::{SCAN_MEMBERS_KIND, SCAN_ORGANIZATION_KIND};
+use canopy_detection::scan::{SCAN_ACCOUNT_KIND, SCAN_MEMBERS_KIND, SCAN_ORGANIZATION_KIND};
 use canopy_jobs::{Job, JobKind, JobStatus};
 use canopy_kernel::PageRequest;
 use canopy_tenancy::service::OrgAccess;
@@ -135,7 +135,7 @@ pub struct Completed {
 
 /// Connects the demo cloud's AWS Organization and GCP Organization to the demo organization
 /// through the cloud-organization service, as the API does (discovery, then every member),
-/// and scans them and their members, waiting for each job. The jobs run on the job workers,
+/// and scans them, their members and the standalone accounts, waiting for each job. The jobs run on the job workers,
 /// which must be running. Safe on every start: it picks up where a previous run stopped
 /// and queues nothing once everything has been done.
 pub async fn complete(state: &AppState) -> anyhow::Result<Completed> {
@@ -169,7 +169,43 @@ async fn complete_as(state: &AppState, principal: &Principal) -> anyhow::Result<
         let id = connect(state, &access, cloud_org_id, &mut done.queued).await?;
         done.cloud_organizations.push(id);
     }
+    for account in standalone(state, &access).await? {
+        let id = account.id;
+        ensure(
+            state,
+            &access,
+            id.as_uuid(),
+            SCAN_ACCOUNT_KIND,
+            &mut done.queued,
+            || async { Ok(state.detections.scan_account(&access, id).await?) },
+        )
+        .await?;
+    }
     Ok(done)
+}
+
+/// The standalone accounts [`seed`] connected, still there.
+async fn standalone(state: &AppState, access: &OrgAccess) -> anyhow::Result<Vec<CloudAccount>> {
+    let mut found = Vec::new();
+    let mut page = PageRequest {
+        limit: PageRequest::MAX_LIMIT,
+        after: None,
+    };
+    loop {
+        let got = state
+            .cloud
+            .list(access, &AccountFilter::default(), page)
+            .await?;
+        found.extend(got.items.into_iter().filter(|a| {
+            ACCOUNTS
+                .iter()
+                .any(|(key, ..)| a.identity.account_key() == *key)
+        }));
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(found),
+        }
+    }
 }
 
 /// One demo cloud organization: discovered, every member connected, scanned.

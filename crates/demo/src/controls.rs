@@ -302,6 +302,24 @@ fn role(account: &str) -> String {
     format!("arn:aws:iam::{account}:role/CanopyAccess")
 }
 
+/// What an account whose role does not trust Canopy reads like: the real scanner fails every
+/// source with the `sts:AssumeRole` denial.
+pub(crate) fn role_refused(account: &str) -> ReadFailure {
+    ReadFailure {
+        kind: ReadFailureKind::AccessDenied,
+        message: format!(
+            "sts:AssumeRole on {} was refused (AccessDenied: the role does not trust Canopy \
+             with this External ID)",
+            role(account)
+        ),
+        advice: format!(
+            "update the trust policy of {} to trust Canopy's principal with the organization's \
+             External ID",
+            role(account)
+        ),
+    }
+}
+
 /// What a denied AWS call reads like, as the real scanners classify it.
 pub(crate) fn denied(account: &str, action: &str) -> ReadFailure {
     ReadFailure {
@@ -426,8 +444,8 @@ pub(crate) fn account_findings(account: &str, control: &Control) -> Vec<Finding>
                 AppliesTo::AllAccounts,
             )]
         }
-        // Not a control: a read that fails (`scanners.rs` reports it).
-        Control::ConfigDenied => Vec::new(),
+        // Not controls: reads that fail (`scanners.rs` reports them).
+        Control::ConfigDenied | Control::RoleRefused => Vec::new(),
     }
 }
 

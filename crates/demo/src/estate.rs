@@ -76,6 +76,8 @@ pub(crate) enum Control {
     Alarms(&'static [&'static str]),
     /// The member role lacks the AWS Config read permissions: Config cannot be read.
     ConfigDenied,
+    /// The account's role does not trust Canopy: every read fails at `sts:AssumeRole`.
+    RoleRefused,
     /// A project log sink.
     ProjectSink {
         /// Its name.
@@ -256,9 +258,76 @@ pub(crate) const GCP_PROJECTS: [Member; 5] = [
     },
 ];
 
-/// The demo AWS account `key`, when it is one.
+/// The demo's standalone AWS accounts (connected one by one for the SES dashboard, in no
+/// organization, so `parent` is empty) and what each holds: each its own coverage, with
+/// nothing inherited. The last one's role refuses Canopy, as it refuses the metrics reads.
+pub(crate) const AWS_STANDALONE: [Member; 6] = [
+    Member {
+        key: "210987654001",
+        number: None,
+        name: "Production US",
+        parent: "",
+        controls: &[
+            Control::GuardDuty { enabled: true },
+            Control::Trail {
+                multi_region: true,
+                data_events: true,
+            },
+            Control::ConfigRecorder { recording: true },
+            Control::ConfigRules(18),
+            Control::Alarms(&["root_usage", "iam_policy_changes"]),
+        ],
+    },
+    Member {
+        key: "210987654002",
+        number: None,
+        name: "Production EU",
+        parent: "",
+        controls: &[
+            Control::GuardDuty { enabled: true },
+            Control::Trail {
+                multi_region: false,
+                data_events: false,
+            },
+        ],
+    },
+    Member {
+        key: "210987654003",
+        number: None,
+        name: "Marketing",
+        parent: "",
+        controls: &[Control::Alarms(&["console_signin_failures"])],
+    },
+    Member {
+        key: "210987654004",
+        number: None,
+        name: "Staging",
+        parent: "",
+        controls: &[Control::GuardDuty { enabled: false }],
+    },
+    Member {
+        key: "210987654005",
+        number: None,
+        name: "Development",
+        parent: "",
+        controls: &[],
+    },
+    Member {
+        key: "210987654006",
+        number: None,
+        name: "Legacy mailer",
+        parent: "",
+        controls: &[Control::RoleRefused],
+    },
+];
+
+/// The demo AWS account `key` (a member of the demo organization or a standalone one), when
+/// it is one.
 pub(crate) fn aws_member(key: &str) -> Option<&'static Member> {
-    AWS_MEMBERS.iter().find(|m| m.key == key)
+    AWS_MEMBERS
+        .iter()
+        .chain(AWS_STANDALONE.iter())
+        .find(|m| m.key == key)
 }
 
 /// The demo GCP project `key`, when it is one.

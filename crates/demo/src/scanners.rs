@@ -15,7 +15,7 @@ use canopy_detection::ports::{
 
 use crate::controls::{
     account_findings, delegated_guardduty, denied, org_policies, org_sink, org_trail, prod_scp,
-    production_sink, scc,
+    production_sink, role_refused, scc,
 };
 use crate::estate::{
     AWS_ORGANIZATION_ID, Control, GCP_ORGANIZATION, Member, aws_member, gcp_project,
@@ -60,9 +60,10 @@ fn gcp_organization(source: Source) -> Result<Vec<Finding>, ReadFailure> {
     }
 }
 
-/// The source an account-level control is found by.
-fn source_of(control: &Control) -> Source {
-    match control {
+/// The source an account-level control is found by (none for a refused role, which every
+/// source meets).
+fn source_of(control: &Control) -> Option<Source> {
+    Some(match control {
         Control::GuardDuty { .. } => Source::AwsGuardDutyDetector,
         Control::Trail { .. } => Source::AwsCloudTrailTrail,
         Control::ConfigRecorder { .. } => Source::AwsConfigRecorder,
@@ -71,12 +72,16 @@ fn source_of(control: &Control) -> Source {
         Control::Alarms(_) => Source::AwsCloudWatchAlarm,
         Control::ConfigDenied => Source::AwsConfigRecorder,
         Control::ProjectSink { .. } => Source::GcpLoggingProjectSink,
-    }
+        Control::RoleRefused => return None,
+    })
 }
 
 /// What one source finds in a demo account: its controls of that source, or the denial
 /// its role meets.
 fn account(member: &Member, source: Source) -> Result<Vec<Finding>, ReadFailure> {
+    if member.controls.contains(&Control::RoleRefused) {
+        return Err(role_refused(member.key));
+    }
     let config = matches!(source, Source::AwsConfigRecorder | Source::AwsConfigRules);
     if config && member.controls.contains(&Control::ConfigDenied) {
         let action = match source {
@@ -88,7 +93,7 @@ fn account(member: &Member, source: Source) -> Result<Vec<Finding>, ReadFailure>
     Ok(member
         .controls
         .iter()
-        .filter(|c| source_of(c) == source)
+        .filter(|c| source_of(c) == Some(source))
         .flat_map(|c| account_findings(member.key, c))
         .collect())
 }
@@ -226,5 +231,28 @@ mod tests {
             .map(|p| count(&found(p, Provider::Gcp)))
             .sum();
         assert_eq!(sinks, 2);
+    }
+
+    #[test]
+    fn standalone_accounts_differ_and_the_refused_role_fails_every_source() {
+        let count = |key: &str| -> usize {
+            found(aws_member(key).unwrap(), Provider::Aws)
+                .iter()
+                .filter_map(|r| r.outcome.as_ref().ok())
+                .map(Vec::len)
+                .sum()
+        };
+        assert!(count("210987654001") > count("210987654002"));
+        assert_eq!(count("210987654005"), 0);
+        let refused = found(aws_member("210987654006").unwrap(), Provider::Aws);
+        assert_eq!(
+            refused.len(),
+            Source::scanners(Provider::Aws, ScopeKind::Account).len()
+        );
+        for report in &refused {
+            let failure = report.outcome.as_ref().unwrap_err();
+            assert_eq!(failure.kind, ReadFailureKind::AccessDenied);
+            assert!(failure.message.contains("sts:AssumeRole"), "{failure:?}");
+        }
     }
 }
