@@ -11,8 +11,8 @@
 
 use canopy_coverage::views::MarksStore;
 use canopy_e2e::cloud_org::{
-    app_with_worker, connected_gcp_organization, engineering_and_finance, job_of,
-    queued_job_succeeds,
+    app_with_worker, connected_gcp_organization, engineering_and_finance, queued_job_succeeds,
+    sync_done,
 };
 use canopy_e2e::{Options, Session, TestApp, on_both_backends};
 use canopy_gcp_testkit::FakeGcp;
@@ -104,16 +104,7 @@ async fn after_write(app: &TestApp, owner: &Session, org: &str, base: &str, was:
 }
 
 async fn resync(app: &TestApp, owner: &Session, org: &str, base: &str) {
-    let started = app
-        .call(
-            Method::POST,
-            &format!("{base}/sync"),
-            Some(&owner.token),
-            None,
-        )
-        .await;
-    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
-    let done = job_of(app, owner, org, &started).await;
+    let done = sync_done(app, owner, org, base).await;
     assert_eq!(done["status"], "succeeded", "{done}");
 }
 

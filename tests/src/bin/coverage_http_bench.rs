@@ -199,8 +199,13 @@ async fn get(base: &str, path: &str, token: &str) -> anyhow::Result<Value> {
         .bearer_auth(token)
         .send()
         .await?;
-    ensure!(resp.status().is_success(), "{path}: {}", resp.status());
-    Ok(resp.json().await?)
+    Ok(succeeded_answer(resp, path)?.json().await?)
+}
+
+/// `resp` when it is a 2xx; otherwise an error naming `what` and the status.
+fn succeeded_answer(resp: reqwest::Response, what: &str) -> anyhow::Result<reqwest::Response> {
+    ensure!(resp.status().is_success(), "{what}: {}", resp.status());
+    Ok(resp)
 }
 
 /// Sequential reads of the view, timed end to end (ms): `pairs` times a custom detection is
@@ -230,12 +235,7 @@ async fn sequential(
                           "techniques": [{"technique": technique, "category": "detect", "value": "partial"}]}))
             .send()
             .await?;
-        ensure!(
-            created.status().is_success(),
-            "create: {}",
-            created.status()
-        );
-        let id = created.json::<Value>().await?["id"]
+        let id = succeeded_answer(created, "create")?.json::<Value>().await?["id"]
             .as_str()
             .context("created detection id")?
             .to_string();
@@ -245,11 +245,7 @@ async fn sequential(
             .bearer_auth(&seeded.token)
             .send()
             .await?;
-        ensure!(
-            deleted.status().is_success(),
-            "delete: {}",
-            deleted.status()
-        );
+        succeeded_answer(deleted, "delete")?;
         after_write.push(timed_read().await?);
     }
     let mut unchanged = Vec::with_capacity(pairs * 2);
