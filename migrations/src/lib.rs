@@ -16,6 +16,8 @@ mod m20261130_000008_detections;
 mod m20261130_000009_coverage_snapshots;
 mod m20261130_000010_coverage_marks;
 mod m20261130_000011_coverage_revisions;
+mod m20261207_000012_one_active_job;
+mod m20261207_000013_detection_exceptions;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -36,6 +38,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_coverage_snapshots::Migration),
             Box::new(m20261130_000010_coverage_marks::Migration),
             Box::new(m20261130_000011_coverage_revisions::Migration),
+            Box::new(m20261207_000012_one_active_job::Migration),
+            Box::new(m20261207_000013_detection_exceptions::Migration),
         ]
     }
 }

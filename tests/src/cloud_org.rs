@@ -351,6 +351,7 @@ pub async fn stored_cloud_org(app: &TestApp, org: &str, owner: &Session) -> Stri
                 org_id,
                 canopy_tenancy::AuditAction::CloudOrganizationConnected,
             ),
+            None,
         )
         .await
         .unwrap();
@@ -395,4 +396,66 @@ pub async fn connected_gcp_organization(
         .await;
     let done = job_of(app, owner, org, &connect).await;
     (id, done)
+}
+
+/// The cloud account of `org` with provider id `key` (AWS account id or GCP project id), as
+/// the API lists it.
+pub async fn account_of(app: &TestApp, owner: &Session, org: &str, key: &str) -> Value {
+    let all = app
+        .get(
+            &format!("/v1/organizations/{org}/cloud-accounts?limit=200"),
+            &owner.token,
+        )
+        .await
+        .body;
+    all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["accountId"] == key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no account {key}: {all}"))
+}
+
+/// How the account with provider id `key` is covered for `technique` (its entry of the
+/// account's coverage: status, categories, contributors).
+pub async fn technique_of(
+    app: &TestApp,
+    owner: &Session,
+    org: &str,
+    key: &str,
+    technique: &str,
+) -> Value {
+    let id = account_of(app, owner, org, key).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let coverage = app
+        .get(
+            &format!("/v1/organizations/{org}/cloud-accounts/{id}/coverage"),
+            &owner.token,
+        )
+        .await
+        .body;
+    coverage["techniques"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["technique"] == technique)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {technique} in {coverage}"))
+}
+
+/// Whether `technique` has protect credit in the account with provider id `key`.
+pub async fn protected(
+    app: &TestApp,
+    owner: &Session,
+    org: &str,
+    key: &str,
+    technique: &str,
+) -> bool {
+    technique_of(app, owner, org, key, technique).await["categories"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("protect"))
 }

@@ -82,7 +82,7 @@ async fn fixture(app: &TestApp) -> Fixture {
     Fixture {
         detection: detection.body["id"].as_str().unwrap().to_string(),
         cloud_org,
-        job: job.id.to_string(),
+        job: job.job().id.to_string(),
         account: account.body["id"].as_str().unwrap().to_string(),
         account_key,
         org,

@@ -5,29 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_e2e::cloud_org::{Story, job_of, move_one_and_remove_one, story, sync_done};
+use canopy_e2e::cloud_org::{Story, account_of, job_of, move_one_and_remove_one, story, sync_done};
 use canopy_e2e::{Session, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-async fn account_of(app: &TestApp, owner: &Session, org: &str, key: &str) -> Value {
-    let all = app
-        .call(
-            Method::GET,
-            &format!("/v1/organizations/{org}/cloud-accounts?limit=200"),
-            Some(&owner.token),
-            None,
-        )
-        .await
-        .body;
-    all["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["accountId"] == key)
-        .cloned()
-        .unwrap_or_else(|| panic!("no account {key}: {all}"))
-}
 
 async fn linked_accounts_follow_their_members_and_outlive_a_disconnect(backend: &str) {
     let Story {

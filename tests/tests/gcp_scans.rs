@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use canopy_e2e::cloud_org::{
-    app_with_worker, connected_gcp_organization, engineering_and_finance, queued_job_succeeds,
+    app_with_worker, connected_gcp_organization, engineering_and_finance, protected,
+    queued_job_succeeds,
 };
 use canopy_e2e::{Options, on_both_backends};
 use canopy_gcp_testkit::FakeGcp;
@@ -15,6 +16,7 @@ use serde_json::{Value, json};
 on_both_backends!(
     by_name;
     a_folder_sink_reaches_only_the_projects_under_its_folder,
+    a_folders_override_carves_its_subtree_out_of_an_organization_policy,
 );
 
 const SA: &str = "canopy-reader@acme-admin.iam.gserviceaccount.com";
@@ -119,6 +121,61 @@ async fn a_folder_sink_reaches_only_the_projects_under_its_folder(backend: &str)
     assert_eq!(
         sources(&ledger, "gcp.logging.org_sink")[0]["appliesBecause"],
         "all_accounts"
+    );
+    workers.stop().await;
+}
+
+/// Service-account key creation disabled at the organization and turned back on at folder
+/// Finance only: the policy still holds, and protects, under Engineering; Finance's subtree is
+/// carved out of it (it does not apply there), instead of the whole organization losing it.
+async fn a_folders_override_carves_its_subtree_out_of_an_organization_policy(backend: &str) {
+    let g = FakeGcp::start().await.unwrap();
+    let root = engineering_and_finance(&g);
+    g.add_policy(
+        &root,
+        "iam.disableServiceAccountKeyCreation",
+        json!({"spec": {"rules": [{"enforce": true}]}}),
+    );
+    g.add_policy(
+        "folders/41",
+        "iam.disableServiceAccountKeyCreation",
+        json!({"spec": {"rules": [{"enforce": false}]}}),
+    );
+    let (app, workers) = app_with_worker(
+        backend,
+        Options {
+            gcp_endpoint_url: g.url(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let owner = app.sign_up("Owner").await;
+    let org = app.create_org_on(&owner, "Override", "pro").await;
+    let (id, _) = connected_gcp_organization(&app, &owner, &org, &g, "3001", SA).await;
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    queued_job_succeeds(&app, &owner, &org, &format!("{base}/scan")).await;
+
+    let listed = app
+        .get(&format!("{base}/detections?limit=200"), &owner.token)
+        .await
+        .body;
+    let policy = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["source"] == "gcp.orgpolicy.constraint")
+        .unwrap_or_else(|| panic!("no policy: {listed}"));
+    assert_eq!(policy["status"], "active", "{policy}");
+    assert_eq!(policy["appliesTo"]["nodes"], json!([root]), "{policy}");
+    assert_eq!(
+        policy["appliesTo"]["except"],
+        json!(["folders/41"]),
+        "{policy}"
+    );
+    assert!(protected(&app, &owner, &org, "eng-platform", "T1098.001").await);
+    assert!(
+        !protected(&app, &owner, &org, "fin-ledger", "T1098.001").await,
+        "off under Finance"
     );
     workers.stop().await;
 }

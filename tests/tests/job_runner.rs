@@ -96,6 +96,8 @@ async fn enqueue(store: &Store, org: OrganizationId) -> Job {
         )
         .await
         .unwrap()
+        .job()
+        .clone()
 }
 
 /// Polls until `job` reaches a status that satisfies `done`, for at most 20 s.
@@ -208,7 +210,9 @@ async fn a_job_of_a_kind_nobody_runs_fails_with_that_reason(store: Store) {
             now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .job()
+        .clone();
     let running = runner(&store, Arc::new(Steps::default()), 1, 3000, "a").spawn();
     let failed = wait_for(&store, org, job.id, |j| j.status.is_terminal()).await;
     running.stop().await;

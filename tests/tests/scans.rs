@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_e2e::cloud_org::{Story, config_as, job_done, job_of, story};
+use canopy_e2e::cloud_org::{Story, config_as, job_done, job_of, protected, story};
 use canopy_e2e::{Session, TestApp, on_both_backends};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 on_both_backends!(
     by_name, needs moto;
     an_organization_scan_finds_its_controls_and_accounts_inherit_what_reaches_them,
+    an_scp_attached_to_an_ou_and_to_an_account_reaches_both,
 );
 
 async fn get(app: &TestApp, owner: &Session, path: &str) -> Value {
@@ -360,6 +361,97 @@ async fn an_organization_scan_finds_its_controls_and_accounts_inherit_what_reach
     assert_eq!(
         of_source(&again, "aws.organizations.scp")[0]["id"],
         scp[0]["id"]
+    );
+    workers.stop().await;
+}
+
+/// One policy attached to OU Production and directly to an account outside it (the
+/// "Security" account of a real estate): every target counts, so both the accounts under
+/// Production and that account inherit its protection, and a sibling account does not.
+async fn an_scp_attached_to_an_ou_and_to_an_account_reaches_both(backend: &str) {
+    let Story {
+        app,
+        workers,
+        owner,
+        org,
+        e,
+        id,
+    } = story(backend, "Attached").await;
+    let base = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    // web[12] sits in Development; it is the directly attached "Security" account here.
+    let (prod_key, security_key) = (e.web[0].clone(), e.web[12].clone());
+    let connect = app
+        .post(
+            &format!("{base}/members/connect"),
+            &owner.token,
+            json!({"all": true}),
+        )
+        .await;
+    job_of(&app, &owner, &org, &connect).await;
+    let (config, _) = config_as(&e.management).await;
+    let aws = aws_sdk_organizations::Client::new(&config);
+    aws.enable_policy_type()
+        .root_id(&e.root)
+        .policy_type(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+        .send()
+        .await
+        .unwrap();
+    let policy_id = aws
+        .create_policy()
+        .name("guardrails")
+        .description("no one stops the trail")
+        .r#type(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+        .content(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Resource": "*",
+                   "Action": ["cloudtrail:StopLogging", "cloudtrail:DeleteTrail"]}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .policy_summary()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    for target in [&e.prod, &security_key] {
+        aws.attach_policy()
+            .policy_id(&policy_id)
+            .target_id(target)
+            .send()
+            .await
+            .unwrap();
+    }
+    scan(&app, &owner, &org, &format!("{base}/scan")).await;
+
+    let listed = get(&app, &owner, &format!("{base}/detections?limit=200")).await;
+    let scp = of_source(&listed, "aws.organizations.scp");
+    let reaches: Vec<&Value> = scp.iter().map(|d| &d["appliesTo"]).collect();
+    assert!(
+        reaches.iter().any(|r| r["nodes"] == json!([e.prod])),
+        "{listed}"
+    );
+    assert!(
+        reaches
+            .iter()
+            .any(|r| r["accounts"] == json!([security_key])),
+        "the directly attached account is a target too: {listed}"
+    );
+    let t = "T1562.008";
+    assert!(
+        protected(&app, &owner, &org, &prod_key, t).await,
+        "under Production"
+    );
+    assert!(
+        protected(&app, &owner, &org, &security_key, t).await,
+        "attached directly"
+    );
+    // The management account is neither under Production nor a target.
+    assert!(
+        !protected(&app, &owner, &org, &e.management, t).await,
+        "not a target"
     );
     workers.stop().await;
 }

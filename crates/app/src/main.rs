@@ -340,13 +340,23 @@ async fn main() -> anyhow::Result<()> {
             workers.stop().await;
         }
         Command::Worker { workers, .. } => {
-            init_tracing(config.server.log_format);
-            eprintln!("database: {}", redact(&config.database.url));
-            let state = bootstrap(&config).await?;
             let mut jobs = config.jobs.clone();
             if let Some(n) = workers {
                 jobs.workers = n;
             }
+            if jobs.workers == 0 {
+                // Refused before anything opens: a process that claims nothing would look healthy
+                // while every job waits (the API replicas' CANOPY_JOB_WORKERS=0 is easy to copy).
+                anyhow::bail!(
+                    "canopy worker would run no jobs: jobs.workers is 0 (CANOPY_JOB_WORKERS=0, or \
+                     --workers 0). Give this process its own count with --workers N or \
+                     CANOPY_JOB_WORKERS=N (N >= 1); 0 is for API replicas that leave jobs to \
+                     workers."
+                );
+            }
+            init_tracing(config.server.log_format);
+            eprintln!("database: {}", redact(&config.database.url));
+            let state = bootstrap(&config).await?;
             let running =
                 canopy_app::bootstrap::job_runner(&jobs, &state, Arc::new(SystemClock)).spawn();
             tracing::info!(workers = jobs.workers, "canopy worker running");

@@ -12,7 +12,7 @@ use canopy_jobs::job::retry_delay;
 use canopy_jobs::{
     Job, JobContext, JobFailure, JobHandler, JobStore, LeaseState, Outcome, Progress, WorkerId,
 };
-use canopy_kernel::Clock;
+use canopy_kernel::{Clock, Stop};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -110,6 +110,19 @@ impl JobRunner {
         let lease = chrono::Duration::from_std(self.settings.lease)
             .unwrap_or_else(|_| chrono::Duration::seconds(30));
         while !*stopped.borrow() {
+            // Ended jobs first: a subject left `discovering` or `connecting` is what people see.
+            match self
+                .store
+                .claim_wrap_up(&worker, self.clock.now(), lease)
+                .await
+            {
+                Ok(Some(job)) => {
+                    self.wrap_up(&worker, job).await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(worker = %worker, error = %e, "claiming a wrap-up failed"),
+            }
             match self.store.claim(&worker, self.clock.now(), lease).await {
                 Ok(Some(job)) => {
                     self.run_one(&worker, job).await;
@@ -123,6 +136,36 @@ impl JobRunner {
                 _ = stopped.changed() => {}
             }
         }
+    }
+
+    /// Runs the wrap-up of a job that failed for good or was cancelled (see
+    /// [`JobHandler::wrap_up`]) and records it; a transient failure leaves it for the next
+    /// claim after the lease lapses.
+    async fn wrap_up(&self, worker: &WorkerId, job: Job) {
+        let span = tracing::info_span!("job_wrap_up", id = %job.id, kind = %job.kind);
+        async {
+            let outcome = match self.handlers.get(job.kind.as_str()) {
+                Some(handler) => handler.wrap_up(&job).await,
+                None => Ok(()),
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(JobFailure::Permanent(error)) => {
+                    tracing::error!(%error, "wrapping up the job failed; not retried")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "wrapping up the job failed; retried later");
+                    return;
+                }
+            }
+            match self.store.wrapped_up(job.id, worker).await {
+                Ok(true) => tracing::info!(status = job.status.as_str(), "job wrapped up"),
+                Ok(false) => tracing::warn!("wrap-up lease lost before it was recorded"),
+                Err(e) => tracing::warn!(error = %e, "recording a wrap-up failed"),
+            }
+        }
+        .instrument(span)
+        .await
     }
 
     /// Runs one claimed job to its end, renewing its lease meanwhile.
@@ -147,9 +190,12 @@ impl JobRunner {
             clock: self.clock.clone(),
             job: job.id,
             worker: worker.clone(),
-            cancelled: AtomicBool::new(job.cancel_requested),
+            stop: Stop::new(),
             lost: AtomicBool::new(false),
         });
+        if job.cancel_requested {
+            ctx.stop.request();
+        }
         // Aborted when this future ends or is dropped (the worker killed mid-job): a heartbeat
         // must never outlive the work it vouches for.
         let heartbeat = AbortOnDrop({
@@ -218,13 +264,14 @@ impl Drop for AbortOnDrop {
 }
 
 /// The context a handler runs in: progress goes to the store under the lease, and the last
-/// heartbeat's news (cancel requested, lease lost) interrupts the handler.
+/// heartbeat's news (cancel requested, lease lost) raises the stop signal the handler and the
+/// adapters it calls check before each cloud call.
 struct Leased {
     store: Arc<dyn JobStore>,
     clock: Arc<dyn Clock>,
     job: canopy_jobs::JobId,
     worker: WorkerId,
-    cancelled: AtomicBool,
+    stop: Stop,
     lost: AtomicBool,
 }
 
@@ -233,10 +280,13 @@ impl Leased {
         match state {
             LeaseState::Held { cancel_requested } => {
                 if cancel_requested {
-                    self.cancelled.store(true, Ordering::SeqCst);
+                    self.stop.request();
                 }
             }
-            LeaseState::Lost => self.lost.store(true, Ordering::SeqCst),
+            LeaseState::Lost => {
+                self.lost.store(true, Ordering::SeqCst);
+                self.stop.request();
+            }
         }
     }
 }
@@ -260,6 +310,10 @@ impl JobContext for Leased {
     }
 
     fn interrupted(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst) || self.lost.load(Ordering::SeqCst)
+        self.stop.requested()
+    }
+
+    fn stop(&self) -> Stop {
+        self.stop.clone()
     }
 }

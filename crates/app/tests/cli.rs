@@ -91,3 +91,32 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() {
     assert!(stdout.contains("migrations applied"), "{stdout}");
     assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
 }
+
+/// A worker process with no workers would idle while jobs wait: it refuses to start, before
+/// opening any database, and says which setting to change.
+#[test]
+fn a_worker_with_no_workers_refuses_to_start_and_says_which_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_canopy"));
+    cmd.current_dir(dir.path()).arg("worker");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CANOPY_") || key == "DATABASE_URL" || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    // The API replicas' environment, copied to the worker.
+    let out = cmd.env("CANOPY_JOB_WORKERS", "0").output().unwrap();
+    assert!(!out.status.success(), "it started with no workers");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("would run no jobs"), "{stderr}");
+    assert!(stderr.contains("CANOPY_JOB_WORKERS"), "{stderr}");
+    assert!(stderr.contains("--workers"), "{stderr}");
+    assert!(
+        !dir.path().join("canopy.db").exists(),
+        "a database was opened"
+    );
+    // The flag says the same.
+    let flag = canopy(dir.path(), &["worker", "--workers", "0"]);
+    assert!(!flag.status.success());
+    assert!(text(&flag.stderr).contains("would run no jobs"));
+}

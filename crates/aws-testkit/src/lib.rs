@@ -90,6 +90,8 @@ struct State {
     /// Requests being answered, and the most at once.
     in_flight: u64,
     max_in_flight: u64,
+    /// When each request arrived, in order (what a test of "no call after a cancel" reads).
+    arrivals: Vec<std::time::Instant>,
 }
 
 #[derive(Debug)]
@@ -126,6 +128,7 @@ impl FakeAws {
                 scanning: scanning::Scanning::default(),
                 in_flight: 0,
                 max_in_flight: 0,
+                arrivals: Vec::new(),
             }),
             serial: AtomicU64::new(1),
         });
@@ -147,6 +150,7 @@ impl FakeAws {
                         let mut state = shared.lock();
                         state.in_flight += 1;
                         state.max_in_flight = state.max_in_flight.max(state.in_flight);
+                        state.arrivals.push(std::time::Instant::now());
                     }
                     let answer = endpoint.call(req).await;
                     shared.lock().in_flight -= 1;
@@ -155,6 +159,11 @@ impl FakeAws {
             });
         tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
         Ok(Self { addr, shared })
+    }
+
+    /// When each request so far arrived (every service), oldest first.
+    pub fn arrivals(&self) -> Vec<std::time::Instant> {
+        self.shared.lock().arrivals.clone()
     }
 
     /// The endpoint URL to give the SDK.

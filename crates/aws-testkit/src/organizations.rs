@@ -44,6 +44,8 @@ pub(crate) struct Organization {
     accounts: Vec<AccountRecord>,
     delegated: HashMap<String, Vec<String>>,
     denied_parents: HashSet<String>,
+    /// Operations refused to every caller (a role whose policy lacks them).
+    denied_operations: HashSet<String>,
     throttle_every: Option<u64>,
     page_size: usize,
     serial: u64,
@@ -147,6 +149,12 @@ impl FakeAws {
         self.with_org(|o| o.calls)
     }
 
+    /// Refuses `operation` (`DescribeOrganization`) to every caller, as AWS refuses a role
+    /// whose policy does not allow it.
+    pub fn deny_operation(&self, operation: &str) {
+        self.with_org(|o| o.denied_operations.insert(operation.to_string()));
+    }
+
     /// Zeroes the Organizations call counts.
     pub fn reset_organizations_calls(&self) {
         self.with_org(|o| o.calls = OrganizationsCalls::default());
@@ -245,6 +253,15 @@ fn respond(
     if throttled {
         org.calls.throttled += 1;
         return error("TooManyRequestsException", "Rate exceeded");
+    }
+    if org.denied_operations.contains(operation) {
+        return error(
+            "AccessDeniedException",
+            &format!(
+                "User: arn:aws:sts::{caller}:assumed-role/CanopyManagement/canopy-discovery is not \
+                 authorized to perform: organizations:{operation}"
+            ),
+        );
     }
     let management_only = operation != "DescribeOrganization";
     if management_only && caller != org.management {

@@ -129,6 +129,25 @@ pub fn classify_code(code: &str) -> FailureKind {
     }
 }
 
+/// Waits `wait` unless `stop` is raised meanwhile (looked at every 100 ms); false when it was.
+/// A back-off before a retry is spent here, so a cancelled job does not sit out a throttle.
+pub(crate) async fn wait_unless_stopped(
+    stop: &canopy_kernel::Stop,
+    wait: std::time::Duration,
+) -> bool {
+    const STEP: std::time::Duration = std::time::Duration::from_millis(100);
+    let mut left = wait;
+    while !left.is_zero() {
+        if stop.requested() {
+            return false;
+        }
+        let slice = left.min(STEP);
+        tokio::time::sleep(slice).await;
+        left -= slice;
+    }
+    !stop.requested()
+}
+
 pub(crate) fn classify<E, R>(err: &SdkError<E, R>, service: &str) -> AccessFailure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,

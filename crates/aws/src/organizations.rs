@@ -13,6 +13,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::{Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_organizations::error::{ProvideErrorMetadata, SdkError};
+use canopy_cloud_org::Provider;
 use canopy_cloud_org::health::FailureKind;
 use canopy_cloud_org::organization::hierarchy::{DiscoveredNode, NodeKind};
 use canopy_cloud_org::organization::member::{DiscoveredMember, MemberState};
@@ -20,6 +21,7 @@ use canopy_cloud_org::organization::{
     Discovery, DiscoveryFailure, DiscoveryProgress, OrganizationAccess, OrganizationDiscoverer,
     OrganizationIdentity,
 };
+use canopy_kernel::Stop;
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::stream::{self, StreamExt};
 use rand::Rng;
@@ -75,6 +77,8 @@ enum CallError {
     ThrottledOut,
     Network(String),
     Other(String),
+    /// The discovery was asked to stop; the call was not made.
+    Stopped,
 }
 
 /// Shared by every call of one discovery.
@@ -84,6 +88,7 @@ struct Calls {
     settings: OrganizationsSettings,
     retries: AtomicU64,
     waited_ms: AtomicU64,
+    stop: Stop,
 }
 
 impl Calls {
@@ -103,6 +108,11 @@ impl Calls {
                     .acquire()
                     .await
                     .map_err(|e| CallError::Other(e.to_string()))?;
+                // Looked at with the permit in hand: a call that waited for one while the job
+                // was cancelled does not start either.
+                if self.stop.requested() {
+                    return Err(CallError::Stopped);
+                }
                 call(self.client.clone()).await
             };
             let err = match outcome {
@@ -141,7 +151,9 @@ impl Calls {
                     u64::try_from(wait.as_millis()).unwrap_or(0),
                     Ordering::Relaxed,
                 );
-                tokio::time::sleep(wait).await;
+                if !crate::wait_unless_stopped(&self.stop, wait).await {
+                    return Err(CallError::Stopped);
+                }
                 continue;
             }
             let message = match &err {
@@ -164,13 +176,19 @@ impl Calls {
     }
 }
 
+/// A call that failed after retries, as the discovery's failure. The role was checked to be
+/// the management account's, so a denial is a permission its policy lacks.
 fn failure(call: &str, e: CallError, retries: u64) -> DiscoveryFailure {
     match e {
-        CallError::Denied(_) => DiscoveryFailure::NotManagementAccount(call.to_string()),
+        CallError::Denied(_) => DiscoveryFailure::PermissionMissing {
+            provider: Provider::Aws,
+            permission: format!("organizations:{call}"),
+        },
         CallError::NotInUse => DiscoveryFailure::OrganizationsNotEnabled,
         CallError::ThrottledOut => DiscoveryFailure::ThrottledOut(retries),
         CallError::Network(m) => DiscoveryFailure::Network(m),
         CallError::Other(m) => DiscoveryFailure::Other(format!("{call}: {m}")),
+        CallError::Stopped => DiscoveryFailure::Stopped,
     }
 }
 
@@ -240,7 +258,7 @@ impl OrganizationsDiscoverer {
                     FailureKind::AccessDenied | FailureKind::RoleNotFound => {
                         DiscoveryFailure::RoleRefused(format!(
                             "{} ({})",
-                            failure.kind.advice(),
+                            failure.kind.advice_for(Provider::Aws),
                             failure.message
                         ))
                     }
@@ -407,7 +425,11 @@ impl OrganizationsDiscoverer {
         &self,
         role_arn: &str,
         external_id: &str,
+        stop: Stop,
     ) -> Result<Arc<Calls>, DiscoveryFailure> {
+        if stop.requested() {
+            return Err(DiscoveryFailure::Stopped);
+        }
         let credentials = self.assume(role_arn, external_id).await?;
         Ok(Arc::new(Calls {
             client: self.organizations(credentials),
@@ -415,7 +437,30 @@ impl OrganizationsDiscoverer {
             settings: self.settings.clone(),
             retries: AtomicU64::new(0),
             waited_ms: AtomicU64::new(0),
+            stop,
         }))
+    }
+}
+
+/// Refuses a role outside the organization's management account: any member account may
+/// describe its organization, but only the management account reads its tree, so every call
+/// after this one would be denied (and a denial would read as a missing permission). The
+/// service refuses such a role before recording anything; this holds a record made before it
+/// did to the same answer.
+fn in_management_account(
+    role_arn: &str,
+    identity: &OrganizationIdentity,
+) -> Result<(), DiscoveryFailure> {
+    let role_account = role_arn.split(':').nth(4).unwrap_or_default();
+    match identity.management_account_id.as_deref() {
+        Some(management) if management != role_account => {
+            Err(DiscoveryFailure::MemberAccountRole {
+                role_account: role_account.to_string(),
+                management_account: management.to_string(),
+                organization: identity.cloud_org_id.clone(),
+            })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -439,7 +484,7 @@ impl OrganizationDiscoverer for OrganizationsDiscoverer {
         access: &OrganizationAccess,
     ) -> Result<OrganizationIdentity, DiscoveryFailure> {
         let (role_arn, external_id) = aws_access(access)?;
-        let calls = self.calls(role_arn, external_id).await?;
+        let calls = self.calls(role_arn, external_id, Stop::never()).await?;
         describe(&calls).await
     }
 
@@ -447,11 +492,13 @@ impl OrganizationDiscoverer for OrganizationsDiscoverer {
         &self,
         access: &OrganizationAccess,
         progress: Arc<dyn DiscoveryProgress>,
+        stop: Stop,
     ) -> Result<Discovery, DiscoveryFailure> {
         let (role_arn, external_id) = aws_access(access)?;
-        let calls = self.calls(role_arn, external_id).await?;
+        let calls = self.calls(role_arn, external_id, stop).await?;
         let retries = |calls: &Calls| calls.throttling().0;
         let identity = describe(&calls).await?;
+        in_management_account(role_arn, &identity)?;
 
         let roots = calls
             .run(|c| c.list_roots().send())
@@ -495,9 +542,12 @@ impl OrganizationDiscoverer for OrganizationsDiscoverer {
                     // The root unreadable is a failure of the whole discovery; a subtree is
                     // recorded and the rest goes on (status `partial`).
                     Err(CallError::Denied(_)) if parent == root_id => {
-                        return Err(DiscoveryFailure::NotManagementAccount(
-                            "ListAccountsForParent on the root".into(),
-                        ));
+                        return Err(DiscoveryFailure::PermissionMissing {
+                            provider: Provider::Aws,
+                            permission: "organizations:ListOrganizationalUnitsForParent and \
+                                         organizations:ListAccountsForParent on the root"
+                                .into(),
+                        });
                     }
                     Err(CallError::Denied(m)) => {
                         unreadable.push((parent, format!("access denied: {m}")))

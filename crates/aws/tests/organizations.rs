@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use canopy_kernel::Stop;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -174,7 +175,7 @@ async fn discovers_the_tree_every_page_and_the_delegated_admins_then_diffs_a_res
     let seen = Arc::new(Seen::default());
     let role = format!("arn:aws:iam::{management}:role/CanopyManagement");
     let found = discoverer()
-        .discover(&access(&role), seen.clone())
+        .discover(&access(&role), seen.clone(), Stop::never())
         .await
         .unwrap();
 
@@ -217,7 +218,7 @@ async fn discovers_the_tree_every_page_and_the_delegated_admins_then_diffs_a_res
 
     // An unchanged organization re-discovered: no change.
     let again = discoverer()
-        .discover(&access(&role), seen.clone())
+        .discover(&access(&role), seen.clone(), Stop::never())
         .await
         .unwrap();
     assert!(diff(&tree, &found.members, &again.nodes, &again.members).is_empty());
@@ -230,7 +231,7 @@ async fn discovers_the_tree_every_page_and_the_delegated_admins_then_diffs_a_res
         .await
         .unwrap();
     let after = discoverer()
-        .discover(&access(&role), seen.clone())
+        .discover(&access(&role), seen.clone(), Stop::never())
         .await
         .unwrap();
     let changes = diff(&tree, &found.members, &after.nodes, &after.members);
@@ -251,7 +252,7 @@ async fn an_account_outside_any_organization_is_told_organizations_is_not_enable
     let lone = random_account();
     let role = format!("arn:aws:iam::{lone}:role/CanopyManagement");
     let err = discoverer()
-        .discover(&access(&role), Arc::new(Seen::default()))
+        .discover(&access(&role), Arc::new(Seen::default()), Stop::never())
         .await
         .unwrap_err();
     assert!(

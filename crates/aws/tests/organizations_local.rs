@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use canopy_kernel::Stop;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -85,7 +86,11 @@ async fn a_denied_subtree_is_listed_and_the_rest_is_read() {
     let (aws, [_, prod, web, sandbox]) = organization().await;
     aws.deny_parent(&prod);
     let found = discoverer(&aws, fast())
-        .discover(&access(&role(MANAGEMENT)), Arc::new(Seen::default()))
+        .discover(
+            &access(&role(MANAGEMENT)),
+            Arc::new(Seen::default()),
+            Stop::never(),
+        )
         .await
         .unwrap();
     assert_eq!(found.unreadable.len(), 1, "{:?}", found.unreadable);
@@ -109,14 +114,26 @@ async fn a_denied_subtree_is_listed_and_the_rest_is_read() {
 async fn a_member_account_is_told_it_is_not_the_management_account() {
     let (aws, _) = organization().await;
     let err = discoverer(&aws, fast())
-        .discover(&access(&role("200000000000")), Arc::new(Seen::default()))
+        .discover(
+            &access(&role("200000000000")),
+            Arc::new(Seen::default()),
+            Stop::never(),
+        )
         .await
         .unwrap_err();
-    assert_eq!(
-        err,
-        DiscoveryFailure::NotManagementAccount("ListRoots".into())
-    );
+    let DiscoveryFailure::MemberAccountRole {
+        role_account,
+        management_account,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(role_account, "200000000000");
+    assert_eq!(management_account, MANAGEMENT);
     assert!(err.to_string().contains("management account"));
+    // Refused before the tree: nothing past DescribeOrganization was called.
+    assert_eq!(aws.organizations_calls().total, 1);
 }
 
 #[tokio::test]
@@ -136,7 +153,7 @@ async fn throttled_calls_are_retried_and_reported() {
     aws.throttle_every(Some(3));
     let seen = Arc::new(Seen::default());
     let found = discoverer(&aws, fast())
-        .discover(&access(&role(MANAGEMENT)), seen.clone())
+        .discover(&access(&role(MANAGEMENT)), seen.clone(), Stop::never())
         .await
         .unwrap();
     let calls = aws.organizations_calls();
@@ -159,7 +176,11 @@ async fn throttling_past_the_retry_budget_fails_with_the_retries_spent() {
             ..fast()
         },
     )
-    .discover(&access(&role(MANAGEMENT)), Arc::new(Seen::default()))
+    .discover(
+        &access(&role(MANAGEMENT)),
+        Arc::new(Seen::default()),
+        Stop::never(),
+    )
     .await
     .unwrap_err();
     assert_eq!(err, DiscoveryFailure::ThrottledOut(3));
@@ -182,7 +203,11 @@ async fn calls_in_flight_stay_within_the_bound_and_do_overlap() {
             ..fast()
         },
     )
-    .discover(&access(&role(MANAGEMENT)), Arc::new(Seen::default()))
+    .discover(
+        &access(&role(MANAGEMENT)),
+        Arc::new(Seen::default()),
+        Stop::never(),
+    )
     .await
     .unwrap();
     assert_eq!(found.members.len(), 24);
@@ -198,7 +223,11 @@ async fn calls_in_flight_stay_within_the_bound_and_do_overlap() {
 async fn delegated_administrators_and_the_management_account_are_marked() {
     let (aws, _) = organization().await;
     let found = discoverer(&aws, fast())
-        .discover(&access(&role(MANAGEMENT)), Arc::new(Seen::default()))
+        .discover(
+            &access(&role(MANAGEMENT)),
+            Arc::new(Seen::default()),
+            Stop::never(),
+        )
         .await
         .unwrap();
     let by_key = |k: &str| found.members.iter().find(|m| m.key == k).unwrap();
@@ -219,7 +248,11 @@ async fn suspended_closing_and_closed_accounts_are_read_from_their_state() {
     aws.set_org_account_state("200000000001", "PENDING_CLOSURE");
     aws.set_org_account_state("200000000002", "CLOSED");
     let found = discoverer(&aws, fast())
-        .discover(&access(&role(MANAGEMENT)), Arc::new(Seen::default()))
+        .discover(
+            &access(&role(MANAGEMENT)),
+            Arc::new(Seen::default()),
+            Stop::never(),
+        )
         .await
         .unwrap();
     let state = |k: &str| found.members.iter().find(|m| m.key == k).unwrap().state;

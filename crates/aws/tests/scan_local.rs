@@ -88,6 +88,7 @@ fn org_request(access: OrganizationAccess) -> OrganizationScanRequest {
         access,
         hierarchy: Hierarchy::build(vec![root], 5).unwrap(),
         members: vec![MANAGEMENT.into(), ADMIN.into(), MEMBER.into()],
+        stop: canopy_kernel::Stop::never(),
     }
 }
 
@@ -123,6 +124,7 @@ fn account_request(id: &str) -> AccountScanRequest {
             region: AwsRegion::parse("us-east-1", "region").unwrap(),
         }),
         external_id: "cnp-ext".into(),
+        stop: canopy_kernel::Stop::never(),
     }
 }
 
@@ -267,7 +269,7 @@ async fn central_configuration_reaches_every_account_and_no_standard_degrades() 
 }
 
 #[tokio::test]
-async fn an_administrator_that_refuses_its_configuration_degrades_the_finding() {
+async fn an_administrator_that_refuses_its_configuration_leaves_its_reach_unknown() {
     let aws = organization_with_security_hub(local_hub()).await;
     aws.fail_call(
         ADMIN,
@@ -277,17 +279,17 @@ async fn an_administrator_that_refuses_its_configuration_degrades_the_finding() 
     let reports = org_scanner(&aws)
         .scan_organization(&org_request(management_access()))
         .await;
-    let hub = &found(&reports, Source::AwsSecurityHubOrg)[0];
-    assert_eq!(hub.status, Status::Degraded);
+    let hub = found(&reports, Source::AwsSecurityHubOrg);
+    assert_eq!(hub.len(), 1, "{hub:?}");
+    let hub = &hub[0];
+    // Not read is not absent: unknown for every account it may reach, never narrowed to
+    // the administrator (which would leave every member uncovered).
+    assert_eq!(hub.status, Status::Unknown);
+    assert_eq!(hub.applies_to, AppliesTo::AllAccounts);
     let reason = hub.reason.as_deref().unwrap();
     assert!(
         reason.contains("grant securityhub:DescribeOrganizationConfiguration"),
         "{reason}"
-    );
-    // Only what is known: the administrator itself.
-    assert_eq!(
-        hub.applies_to,
-        AppliesTo::Accounts(BTreeSet::from([ADMIN.to_string()]))
     );
 }
 
@@ -511,6 +513,7 @@ async fn a_gcp_organization_or_project_is_not_for_the_aws_scanners() {
             project_number: None,
         }),
         external_id: String::new(),
+        stop: canopy_kernel::Stop::never(),
     };
     let accounts = account_scanner(&aws, settings(&aws))
         .scan_account(&project)
@@ -610,7 +613,7 @@ async fn guardduty_administrators_reach_all_accounts_or_their_members() {
 }
 
 #[tokio::test]
-async fn an_administrator_whose_role_cannot_be_assumed_is_degraded_not_hidden() {
+async fn an_administrator_whose_role_cannot_be_assumed_is_unknown_everywhere_not_hidden() {
     let aws = FakeAws::start().await.unwrap();
     aws.create_organization("o-scan000001", MANAGEMENT, "mgmt@example.com");
     aws.set_guardduty_admin(MANAGEMENT, "us-east-1", ADMIN);
@@ -618,18 +621,67 @@ async fn an_administrator_whose_role_cannot_be_assumed_is_degraded_not_hidden() 
     let reports = org_scanner(&aws)
         .scan_organization(&org_request(management_access()))
         .await;
-    let gd = &found(&reports, Source::AwsGuardDutyDelegatedAdmin)[0];
-    assert_eq!(gd.status, Status::Degraded);
+    let gd = found(&reports, Source::AwsGuardDutyDelegatedAdmin);
+    assert_eq!(gd.len(), 1, "{gd:?}");
+    let gd = &gd[0];
+    // Nothing of it read: unknown for every account it may reach, not uncovered.
+    assert_eq!(gd.status, Status::Unknown);
+    assert_eq!(gd.applies_to, AppliesTo::AllAccounts);
     let reason = gd.reason.as_deref().unwrap();
     assert!(reason.contains("could not assume"), "{reason}");
     // The refusal reported is the member role's, the one customers deploy.
     assert!(reason.contains(&role(ADMIN, "CanopyAccess")), "{reason}");
-    assert_eq!(
-        gd.applies_to,
-        AppliesTo::Accounts(BTreeSet::from([ADMIN.to_string()]))
-    );
     // The member role and the management role's name were both tried.
     assert_eq!(aws.calls_for(ADMIN).assume_role, 2);
+}
+
+#[tokio::test]
+async fn an_administrator_whose_reach_is_unreadable_covers_itself_and_is_unknown_elsewhere() {
+    let aws = FakeAws::start().await.unwrap();
+    aws.create_organization("o-scan000001", MANAGEMENT, "mgmt@example.com");
+    aws.set_guardduty_admin(MANAGEMENT, "us-east-1", ADMIN);
+    aws.enable_guardduty(
+        ADMIN,
+        "us-east-1",
+        GuardDutySetup {
+            enabled: true,
+            auto_enable: Some("ALL".into()),
+            members: vec![MEMBER.into()],
+        },
+    );
+    aws.fail_call(
+        ADMIN,
+        "guardduty:DescribeOrganizationConfiguration",
+        Some(Fault::AccessDenied),
+    );
+    let reports = org_scanner(&aws)
+        .scan_organization(&org_request(management_access()))
+        .await;
+    let mut gd = found(&reports, Source::AwsGuardDutyDelegatedAdmin).to_vec();
+    gd.sort_by(|a, b| a.resource_key.cmp(&b.resource_key));
+    assert_eq!(gd.len(), 2, "{gd:#?}");
+    let (own, reach) = (&gd[0], &gd[1]);
+    // The administrator's own detector was read: it covers the administrator.
+    assert_eq!(own.resource_key, "us-east-1");
+    assert_eq!(own.status, Status::Active, "{:?}", own.reason);
+    assert_eq!(
+        own.applies_to,
+        AppliesTo::Accounts(BTreeSet::from([ADMIN.to_string()]))
+    );
+    // How far it reaches was not: every account it may reach has it as unknown, with why.
+    assert_eq!(reach.resource_key, "us-east-1:reach");
+    assert_eq!(reach.status, Status::Unknown);
+    assert_eq!(reach.applies_to, AppliesTo::AllAccounts);
+    assert!(
+        reach
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("guardduty:DescribeOrganizationConfiguration"),
+        "{:?}",
+        reach.reason
+    );
+    assert_eq!(reach.techniques, own.techniques);
 }
 
 #[tokio::test]

@@ -150,7 +150,11 @@ async fn missing_canopy_credentials_are_named_as_such_not_other() {
             .await
             .unwrap_err();
         assert_eq!(err.kind, FailureKind::CanopyCredentials, "{}", err.message);
-        assert!(err.kind.advice().contains("CANOPY_AWS_"));
+        assert!(
+            err.kind
+                .advice_for(canopy_cloud_org::Provider::Aws)
+                .contains("CANOPY_AWS_")
+        );
         let caller = v.caller_account_id("us-east-1").await.unwrap_err();
         assert_eq!(
             caller.kind,

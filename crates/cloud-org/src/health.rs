@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::account::CloudAccountId;
+use crate::account::{CloudAccountId, Provider};
 
 /// Why a check failed, in terms a person can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,25 +52,34 @@ impl FailureKind {
         })
     }
 
-    /// What the customer should do about it (one text for both providers: the message says
-    /// which one answered).
-    pub fn advice(self) -> &'static str {
-        match self {
-            FailureKind::AccessDenied => {
-                "Access was refused. AWS: check the role's trust policy names Canopy's principal and the current External ID. GCP: check the service account has roles/browser on the project or its organization."
+    /// What the customer of `provider` should do about it: advice for that provider only (a
+    /// customer whose AWS role refused Canopy has no use for GCP's roles).
+    pub fn advice_for(self, provider: Provider) -> &'static str {
+        match (self, provider) {
+            (FailureKind::AccessDenied, Provider::Aws) => {
+                "Access was refused. Check the role's trust policy names Canopy's principal and the current External ID, and that no SCP denies sts:AssumeRole."
             }
-            FailureKind::RoleNotFound => {
-                "Not found. AWS: check the role ARN and that the stack deployed it. GCP: check the project id and that the project still exists."
+            (FailureKind::AccessDenied, Provider::Gcp) => {
+                "Access was refused. Check the service account has roles/browser on the project or its organization."
             }
-            FailureKind::Throttled => {
+            (FailureKind::RoleNotFound, Provider::Aws) => {
+                "Not found. Check the role ARN and that the stack deployed it."
+            }
+            (FailureKind::RoleNotFound, Provider::Gcp) => {
+                "Not found. Check the project id and that the project still exists."
+            }
+            (FailureKind::Throttled, _) => {
                 "The provider throttled the request. Canopy will retry; no action needed."
             }
-            FailureKind::Network => "The provider could not be reached. Canopy will retry.",
-            FailureKind::Timeout => "The provider did not answer in time. Canopy will retry.",
-            FailureKind::CanopyCredentials => {
-                "Canopy itself has no credentials to reach this provider: the operator's problem, not yours. AWS: the operator sets CANOPY_AWS_ACCESS_KEY_ID and CANOPY_AWS_SECRET_ACCESS_KEY, or runs Canopy with an instance or task role. GCP: connect the project through its GCP organization, or the operator sets CANOPY_GCP_CREDENTIALS_FILE."
+            (FailureKind::Network, _) => "The provider could not be reached. Canopy will retry.",
+            (FailureKind::Timeout, _) => "The provider did not answer in time. Canopy will retry.",
+            (FailureKind::CanopyCredentials, Provider::Aws) => {
+                "Canopy itself has no credentials to reach AWS: the operator's problem, not yours. The operator sets CANOPY_AWS_ACCESS_KEY_ID and CANOPY_AWS_SECRET_ACCESS_KEY, or runs Canopy with an instance or task role."
             }
-            FailureKind::Other => "The provider returned an unexpected error.",
+            (FailureKind::CanopyCredentials, Provider::Gcp) => {
+                "Canopy itself has no credentials to reach Google Cloud: the operator's problem, not yours. Connect the project through its GCP organization, or the operator sets CANOPY_GCP_CREDENTIALS_FILE."
+            }
+            (FailureKind::Other, _) => "The provider returned an unexpected error.",
         }
     }
 }

@@ -283,4 +283,8 @@ impl JobHandler for SnapshotAfter {
         }
         Ok(result)
     }
+
+    async fn wrap_up(&self, job: &Job) -> Result<(), JobFailure> {
+        self.inner.wrap_up(job).await
+    }
 }

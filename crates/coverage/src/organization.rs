@@ -1,6 +1,11 @@
 //! The organization-wide view: every member account's coverage side by side, the spread,
 //! which techniques are covered everywhere, somewhere or nowhere (gaps ranked by how many
-//! accounts lack them), and what the organization's own controls contribute across members.
+//! accounts lack them), which are unknown where (a source that could not be read), and what
+//! the organization's own controls contribute across members.
+//!
+//! Unknown is never uncovered: an account whose source could not be read counts for a
+//! technique neither as covered nor as lacking it, so a denied GuardDuty makes no gap and no
+//! "covered nowhere"; it shows in [`OrganizationCoverage::unknown`] instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,8 +31,19 @@ pub struct AccountRow {
     pub total_techniques: u32,
     /// Coverage percent.
     pub percent: f64,
+    /// Techniques whose coverage is unknown here (a source that could not be read).
+    pub unknown_techniques: u32,
     /// The tactic it covers worst.
     pub weakest_tactic: Option<String>,
+}
+
+/// A technique and in how many accounts its coverage is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnknownTechnique {
+    /// `T1530`.
+    pub technique: String,
+    /// Accounts where it is unknown.
+    pub accounts: u32,
 }
 
 /// A technique and how many accounts lack it.
@@ -35,7 +51,8 @@ pub struct AccountRow {
 pub struct Gap {
     /// `T1530`.
     pub technique: String,
-    /// Accounts where it is not covered.
+    /// Accounts known not to be covered (uncovered, or only degraded); unknown ones are not
+    /// counted.
     pub accounts_lacking: u32,
 }
 
@@ -65,10 +82,12 @@ pub struct OrganizationCoverage {
     pub in_every: BTreeSet<String>,
     /// Covered in some but not all.
     pub in_some: BTreeSet<String>,
-    /// Covered in none.
+    /// Covered in none, and known so in every account (none of them unknown).
     pub in_none: BTreeSet<String>,
-    /// Techniques not covered everywhere, most lacking first.
+    /// Techniques known to be lacking somewhere, most lacking first.
     pub gaps: Vec<Gap>,
+    /// Techniques unknown in some accounts, most accounts first: neither covered nor gaps.
+    pub unknown: Vec<UnknownTechnique>,
     /// What the organization's own controls contribute.
     pub organization: OrganizationContribution,
 }
@@ -85,14 +104,21 @@ pub fn organization_coverage(
     }
     let ids: Vec<&str> = catalog.iaas().map(|t| t.id.as_str()).collect();
     let mut covered_in = vec![0u32; ids.len()];
+    let mut unknown_in = vec![0u32; ids.len()];
     let mut inherited_somewhere = vec![false; ids.len()];
     let mut rows = Vec::with_capacity(accounts.len());
     let mut contribution = OrganizationContribution::default();
     let mut only_inherited = 0u64;
     for (id, key, s) in accounts {
+        let mut unknown_here = 0;
         for (i, cell) in s.cells.iter().enumerate().take(ids.len()) {
-            if cell.status == TechniqueStatus::Covered {
-                covered_in[i] += 1;
+            match cell.status {
+                TechniqueStatus::Covered => covered_in[i] += 1,
+                TechniqueStatus::Unknown => {
+                    unknown_in[i] += 1;
+                    unknown_here += 1;
+                }
+                TechniqueStatus::Degraded | TechniqueStatus::Uncovered => {}
             }
             inherited_somewhere[i] |= cell.by_inherited;
         }
@@ -107,6 +133,7 @@ pub fn organization_coverage(
             inherited_techniques: s.org_techniques,
             total_techniques: s.account_techniques + s.org_techniques - s.overlap_techniques,
             percent: s.overall.percent,
+            unknown_techniques: unknown_here,
             weakest_tactic: s.weakest_tactic(catalog).map(str::to_string),
         });
     }
@@ -129,24 +156,44 @@ pub fn organization_coverage(
         organization: contribution,
         ..OrganizationCoverage::default()
     };
-    let by_id: BTreeMap<&str, u32> = ids.iter().copied().zip(covered_in).collect();
-    for (technique, count) in by_id {
-        let set = match count {
-            c if c == n => &mut view.in_every,
-            0 => &mut view.in_none,
-            _ => &mut view.in_some,
+    let by_id: BTreeMap<&str, (u32, u32)> = ids
+        .iter()
+        .copied()
+        .zip(covered_in.into_iter().zip(unknown_in))
+        .collect();
+    for (technique, (covered, unknown)) in by_id {
+        let set = match (covered, unknown) {
+            (c, _) if c == n => Some(&mut view.in_every),
+            (0, 0) => Some(&mut view.in_none),
+            // Covered nowhere it is known: unknown, not "covered nowhere".
+            (0, _) => None,
+            _ => Some(&mut view.in_some),
         };
-        set.insert(technique.to_string());
-        if count < n {
+        if let Some(set) = set {
+            set.insert(technique.to_string());
+        }
+        let lacking = n - covered - unknown;
+        if lacking > 0 {
             view.gaps.push(Gap {
                 technique: technique.to_string(),
-                accounts_lacking: n - count,
+                accounts_lacking: lacking,
+            });
+        }
+        if unknown > 0 {
+            view.unknown.push(UnknownTechnique {
+                technique: technique.to_string(),
+                accounts: unknown,
             });
         }
     }
     view.gaps.sort_by(|a, b| {
         b.accounts_lacking
             .cmp(&a.accounts_lacking)
+            .then_with(|| a.technique.cmp(&b.technique))
+    });
+    view.unknown.sort_by(|a, b| {
+        b.accounts
+            .cmp(&a.accounts)
             .then_with(|| a.technique.cmp(&b.technique))
     });
     view

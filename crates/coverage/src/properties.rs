@@ -102,6 +102,7 @@ enum Place {
     All,
     Accounts(BTreeSet<usize>),
     Nodes(BTreeSet<usize>),
+    NodesExcept(BTreeSet<usize>, BTreeSet<usize>),
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +118,11 @@ fn spec() -> impl Strategy<Value = Spec> {
         Just(Place::All),
         proptest::collection::btree_set(0..ACCOUNTS, 1..3).prop_map(Place::Accounts),
         proptest::collection::btree_set(0..NODES, 1..3).prop_map(Place::Nodes),
+        (
+            proptest::collection::btree_set(0..NODES, 1..3),
+            proptest::collection::btree_set(0..NODES, 1..3)
+        )
+            .prop_map(|(nodes, except)| Place::NodesExcept(nodes, except)),
     ];
     let status = prop_oneof![
         Just(Status::Active),
@@ -155,6 +161,10 @@ fn detection(w: &World, s: &Spec) -> Detection {
                 Place::Nodes(set) => {
                     AppliesTo::Nodes(set.iter().map(|n| World::node(*n)).collect())
                 }
+                Place::NodesExcept(nodes, except) => AppliesTo::NodesExcept {
+                    nodes: nodes.iter().map(|n| World::node(*n)).collect(),
+                    except: except.iter().map(|n| World::node(*n)).collect(),
+                },
                 _ => AppliesTo::AllAccounts,
             },
         },
@@ -262,6 +272,26 @@ proptest! {
     }
 
     #[test]
+    fn an_account_under_a_carved_out_subtree_never_inherits_and_the_rest_does(
+        w in world(),
+        nodes in proptest::collection::btree_set(0..NODES, 1..3),
+        except in proptest::collection::btree_set(0..NODES, 1..3),
+    ) {
+        let tree = w.hierarchy();
+        let d = detection(&w, &Spec {
+            place: Place::NodesExcept(nodes.clone(), except.clone()),
+            status: Status::Active,
+            techniques: vec![(0, Category::Protect, Value::Significant)],
+        });
+        for a in 0..ACCOUNTS {
+            let inside = nodes.iter().any(|n| w.under(w.accounts[a], *n));
+            let carved = except.iter().any(|n| w.under(w.accounts[a], *n));
+            let reached = !effective(&w, &tree, std::slice::from_ref(&d), a).is_empty();
+            prop_assert_eq!(inside && !carved, reached, "account {} under node {}", a, w.accounts[a]);
+        }
+    }
+
+    #[test]
     fn the_breakdown_identity_holds(w in world(), specs in proptest::collection::vec(spec(), 0..12)) {
         let tree = w.hierarchy();
         let detections: Vec<Detection> = specs.iter().map(|s| detection(&w, s)).collect();
@@ -280,10 +310,57 @@ proptest! {
         let all: Vec<_> = all.iter().map(|(id, k, c)| (*id, k.clone(), AccountSummary::from(c))).collect();
         let view = organization_coverage(Catalog::embedded(), &all);
         prop_assert!(view.min <= view.average && view.average <= view.max);
+        // Every technique is covered everywhere, somewhere, known nowhere, or covered
+        // nowhere it is known (then it is unknown somewhere).
+        let unknown_only = view
+            .unknown
+            .iter()
+            .filter(|u| !view.in_some.contains(&u.technique) && !view.in_every.contains(&u.technique))
+            .count();
         prop_assert_eq!(
-            view.in_every.len() + view.in_some.len() + view.in_none.len(),
+            view.in_every.len() + view.in_some.len() + view.in_none.len() + unknown_only,
             Catalog::embedded().iaas().count()
         );
+    }
+
+    #[test]
+    fn unknown_is_never_a_gap_nor_covered_nowhere(
+        w in world(),
+        specs in proptest::collection::vec(spec(), 0..12),
+    ) {
+        let tree = w.hierarchy();
+        let detections: Vec<Detection> = specs.iter().map(|s| detection(&w, s)).collect();
+        let full: Vec<AccountCoverage> = (0..ACCOUNTS)
+            .map(|a| coverage(&w, &tree, &detections, a))
+            .collect();
+        let summaries: Vec<_> = full
+            .iter()
+            .enumerate()
+            .map(|(a, c)| (w.ids[a].as_uuid(), World::key(a), AccountSummary::from(c)))
+            .collect();
+        let view = organization_coverage(Catalog::embedded(), &summaries);
+        for t in Catalog::embedded().iaas() {
+            let status = |c: &AccountCoverage| {
+                c.techniques
+                    .iter()
+                    .find(|x| x.technique == t.id)
+                    .map_or(TechniqueStatus::Uncovered, |x| x.status)
+            };
+            let count = |want: &[TechniqueStatus]| {
+                full.iter().filter(|c| want.contains(&status(c))).count() as u32
+            };
+            let unknown = count(&[TechniqueStatus::Unknown]);
+            let lacking = count(&[TechniqueStatus::Uncovered, TechniqueStatus::Degraded]);
+            let gap = view.gaps.iter().find(|g| g.technique == t.id).map_or(0, |g| g.accounts_lacking);
+            prop_assert_eq!(gap, lacking, "{}: a gap counts only accounts known to lack it", &t.id);
+            let listed = view.unknown.iter().find(|u| u.technique == t.id).map_or(0, |u| u.accounts);
+            prop_assert_eq!(listed, unknown, "{}: unknown in that many accounts", &t.id);
+            if unknown > 0 {
+                prop_assert!(!view.in_none.contains(&t.id), "{}: unknown is not covered nowhere", &t.id);
+            }
+        }
+        let per_account: u32 = view.accounts.iter().map(|r| r.unknown_techniques).sum();
+        prop_assert_eq!(per_account, view.unknown.iter().map(|u| u.accounts).sum::<u32>());
     }
 
     #[test]

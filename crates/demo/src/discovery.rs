@@ -2,6 +2,7 @@
 //! organizations, accounts and projects, and hands everything else to the real provider, so
 //! a demo server can still connect a real estate beside the demo one.
 
+use canopy_kernel::Stop;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -62,10 +63,14 @@ impl OrganizationDiscoverer for DemoDiscoverer {
         &self,
         access: &OrganizationAccess,
         progress: Arc<dyn DiscoveryProgress>,
+        stop: Stop,
     ) -> Result<Discovery, DiscoveryFailure> {
         let Some(read) = demo_organization(access) else {
-            return self.real.discover(access, progress).await;
+            return self.real.discover(access, progress, stop).await;
         };
+        if stop.requested() {
+            return Err(DiscoveryFailure::Stopped);
+        }
         let found = read();
         progress
             .read(found.nodes.len() as u64, found.members.len() as u64, 0, 0)
@@ -177,6 +182,7 @@ mod tests {
                     ),
                 },
                 Arc::new(progress),
+                Stop::never(),
             )
             .await
             .unwrap();

@@ -193,6 +193,14 @@ pub enum AppliesTo {
     /// Everything under these OUs / folders / the root, subtrees included (an SCP attached to
     /// an OU, a folder sink with `includeChildren`).
     Nodes(BTreeSet<String>),
+    /// Everything under `nodes` but what is under `except` (an organization policy enforced at
+    /// the organization and turned off at folders beneath it: where it is off, it is not).
+    NodesExcept {
+        /// Where it applies, subtrees included.
+        nodes: BTreeSet<String>,
+        /// Subtrees carved out of them.
+        except: BTreeSet<String>,
+    },
 }
 
 impl AppliesTo {
@@ -201,7 +209,7 @@ impl AppliesTo {
         match self {
             AppliesTo::AllAccounts => "all_accounts",
             AppliesTo::Accounts(_) => "accounts",
-            AppliesTo::Nodes(_) => "nodes",
+            AppliesTo::Nodes(_) | AppliesTo::NodesExcept { .. } => "nodes",
         }
     }
 
@@ -218,15 +226,28 @@ impl AppliesTo {
             AppliesTo::Accounts(keys) => {
                 keys.contains(key).then_some(AppliesBecause::ListedAccount)
             }
-            AppliesTo::Nodes(nodes) => {
+            AppliesTo::Nodes(nodes) => under_one_of(nodes, parent?, hierarchy),
+            AppliesTo::NodesExcept { nodes, except } => {
                 let parent = parent?;
-                nodes
-                    .iter()
-                    .find(|node| parent == node.as_str() || hierarchy.is_under(parent, node))
-                    .map(|node| AppliesBecause::UnderNode(node.clone()))
+                if under_one_of(except, parent, hierarchy).is_some() {
+                    return None;
+                }
+                under_one_of(nodes, parent, hierarchy)
             }
         }
     }
+}
+
+/// The first of `nodes` that `parent` is or sits under.
+fn under_one_of(
+    nodes: &BTreeSet<String>,
+    parent: &str,
+    hierarchy: &Hierarchy,
+) -> Option<AppliesBecause> {
+    nodes
+        .iter()
+        .find(|node| parent == node.as_str() || hierarchy.is_under(parent, node))
+        .map(|node| AppliesBecause::UnderNode(node.clone()))
 }
 
 /// Why an organization detection applies to one account.
@@ -462,6 +483,28 @@ mod tests {
         );
         assert_eq!(scp.reaches("222222222222", Some("ou-dev"), &tree), None);
         assert_eq!(scp.reaches("222222222222", None, &tree), None);
+    }
+
+    #[test]
+    fn a_carved_out_subtree_is_not_reached_and_the_rest_is() {
+        let policy = AppliesTo::NodesExcept {
+            nodes: BTreeSet::from(["r-root".to_string()]),
+            except: BTreeSet::from(["ou-prod".to_string()]),
+        };
+        let tree = tree();
+        // Under the carved-out folder, at any depth: not reached.
+        assert_eq!(policy.reaches("1", Some("ou-prod"), &tree), None);
+        assert_eq!(policy.reaches("1", Some("ou-web"), &tree), None);
+        // A sibling branch and the root itself: reached through the root.
+        assert_eq!(
+            policy.reaches("2", Some("ou-dev"), &tree),
+            Some(AppliesBecause::UnderNode("r-root".into()))
+        );
+        assert_eq!(
+            policy.reaches("3", Some("r-root"), &tree),
+            Some(AppliesBecause::UnderNode("r-root".into()))
+        );
+        assert_eq!(policy.reaches("4", None, &tree), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! them in AWS and GCP. Adapters: `canopy-store` (SQLite, PostgreSQL), `canopy-aws`,
 //! `canopy-gcp`.
 
+use canopy_kernel::Stop;
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
@@ -182,6 +183,9 @@ pub struct OrganizationScanRequest {
     pub hierarchy: Hierarchy,
     /// Its members' provider ids, as last discovered.
     pub members: Vec<String>,
+    /// Raised when the scan's job is cancelled: no call starts after it (the reports are
+    /// then not recorded).
+    pub stop: Stop,
 }
 
 /// Finds organization-level controls. One adapter per provider.
@@ -201,6 +205,9 @@ pub struct AccountScanRequest {
     pub account: CloudAccount,
     /// AWS: the tenant's External ID for the account's role.
     pub external_id: String,
+    /// Raised when the scan's job is cancelled: no call starts after it (the reports are
+    /// then not recorded).
+    pub stop: Stop,
 }
 
 /// Finds one account's own controls. One adapter per provider.

@@ -13,9 +13,9 @@ use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_cloud_org::organization::member::MemberStatus;
 use canopy_cloud_org::organization::ports::MemberFilter;
 use canopy_cloud_org::{AccountFilter, CloudAccount, CloudAccountId, Provider};
-use canopy_jobs::{Job, JobContext, JobFailure, JobHandler, JobKind, NewJob, Progress};
+use canopy_jobs::{Enqueued, Job, JobContext, JobFailure, JobHandler, JobKind, NewJob, Progress};
 use canopy_kernel::id::OrganizationId;
-use canopy_kernel::{PageRequest, StoreError};
+use canopy_kernel::{PageRequest, Stop, StoreError};
 use canopy_tenancy::audit::{AuditAction, AuditTarget, NewAuditEvent, TargetKind};
 use canopy_tenancy::policy::Action;
 use canopy_tenancy::service::OrgAccess;
@@ -96,24 +96,21 @@ impl DetectionService {
         subject: uuid::Uuid,
         audit: NewAuditEvent,
     ) -> Result<Job, DetectionError> {
-        let kind = JobKind::from_static(kind);
-        if self
-            .ports
-            .jobs
-            .active_for(access.org_id(), subject, &kind)
-            .await?
-        {
-            return Err(DetectionError::ScanInProgress);
-        }
-        Ok(self
-            .ports
+        self.ports
             .jobs
             .submit(
-                NewJob::new(access.org_id(), kind, Some(subject), json!({}))
-                    .by(access.user_id())
-                    .audited(audit),
+                NewJob::new(
+                    access.org_id(),
+                    JobKind::from_static(kind),
+                    Some(subject),
+                    json!({}),
+                )
+                .by(access.user_id())
+                .audited(audit),
             )
-            .await?)
+            .await?
+            .queued()
+            .map_err(DetectionError::ScanInProgress)
     }
 
     /// Queues a scan of a cloud organization's own controls (admin or owner; Pro or
@@ -225,32 +222,37 @@ impl DetectionService {
                 continue;
             }
             for kind in [SCAN_ORGANIZATION_KIND, SCAN_MEMBERS_KIND] {
-                let kind = JobKind::from_static(kind);
-                if self.ports.jobs.active_for(org, id.as_uuid(), &kind).await? {
-                    continue;
-                }
-                self.ports
+                // A scan already queued or running (asked for by a member) is left alone.
+                let submitted = self
+                    .ports
                     .jobs
                     .submit(NewJob::new(
                         org,
-                        kind,
+                        JobKind::from_static(kind),
                         Some(id.as_uuid()),
                         json!({"scheduled": true}),
                     ))
                     .await?;
-                queued += 1;
+                if matches!(submitted, Enqueued::Queued(_)) {
+                    queued += 1;
+                }
             }
         }
         Ok(queued)
     }
 
-    /// Scans one account and records what was found; the per-source summaries.
+    /// Scans one account and records what was found; the per-source summaries. Once `stop` is
+    /// raised nothing is recorded: a source cut short would read as unreadable.
     async fn scan_one_account(
         &self,
         org: OrganizationId,
         account: CloudAccount,
         job_id: Option<uuid::Uuid>,
+        stop: &Stop,
     ) -> Result<AccountSummary, JobFailure> {
+        if stop.requested() {
+            return Err(JobFailure::Interrupted);
+        }
         let provider = account.identity.provider();
         let external_id = match provider {
             Provider::Aws => self
@@ -271,8 +273,12 @@ impl DetectionService {
             .scan_account(&AccountScanRequest {
                 account,
                 external_id,
+                stop: stop.clone(),
             })
             .await;
+        if stop.requested() {
+            return Err(JobFailure::Interrupted);
+        }
         let scope = ScanScope {
             organization_id: org,
             scope: account_scope,
@@ -444,8 +450,12 @@ impl ScanHandler {
                 access,
                 hierarchy,
                 members: members.into_iter().map(|m| m.key).collect(),
+                stop: ctx.stop(),
             })
             .await;
+        if ctx.interrupted() {
+            return Err(JobFailure::Interrupted);
+        }
         ctx.progress(Progress::phase(
             "saving",
             reports.len() as u64,
@@ -488,18 +498,19 @@ impl ScanHandler {
         let done = AtomicU64::new(0);
         let reporting = futures::lock::Mutex::new(());
         let job_id = Some(job.id.as_uuid());
+        // Raised by a cancel (through the job's signal) or by the first account that fails:
+        // accounts not started yet are not scanned, those in flight stop calling and record
+        // nothing, and the scans already recording finish their write.
+        let stop = ctx.stop();
         // Progress is written inside each account's future, not by the loop draining the
         // stream: while the loop awaits a write it stops polling the other scans, and on a
         // one-connection pool (SQLite) a scan parked mid-transaction would hold the only
         // connection that write waits for. The lock keeps the written count monotonic.
         let mut scans = futures::stream::iter(accounts.into_iter().map(|account| {
-            let (service, done, reporting) = (&self.service, &done, &reporting);
+            let (service, done, reporting, stop) = (&self.service, &done, &reporting, &stop);
             async move {
-                let summary = service.scan_one_account(org, account, job_id).await?;
+                let summary = service.scan_one_account(org, account, job_id, stop).await?;
                 done.fetch_add(1, Ordering::Relaxed);
-                if ctx.interrupted() {
-                    return Err(JobFailure::Interrupted);
-                }
                 let _turn = reporting.lock().await;
                 let n = done.load(Ordering::Relaxed);
                 ctx.progress(Progress::phase("accounts", n, Some(total)))
@@ -509,8 +520,19 @@ impl ScanHandler {
         }))
         .buffer_unordered(self.accounts_in_flight);
         let mut summaries = Vec::new();
+        let mut failure = None;
+        // Drained to the end, never dropped half-way: a dropped scan could be mid-transaction.
         while let Some(outcome) = scans.next().await {
-            summaries.push(outcome?);
+            match outcome {
+                Ok(summary) => summaries.push(summary),
+                Err(e) => {
+                    stop.request();
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
         }
         summaries.sort_by(|a, b| a.account.cmp(&b.account));
         Ok(json!({
@@ -536,7 +558,7 @@ impl ScanHandler {
             .await?;
         let summary = self
             .service
-            .scan_one_account(org, account, Some(job.id.as_uuid()))
+            .scan_one_account(org, account, Some(job.id.as_uuid()), &ctx.stop())
             .await?;
         Ok(json!({
             "found": summary.found,

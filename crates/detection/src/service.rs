@@ -54,9 +54,9 @@ pub enum DetectionError {
     /// Only custom detections can be edited or deleted; scanners own theirs.
     #[error("only custom detections can be changed; scanners keep theirs up to date")]
     NotCustom,
-    /// A scan of it is already queued or running.
+    /// A scan of it is already queued or running: this one.
     #[error("a scan is already queued or running")]
-    ScanInProgress,
+    ScanInProgress(canopy_jobs::JobId),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -500,7 +500,7 @@ impl DetectionService {
         for (i, t) in input.techniques.iter().enumerate() {
             if catalog.technique(&t.technique).is_none() {
                 errors.push(FieldError::new(
-                    format!("techniques[{i}].technique"),
+                    format!("techniques.{i}.technique"),
                     "catalog",
                     format!(
                         "{} is not a technique of the ATT&CK {} IaaS catalog",
@@ -548,30 +548,37 @@ impl DetectionService {
         id: CloudOrganizationId,
         applies_to: &AppliesTo,
     ) -> Result<(), DetectionError> {
-        let (field, listed) = match applies_to {
+        let (field, listed, except) = match applies_to {
             AppliesTo::AllAccounts => return Ok(()),
-            AppliesTo::Accounts(keys) => ("appliesTo.accounts", keys),
-            AppliesTo::Nodes(nodes) => ("appliesTo.nodes", nodes),
+            AppliesTo::Accounts(keys) => ("appliesTo.accounts", keys, None),
+            AppliesTo::Nodes(nodes) => ("appliesTo.nodes", nodes, None),
+            AppliesTo::NodesExcept { nodes, except } => ("appliesTo.nodes", nodes, Some(except)),
         };
-        if listed.is_empty() || listed.len() > MAX_TARGETS {
-            return Err(invalid(
-                field,
-                "length",
-                &format!("must list 1 to {MAX_TARGETS} entries"),
-            ));
+        for (field, listed) in
+            std::iter::once((field, listed)).chain(except.map(|e| ("appliesTo.except", e)))
+        {
+            if listed.is_empty() || listed.len() > MAX_TARGETS {
+                return Err(invalid(
+                    field,
+                    "length",
+                    &format!("must list 1 to {MAX_TARGETS} entries"),
+                ));
+            }
         }
         let (hierarchy, members) = self.ports.cloud_organizations.snapshot(id).await?;
-        let unknown: Vec<&String> = match applies_to {
+        let unknown: Vec<(&str, &String)> = match applies_to {
             AppliesTo::Accounts(_) => listed
                 .iter()
                 .filter(|k| !members.iter().any(|m| &m.key == *k))
+                .map(|k| (field, k))
                 .collect(),
-            _ => listed
-                .iter()
-                .filter(|n| hierarchy.get(n).is_none())
+            _ => std::iter::once((field, listed))
+                .chain(except.map(|e| ("appliesTo.except", e)))
+                .flat_map(|(field, nodes)| nodes.iter().map(move |n| (field, n)))
+                .filter(|(_, n)| hierarchy.get(n).is_none())
                 .collect(),
         };
-        if let Some(first) = unknown.first() {
+        if let Some((field, first)) = unknown.first() {
             return Err(invalid(
                 field,
                 "exists",

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use canopy_kernel::Stop;
 use google_cloudresourcemanager3::common;
 use rand::Rng;
 use serde_json::Value;
@@ -34,6 +35,8 @@ pub(crate) enum CallError {
     Timeout,
     /// Anything else Google answered.
     Other(String),
+    /// The work was asked to stop (its job cancelled); the call was not made.
+    Stopped,
 }
 
 /// What an error answer says, from Google's `{"error": {code, status, message}}`.
@@ -151,7 +154,11 @@ pub(crate) struct Calls<H = Hub> {
     attempts: AtomicU64,
     retries: AtomicU64,
     waited_ms: AtomicU64,
+    stop: Stop,
 }
+
+/// How often a back-off wait looks at the stop signal.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 
 impl<H> Calls<H> {
     /// Calls through `hub`, at most `settings.max_in_flight` at once, retrying throttling up to
@@ -177,7 +184,14 @@ impl<H> Calls<H> {
             attempts: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             waited_ms: AtomicU64::new(0),
+            stop: Stop::never(),
         }
+    }
+
+    /// The same calls, none of which starts once `stop` is raised ([`CallError::Stopped`]).
+    pub(crate) fn stopping(mut self, stop: Stop) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Runs `call` under a permit and the deadline, retrying throttled answers.
@@ -194,6 +208,9 @@ impl<H> Calls<H> {
                     .acquire()
                     .await
                     .map_err(|e| CallError::Other(e.to_string()))?;
+                if self.stop.requested() {
+                    return Err(CallError::Stopped);
+                }
                 self.attempts.fetch_add(1, Ordering::Relaxed);
                 tokio::time::timeout(self.settings.call_timeout, call()).await
             };
@@ -216,7 +233,15 @@ impl<H> Calls<H> {
                 u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             );
-            tokio::time::sleep(wait).await;
+            let mut left = wait;
+            while !left.is_zero() {
+                if self.stop.requested() {
+                    return Err(CallError::Stopped);
+                }
+                let slice = left.min(STOP_CHECK);
+                tokio::time::sleep(slice).await;
+                left -= slice;
+            }
         }
     }
 

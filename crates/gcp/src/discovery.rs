@@ -13,6 +13,7 @@ use canopy_cloud_org::organization::member::{DiscoveredMember, MemberState};
 use canopy_cloud_org::organization::{
     Discovery, DiscoveryFailure, DiscoveryProgress, OrganizationIdentity,
 };
+use canopy_kernel::Stop;
 use futures::stream::{self, StreamExt};
 use google_cloudresourcemanager3::CloudResourceManager;
 use google_cloudresourcemanager3::api::{Project, Scope};
@@ -117,9 +118,10 @@ fn member_from(project: &Project, listed_under: &str) -> Option<DiscoveredMember
 /// The failure of a whole discovery from one call's.
 fn failure(permission: &str, resource: &str, e: CallError, retries: u64) -> DiscoveryFailure {
     match e {
-        CallError::Denied(_) => {
-            DiscoveryFailure::PermissionMissing(format!("{permission} on {resource}"))
-        }
+        CallError::Denied(_) => DiscoveryFailure::PermissionMissing {
+            provider: canopy_cloud_org::Provider::Gcp,
+            permission: format!("{permission} on {resource}"),
+        },
         CallError::NotFound(m) => DiscoveryFailure::Other(format!("{resource} was not found: {m}")),
         CallError::ThrottledOut => DiscoveryFailure::ThrottledOut(retries),
         CallError::KeyRefused(code) => DiscoveryFailure::KeyRefused(code),
@@ -129,6 +131,7 @@ fn failure(permission: &str, resource: &str, e: CallError, retries: u64) -> Disc
             "Resource Manager did not answer {permission} on {resource} in time"
         )),
         CallError::Other(m) => DiscoveryFailure::Other(format!("{permission} on {resource}: {m}")),
+        CallError::Stopped => DiscoveryFailure::Stopped,
     }
 }
 
@@ -331,12 +334,17 @@ impl ResourceManagerDiscoverer {
         who: impl Into<GcpCredentials>,
         organization: &str,
         progress: Arc<dyn DiscoveryProgress>,
+        stop: Stop,
     ) -> Result<Discovery, DiscoveryFailure> {
         let name = organization_name(organization)?;
+        if stop.requested() {
+            return Err(DiscoveryFailure::Stopped);
+        }
         let calls = self
             .calls(&who.into(), self.google.settings().max_retries)
             .await
-            .map_err(|e| failure(ORGANIZATIONS_GET, &name, e, 0))?;
+            .map_err(|e| failure(ORGANIZATIONS_GET, &name, e, 0))?
+            .stopping(stop);
         let identity = Self::describe(&calls, &name).await?;
         let root = DiscoveredNode {
             id: name.clone(),
@@ -483,6 +491,7 @@ impl ResourceManagerDiscoverer {
                     ),
                 ),
                 CallError::Other(m) => (FailureKind::Other, m),
+                CallError::Stopped => (FailureKind::Other, "stopped before the call".into()),
             };
             AccessFailure { kind, message }
         })?;
@@ -512,7 +521,7 @@ mod tests {
         progress: Arc<dyn DiscoveryProgress>,
     ) {
         fn send<T: Send>(_: T) {}
-        send(d.discover(key, "organizations/1", progress));
+        send(d.discover(key, "organizations/1", progress, Stop::never()));
         send(d.identify(key, "organizations/1"));
         send(d.verify_project(key, "my-project"));
     }

@@ -53,9 +53,10 @@ impl OrganizationDiscoverer for ResourceManagerDiscoverer {
         &self,
         access: &OrganizationAccess,
         progress: Arc<dyn DiscoveryProgress>,
+        stop: canopy_kernel::Stop,
     ) -> Result<Discovery, DiscoveryFailure> {
         let (organization, who) = gcp_access(access)?;
-        ResourceManagerDiscoverer::discover(self, who, organization, progress).await
+        ResourceManagerDiscoverer::discover(self, who, organization, progress, stop).await
     }
 }
 

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use canopy_kernel::Stop;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,7 +86,8 @@ async fn discover(
     d: &ResourceManagerDiscoverer,
     key: &ServiceAccountKey,
 ) -> Result<Discovery, DiscoveryFailure> {
-    d.discover(key, ORG, Arc::new(Progress::default())).await
+    d.discover(key, ORG, Arc::new(Progress::default()), Stop::never())
+        .await
 }
 
 fn parent_of<'a>(discovery: &'a Discovery, id: &str) -> Option<&'a str> {
@@ -105,7 +107,7 @@ async fn the_whole_organization_is_read_every_page_at_every_depth() {
     let (fake, discoverer, key) = organization().await;
     let progress = Arc::new(Progress::default());
     let d = discoverer
-        .discover(&key, ORG, progress.clone())
+        .discover(&key, ORG, progress.clone(), Stop::never())
         .await
         .unwrap();
 
@@ -250,7 +252,10 @@ async fn the_organization_denied_names_the_missing_permission() {
         fake.allow_everything();
         fake.deny_all(permission);
         fake.reset_calls();
-        let expected = DiscoveryFailure::PermissionMissing(format!("{permission} on {ORG}"));
+        let expected = DiscoveryFailure::PermissionMissing {
+            provider: canopy_cloud_org::Provider::Gcp,
+            permission: format!("{permission} on {ORG}"),
+        };
         assert_eq!(discover(&discoverer, &key).await.unwrap_err(), expected);
         // Nothing past the refusal is read: the organization, then the root's folder pages.
         assert_eq!(fake.calls().resource_manager(), rm_calls, "{permission}");
@@ -259,7 +264,10 @@ async fn the_organization_denied_names_the_missing_permission() {
     fake.deny_all(ORGANIZATIONS_GET);
     assert_eq!(
         discoverer.identify(&key, ORG).await.unwrap_err(),
-        DiscoveryFailure::PermissionMissing(format!("{ORGANIZATIONS_GET} on {ORG}"))
+        DiscoveryFailure::PermissionMissing {
+            provider: canopy_cloud_org::Provider::Gcp,
+            permission: format!("{ORGANIZATIONS_GET} on {ORG}"),
+        }
     );
     fake.allow_everything();
     let identity = discoverer.identify(&key, "1001").await.unwrap();
@@ -315,7 +323,7 @@ async fn throttled_calls_are_retried_counted_and_eventually_given_up() {
     fake.throttle_next(3);
     let progress = Arc::new(Progress::default());
     let d = discoverer
-        .discover(&key, ORG, progress.clone())
+        .discover(&key, ORG, progress.clone(), Stop::never())
         .await
         .unwrap();
     assert_eq!(d.throttled_retries, 3);

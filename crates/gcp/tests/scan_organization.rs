@@ -109,6 +109,7 @@ async fn organization() -> Org {
             },
             hierarchy,
             members: vec!["web-prod".into(), "sandbox-one".into()],
+            stop: canopy_kernel::Stop::never(),
         },
         fake,
     }
@@ -301,10 +302,17 @@ async fn policies_map_to_their_techniques_and_a_folder_turning_one_off_is_named(
         &policies,
         "organizations/2001/policies/gcp.resourceLocations",
     );
-    assert_eq!(locations.applies_to, AppliesTo::AllAccounts);
+    // Turned off at folders/1 only: it holds, and is active, everywhere else; folders/1's
+    // subtree is carved out rather than the whole organization degraded.
+    assert_eq!(
+        locations.applies_to,
+        AppliesTo::NodesExcept {
+            nodes: [ORG.to_string()].into(),
+            except: ["folders/1".to_string()].into(),
+        }
+    );
     assert_eq!(techniques(locations), ["T1535"]);
-    assert_eq!(locations.status, Status::Degraded);
-    assert!(locations.reason.as_deref().unwrap().contains("folders/1"));
+    assert_eq!(locations.status, Status::Active, "{:?}", locations.reason);
     assert_eq!(
         locations.evidence["overriddenBelow"][0]["setOn"],
         "folders/1"

@@ -119,6 +119,7 @@ async fn scan(scanner: &GcpAccountScanner, account: CloudAccount) -> SourceRepor
         .scan_account(&AccountScanRequest {
             account,
             external_id: String::new(),
+            stop: canopy_kernel::Stop::never(),
         })
         .await;
     assert_eq!(reports.len(), 1);

@@ -30,6 +30,10 @@ pub trait JobContext: Send + Sync {
 
     /// True once the job should stop (cancel requested, lease lost), as the last heartbeat saw.
     fn interrupted(&self) -> bool;
+
+    /// The signal behind [`JobContext::interrupted`], for work that runs outside the handler's
+    /// own loop (a discovery or a scan in an adapter): it checks it before every call it makes.
+    fn stop(&self) -> canopy_kernel::Stop;
 }
 
 /// Runs the jobs of one kind. Steps must be idempotent: a job may run again from the start
@@ -41,4 +45,16 @@ pub trait JobHandler: Send + Sync {
 
     /// Does the work; the returned value is stored as the job's result.
     async fn run(&self, job: &Job, ctx: &dyn JobContext) -> Result<serde_json::Value, JobFailure>;
+
+    /// Brings the job's subject in line with how the job ended, once it failed for good or was
+    /// cancelled (`job.status` says which, `job.error` why): whatever [`JobHandler::run`] left
+    /// in a running state (a cloud organization `discovering`, members `connecting`) is settled
+    /// with the reason and what to do next. Called at least once per such job, possibly again
+    /// after a worker died in it, and possibly after a newer job on the same subject started:
+    /// it must be idempotent and must not undo that newer job's work. A `Transient` failure
+    /// leaves it to be tried again. Nothing to do by default.
+    async fn wrap_up(&self, job: &Job) -> Result<(), JobFailure> {
+        let _ = job;
+        Ok(())
+    }
 }

@@ -308,6 +308,34 @@ impl NewJob {
     }
 }
 
+/// What queuing a job did. At most one job of a kind is queued or running on one subject
+/// (a database guarantee, so concurrent requests cannot start two): a second request gets the
+/// one already there.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enqueued {
+    /// Stored, queued.
+    Queued(Job),
+    /// Nothing stored: this job of the same kind on the same subject is queued or running.
+    AlreadyActive(Job),
+}
+
+impl Enqueued {
+    /// The job queued, or the one already active.
+    pub fn job(&self) -> &Job {
+        match self {
+            Enqueued::Queued(job) | Enqueued::AlreadyActive(job) => job,
+        }
+    }
+
+    /// The job queued; `Err` with the id of the active one when nothing was queued.
+    pub fn queued(self) -> Result<Job, JobId> {
+        match self {
+            Enqueued::Queued(job) => Ok(job),
+            Enqueued::AlreadyActive(job) => Err(job.id),
+        }
+    }
+}
+
 /// Which jobs a listing returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {

@@ -8,6 +8,17 @@
 //! lease expires and another worker claims the job again: handlers are written so each step is
 //! idempotent, and the job resumes without duplicating what was done.
 //!
+//! At most one job of a kind is queued or running on one subject: the store guarantees it
+//! with a constraint, so concurrent requests queue one job and the others are told which one
+//! runs ([`Enqueued::AlreadyActive`]).
+//!
+//! A job that fails for good or is cancelled is *wrapped up*: its handler's
+//! [`JobHandler::wrap_up`] brings the job's subject in line (a discovery's cloud organization
+//! leaves `discovering`, a connect's members leave `connecting`). The store marks such a job
+//! and hands it to a worker ([`JobStore::claim_wrap_up`]) until one has done it, so a worker
+//! that dies in between, a job failed by the claim after its workers kept dying, or a queued
+//! job cancelled with no worker running are wrapped up too.
+//!
 //! Claims are fair across tenants: among the jobs ready to run, the one whose organization has
 //! the fewest jobs running goes first, so one tenant's 5,000-account discovery does not starve
 //! another's.
@@ -23,8 +34,8 @@ pub mod service;
 
 pub use handler::{JobContext, JobFailure, JobHandler};
 pub use job::{
-    Job, JobFilter, JobId, JobKind, JobStatus, LeaseState, NewJob, Outcome, Progress, Throttling,
-    WorkerId,
+    Enqueued, Job, JobFilter, JobId, JobKind, JobStatus, LeaseState, NewJob, Outcome, Progress,
+    Throttling, WorkerId,
 };
 pub use ports::JobStore;
 pub use service::{JobError, JobService};

@@ -6,7 +6,9 @@ use canopy_kernel::{Page, PageRequest, StoreError};
 use canopy_tenancy::audit::NewAuditEvent;
 use chrono::{DateTime, Duration, Utc};
 
-use crate::job::{Job, JobFilter, JobId, LeaseState, NewJob, Outcome, Progress, WorkerId};
+use crate::job::{
+    Enqueued, Job, JobFilter, JobId, LeaseState, NewJob, Outcome, Progress, WorkerId,
+};
 
 /// Where jobs live. Implemented by `canopy-store` on SQLite and PostgreSQL; the contract is the
 /// same on both and tested on both.
@@ -17,8 +19,11 @@ use crate::job::{Job, JobFilter, JobId, LeaseState, NewJob, Outcome, Progress, W
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Stores a new queued job and returns it, with its audit event (when it has one) in the
-    /// same transaction.
-    async fn enqueue(&self, job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError>;
+    /// same transaction. A job with a subject MUST NOT be stored while a job of the same kind
+    /// on the same subject in the same organization is queued or running, also under concurrent
+    /// calls: that one is returned as [`Enqueued::AlreadyActive`] and nothing (no audit event
+    /// either) is written.
+    async fn enqueue(&self, job: NewJob, now: DateTime<Utc>) -> Result<Enqueued, StoreError>;
 
     /// Hands one claimable job (see [`Job::is_claimable`]) to `worker` until `now + lease`,
     /// counting an attempt, or `None` when there is none. Two workers never get the same job
@@ -31,6 +36,23 @@ pub trait JobStore: Send + Sync {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Option<Job>, StoreError>;
+
+    /// Hands `worker`, until `now + lease`, one job that ended failed or cancelled and is not
+    /// wrapped up yet (see [`crate::JobHandler::wrap_up`]), or `None`. Two workers never hold
+    /// the same one at once; one whose worker died is handed out again once the lease lapses.
+    /// Every path that ends a job failed or cancelled (a worker's finish, a claim giving up
+    /// on a job whose workers kept dying, a cancel of a queued job) MUST leave it to be
+    /// wrapped up.
+    async fn claim_wrap_up(
+        &self,
+        worker: &WorkerId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<Job>, StoreError>;
+
+    /// Records that `worker` wrapped up `job`; false (nothing written) when it no longer held
+    /// it.
+    async fn wrapped_up(&self, job: JobId, worker: &WorkerId) -> Result<bool, StoreError>;
 
     /// Extends `worker`'s lease on `job` to `until` and records the heartbeat; says whether a
     /// cancel was requested, or that the worker no longer holds the job.

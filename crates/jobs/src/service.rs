@@ -8,7 +8,7 @@ use canopy_tenancy::policy::{Action, Forbidden};
 use canopy_tenancy::service::OrgAccess;
 use serde_json::json;
 
-use crate::job::{Job, JobFilter, JobId, NewJob};
+use crate::job::{Enqueued, Job, JobFilter, JobId, NewJob};
 use crate::ports::JobStore;
 
 /// Outcomes of the job operations other than success.
@@ -39,39 +39,10 @@ impl JobService {
         Self { store, clock }
     }
 
-    /// Queues `job` now; the caller has authorized it.
-    pub async fn submit(&self, job: NewJob) -> Result<Job, StoreError> {
+    /// Queues `job` now, unless a job of its kind on its subject is queued or running (then
+    /// that one comes back as [`Enqueued::AlreadyActive`]); the caller has authorized it.
+    pub async fn submit(&self, job: NewJob) -> Result<Enqueued, StoreError> {
         self.store.enqueue(job, self.clock.now()).await
-    }
-
-    /// True when `org` has a job of `kind` on `subject` queued or running (for work that must
-    /// not be queued twice, such as a scheduled re-sync).
-    pub async fn active_for(
-        &self,
-        org: canopy_kernel::id::OrganizationId,
-        subject: uuid::Uuid,
-        kind: &crate::job::JobKind,
-    ) -> Result<bool, StoreError> {
-        let filter = JobFilter {
-            kind: Some(kind.clone()),
-            statuses: vec![
-                crate::job::JobStatus::Queued,
-                crate::job::JobStatus::Running,
-            ],
-            subject: Some(subject),
-        };
-        let page = self
-            .store
-            .list(
-                org,
-                &filter,
-                PageRequest {
-                    limit: 1,
-                    after: None,
-                },
-            )
-            .await?;
-        Ok(!page.items.is_empty())
     }
 
     /// The newest job of `kind` on `subject` in `org`, whatever its status (for "when was

@@ -1,5 +1,6 @@
 //! Canopy kernel: identifiers, the clock port, pagination, validation errors, the storage
-//! failure every port may return, and plan refusals.
+//! failure every port may return, plan refusals, and the cooperative stop signal long work
+//! checks.
 //!
 //! Architecture invariant: this crate performs no IO and depends on nothing but
 //! serde, uuid, chrono and thiserror. Every other crate may depend on it.
@@ -9,6 +10,7 @@ pub mod error;
 pub mod id;
 pub mod limit;
 pub mod page;
+pub mod stop;
 pub mod text;
 pub mod validation;
 
@@ -16,5 +18,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use limit::{FeatureNotInPlan, LimitedResource, PlanLimitExceeded};
 pub use page::{Cursor, Page, PageRequest};
+pub use stop::Stop;
 pub use text::bounded_text;
 pub use validation::{FieldError, ValidationErrors};

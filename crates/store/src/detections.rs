@@ -66,7 +66,11 @@ fn row(d: &Detection) -> detections::ActiveModel {
             _ => None,
         }),
         applies_to_node_ids: Set(match applies {
-            Some(AppliesTo::Nodes(nodes)) => list(nodes),
+            Some(AppliesTo::Nodes(nodes) | AppliesTo::NodesExcept { nodes, .. }) => list(nodes),
+            _ => None,
+        }),
+        applies_to_excluded_node_ids: Set(match applies {
+            Some(AppliesTo::NodesExcept { except, .. }) => list(except),
             _ => None,
         }),
         target_id: Set(d.scope.target()),
@@ -134,6 +138,14 @@ fn detection_from(
                 AppliesTo::AllAccounts
             } else if m.applies_to_account_ids.is_some() {
                 AppliesTo::Accounts(strings(m.applies_to_account_ids, "applies_to_account_ids")?)
+            } else if m.applies_to_excluded_node_ids.is_some() {
+                AppliesTo::NodesExcept {
+                    nodes: strings(m.applies_to_node_ids, "applies_to_node_ids")?,
+                    except: strings(
+                        m.applies_to_excluded_node_ids,
+                        "applies_to_excluded_node_ids",
+                    )?,
+                }
             } else {
                 AppliesTo::Nodes(strings(m.applies_to_node_ids, "applies_to_node_ids")?)
             },

@@ -7,11 +7,19 @@
 //! one transaction at a time, and the claim's guarded `UPDATE` holds the same rule. Every write
 //! a worker makes afterwards (renew, report, finish) is guarded by `lease_owner = worker AND
 //! status = 'running'`, so a worker whose lease lapsed and was claimed again writes nothing.
+//!
+//! At most one job of a kind is queued or running on one subject: the partial unique index
+//! `jobs_one_active_idx` (migration 12) decides, and [`insert_job`] answers a conflicting
+//! insert with the job that holds the place, in whatever transaction it runs (the cloud
+//! organization's creation and the connect's member claims queue theirs atomically).
+//!
+//! Every path that ends a job failed or cancelled sets `wrap_up_pending`; a worker takes such
+//! a job with [`JobStore::claim_wrap_up`] and clears the flag once its handler wrapped it up.
 
 use async_trait::async_trait;
 use canopy_jobs::{
-    Job, JobFilter, JobId, JobKind, JobStatus, JobStore, LeaseState, NewJob, Outcome, Progress,
-    WorkerId,
+    Enqueued, Job, JobFilter, JobId, JobKind, JobStatus, JobStore, LeaseState, NewJob, Outcome,
+    Progress, WorkerId,
 };
 use canopy_kernel::id::{OrganizationId, UserId};
 use canopy_kernel::{Page, PageRequest, StoreError};
@@ -19,8 +27,8 @@ use canopy_tenancy::audit::NewAuditEvent;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Set, Statement, TransactionTrait,
 };
 use serde_json::json;
 
@@ -105,8 +113,49 @@ fn job_row(job: &Job) -> jobs::ActiveModel {
         created_at: Set(job.created_at),
         started_at: Set(job.started_at),
         finished_at: Set(job.finished_at),
+        wrap_up_pending: Set(false),
     }
 }
+
+/// Tries to store `job` queued; when a job of its kind on its subject is already queued or
+/// running, stores nothing and returns that one. Runs on any connection or transaction, so a
+/// record and the job working on it commit together.
+pub(crate) async fn insert_job<C: ConnectionTrait>(db: &C, job: Job) -> Result<Enqueued, DbErr> {
+    let backend = db.get_database_backend();
+    // A job in the place can end between the refused insert and the read of it: try again.
+    for _ in 0..3 {
+        let mut insert = jobs::Entity::insert(job_row(&job)).build(backend);
+        // No conflict target: the only other unique rule on jobs is the partial index of one
+        // active job per kind and subject, which both backends then skip instead of failing
+        // (and PostgreSQL waits for a concurrent insert to commit or roll back first).
+        insert.sql.push_str(" ON CONFLICT DO NOTHING");
+        if db.execute_raw(insert).await?.rows_affected() == 1 {
+            return Ok(Enqueued::Queued(job));
+        }
+        let Some(subject) = job.subject else {
+            return Err(DbErr::Custom(format!("job id {} taken", job.id)));
+        };
+        let active = jobs::Entity::find()
+            .filter(jobs::Column::OrganizationId.eq(job.organization_id.as_uuid()))
+            .filter(jobs::Column::Kind.eq(job.kind.as_str()))
+            .filter(jobs::Column::Subject.eq(subject))
+            .filter(jobs::Column::Status.is_in(ACTIVE))
+            .one(db)
+            .await?;
+        if let Some(active) = active {
+            return job_from(active)
+                .map(Enqueued::AlreadyActive)
+                .map_err(|e| DbErr::Custom(e.to_string()));
+        }
+    }
+    Err(DbErr::Custom(format!(
+        "the {} job on {:?} kept changing while being queued",
+        job.kind, job.subject
+    )))
+}
+
+/// The statuses of a job still to run or running.
+const ACTIVE: [&str; 2] = ["queued", "running"];
 
 /// The rows `worker` holds: `job`, running, leased to it.
 fn held_by(job: JobId, worker: &WorkerId) -> sea_orm::Condition {
@@ -136,28 +185,26 @@ impl JobRepository {
 
 #[async_trait]
 impl JobStore for JobRepository {
-    async fn enqueue(&self, mut job: NewJob, now: DateTime<Utc>) -> Result<Job, StoreError> {
+    async fn enqueue(&self, mut job: NewJob, now: DateTime<Utc>) -> Result<Enqueued, StoreError> {
         let audit = job.audit.take();
         let job = job.into_job(now);
-        let row = job_row(&job);
         match audit {
-            None => {
-                row.insert(self.db()).await.map_err(db_err)?;
-            }
-            Some(audit) => {
-                self.store()
-                    .write_locked(&[job.organization_id], move |locked| {
-                        Box::pin(async move {
-                            row.insert(locked.txn()).await?;
+            None => insert_job(self.db(), job).await.map_err(db_err),
+            Some(audit) => self
+                .store()
+                .write_locked(&[job.organization_id], move |locked| {
+                    Box::pin(async move {
+                        let queued = insert_job(locked.txn(), job).await?;
+                        // A refused request changed nothing, so it has nothing to audit.
+                        if matches!(queued, Enqueued::Queued(_)) {
                             insert_audit(locked, audit).await?;
-                            Ok::<_, Abort<StoreError>>(())
-                        })
+                        }
+                        Ok::<_, Abort<StoreError>>(queued)
                     })
-                    .await?
-                    .ok_or_else(|| StoreError::internal("organization vanished"))?;
-            }
+                })
+                .await?
+                .ok_or_else(|| StoreError::internal("organization vanished")),
         }
-        Ok(job)
     }
 
     async fn claim(
@@ -210,6 +257,7 @@ impl JobStore for JobRepository {
                         Expr::value(Option::<DateTime<Utc>>::None),
                     )
                     .col_expr(jobs::Column::FinishedAt, Expr::value(now))
+                    .col_expr(jobs::Column::WrapUpPending, Expr::value(true))
                     .filter(jobs::Column::Id.eq(row.id))
                     .exec(&txn)
                     .await
@@ -252,6 +300,79 @@ impl JobStore for JobRepository {
             return job_from(row).map(Some);
         }
         Ok(None)
+    }
+
+    async fn claim_wrap_up(
+        &self,
+        worker: &WorkerId,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<Job>, StoreError> {
+        for _ in 0..MAX_SKIPS {
+            let mut pick = jobs::Entity::find()
+                .filter(jobs::Column::WrapUpPending.eq(true))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(jobs::Column::LeaseExpiresAt.is_null())
+                        .add(jobs::Column::LeaseExpiresAt.lt(now)),
+                )
+                .order_by_asc(jobs::Column::FinishedAt)
+                .limit(1);
+            let txn = self.db().begin().await.map_err(db_err)?;
+            if self.store().is_postgres() {
+                pick = pick.lock_with_behavior(
+                    sea_orm::sea_query::LockType::Update,
+                    sea_orm::sea_query::LockBehavior::SkipLocked,
+                );
+            }
+            let Some(row) = pick.one(&txn).await.map_err(db_err)? else {
+                txn.commit().await.map_err(db_err)?;
+                return Ok(None);
+            };
+            // Guarded by the lease read: on SQLite a second worker's claim of the same row
+            // touches nothing and moves on.
+            let mut guard = sea_orm::Condition::all()
+                .add(jobs::Column::Id.eq(row.id))
+                .add(jobs::Column::WrapUpPending.eq(true));
+            guard = match row.lease_expires_at {
+                None => guard.add(jobs::Column::LeaseExpiresAt.is_null()),
+                Some(until) => guard.add(jobs::Column::LeaseExpiresAt.eq(until)),
+            };
+            let taken = jobs::Entity::update_many()
+                .col_expr(jobs::Column::LeaseOwner, Expr::value(worker.0.clone()))
+                .col_expr(jobs::Column::LeaseExpiresAt, Expr::value(now + lease))
+                .filter(guard)
+                .exec(&txn)
+                .await
+                .map_err(db_err)?;
+            if taken.rows_affected != 1 {
+                txn.rollback().await.map_err(db_err)?;
+                continue;
+            }
+            txn.commit().await.map_err(db_err)?;
+            return job_from(row).map(Some);
+        }
+        Ok(None)
+    }
+
+    async fn wrapped_up(&self, job: JobId, worker: &WorkerId) -> Result<bool, StoreError> {
+        let done = jobs::Entity::update_many()
+            .col_expr(jobs::Column::WrapUpPending, Expr::value(false))
+            .col_expr(
+                jobs::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                jobs::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(jobs::Column::Id.eq(job.as_uuid()))
+            .filter(jobs::Column::WrapUpPending.eq(true))
+            .filter(jobs::Column::LeaseOwner.eq(worker.0.as_str()))
+            .exec(self.db())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected == 1)
     }
 
     async fn renew(
@@ -324,11 +445,13 @@ impl JobStore for JobRepository {
             Outcome::Cancelled => {
                 update.status = Set(JobStatus::Cancelled.as_str().into());
                 update.finished_at = Set(Some(now));
+                update.wrap_up_pending = Set(true);
             }
             Outcome::Failed(error) => {
                 update.status = Set(JobStatus::Failed.as_str().into());
                 update.error = Set(Some(error));
                 update.finished_at = Set(Some(now));
+                update.wrap_up_pending = Set(true);
             }
             Outcome::Retry { error, .. } if out_of_attempts => {
                 update.status = Set(JobStatus::Failed.as_str().into());
@@ -337,6 +460,7 @@ impl JobStore for JobRepository {
                     row.attempts
                 )));
                 update.finished_at = Set(Some(now));
+                update.wrap_up_pending = Set(true);
             }
             Outcome::Retry { error, at } => {
                 update.status = Set(JobStatus::Queued.as_str().into());
@@ -420,6 +544,7 @@ impl JobStore for JobRepository {
                     if status == JobStatus::Queued.as_str() {
                         update.status = Set(JobStatus::Cancelled.as_str().into());
                         update.finished_at = Set(Some(now));
+                        update.wrap_up_pending = Set(true);
                     } else if status == JobStatus::Running.as_str() && !row.cancel_requested {
                         update.cancel_requested = Set(true);
                     } else {

@@ -74,6 +74,41 @@ pub async fn fresh_postgres_url_on(server: &str) -> Result<String, StoreError> {
     Ok(with_database(server, &name))
 }
 
+/// A table locked by an open transaction of the test's own (PostgreSQL), so a process's
+/// write to it blocks until [`TableLock::release`]: for killing a process mid-transaction.
+pub struct TableLock(sea_orm::DatabaseTransaction);
+
+impl TableLock {
+    /// Ends the transaction; the blocked writers go on (or find their process gone).
+    pub async fn release(self) -> Result<(), StoreError> {
+        self.0.rollback().await.map_err(db_err)
+    }
+}
+
+/// Locks `table` against every other access until the returned lock is released.
+pub async fn lock_table(store: &Store, table: &str) -> Result<TableLock, StoreError> {
+    use sea_orm::TransactionTrait;
+    let txn = store.db().begin().await.map_err(db_err)?;
+    txn.execute_unprepared(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        .await
+        .map_err(db_err)?;
+    Ok(TableLock(txn))
+}
+
+/// How many sessions of this database are waiting for a lock (PostgreSQL).
+pub async fn sessions_waiting_on_locks(store: &Store) -> Result<i64, StoreError> {
+    let row = store
+        .db()
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        ))
+        .await
+        .map_err(db_err)?;
+    row.map_or(Ok(0), |r| r.try_get::<i64>("", "n").map_err(db_err))
+}
+
 /// Runs a raw statement, bypassing every rule (fixtures, fault injection); returns the rows
 /// affected.
 pub async fn execute_raw(store: &Store, sql: &str) -> Result<u64, StoreError> {
@@ -108,6 +143,7 @@ pub async fn insert_detection_row(
         applies_to_all_accounts: Set(false),
         applies_to_account_ids: Set(None),
         applies_to_node_ids: Set(None),
+        applies_to_excluded_node_ids: Set(None),
         target_id: Set(cloud_account
             .or(cloud_organization)
             .unwrap_or_else(Uuid::now_v7)),
@@ -132,12 +168,73 @@ pub async fn insert_detection_row(
         .map_err(db_err)
 }
 
-/// Takes the last migration down and up again, so a test can show its `down` leaves a
-/// schema its `up` applies to again.
-pub async fn redo_last_migration(store: &Store) -> Result<(), StoreError> {
+/// Takes migration `name` and every later one down, then up again, so a test can show
+/// their `down` leaves a schema their `up` applies to again.
+pub async fn redo_migrations_from(store: &Store, name: &str) -> Result<(), StoreError> {
+    undo_migrations_from(store, name).await?;
+    store.migrate().await
+}
+
+/// Takes migration `name` and every later one down (for a test that writes rows as the
+/// schema before it had them, then migrates).
+pub async fn undo_migrations_from(store: &Store, name: &str) -> Result<(), StoreError> {
     use canopy_migrations::{Migrator, MigratorTrait};
-    Migrator::down(store.db(), Some(1)).await.map_err(db_err)?;
-    Migrator::up(store.db(), None).await.map_err(db_err)
+    let all = Migrator::migrations();
+    let at = all
+        .iter()
+        .position(|m| m.name() == name)
+        .ok_or_else(|| StoreError::internal(format!("no migration named {name}")))?;
+    let count = u32::try_from(all.len() - at).unwrap_or(u32::MAX);
+    Migrator::down(store.db(), Some(count))
+        .await
+        .map_err(db_err)
+}
+
+/// Writes `job` with the columns migration 5 created and nothing later, for a test that
+/// undid later migrations (see [`undo_migrations_from`]) to write rows as they were.
+pub async fn insert_job_as_created(
+    store: &Store,
+    job: &canopy_jobs::Job,
+) -> Result<(), StoreError> {
+    use crate::entity::jobs::Column as C;
+    use sea_orm::sea_query::Query;
+    let mut insert = Query::insert();
+    insert
+        .into_table(crate::entity::jobs::Entity)
+        .columns([
+            C::Id,
+            C::OrganizationId,
+            C::Kind,
+            C::Subject,
+            C::Payload,
+            C::Status,
+            C::Progress,
+            C::Attempts,
+            C::MaxAttempts,
+            C::CancelRequested,
+            C::LeaseOwner,
+            C::LeaseExpiresAt,
+            C::RunAfter,
+            C::CreatedAt,
+        ])
+        .values_panic([
+            job.id.as_uuid().into(),
+            job.organization_id.as_uuid().into(),
+            job.kind.as_str().into(),
+            job.subject.into(),
+            job.payload.clone().into(),
+            job.status.as_str().into(),
+            json!({"phase": job.progress.phase, "done": job.progress.done}).into(),
+            i32::try_from(job.attempts).unwrap_or(0).into(),
+            i32::try_from(job.max_attempts).unwrap_or(1).into(),
+            job.cancel_requested.into(),
+            job.lease_owner.as_ref().map(|w| w.0.clone()).into(),
+            job.lease_expires_at.into(),
+            job.run_after.into(),
+            job.created_at.into(),
+        ]);
+    store.db().execute(&insert).await.map_err(db_err)?;
+    Ok(())
 }
 
 /// A migrated store on a fresh database of the named backend (`sqlite` or `postgres`).

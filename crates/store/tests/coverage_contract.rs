@@ -89,7 +89,9 @@ async fn the_coverage_revision_moves_with_detection_writes_only(store: Store) {
         "a read moved it"
     );
 
-    testing::redo_last_migration(&store).await.unwrap();
+    testing::redo_migrations_from(&store, "m20261130_000011_coverage_revisions")
+        .await
+        .unwrap();
     assert_eq!(marks.revision(mine).await.unwrap(), 0, "redone from empty");
     assert_eq!(raw("two").await.unwrap(), 1);
     assert!(marks.revision(mine).await.unwrap() > 0);

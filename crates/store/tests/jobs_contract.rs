@@ -8,11 +8,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use canopy_jobs::{
-    Job, JobFilter, JobKind, JobStatus, JobStore, LeaseState, NewJob, Outcome, Progress, WorkerId,
+    Enqueued, Job, JobFilter, JobKind, JobStatus, JobStore, LeaseState, NewJob, Outcome, Progress,
+    WorkerId,
 };
 use canopy_kernel::PageRequest;
 use canopy_kernel::id::OrganizationId;
-use canopy_store::testing::{audit, now, user_with_organization};
+use canopy_store::testing::{self, audit, now, user_with_organization};
 use canopy_store::{Store, contract};
 use canopy_tenancy::AuditAction;
 use canopy_tenancy::ports::AuditLog;
@@ -41,6 +42,8 @@ async fn enqueue(store: &Store, org: OrganizationId) -> Job {
         )
         .await
         .unwrap()
+        .queued()
+        .expect("a new subject has no job yet")
 }
 
 async fn a_job_is_claimed_once_and_its_lease_is_renewed_and_finished(store: Store) {
@@ -366,7 +369,9 @@ async fn listing_filters_by_kind_status_and_subject_newest_first(store: Store) {
             now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .job()
+        .clone();
     let jobs = store.jobs();
     let all = jobs
         .list(org, &JobFilter::default(), PageRequest::first())
@@ -439,7 +444,238 @@ async fn listing_filters_by_kind_status_and_subject_newest_first(store: Store) {
     assert_eq!(rest.items[0].id, a.id);
 }
 
+async fn one_job_of_a_kind_is_active_per_subject_even_when_sixteen_ask_at_once(store: Store) {
+    let org = org(&store).await;
+    let subject = Uuid::now_v7();
+    let jobs = Arc::new(store.jobs());
+    let asks = (0..16).map(|_| {
+        let jobs = jobs.clone();
+        tokio::spawn(async move {
+            jobs.enqueue(
+                NewJob::new(org, kind(), Some(subject), json!({}))
+                    .audited(audit(org, AuditAction::CloudOrganizationScanRequested)),
+                now(),
+            )
+            .await
+            .unwrap()
+        })
+    });
+    let mut queued = Vec::new();
+    let mut refused = Vec::new();
+    for ask in asks {
+        match ask.await.unwrap() {
+            Enqueued::Queued(job) => queued.push(job.id),
+            Enqueued::AlreadyActive(job) => refused.push(job.id),
+        }
+    }
+    assert_eq!(queued.len(), 1, "exactly one queued");
+    assert_eq!(refused.len(), 15);
+    assert!(
+        refused.iter().all(|id| *id == queued[0]),
+        "every refusal names the job in the place"
+    );
+    let listed = jobs
+        .list(
+            org,
+            &JobFilter {
+                subject: Some(subject),
+                ..Default::default()
+            },
+            PageRequest::first(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1, "nothing else stored");
+    let events = store
+        .audit_log()
+        .list(org, None, PageRequest::first())
+        .await
+        .unwrap();
+    let audited = events
+        .items
+        .iter()
+        .filter(|e| e.action == AuditAction::CloudOrganizationScanRequested)
+        .count();
+    assert_eq!(audited, 1, "a refused request audits nothing");
+
+    // Running still holds the place; another kind or subject is free.
+    let t = now();
+    let claimed = jobs
+        .claim(&worker(1), t, Duration::seconds(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, queued[0]);
+    let again = jobs
+        .enqueue(NewJob::new(org, kind(), Some(subject), json!({})), t)
+        .await
+        .unwrap();
+    assert_eq!(again, Enqueued::AlreadyActive(again.job().clone()));
+    assert_eq!(again.job().id, queued[0]);
+    assert!(matches!(
+        jobs.enqueue(
+            NewJob::new(
+                org,
+                JobKind::from_static("test.other"),
+                Some(subject),
+                json!({})
+            ),
+            t
+        )
+        .await
+        .unwrap(),
+        Enqueued::Queued(_)
+    ));
+    // Ended, the place is free again.
+    jobs.finish(claimed.id, &worker(1), Outcome::Succeeded(json!({})), t)
+        .await
+        .unwrap();
+    assert!(matches!(
+        jobs.enqueue(NewJob::new(org, kind(), Some(subject), json!({})), t)
+            .await
+            .unwrap(),
+        Enqueued::Queued(_)
+    ));
+}
+
+async fn every_failed_or_cancelled_job_is_wrapped_up_once_by_one_worker(store: Store) {
+    let org = org(&store).await;
+    let jobs = store.jobs();
+    // Later than every job's queuing below, so each is due when claimed.
+    let t = now() + Duration::seconds(60);
+    let lease = Duration::seconds(30);
+
+    // Failed by its handler, cancelled while queued, given up by the claim: each one waits to
+    // be wrapped up; a succeeded one does not.
+    let failed = enqueue(&store, org).await;
+    jobs.claim(&worker(1), t, lease).await.unwrap().unwrap();
+    jobs.finish(failed.id, &worker(1), Outcome::Failed("refused".into()), t)
+        .await
+        .unwrap();
+    let succeeded = enqueue(&store, org).await;
+    jobs.claim(&worker(1), t, lease).await.unwrap().unwrap();
+    jobs.finish(succeeded.id, &worker(1), Outcome::Succeeded(json!({})), t)
+        .await
+        .unwrap();
+    let cancelled = enqueue(&store, org).await;
+    jobs.cancel(org, cancelled.id, audit(org, AuditAction::JobCancelled), t)
+        .await
+        .unwrap();
+    let abandoned = enqueue(&store, org).await;
+    let mut at = t;
+    for n in 0..NewJob::DEFAULT_MAX_ATTEMPTS {
+        jobs.claim(&worker(10 + n), at, Duration::seconds(1))
+            .await
+            .unwrap()
+            .unwrap();
+        at += Duration::seconds(2);
+    }
+    assert!(jobs.claim(&worker(20), at, lease).await.unwrap().is_none());
+
+    let mut wrapped = HashSet::new();
+    while let Some(job) = jobs.claim_wrap_up(&worker(2), at, lease).await.unwrap() {
+        assert!(job.status == JobStatus::Failed || job.status == JobStatus::Cancelled);
+        // Held: another worker gets a different one or none.
+        if let Some(other) = jobs.claim_wrap_up(&worker(3), at, lease).await.unwrap() {
+            assert_ne!(other.id, job.id);
+            assert!(!jobs.wrapped_up(job.id, &worker(3)).await.unwrap());
+            assert!(jobs.wrapped_up(other.id, &worker(3)).await.unwrap());
+            wrapped.insert(other.id);
+        }
+        assert!(jobs.wrapped_up(job.id, &worker(2)).await.unwrap());
+        wrapped.insert(job.id);
+    }
+    assert_eq!(
+        wrapped,
+        HashSet::from([failed.id, cancelled.id, abandoned.id]),
+        "each failed or cancelled job once, the succeeded one never"
+    );
+    assert!(
+        jobs.claim_wrap_up(&worker(2), at + Duration::hours(1), lease)
+            .await
+            .unwrap()
+            .is_none(),
+        "a wrapped-up job is not handed out again"
+    );
+
+    // A worker that dies in a wrap-up: handed to another once the lease lapses.
+    let dying = enqueue(&store, org).await;
+    jobs.claim(&worker(4), at, lease).await.unwrap().unwrap();
+    jobs.finish(dying.id, &worker(4), Outcome::Cancelled, at)
+        .await
+        .unwrap();
+    let first = jobs
+        .claim_wrap_up(&worker(4), at, Duration::seconds(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.id, dying.id);
+    assert!(
+        jobs.claim_wrap_up(&worker(5), at + Duration::seconds(4), lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let second = jobs
+        .claim_wrap_up(&worker(5), at + Duration::seconds(6), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.id, dying.id);
+    assert!(!jobs.wrapped_up(dying.id, &worker(4)).await.unwrap());
+    assert!(jobs.wrapped_up(dying.id, &worker(5)).await.unwrap());
+    let done = jobs.get(org, dying.id).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Cancelled);
+    assert!(done.lease_owner.is_none());
+}
+
+async fn jobs_duplicated_before_the_guarantee_are_resolved_when_it_is_added(store: Store) {
+    let org = org(&store).await;
+    let subject = Uuid::now_v7();
+    testing::undo_migrations_from(&store, "m20261207_000012_one_active_job")
+        .await
+        .unwrap();
+    // Three active jobs of one kind on one subject, as concurrent requests could leave them.
+    let mut ids = Vec::new();
+    for status in [JobStatus::Running, JobStatus::Queued, JobStatus::Queued] {
+        let mut job = NewJob::new(org, kind(), Some(subject), json!({})).into_job(now());
+        job.status = status;
+        if status == JobStatus::Running {
+            job.lease_owner = Some(worker(1));
+            job.lease_expires_at = Some(now() + Duration::seconds(30));
+        }
+        testing::insert_job_as_created(&store, &job).await.unwrap();
+        ids.push(job.id);
+    }
+    store.migrate().await.unwrap();
+    let jobs = store.jobs();
+    let oldest = jobs.get(org, ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        oldest.status,
+        JobStatus::Running,
+        "the oldest keeps its place"
+    );
+    for id in &ids[1..] {
+        let later = jobs.get(org, *id).await.unwrap().unwrap();
+        assert_eq!(later.status, JobStatus::Cancelled);
+        assert!(later.error.unwrap().contains("already queued or running"));
+    }
+    let mut wrapped = HashSet::new();
+    while let Some(job) = jobs
+        .claim_wrap_up(&worker(1), now(), Duration::seconds(30))
+        .await
+        .unwrap()
+    {
+        wrapped.insert(job.id);
+        jobs.wrapped_up(job.id, &worker(1)).await.unwrap();
+    }
+    assert_eq!(wrapped, HashSet::from([ids[1], ids[2]]));
+}
+
 contract!(
+    one_job_of_a_kind_is_active_per_subject_even_when_sixteen_ask_at_once,
+    every_failed_or_cancelled_job_is_wrapped_up_once_by_one_worker,
+    jobs_duplicated_before_the_guarantee_are_resolved_when_it_is_added,
     a_job_is_claimed_once_and_its_lease_is_renewed_and_finished,
     a_lapsed_lease_is_claimed_again_and_the_old_worker_is_shut_out,
     a_job_whose_workers_keep_dying_is_failed_not_handed_out_again,

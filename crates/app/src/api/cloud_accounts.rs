@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use canopy_cloud_org::account::{
-    AccountInput, CloudAccount, CloudAccountId, CloudIdentity, Features,
+    AccountInput, CloudAccount, CloudAccountId, CloudIdentity, Features, Provider,
 };
 use canopy_cloud_org::health::HealthCheck;
 use canopy_cloud_org::{AccountChanges, AccountFilter};
@@ -326,14 +326,18 @@ pub struct HealthCheckDto {
     pub duration_ms: u64,
 }
 
-impl From<HealthCheck> for HealthCheckDto {
-    fn from(c: HealthCheck) -> Self {
+impl HealthCheckDto {
+    /// A check of an account of `provider`, with that provider's advice.
+    fn of(c: HealthCheck, provider: Provider) -> Self {
         Self {
             checked_at: c.checked_at,
             ok: c.failure.is_none(),
             failure: c.failure.as_ref().map(|f| f.kind.as_str().to_string()),
             message: c.failure.as_ref().map(|f| f.message.clone()),
-            advice: c.failure.as_ref().map(|f| f.kind.advice().to_string()),
+            advice: c
+                .failure
+                .as_ref()
+                .map(|f| f.kind.advice_for(provider).to_string()),
             duration_ms: c.duration_ms,
         }
     }
@@ -508,9 +512,10 @@ impl CloudAccountsApi {
     ) -> Result<Json<SyncResultDto>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let (account, check) = state.cloud.sync(&access, CloudAccountId(id.0)).await?;
+        let provider = account.identity.provider();
         Ok(Json(SyncResultDto {
             account: account.into(),
-            check: check.into(),
+            check: HealthCheckDto::of(check, provider),
         }))
     }
 
@@ -529,10 +534,17 @@ impl CloudAccountsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
     ) -> Result<Json<Vec<HealthCheckDto>>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
+        let id = CloudAccountId(id.0);
         let checks = state
             .cloud
-            .health(&access, CloudAccountId(id.0), limit.0.unwrap_or(50))
+            .health(&access, id, limit.0.unwrap_or(50))
             .await?;
-        Ok(Json(checks.into_iter().map(Into::into).collect()))
+        let provider = state.cloud.get(&access, id).await?.identity.provider();
+        Ok(Json(
+            checks
+                .into_iter()
+                .map(|c| HealthCheckDto::of(c, provider))
+                .collect(),
+        ))
     }
 }

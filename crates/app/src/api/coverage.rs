@@ -269,8 +269,21 @@ pub struct AccountRowDto {
     pub total_techniques: u32,
     /// Coverage percent.
     pub percent: f64,
+    /// Techniques whose coverage is unknown here (a source that could not be read); counted
+    /// neither as covered nor as lacking.
+    pub unknown_techniques: u32,
     /// The tactic it covers worst.
     pub weakest_tactic: Option<String>,
+}
+
+/// A technique whose coverage is unknown in some accounts.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UnknownTechniqueDto {
+    /// `T1530`.
+    pub technique: String,
+    /// Accounts where it is unknown.
+    pub accounts: u32,
 }
 
 /// A technique not covered everywhere.
@@ -279,7 +292,7 @@ pub struct AccountRowDto {
 pub struct GapDto {
     /// `T1530`.
     pub technique: String,
-    /// Accounts lacking it.
+    /// Accounts known to lack it (uncovered or only degraded); unknown ones are not counted.
     pub accounts_lacking: u32,
 }
 
@@ -315,10 +328,14 @@ pub struct OrganizationCoverageDto {
     pub in_every: Vec<String>,
     /// Covered in some.
     pub in_some: Vec<String>,
-    /// Covered in none.
+    /// Covered in none, and known so in every account.
     pub in_none: Vec<String>,
-    /// Not covered everywhere, most lacking first.
+    /// Known to be lacking somewhere, most lacking first; an account where a technique is
+    /// unknown is not counted as lacking it.
     pub gaps: Vec<GapDto>,
+    /// Unknown in some accounts (a source that could not be read), most accounts first:
+    /// neither covered nor a gap until it can be read.
+    pub unknown: Vec<UnknownTechniqueDto>,
     /// What the organization's own controls contribute.
     pub organization: OrganizationContributionDto,
 }
@@ -409,6 +426,7 @@ impl CoverageApi {
                     inherited_techniques: r.inherited_techniques,
                     total_techniques: r.total_techniques,
                     percent: r.percent,
+                    unknown_techniques: r.unknown_techniques,
                     weakest_tactic: r.weakest_tactic.clone(),
                 })
                 .collect(),
@@ -424,6 +442,14 @@ impl CoverageApi {
                 .map(|g| GapDto {
                     technique: g.technique.clone(),
                     accounts_lacking: g.accounts_lacking,
+                })
+                .collect(),
+            unknown: view
+                .unknown
+                .iter()
+                .map(|u| UnknownTechniqueDto {
+                    technique: u.technique.clone(),
+                    accounts: u.accounts,
                 })
                 .collect(),
             organization: OrganizationContributionDto {

@@ -59,6 +59,10 @@ pub struct AppliesToDto {
     /// Everything under these OUs / folders (at most 1,000).
     #[oai(validator(max_items = 1000))]
     pub nodes: Option<Vec<NodeText>>,
+    /// With `nodes`: subtrees carved out of them, reached by none of it (an organization
+    /// policy turned off at a folder beneath where it is enforced; at most 1,000).
+    #[oai(validator(max_items = 1000))]
+    pub except: Option<Vec<NodeText>>,
 }
 
 /// A detection.
@@ -113,21 +117,29 @@ fn applies_dto(a: &AppliesTo) -> AppliesToDto {
     fn list<T: From<String>>(set: &BTreeSet<String>) -> Vec<T> {
         set.iter().map(|s| s.clone().into()).collect()
     }
+    let none = AppliesToDto {
+        all: None,
+        accounts: None,
+        nodes: None,
+        except: None,
+    };
     match a {
         AppliesTo::AllAccounts => AppliesToDto {
             all: Some(true),
-            accounts: None,
-            nodes: None,
+            ..none
         },
         AppliesTo::Accounts(keys) => AppliesToDto {
-            all: None,
             accounts: Some(list(keys)),
-            nodes: None,
+            ..none
         },
         AppliesTo::Nodes(nodes) => AppliesToDto {
-            all: None,
-            accounts: None,
             nodes: Some(list(nodes)),
+            ..none
+        },
+        AppliesTo::NodesExcept { nodes, except } => AppliesToDto {
+            nodes: Some(list(nodes)),
+            except: Some(list(except)),
+            ..none
         },
     }
 }
@@ -298,19 +310,26 @@ impl CustomDetectionRequest {
                 cloud_organization_id: CloudOrganizationId(id),
                 applies_to: match self.applies_to {
                     None => AppliesTo::AllAccounts,
-                    Some(a) => match (a.all, a.accounts, a.nodes) {
-                        (Some(true), None, None) => AppliesTo::AllAccounts,
-                        (None | Some(false), Some(keys), None) => {
+                    Some(a) => match (a.all, a.accounts, a.nodes, a.except) {
+                        (Some(true), None, None, None) => AppliesTo::AllAccounts,
+                        (None | Some(false), Some(keys), None, None) => {
                             AppliesTo::Accounts(keys.into_iter().map(|k| k.into_string()).collect())
                         }
-                        (None | Some(false), None, Some(nodes)) => {
+                        (None | Some(false), None, Some(nodes), None) => {
                             AppliesTo::Nodes(nodes.into_iter().map(|n| n.into_string()).collect())
+                        }
+                        (None | Some(false), None, Some(nodes), Some(except)) => {
+                            AppliesTo::NodesExcept {
+                                nodes: nodes.into_iter().map(|n| n.into_string()).collect(),
+                                except: except.into_iter().map(|n| n.into_string()).collect(),
+                            }
                         }
                         _ => {
                             return Err(rule(
                                 "appliesTo",
                                 "one_of",
-                                "give exactly one of all: true, accounts or nodes",
+                                "give exactly one of all: true, accounts or nodes (nodes may \
+                                 carve out subtrees with except)",
                             ));
                         }
                     },

@@ -260,18 +260,36 @@ impl From<canopy_cloud_org::organization::service::CloudOrganizationError> for A
                 "This cloud organization is connected to another organization. A cloud \
                  organization can belong to one organization.",
             ),
+            E::SyncInProgress(job) => Self::job_in_progress(
+                "sync_in_progress",
+                "A discovery of this cloud organization is already queued or running",
+                job,
+            ),
+            E::ConnectInProgress(job) => Self::job_in_progress(
+                "connect_in_progress",
+                "A connect of this cloud organization's members is already queued or running",
+                job,
+            ),
             E::Discovery(failure) => {
                 // The field the customer must fix: the AWS role, or the GCP key.
                 let (field, code) = match &failure {
                     F::RoleRefused(_) => ("managementRoleArn", "role_refused"),
-                    F::NotManagementAccount(_) => ("managementRoleArn", "not_management_account"),
+                    F::MemberAccountRole { .. } => ("managementRoleArn", "not_management_account"),
                     F::OrganizationsNotEnabled => {
                         ("managementRoleArn", "organizations_not_enabled")
                     }
                     F::KeyRefused(_) => ("serviceAccountKey", "key_refused"),
                     F::ImpersonationRefused(_) => ("serviceAccountEmail", "impersonation_refused"),
-                    F::PermissionMissing(_) => ("serviceAccountKey", "permission_missing"),
-                    F::ThrottledOut(_) | F::Network(_) | F::Other(_) => {
+                    F::PermissionMissing {
+                        provider: canopy_cloud_org::Provider::Aws,
+                        ..
+                    } => ("managementRoleArn", "permission_missing"),
+                    F::PermissionMissing {
+                        provider: canopy_cloud_org::Provider::Gcp,
+                        ..
+                    } => ("serviceAccountKey", "permission_missing"),
+                    // A request's own call is never stopped; answered as a passing failure.
+                    F::ThrottledOut(_) | F::Network(_) | F::Other(_) | F::Stopped => {
                         return Self::unavailable(
                             "cloud_unavailable",
                             format!("{failure}. Retry in a minute."),
@@ -315,10 +333,10 @@ impl From<canopy_detection::service::DetectionError> for ApiError {
                 "Only custom detections can be edited or deleted; scanners keep theirs up to \
                  date on every scan.",
             ),
-            E::ScanInProgress => Self::new(
-                S::CONFLICT,
+            E::ScanInProgress(job) => Self::job_in_progress(
                 "scan_in_progress",
-                "A scan of this is already queued or running: follow it at GET .../jobs.",
+                "A scan of this is already queued or running",
+                job,
             ),
             E::Store(s) => s.into(),
         }

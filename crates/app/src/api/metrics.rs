@@ -274,7 +274,11 @@ fn error_dto(f: &AccountFailure) -> AccountErrorDto {
         display_name: display_name(&f.account),
         error: f.failure.kind.as_str().to_string(),
         message: f.failure.message.clone(),
-        advice: f.failure.kind.advice().to_string(),
+        advice: f
+            .failure
+            .kind
+            .advice_for(f.account.identity.provider())
+            .to_string(),
     }
 }
 

@@ -91,6 +91,10 @@ pub struct Problem {
     /// `downgrade_exceeds_limits`: every limit the current usage goes beyond; absent otherwise.
     #[oai(default, skip_serializing_if_is_empty)]
     pub exceeded: Vec<ProblemLimit>,
+    /// `scan_in_progress`, `sync_in_progress`, `connect_in_progress`: the job already queued
+    /// or running, to follow at `GET .../jobs/{jobId}` instead of starting another.
+    #[oai(skip_serializing_if_is_none)]
+    pub job_id: Option<uuid::Uuid>,
 }
 
 /// An error answer: a status and a problem body (plus `Retry-After` when rate limited).
@@ -120,9 +124,21 @@ impl ApiError {
                 current_tier: None,
                 required_tier: None,
                 exceeded: vec![],
+                job_id: None,
             }),
             retry_after: None,
         }
+    }
+
+    /// 409: a job of this kind on this subject is already queued or running; names it.
+    pub fn job_in_progress(code: &str, what: &str, job: canopy_jobs::JobId) -> Self {
+        let mut e = Self::new(
+            StatusCode::CONFLICT,
+            code,
+            format!("{what}: follow job {job} at GET .../jobs/{job}."),
+        );
+        e.problem.job_id = Some(job.as_uuid());
+        e
     }
 
     /// 422 with every field error.

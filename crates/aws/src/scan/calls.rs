@@ -13,6 +13,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use canopy_cloud_org::health::FailureKind;
 use canopy_detection::ports::{ReadFailure, ReadFailureKind};
+use canopy_kernel::Stop;
 use rand::Rng;
 use tokio::sync::Semaphore;
 
@@ -149,6 +150,7 @@ pub(crate) struct Runner {
     scan: Semaphore,
     all: Arc<Semaphore>,
     limits: Limits,
+    stop: Stop,
 }
 
 enum Next {
@@ -174,11 +176,13 @@ fn next_step(kind: FailureKind, code: Option<&str>, status: Option<u16>) -> Next
 impl Runner {
     /// At most `in_flight` calls of this scan at once, and at most the permits of `all`
     /// across every scan sharing it.
-    pub fn new(in_flight: usize, all: Arc<Semaphore>, limits: Limits) -> Self {
+    /// None of its calls starts once `stop` is raised.
+    pub fn new(in_flight: usize, all: Arc<Semaphore>, stop: Stop, limits: Limits) -> Self {
         Self {
             scan: Semaphore::new(in_flight.max(1)),
             all,
             limits,
+            stop,
         }
     }
 
@@ -222,6 +226,15 @@ impl Runner {
                 // deadlock between scans.
                 let _mine = self.scan.acquire().await;
                 let _shared = self.all.acquire().await;
+                // With both permits in hand: a call that queued for them while its job was
+                // cancelled does not start either. What it returns is never recorded.
+                if self.stop.requested() {
+                    return Err(fail(
+                        ReadFailureKind::Failed,
+                        None,
+                        "not called: the scan was stopped".into(),
+                    ));
+                }
                 tally.add();
                 tokio::time::timeout(self.limits.call_timeout, call()).await
             };
@@ -273,7 +286,13 @@ impl Runner {
                     return Err(fail(ReadFailureKind::Failed, code, message));
                 }
             };
-            tokio::time::sleep(wait).await;
+            if !crate::wait_unless_stopped(&self.stop, wait).await {
+                return Err(fail(
+                    ReadFailureKind::Failed,
+                    None,
+                    "not retried: the scan was stopped".into(),
+                ));
+            }
         }
     }
 }

@@ -7,14 +7,14 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_guardduty::types::{AdminStatus, AutoEnableMembers, DetectorStatus};
-use canopy_detection::detection::{AppliesTo, normalize};
+use canopy_detection::detection::{AppliesTo, Status, normalize};
 use canopy_detection::log_sources::capability_scores;
 use canopy_detection::ports::{Finding, ReadFailure, ReadFailureKind};
 use serde_json::{Value, json};
 
 use super::calls::{CallFailure, Tally, all_pages};
 use super::session::Session;
-use super::{Admins, each_region, status};
+use super::{Admins, each_region, status, unknown_reach};
 
 const CTID: &str = "amazon_guardduty";
 
@@ -252,11 +252,11 @@ async fn administrators(
 
 /// A reason from a failure of the administrator's side (throttling is not one: it fails the
 /// source, as anywhere else).
-fn unread(failure: ReadFailure) -> Result<String, ReadFailure> {
+fn unread(failure: ReadFailure, what: &str) -> Result<String, ReadFailure> {
     match failure.kind {
         ReadFailureKind::ThrottledOut => Err(failure),
         _ => Ok(format!(
-            "the administrator's reach could not be read: {} ({})",
+            "the administrator's {what} could not be read: {} ({})",
             failure.message, failure.advice
         )),
     }
@@ -284,22 +284,31 @@ pub(crate) async fn delegated_admin(
                 .map_err(CallFailure::into_read_failure),
             Err(f) => Err(f),
         };
-        finding(region, admin, read)
+        findings(region, admin, read)
     });
-    futures::future::try_join_all(reads).await
+    Ok(futures::future::try_join_all(reads)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
-fn finding(
+/// What one region's administrator amounts to. Its reach read: one finding reaching the
+/// enrolled members (or all accounts when every account is enrolled automatically). Its reach
+/// unread: the administrator's own detector as read, and the control `unknown` for every
+/// account it may reach. Nothing of it read: `unknown` everywhere.
+fn findings(
     region: String,
     admin: String,
     read: Result<Administered, ReadFailure>,
-) -> Result<Finding, ReadFailure> {
+) -> Result<Vec<Finding>, ReadFailure> {
     let mut reasons = Vec::new();
     let mut applies = BTreeSet::from([admin.clone()]);
     let mut evidence = json!({ "region": region, "adminAccountId": admin });
     let mut all = false;
+    let mut unknown = None;
     match read {
-        Err(f) => reasons.push(unread(f)?),
+        Err(f) => unknown = Some(unread(f, "detector")?),
         Ok(None) => reasons.push(format!("the administrator has no detector in {region}")),
         Ok(Some((d, reach))) => {
             if !d.enabled {
@@ -308,7 +317,7 @@ fn finding(
             evidence["detectorId"] = json!(d.id);
             evidence["detectorStatus"] = json!(d.status);
             match reach {
-                Err(f) => reasons.push(unread(f)?),
+                Err(f) => unknown = Some(unread(f, "reach")?),
                 Ok(r) => {
                     if r.auto_enable == "NONE" {
                         reasons.push("new accounts are not enrolled automatically".to_string());
@@ -323,7 +332,7 @@ fn finding(
         }
     }
     let (status, reason) = status(reasons);
-    Ok(Finding {
+    let own = Finding {
         resource_key: region.clone(),
         name: format!("GuardDuty delegated administrator ({region})"),
         description: Some(format!(
@@ -338,5 +347,19 @@ fn finding(
         },
         techniques: normalize(capability_scores(CTID)),
         evidence,
+    };
+    Ok(match unknown {
+        None => vec![own],
+        // Not even the administrator's detector was read: unknown for every account.
+        Some(why) if own.evidence.get("detectorId").is_none() => vec![Finding {
+            status: Status::Unknown,
+            reason: Some(why),
+            applies_to: AppliesTo::AllAccounts,
+            ..own
+        }],
+        Some(why) => {
+            let reach = unknown_reach(&own, why);
+            vec![own, reach]
+        }
     })
 }

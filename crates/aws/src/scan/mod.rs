@@ -32,7 +32,7 @@ use aws_config::SdkConfig;
 use canopy_cloud_org::Provider;
 use canopy_cloud_org::account::CloudIdentity;
 use canopy_cloud_org::organization::{CloudOrganization, OrganizationAccess};
-use canopy_detection::detection::{ScopeKind, Source, Status};
+use canopy_detection::detection::{AppliesTo, ScopeKind, Source, Status};
 use canopy_detection::ports::{
     AccountScanRequest, AccountScanner, Finding, OrganizationScanRequest, OrganizationScanner,
     ReadFailure, ReadFailureKind, SourceReport,
@@ -162,6 +162,25 @@ where
         source,
         outcome,
         calls: tally.get(),
+    }
+}
+
+/// The stand-in of an organization control for every account it may reach when its reach
+/// could not be read: `unknown` with why, reaching all accounts (only a reach that was read
+/// can exclude an account, so none is shown uncovered for want of a read), under its own key
+/// beside `of`, which keeps what was read of the administrator itself.
+pub(crate) fn unknown_reach(of: &Finding, reason: String) -> Finding {
+    let mut evidence = of.evidence.clone();
+    evidence["reach"] = serde_json::json!("unread");
+    Finding {
+        resource_key: format!("{}:reach", of.resource_key),
+        name: format!("{}, reach unknown", of.name),
+        description: of.description.clone(),
+        status: Status::Unknown,
+        reason: Some(reason),
+        applies_to: AppliesTo::AllAccounts,
+        techniques: of.techniques.clone(),
+        evidence,
     }
 }
 
@@ -299,7 +318,12 @@ impl OrganizationScanner for AwsOrganizationScanner {
         };
         let core = &*self.core;
         let management = match core
-            .session(core.runner(), role_arn, external_id, GLOBAL_REGION)
+            .session(
+                core.runner(request.stop.clone()),
+                role_arn,
+                external_id,
+                GLOBAL_REGION,
+            )
             .await
         {
             Ok(s) => Arc::new(s),
@@ -362,7 +386,7 @@ impl AccountScanner for AwsAccountScanner {
         let core = &*self.core;
         let session = match core
             .session(
-                core.runner(),
+                core.runner(request.stop.clone()),
                 role_arn.as_str(),
                 &request.external_id,
                 region.as_str(),

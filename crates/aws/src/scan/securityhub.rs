@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use aws_sdk_securityhub::types::{
     AdminStatus, OrganizationConfigurationConfigurationType, StandardsStatus,
 };
-use canopy_detection::detection::{AppliesTo, normalize};
+use canopy_detection::detection::{AppliesTo, Status, normalize};
 use canopy_detection::log_sources::capability_scores;
 use canopy_detection::ports::{Finding, ReadFailure, ReadFailureKind};
 use serde_json::{Value, json};
@@ -263,6 +263,9 @@ pub(crate) async fn organization(
     futures::future::try_join_all(reads).await
 }
 
+/// One region's administrator: reaching the enabled members (all accounts under central
+/// configuration) when its configuration was read; `unknown` for every account it may reach
+/// when it was not, since only a reach that was read can exclude an account.
 fn finding(
     region: String,
     admin: String,
@@ -272,12 +275,15 @@ fn finding(
     let mut applies = BTreeSet::from([admin.clone()]);
     let mut all = false;
     let mut evidence = json!({ "region": region, "adminAccountId": admin });
+    let mut unknown = None;
     match read {
         Err(f) if f.kind == ReadFailureKind::ThrottledOut => return Err(f),
-        Err(f) => reasons.push(format!(
-            "the administrator's configuration could not be read: {} ({})",
-            f.message, f.advice
-        )),
+        Err(f) => {
+            unknown = Some(format!(
+                "the administrator's configuration could not be read: {} ({})",
+                f.message, f.advice
+            ))
+        }
         Ok(r) => {
             if ready(&r.standards) == 0 {
                 reasons.push("the administrator has no security standard enabled".into());
@@ -297,7 +303,10 @@ fn finding(
             evidence["enabledMembers"] = json!(r.members.len());
         }
     }
-    let (status, reason) = status(reasons);
+    let (status, reason) = match unknown {
+        Some(why) => (Status::Unknown, Some(why)),
+        None => status(reasons),
+    };
     Ok(Finding {
         resource_key: region.clone(),
         name: format!("Security Hub delegated administrator ({region})"),
@@ -306,7 +315,7 @@ fn finding(
         )),
         status,
         reason,
-        applies_to: if all {
+        applies_to: if all || status == Status::Unknown {
             AppliesTo::AllAccounts
         } else {
             AppliesTo::Accounts(applies)

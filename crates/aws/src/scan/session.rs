@@ -2,6 +2,7 @@
 //! and clients of every service the scanners read, built on the scanner's one HTTP client (one
 //! connection pool) with the SDK's own retries off: the call runner retries, bounds and counts.
 
+use canopy_kernel::Stop;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -64,11 +65,12 @@ impl Core {
         }
     }
 
-    /// A runner for one scan.
-    pub fn runner(&self) -> Arc<Runner> {
+    /// A runner for one scan; none of its calls starts once `stop` is raised.
+    pub fn runner(&self, stop: Stop) -> Arc<Runner> {
         Arc::new(Runner::new(
             self.settings.max_in_flight,
             self.all.clone(),
+            stop,
             Limits {
                 max_retries: self.settings.max_retries,
                 base_backoff: self.settings.base_backoff,

@@ -3,11 +3,15 @@
 //! created before it died (or one connected by hand) is linked rather than created twice.
 
 use async_trait::async_trait;
-use canopy_jobs::{Job, JobContext, JobFailure, JobHandler, JobKind, Progress};
+use std::collections::HashSet;
+
+use canopy_jobs::{Job, JobContext, JobFailure, JobHandler, JobKind, JobStatus, Progress};
+use canopy_kernel::PageRequest;
 use canopy_kernel::id::UserId;
 use serde_json::{Value, json};
 
 use super::member::{DiscoveredMember, MemberStatus};
+use super::ports::{MemberFilter, StoredMember};
 use super::service::{CONNECT_KIND, CloudOrganizationService};
 use super::{CloudOrganization, CloudOrganizationId};
 use crate::account::{AccountInput, Features, OrganizationPlacement, Provider};
@@ -89,54 +93,22 @@ impl JobHandler for ConnectMembersHandler {
             .ok_or_else(|| {
                 JobFailure::Permanent("the cloud organization was disconnected".into())
             })?;
-        let keys: std::collections::HashSet<String> = job.payload["accounts"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|k| k.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let keys = job_keys(job);
         let created_by = job
             .created_by
             .unwrap_or(UserId(cloud_org.created_by.as_uuid()));
-        // The members this job still holds (a rerun after a dead worker skips the settled),
-        // read page by page: an organization of 500 has more than one page of them.
-        let mut pending = Vec::new();
-        let mut page = canopy_kernel::PageRequest {
-            limit: canopy_kernel::PageRequest::MAX_LIMIT,
-            after: None,
-        };
-        loop {
-            let got = ports
-                .repository
-                .members(
-                    job.organization_id,
-                    id,
-                    &super::ports::MemberFilter {
-                        status: Some(MemberStatus::Connecting),
-                        ..Default::default()
-                    },
-                    page,
-                )
-                .await
-                .map_err(transient)?;
-            pending.extend(
-                got.items
-                    .into_iter()
-                    .filter(|m| keys.contains(&m.found.key)),
-            );
-            match got.next {
-                Some(next) => page.after = Some(next),
-                None => break,
-            }
-        }
-        let total = pending.len() as u64;
-        let (mut connected, mut failed) = (0u64, Vec::new());
-        for (done, member) in pending.into_iter().enumerate() {
+        // The members this job still holds: a rerun after a dead worker skips those an earlier
+        // attempt settled, and counts them as done.
+        let pending = self
+            .members(job, id, Some(MemberStatus::Connecting), &keys)
+            .await?;
+        // Progress and result describe the whole job, whichever attempt finishes it.
+        let total = keys.len() as u64;
+        let settled_before = total.saturating_sub(pending.len() as u64);
+        for (done, member) in (settled_before..).zip(pending) {
             ctx.progress(Progress {
                 message: Some(format!("connecting {}", member.found.key)),
-                ..Progress::phase("connecting", done as u64, Some(total))
+                ..Progress::phase("connecting", done, Some(total))
             })
             .await?;
             let input = member_input(&cloud_org, &member.found);
@@ -190,10 +162,9 @@ impl JobHandler for ConnectMembersHandler {
                     };
                     ports
                         .repository
-                        .settle(id, &member.found.key, None, Some(reason.clone()), now)
+                        .settle(id, &member.found.key, None, Some(reason), now)
                         .await
                         .map_err(transient)?;
-                    failed.push(json!({"accountId": member.found.key, "reason": reason}));
                     continue;
                 }
             };
@@ -204,7 +175,7 @@ impl JobHandler for ConnectMembersHandler {
             {
                 Ok(check) => check
                     .failure
-                    .map(|f| format!("{}: {}", f.kind.advice(), f.message)),
+                    .map(|f| format!("{}: {}", f.kind.advice_for(cloud_org.provider), f.message)),
                 Err(CloudAccountError::Store(s)) => return Err(transient(s)),
                 Err(other) => Some(other.to_string()),
             };
@@ -214,22 +185,124 @@ impl JobHandler for ConnectMembersHandler {
                     id,
                     &member.found.key,
                     Some(account.id.as_uuid()),
-                    failure.clone(),
+                    failure,
                     ports.clock.now(),
                 )
                 .await
                 .map_err(transient)?;
-            match failure {
-                None => connected += 1,
-                Some(reason) => {
-                    failed.push(json!({"accountId": member.found.key, "reason": reason}))
-                }
-            }
         }
+        ctx.progress(Progress::phase("connecting", total, Some(total)))
+            .await?;
+        // What the job did is what its members are now, including what an earlier attempt of
+        // it settled before its worker died.
+        let settled = self.members(job, id, None, &keys).await?;
+        let connected = settled
+            .iter()
+            .filter(|m| m.status == MemberStatus::Connected)
+            .count();
+        let failed: Vec<Value> = settled
+            .iter()
+            .filter(|m| m.status == MemberStatus::Failed)
+            .map(|m| json!({"accountId": m.found.key, "reason": m.failure}))
+            .collect();
         Ok(json!({
             "connected": connected,
             "failed": failed,
             "overLimit": job.payload["overLimit"],
         }))
+    }
+
+    async fn wrap_up(&self, job: &Job) -> Result<(), JobFailure> {
+        let ports = self.service.ports();
+        let Some(id) = job.subject.map(CloudOrganizationId) else {
+            return Ok(());
+        };
+        let reason = match job.status {
+            JobStatus::Cancelled => {
+                "the connect was cancelled before this account was connected; connect it again"
+                    .to_string()
+            }
+            _ => format!(
+                "the connect failed before this account was connected ({}); connect it again",
+                job.error.as_deref().unwrap_or("no reason recorded")
+            ),
+        };
+        let keys = job_keys(job);
+        // Only members still `connecting` are this job's: one connect runs at a time, and a
+        // member it settled is left as it was.
+        for member in self
+            .members(job, id, Some(MemberStatus::Connecting), &keys)
+            .await?
+        {
+            ports
+                .repository
+                .settle(
+                    id,
+                    &member.found.key,
+                    None,
+                    Some(reason.clone()),
+                    ports.clock.now(),
+                )
+                .await
+                .map_err(|e| JobFailure::Transient(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The members a connect job was queued for.
+fn job_keys(job: &Job) -> HashSet<String> {
+    job.payload["accounts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl ConnectMembersHandler {
+    /// The members of `keys` (with `status`, when given), read page by page: an organization
+    /// of 500 has more than one page of them.
+    async fn members(
+        &self,
+        job: &Job,
+        id: CloudOrganizationId,
+        status: Option<MemberStatus>,
+        keys: &HashSet<String>,
+    ) -> Result<Vec<StoredMember>, JobFailure> {
+        let mut found = Vec::new();
+        let mut page = PageRequest {
+            limit: PageRequest::MAX_LIMIT,
+            after: None,
+        };
+        loop {
+            let got = self
+                .service
+                .ports()
+                .repository
+                .members(
+                    job.organization_id,
+                    id,
+                    &MemberFilter {
+                        status,
+                        include_left: true,
+                        ..Default::default()
+                    },
+                    page,
+                )
+                .await
+                .map_err(|e| JobFailure::Transient(e.to_string()))?;
+            found.extend(
+                got.items
+                    .into_iter()
+                    .filter(|m| keys.contains(&m.found.key)),
+            );
+            match got.next {
+                Some(next) => page.after = Some(next),
+                None => return Ok(found),
+            }
+        }
     }
 }

@@ -8,14 +8,16 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use canopy_jobs::{Job, JobContext, JobFailure, JobHandler, JobKind, Progress, Throttling};
+use canopy_jobs::{
+    Job, JobContext, JobFailure, JobHandler, JobKind, JobStatus, Progress, Throttling,
+};
 use serde_json::{Value, json};
 
 use super::hierarchy::{AWS_MAX_DEPTH, GCP_MAX_DEPTH, Hierarchy};
 use super::ports::DiscoveryWrite;
 use super::service::{CloudOrganizationError, CloudOrganizationService, DISCOVER_KIND};
 use super::sync::{Change, diff, keep_unreadable};
-use super::{CloudOrganizationId, ConnectionStatus, DiscoveryProgress};
+use super::{CloudOrganizationId, ConnectionStatus, DiscoveryFailure, DiscoveryProgress};
 use crate::account::Provider;
 
 /// Runs `cloud_organization.discover` jobs.
@@ -132,6 +134,7 @@ impl JobHandler for DiscoveryHandler {
                 Arc::new(ToJob {
                     latest: latest.clone(),
                 }),
+                ctx.stop(),
             )
             .await;
         if let Some(p) = latest.take() {
@@ -139,6 +142,9 @@ impl JobHandler for DiscoveryHandler {
         }
         let found = match found {
             Ok(found) => found,
+            // Cancelled (or the lease lost): stop without recording anything; the wrap-up
+            // puts the cloud organization back in its last known state.
+            Err(DiscoveryFailure::Stopped) => return Err(JobFailure::Interrupted),
             Err(failure) => {
                 let message = failure.to_string();
                 self.record_error(id, &message).await?;
@@ -271,5 +277,72 @@ impl JobHandler for DiscoveryHandler {
             "unreadable": unreadable,
             "throttling": {"retries": found.throttled_retries, "waitedMs": found.throttled_ms},
         }))
+    }
+
+    async fn wrap_up(&self, job: &Job) -> Result<(), JobFailure> {
+        let ports = self.service.ports();
+        let transient = |e: canopy_kernel::StoreError| JobFailure::Transient(e.to_string());
+        let Some(id) = job.subject.map(CloudOrganizationId) else {
+            return Ok(());
+        };
+        let Some(cloud_org) = ports
+            .repository
+            .get(job.organization_id, id)
+            .await
+            .map_err(transient)?
+        else {
+            return Ok(()); // disconnected meanwhile: nothing left to settle
+        };
+        // A newer discovery owns the status now, whether it runs or already ended.
+        let latest = ports
+            .jobs
+            .latest_for(
+                job.organization_id,
+                id.as_uuid(),
+                &JobKind::from_static(DISCOVER_KIND),
+            )
+            .await
+            .map_err(transient)?;
+        if latest.is_some_and(|latest| latest.id != job.id) {
+            return Ok(());
+        }
+        let (status, error, unreadable) = match job.status {
+            JobStatus::Failed => (
+                ConnectionStatus::Error,
+                Some(format!(
+                    "The discovery failed: {}. Sync again to retry (Sync now, or POST \
+                     .../cloud-organizations/{id}/sync).",
+                    job.error
+                        .as_deref()
+                        .unwrap_or("no reason recorded")
+                        .trim_end_matches('.')
+                )),
+                Vec::new(),
+            ),
+            // Cancelled before it changed anything: back to what the last discovery found.
+            _ if cloud_org.status != ConnectionStatus::Discovering => return Ok(()),
+            _ if cloud_org.last_discovered_at.is_some() => {
+                let status = if cloud_org.unreadable.is_empty() {
+                    ConnectionStatus::Connected
+                } else {
+                    ConnectionStatus::Partial
+                };
+                (status, None, cloud_org.unreadable.clone())
+            }
+            _ => (
+                ConnectionStatus::Error,
+                Some(format!(
+                    "The discovery was cancelled before it finished, so nothing is known of \
+                     this organization yet. Sync to discover it (Sync now, or POST \
+                     .../cloud-organizations/{id}/sync)."
+                )),
+                Vec::new(),
+            ),
+        };
+        ports
+            .repository
+            .set_status(id, status, error, unreadable, false, ports.clock.now())
+            .await
+            .map_err(transient)
     }
 }

@@ -182,8 +182,7 @@ impl CloudOrganizationService {
             }),
             now,
         );
-        ports.repository.create(cloud_org.clone(), audit).await?;
-        let job = self.queue_discovery(access, &cloud_org, None).await?;
+        let job = self.record(access, &cloud_org, audit).await?;
         Ok((cloud_org, job))
     }
 }

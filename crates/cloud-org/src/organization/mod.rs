@@ -15,6 +15,7 @@ pub mod sync;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use canopy_kernel::Stop;
 use canopy_kernel::id::{OrganizationId, UserId};
 use chrono::{DateTime, Utc};
 
@@ -200,12 +201,20 @@ pub enum DiscoveryFailure {
     /// The management role refused to be assumed.
     #[error("Canopy could not assume the management role: {0}")]
     RoleRefused(String),
-    /// The account is not the management account or a delegated administrator.
+    /// AWS: the role lives in a member account, not in the organization's management account
+    /// (any member may describe its organization, but not read its tree).
     #[error(
-        "this account is not the organization's management account or an Organizations \
-         delegated administrator ({0} was denied); connect the management account's role"
+        "the role is in account {role_account}, a member of {organization}; connect a role in \
+         the organization's management account, {management_account}"
     )]
-    NotManagementAccount(String),
+    MemberAccountRole {
+        /// The account the role ARN names.
+        role_account: String,
+        /// The organization's management account.
+        management_account: String,
+        /// `o-...`.
+        organization: String,
+    },
     /// AWS Organizations is not enabled for the account.
     #[error("AWS Organizations is not enabled for this account")]
     OrganizationsNotEnabled,
@@ -215,9 +224,18 @@ pub enum DiscoveryFailure {
     /// GCP: Canopy may not impersonate the service account (or has no identity to).
     #[error("the service account cannot be impersonated: {0}")]
     ImpersonationRefused(String),
-    /// GCP: a permission is missing.
-    #[error("the service account lacks {0}")]
-    PermissionMissing(String),
+    /// A permission is missing (GCP: of the service account, AWS: of the management role);
+    /// names it.
+    #[error("the {} lacks {permission}", match provider {
+        Provider::Aws => "management role",
+        Provider::Gcp => "service account",
+    })]
+    PermissionMissing {
+        /// Whose permission.
+        provider: Provider,
+        /// `organizations:DescribeOrganization`, `resourcemanager.folders.list on ...`.
+        permission: String,
+    },
     /// Throttled past the retry budget.
     #[error("the provider kept throttling after {0} retries; try again later")]
     ThrottledOut(u64),
@@ -227,6 +245,9 @@ pub enum DiscoveryFailure {
     /// Anything else the provider answered.
     #[error("the provider answered unexpectedly: {0}")]
     Other(String),
+    /// The discovery was asked to stop (its job was cancelled) and stopped reading.
+    #[error("the discovery was stopped before it finished")]
+    Stopped,
 }
 
 impl DiscoveryFailure {
@@ -289,10 +310,13 @@ pub trait OrganizationDiscoverer: Send + Sync {
 
     /// Reads the organization reachable through `access`. Errors: a classified
     /// [`DiscoveryFailure`]; a subtree that could not be read is not an error but an entry of
-    /// [`Discovery::unreadable`].
+    /// [`Discovery::unreadable`]. `stop` is checked before every call (and every retry): once
+    /// it is raised no call starts, and the discovery MUST end with
+    /// [`DiscoveryFailure::Stopped`].
     async fn discover(
         &self,
         access: &OrganizationAccess,
         progress: Arc<dyn DiscoveryProgress>,
+        stop: Stop,
     ) -> Result<Discovery, DiscoveryFailure>;
 }

@@ -1,6 +1,7 @@
 //! The storage port of cloud organizations.
 
 use async_trait::async_trait;
+use canopy_jobs::{Job, JobId, NewJob};
 use canopy_kernel::id::OrganizationId;
 use canopy_kernel::{Page, PageRequest, StoreError};
 use canopy_tenancy::audit::NewAuditEvent;
@@ -106,14 +107,18 @@ pub enum RecordError {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait CloudOrganizationRepository: Send + Sync {
-    /// Records a new cloud organization with its audit event. One `(provider, cloud org id)`
-    /// belongs to one tenant: `AlreadyConnected` / `ConnectedElsewhere`, also under
-    /// concurrent requests.
+    /// Records a new cloud organization with its audit event and queues `job` (its first
+    /// discovery), all in one transaction: a crash leaves either all three or none, never an
+    /// organization `discovering` with no job. One `(provider, cloud org id)` belongs to one
+    /// tenant: `AlreadyConnected` / `ConnectedElsewhere`, also under concurrent requests.
+    /// Returns the queued job. (`None` records one as a finished discovery left it, with no
+    /// job: fixtures and imports, never a request.)
     async fn create(
         &self,
         cloud_org: CloudOrganization,
         audit: NewAuditEvent,
-    ) -> Result<(), RecordError>;
+        job: Option<NewJob>,
+    ) -> Result<Option<Job>, RecordError>;
 
     /// One cloud organization of `org`.
     async fn get(
@@ -187,15 +192,20 @@ pub trait CloudOrganizationRepository: Send + Sync {
         selection: &Selection,
     ) -> Result<Vec<StoredMember>, StoreError>;
 
-    /// Takes members for a connect: each of `keys` still connectable becomes `connecting`,
-    /// atomically per member, so two concurrent connects never take the same one. Returns the
-    /// keys this call took.
+    /// Takes members for a connect and queues `job` to connect them, in one transaction with
+    /// the job's audit event: each of `keys` still connectable becomes `connecting`, and the
+    /// job's payload gets `accounts`, the keys taken. When a job of `job`'s kind on this cloud
+    /// organization is already queued or running nothing is written and that job is returned
+    /// ([`ConnectClaim::AlreadyRunning`]); when none of `keys` can be taken any more nothing
+    /// is written either ([`ConnectClaim::NoneTaken`]). Holds under concurrent calls: one
+    /// connect runs at a time, and no member is taken twice.
     async fn claim_for_connect(
         &self,
         id: CloudOrganizationId,
         keys: &[String],
         now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError>;
+        job: NewJob,
+    ) -> Result<ConnectClaim, StoreError>;
 
     /// Records how connecting one member ended: linked to `account` (whose organization,
     /// path, OU and admin roles are copied from the member) and/or failed with a reason.
@@ -263,6 +273,23 @@ pub trait CloudOrganizationRepository: Send + Sync {
         id: CloudOrganizationId,
         page: PageRequest,
     ) -> Result<Page<RecordedChange>, StoreError>;
+}
+
+/// What [`CloudOrganizationRepository::claim_for_connect`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectClaim {
+    /// These members are `connecting` and this job connects them.
+    Queued {
+        /// The keys taken.
+        keys: Vec<String>,
+        /// The job queued (boxed: the other outcomes are an id or nothing).
+        job: Box<Job>,
+    },
+    /// Another connect of this cloud organization (this job) is queued or running; nothing
+    /// was written.
+    AlreadyRunning(JobId),
+    /// None of the members could be taken (connected or taken meanwhile); nothing was written.
+    NoneTaken,
 }
 
 /// Which members a connect request names.

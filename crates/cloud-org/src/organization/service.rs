@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use canopy_billing::{BillingService, EntitlementError, Feature};
-use canopy_jobs::{Job, JobKind, JobService, NewJob};
+use canopy_jobs::{Enqueued, Job, JobId, JobKind, JobService, NewJob};
 use canopy_kernel::validation::{FieldError, ValidationErrors};
 use canopy_kernel::{
     Clock, FeatureNotInPlan, LimitedResource, Page, PageRequest, PlanLimitExceeded, StoreError,
@@ -16,8 +16,8 @@ use serde_json::json;
 
 use super::hierarchy::Hierarchy;
 use super::ports::{
-    CloudOrganizationRepository, MemberFilter, NodeCount, RecordError, RecordedChange, Selection,
-    StoredMember,
+    CloudOrganizationRepository, ConnectClaim, MemberFilter, NodeCount, RecordError,
+    RecordedChange, Selection, StoredMember,
 };
 use super::{
     CloudOrganization, CloudOrganizationId, DEFAULT_MEMBER_ROLE, DiscoveryFailure, GcpAccess,
@@ -62,6 +62,12 @@ pub enum CloudOrganizationError {
     /// Another tenant connected it.
     #[error("connected to another organization")]
     ConnectedElsewhere,
+    /// A discovery or sync of it is queued or running already: this one.
+    #[error("a sync of this cloud organization is already queued or running")]
+    SyncInProgress(JobId),
+    /// A connect of its members is queued or running already: this one.
+    #[error("a connect of this cloud organization's members is already queued or running")]
+    ConnectInProgress(JobId),
     /// The provider refused or failed, classified with advice.
     #[error(transparent)]
     Discovery(#[from] DiscoveryFailure),
@@ -241,6 +247,19 @@ impl CloudOrganizationService {
                 external_id,
             })
             .await?;
+        // Any member account may describe its organization, so an answer proves nothing: the
+        // role must live in the management account, or every later call fails.
+        let role_account = input.management_role_arn.account().as_str();
+        if let Some(management) = identity.management_account_id.as_deref()
+            && management != role_account
+        {
+            return Err(DiscoveryFailure::MemberAccountRole {
+                role_account: role_account.to_string(),
+                management_account: management.to_string(),
+                organization: identity.cloud_org_id.clone(),
+            }
+            .into());
+        }
         let now = self.ports.clock.now();
         let name = input
             .name
@@ -270,13 +289,28 @@ impl CloudOrganizationService {
             }),
             now,
         );
-        self.ports
-            .repository
-            .create(cloud_org.clone(), audit)
-            .await?;
-        // The connection itself was audited with the record.
-        let job = self.queue_discovery(access, &cloud_org, None).await?;
+        let job = self.record(access, &cloud_org, audit).await?;
         Ok((cloud_org, job))
+    }
+
+    /// Records a new cloud organization with its audit event and its first discovery job, in
+    /// one transaction; the job.
+    pub(super) async fn record(
+        &self,
+        access: &OrgAccess,
+        cloud_org: &CloudOrganization,
+        audit: NewAuditEvent,
+    ) -> Result<Job, CloudOrganizationError> {
+        Ok(self
+            .ports
+            .repository
+            .create(
+                cloud_org.clone(),
+                audit,
+                Some(self.discovery_job(access, cloud_org)),
+            )
+            .await?
+            .ok_or_else(|| StoreError::internal("the discovery job was not queued"))?)
     }
 
     /// Re-discovers now (admin or owner): the job diffs against what is stored.
@@ -298,8 +332,12 @@ impl CloudOrganizationService {
             json!({"cloudOrgId": cloud_org.identity.cloud_org_id}),
         );
         let job = self
-            .queue_discovery(access, &cloud_org, Some(audit))
-            .await?;
+            .ports
+            .jobs
+            .submit(self.discovery_job(access, &cloud_org).audited(audit))
+            .await?
+            .queued()
+            .map_err(CloudOrganizationError::SyncInProgress)?;
         Ok((cloud_org, job))
     }
 
@@ -320,23 +358,19 @@ impl CloudOrganizationService {
         )
     }
 
-    pub(super) async fn queue_discovery(
+    /// The discovery job of a request on `cloud_org`.
+    pub(super) fn discovery_job(
         &self,
         access: &OrgAccess,
         cloud_org: &CloudOrganization,
-        audit: Option<NewAuditEvent>,
-    ) -> Result<Job, StoreError> {
-        let mut job = NewJob::new(
+    ) -> NewJob {
+        NewJob::new(
             access.org_id(),
             JobKind::from_static(DISCOVER_KIND),
             Some(cloud_org.id.as_uuid()),
             json!({"provider": cloud_org.provider.as_str()}),
         )
-        .by(access.user_id());
-        if let Some(audit) = audit {
-            job = job.audited(audit);
-        }
-        self.ports.jobs.submit(job).await
+        .by(access.user_id())
     }
 
     /// One cloud organization (any member).
@@ -439,13 +473,7 @@ impl CloudOrganizationService {
             .await?;
         let candidates = self.ports.repository.connectable(id, &selection).await?;
         if candidates.is_empty() {
-            return Err(ValidationErrors::single(FieldError::new(
-                "members",
-                "none_connectable",
-                "no member matches that can be connected (excluded, connected and departed \
-                 members are skipped)",
-            ))
-            .into());
+            return Err(none_connectable().into());
         }
         let mut queued: Vec<String> = candidates.into_iter().map(|m| m.found.key).collect();
         let room = self
@@ -466,43 +494,36 @@ impl CloudOrganizationService {
             over_limit = queued.split_off(fit.min(queued.len()));
         }
         let now = self.ports.clock.now();
-        let queued = self
+        let job = NewJob::new(
+            access.org_id(),
+            JobKind::from_static(CONNECT_KIND),
+            Some(cloud_org.id.as_uuid()),
+            json!({"accounts": queued, "overLimit": over_limit}),
+        )
+        .by(access.user_id())
+        .audited(self.audit(
+            access,
+            AuditAction::CloudOrganizationMembersConnectRequested,
+            id,
+            json!({"accounts": queued.len(), "overLimit": over_limit.len()}),
+        ));
+        match self
             .ports
             .repository
-            .claim_for_connect(id, &queued, now)
-            .await?;
-        if queued.is_empty() {
-            return Err(ValidationErrors::single(FieldError::new(
-                "members",
-                "being_connected",
-                "these members are being connected by another request",
-            ))
-            .into());
+            .claim_for_connect(id, &queued, now, job)
+            .await?
+        {
+            ConnectClaim::Queued { keys, job } => Ok(ConnectPlan {
+                job: *job,
+                queued: keys,
+                over_limit,
+            }),
+            ConnectClaim::AlreadyRunning(running) => {
+                Err(CloudOrganizationError::ConnectInProgress(running))
+            }
+            // Connected by the request that ran just before this one.
+            ConnectClaim::NoneTaken => Err(none_connectable().into()),
         }
-        let job = self
-            .ports
-            .jobs
-            .submit(
-                NewJob::new(
-                    access.org_id(),
-                    JobKind::from_static(CONNECT_KIND),
-                    Some(cloud_org.id.as_uuid()),
-                    json!({"accounts": queued, "overLimit": over_limit}),
-                )
-                .by(access.user_id())
-                .audited(self.audit(
-                    access,
-                    AuditAction::CloudOrganizationMembersConnectRequested,
-                    id,
-                    json!({"accounts": queued.len(), "overLimit": over_limit.len()}),
-                )),
-            )
-            .await?;
-        Ok(ConnectPlan {
-            job,
-            queued,
-            over_limit,
-        })
     }
 
     /// Queues a re-discovery of every cloud organization last attempted more than `every`
@@ -513,15 +534,9 @@ impl CloudOrganizationService {
         let due = self.ports.repository.due_for_sync(now - every).await?;
         let mut queued = 0;
         for (org, id) in due {
-            let active = self
+            // One already queued or running (asked for by a member) is left to run alone.
+            let submitted = self
                 .ports
-                .jobs
-                .active_for(org, id.as_uuid(), &JobKind::from_static(DISCOVER_KIND))
-                .await?;
-            if active {
-                continue;
-            }
-            self.ports
                 .jobs
                 .submit(NewJob::new(
                     org,
@@ -530,7 +545,9 @@ impl CloudOrganizationService {
                     json!({"scheduled": true}),
                 ))
                 .await?;
-            queued += 1;
+            if matches!(submitted, Enqueued::Queued(_)) {
+                queued += 1;
+            }
         }
         Ok(queued)
     }
@@ -602,6 +619,15 @@ impl CloudOrganizationService {
             kept_accounts: kept.into_iter().map(crate::CloudAccountId).collect(),
         })
     }
+}
+
+fn none_connectable() -> ValidationErrors {
+    ValidationErrors::single(FieldError::new(
+        "members",
+        "none_connectable",
+        "no member matches that can be connected (excluded, connected and departed members \
+         are skipped)",
+    ))
 }
 
 fn valid_role_name(name: &str) -> Result<String, ValidationErrors> {

@@ -87,6 +87,8 @@ pub(crate) struct Scan<'a> {
     pub(crate) scope: &'static str,
     /// The service account the calls act as.
     pub(crate) who: String,
+    /// Raised when the scan's job is cancelled: no call starts after it.
+    pub(crate) stop: canopy_kernel::Stop,
 }
 
 impl Scan<'_> {
@@ -94,6 +96,7 @@ impl Scan<'_> {
     pub(crate) fn calls<H>(&self, hub: H) -> Calls<H> {
         let settings = self.google.settings();
         Calls::sharing(hub, settings, settings.max_retries, self.permits.clone())
+            .stopping(self.stop.clone())
     }
 
     /// The in-flight bound for fanning out over folders.
@@ -320,6 +323,12 @@ fn one_failure(who: &str, f: &Failed) -> ReadFailure {
             format!("{} on {on}: {m}", p.name),
             "The next scan tries again; if it keeps failing, check the API's status.".into(),
         ),
+        // Never recorded: a stopped scan writes nothing.
+        CallError::Stopped => (
+            ReadFailureKind::Failed,
+            format!("{} on {on} was not read: the scan was stopped", p.name),
+            "The next scan reads it.".into(),
+        ),
     };
     ReadFailure {
         kind,
@@ -511,6 +520,7 @@ impl OrganizationScanner for GcpOrganizationScanner {
             permits: Arc::new(Semaphore::new(self.google.settings().max_in_flight.max(1))),
             scope: CLOUD_PLATFORM,
             who: email,
+            stop: request.stop.clone(),
         };
         let folders = folders_of(&request.hierarchy);
         let reports = sources

@@ -9,16 +9,18 @@
 //!   unconditional `enforce: false` or `allowAll` turn it off; rules with a condition (tags)
 //!   enforce only where it holds, so such a policy is degraded with the condition as reason.
 //!   A policy that only inherits is nothing of its own.
-//! - Overrides, approximated: a policy that turns a constraint off at a folder beneath an
-//!   enforcing one is no finding, and the enforcing policy above it, still reaching its whole
-//!   subtree, is degraded with the overriding folders named (in the reason and the evidence).
-//!   Under-claiming the covered part beats claiming the uncovered one. A folder that enforces
-//!   again below an override has its own finding. Project-level policies are not read.
+//! - Overrides carve out: a policy that turns a constraint off at a folder beneath an
+//!   enforcing one is no finding, and the enforcing policy above it reaches its subtree except
+//!   the overriding folders' subtrees (`AppliesTo::NodesExcept`), active where it holds and
+//!   not applying where it is off; the overriding folders are named in the evidence. One
+//!   folder's override no longer costs the projects under every other folder their credit. A
+//!   folder that enforces again below an override has its own finding. Project-level policies
+//!   are not read.
 
 use std::collections::BTreeSet;
 
 use canopy_cloud_org::organization::hierarchy::Hierarchy;
-use canopy_detection::detection::{Status, normalize};
+use canopy_detection::detection::{AppliesTo, Status, normalize};
 use canopy_detection::ports::Finding;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -227,14 +229,16 @@ pub(crate) fn findings(org: &str, hierarchy: &Hierarchy, placed: &[Placed]) -> V
                     && matches!(o.enforcement, Enforcement::Off(_))
             })
             .collect();
-        let mut reasons: Vec<String> = condition.iter().cloned().collect();
-        if !overrides.is_empty() {
-            let below: BTreeSet<&str> = overrides.iter().map(|o| o.node.as_str()).collect();
-            reasons.push(format!(
-                "turned off beneath it by policies at {}",
-                below.into_iter().collect::<Vec<_>>().join(", ")
-            ));
-        }
+        let reasons: Vec<String> = condition.iter().cloned().collect();
+        let below: BTreeSet<String> = overrides.iter().map(|o| o.node.clone()).collect();
+        let applies_to = if below.is_empty() {
+            reach(&p.node, org)
+        } else {
+            AppliesTo::NodesExcept {
+                nodes: BTreeSet::from([p.node.clone()]),
+                except: below,
+            }
+        };
         out.push(Finding {
             resource_key: p.name.clone(),
             name: p.rule.constraint.clone(),
@@ -245,7 +249,7 @@ pub(crate) fn findings(org: &str, hierarchy: &Hierarchy, placed: &[Placed]) -> V
                 Status::Degraded
             },
             reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
-            applies_to: reach(&p.node, org),
+            applies_to,
             techniques: normalize(p.rule.scores()),
             evidence: json!({
                 "policy": p.name,

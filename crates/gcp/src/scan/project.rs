@@ -108,6 +108,7 @@ impl GcpAccountScanner {
             permits: Arc::new(Semaphore::new(self.google.settings().max_in_flight.max(1))),
             scope: READ_ONLY,
             who: email,
+            stop: request.stop.clone(),
         };
         let (outcome, calls) = sinks::project_sinks(&scan, project).await;
         report(source, &scan.who, outcome, calls)

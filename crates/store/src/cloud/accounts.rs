@@ -244,6 +244,8 @@ impl CloudAccountRepository for CloudAccountStore {
         .insert(&txn)
         .await
         .map_err(db_err)?;
+        let provider = canopy_cloud_org::Provider::from_stored(&row.provider)
+            .ok_or_else(|| crate::error::corrupt("provider", &row.provider))?;
         let mut active: cloud_accounts::ActiveModel = row.into();
         match &check.failure {
             None => {
@@ -253,7 +255,11 @@ impl CloudAccountRepository for CloudAccountStore {
             }
             Some(f) => {
                 active.status = Set(AccountStatus::Error.as_str().to_string());
-                active.last_error = Set(Some(format!("{}: {}", f.kind.as_str(), f.kind.advice())));
+                active.last_error = Set(Some(format!(
+                    "{}: {}",
+                    f.kind.as_str(),
+                    f.kind.advice_for(provider)
+                )));
             }
         }
         let updated = active.update(&txn).await.map_err(db_err)?;

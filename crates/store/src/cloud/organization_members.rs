@@ -3,7 +3,10 @@
 
 use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_cloud_org::organization::member::MemberStatus;
-use canopy_cloud_org::organization::ports::{ConnectedPlacement, Selection, StoredMember};
+use canopy_cloud_org::organization::ports::{
+    ConnectClaim, ConnectedPlacement, Selection, StoredMember,
+};
+use canopy_jobs::{Enqueued, Job, JobId, NewJob};
 use canopy_kernel::StoreError;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -15,11 +18,16 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::organization_rows::stored_member_from;
+use crate::Store;
+use crate::entity::jobs;
 use crate::entity::{
     cloud_accounts as accounts, cloud_org_closure as closure,
     cloud_organization_members as members, cloud_organizations as orgs,
 };
 use crate::error::db_err;
+use crate::jobs::insert_job;
+use crate::tenancy::insert_audit;
+use crate::txn::Abort;
 
 pub(super) async fn connectable(
     db: &DatabaseConnection,
@@ -62,8 +70,77 @@ pub(super) async fn connectable(
         .collect()
 }
 
-pub(super) async fn claim_for_connect(
-    db: &DatabaseConnection,
+/// Why a connect's claim wrote nothing: an answer for the caller, or a failed store.
+enum Unclaimed {
+    Running(JobId),
+    NoneTaken,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Unclaimed {
+    fn from(e: StoreError) -> Self {
+        Unclaimed::Store(e)
+    }
+}
+
+/// [`CloudOrganizationRepository::claim_for_connect`]: the job, the members and the audit
+/// event in one transaction under the organization's lock.
+///
+/// [`CloudOrganizationRepository::claim_for_connect`]: canopy_cloud_org::organization::ports::CloudOrganizationRepository::claim_for_connect
+pub(super) async fn claim_and_queue(
+    store: &Store,
+    id: CloudOrganizationId,
+    keys: &[String],
+    now: DateTime<Utc>,
+    mut job: NewJob,
+) -> Result<ConnectClaim, StoreError> {
+    let org = job.organization_id;
+    let keys = keys.to_vec();
+    store
+        .write_locked(&[org], move |locked| {
+            Box::pin(async move {
+                let audit = job.audit.take();
+                // The job first: when a connect already runs, nothing else is touched.
+                let queued = match insert_job(locked.txn(), job.into_job(now)).await? {
+                    Enqueued::AlreadyActive(running) => {
+                        return Err(Abort::Refuse(Unclaimed::Running(running.id)));
+                    }
+                    Enqueued::Queued(queued) => queued,
+                };
+                let taken = claim_for_connect(locked.txn(), id, &keys, now)
+                    .await
+                    .map_err(|e| Abort::Refuse(Unclaimed::Store(e)))?;
+                if taken.is_empty() {
+                    return Err(Abort::Refuse(Unclaimed::NoneTaken));
+                }
+                let mut payload = queued.payload.clone();
+                payload["accounts"] = json!(taken);
+                jobs::Entity::update_many()
+                    .col_expr(jobs::Column::Payload, Expr::value(payload.clone()))
+                    .filter(jobs::Column::Id.eq(queued.id.as_uuid()))
+                    .exec(locked.txn())
+                    .await?;
+                if let Some(audit) = audit {
+                    insert_audit(locked, audit).await?;
+                }
+                Ok(ConnectClaim::Queued {
+                    keys: taken,
+                    job: Box::new(Job { payload, ..queued }),
+                })
+            })
+        })
+        .await
+        // A refusal rolled everything back and carries its answer.
+        .or_else(|refused| match refused {
+            Unclaimed::Running(job) => Ok(Some(ConnectClaim::AlreadyRunning(job))),
+            Unclaimed::NoneTaken => Ok(Some(ConnectClaim::NoneTaken)),
+            Unclaimed::Store(e) => Err(e),
+        })?
+        .ok_or_else(|| StoreError::internal("organization vanished"))
+}
+
+pub(super) async fn claim_for_connect<C: ConnectionTrait>(
+    db: &C,
     id: CloudOrganizationId,
     keys: &[String],
     now: DateTime<Utc>,

@@ -6,11 +6,12 @@ use async_trait::async_trait;
 use canopy_cloud_org::organization::hierarchy::Hierarchy;
 use canopy_cloud_org::organization::member::{DiscoveredMember, MemberStatus};
 use canopy_cloud_org::organization::ports::{
-    CloudOrganizationRepository, ConnectedPlacement, DiscoveryWrite, MemberFilter, NodeCount,
-    RecordError, RecordedChange, Selection, StoredMember,
+    CloudOrganizationRepository, ConnectClaim, ConnectedPlacement, DiscoveryWrite, MemberFilter,
+    NodeCount, RecordError, RecordedChange, Selection, StoredMember,
 };
 use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId, ConnectionStatus};
 use canopy_cloud_org::sealing::SealedSecret;
+use canopy_jobs::{Job, NewJob};
 use canopy_kernel::id::OrganizationId;
 use canopy_kernel::{Page, PageRequest, StoreError};
 use canopy_tenancy::NewAuditEvent;
@@ -31,9 +32,7 @@ use crate::entity::{
     cloud_org_changes as changes, cloud_org_closure as closure, cloud_org_nodes as nodes,
     cloud_organization_members as members, cloud_organizations as orgs,
 };
-use crate::error::{db_err, unique_violation};
-use crate::tenancy::insert_audit;
-use crate::txn::Abort;
+use crate::error::db_err;
 
 /// Rows per multi-row INSERT: well under both backends' bound-parameter limits (SQLite
 /// 32,766; PostgreSQL 65,535) at about twenty columns a row.
@@ -87,74 +86,9 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
         &self,
         cloud_org: CloudOrganization,
         audit: NewAuditEvent,
-    ) -> Result<(), RecordError> {
-        let org = cloud_org.organization_id;
-        let c = cloud_org.clone();
-        let row = orgs::ActiveModel {
-            id: Set(c.id.as_uuid()),
-            organization_id: Set(org.as_uuid()),
-            provider: Set(c.provider.as_str().to_string()),
-            cloud_org_id: Set(c.identity.cloud_org_id.clone()),
-            name: Set(c.name.clone()),
-            aws_org_arn: Set(c.identity.arn.clone()),
-            management_account_id: Set(c.identity.management_account_id.clone()),
-            management_account_email: Set(c.identity.management_account_email.clone()),
-            gcp_display_name: Set(c.identity.display_name.clone()),
-            gcp_directory_customer_id: Set(c.identity.directory_customer_id.clone()),
-            gcp_lifecycle_state: Set(c.identity.lifecycle_state.clone()),
-            management_role_arn: Set(c.management_role_arn.clone()),
-            member_role_name: Set(c.member_role_name.clone()),
-            gcp_service_account: Set(c.gcp_service_account.clone()),
-            gcp_credentials_key_id: Set(c.gcp_credentials.as_ref().map(|s| s.key_id.clone())),
-            gcp_credentials_sealed: Set(c.gcp_credentials.as_ref().map(|s| s.sealed.clone())),
-            connection_status: Set(c.status.as_str().to_string()),
-            connection_error: Set(c.error.clone()),
-            unreadable: Set(json!(c.unreadable)),
-            last_connection_attempt: Set(c.last_attempt_at),
-            last_discovered_at: Set(c.last_discovered_at),
-            discovered_accounts_count: Set(0),
-            connected_accounts_count: Set(0),
-            settings: Set(json!({})),
-            tags: Set(json!({})),
-            created_by: Set(c.created_by.as_uuid()),
-            created_at: Set(c.created_at),
-            updated_at: Set(c.updated_at),
-        };
-        let result = self
-            .store()
-            .write_locked(&[org], move |locked| {
-                Box::pin(async move {
-                    if let Err(e) = row.insert(locked.txn()).await {
-                        return Err(match unique_violation(&e) {
-                            Some(_) => Abort::Refuse(RecordError::AlreadyConnected),
-                            None => Abort::Db(e),
-                        });
-                    }
-                    insert_audit(locked, audit).await?;
-                    Ok(())
-                })
-            })
-            .await;
-        match result {
-            Ok(Some(())) => Ok(()),
-            Ok(None) => Err(StoreError::internal("organization vanished").into()),
-            Err(RecordError::AlreadyConnected) => {
-                // Whose is it? Say only whether it is this tenant's.
-                let mine = orgs::Entity::find()
-                    .filter(orgs::Column::Provider.eq(cloud_org.provider.as_str()))
-                    .filter(orgs::Column::CloudOrgId.eq(cloud_org.identity.cloud_org_id.as_str()))
-                    .filter(orgs::Column::OrganizationId.eq(org.as_uuid()))
-                    .count(self.db())
-                    .await
-                    .map_err(db_err)?;
-                Err(if mine > 0 {
-                    RecordError::AlreadyConnected
-                } else {
-                    RecordError::ConnectedElsewhere
-                })
-            }
-            Err(other) => Err(other),
-        }
+        job: Option<NewJob>,
+    ) -> Result<Option<Job>, RecordError> {
+        organization_lifecycle::create(self.store(), cloud_org, audit, job).await
     }
 
     async fn get(
@@ -540,8 +474,9 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
         id: CloudOrganizationId,
         keys: &[String],
         now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
-        organization_members::claim_for_connect(self.db(), id, keys, now).await
+        job: NewJob,
+    ) -> Result<ConnectClaim, StoreError> {
+        organization_members::claim_and_queue(self.store(), id, keys, now, job).await
     }
 
     async fn settle(

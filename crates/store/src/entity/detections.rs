@@ -12,6 +12,7 @@ pub struct Model {
     pub applies_to_all_accounts: bool,
     pub applies_to_account_ids: Option<Json>,
     pub applies_to_node_ids: Option<Json>,
+    pub applies_to_excluded_node_ids: Option<Json>,
     pub target_id: Uuid,
     pub source: String,
     pub resource_key: String,
