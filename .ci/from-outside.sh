@@ -4,7 +4,9 @@
 #      errors) drives a running server through a short story (tests/python/client_story.py);
 #   2. schemathesis fuzzes every operation with every check (schemathesis.toml) for a bounded
 #      time and fails on any 5xx, schema violation, undocumented status or content type;
-#   3. the server's own log must hold no failed (5xx) request.
+#   3. every operation must have been reached past 404 (tests/python/fuzz_coverage.py prints
+#      what the fuzzing reached, per operation, from its HAR recording);
+#   4. the server's own log must hold no failed (5xx) request.
 # Needs CANOPY_TEST_POSTGRES_URL (.ci/services.sh). Run by .ci/run; alone:
 #   . .ci/services.sh && bash .ci/from-outside.sh
 set -euo pipefail
@@ -15,7 +17,7 @@ VENV="${CANOPY_CI_VENV:-$HOME/.cache/canopy-ci-venv}"
 FUZZ_SECONDS="${CANOPY_FUZZ_SECONDS:-150}"
 : "${CANOPY_TEST_POSTGRES_URL:?source .ci/services.sh first}"
 
-work=$(mktemp -d)
+work=${CANOPY_OUTSIDE_WORK:-$(mktemp -d)}
 server_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
@@ -60,23 +62,6 @@ ready() {
     >/dev/null 2>&1
 }
 
-# The demo organization's id: its slug may be changed by the fuzzer, its id not.
-demo_org_id() {
-  python3 - "$1" <<'PY'
-import json, sys, urllib.request
-base = sys.argv[1]
-login = urllib.request.Request(
-    f"{base}/v1/auth/login",
-    data=json.dumps({"email": "demo@canopy.dev", "password": "canopy demo password"}).encode(),
-    headers={"content-type": "application/json"},
-)
-token = json.load(urllib.request.urlopen(login))["token"]
-orgs = urllib.request.Request(f"{base}/v1/organizations", headers={"authorization": f"Bearer {token}"})
-print(next(m["organization"]["id"] for m in json.load(urllib.request.urlopen(orgs))
-           if m["organization"]["slug"] == "demo"))
-PY
-}
-
 run_against() {
   local name=$1 database_url=$2
   local port log
@@ -104,14 +89,16 @@ run_against() {
   python3 tests/python/client_story.py "$work/python" "$url"
 
   echo "ci: $name: schemathesis, ${FUZZ_SECONDS}s"
-  local org status=0 attempt
-  org=$(demo_org_id "$url")
+  local status=0 attempt fixtures
+  # The demo's ids and objects made for the fuzzing (CANOPY_FUZZ_*, read by schemathesis.toml).
+  fixtures=$(python3 tests/python/fuzz_fixtures.py "$url") || { echo "ci: $name: fixtures failed"; exit 1; }
+  eval "$fixtures"
   # A run that ends without a summary is schemathesis itself stopping (a crash of the tool,
   # never a finding: findings come with a summary); it is shown and run once more.
   for attempt in 1 2; do
     status=0
-    CANOPY_URL="$url" CANOPY_FUZZ_ORG="$org" schemathesis run openapi/openapi.json \
-      --checks all --max-time "$FUZZ_SECONDS" --report junit --report-dir "$work/$name-report" \
+    CANOPY_URL="$url" schemathesis run openapi/openapi.json \
+      --checks all --max-time "$FUZZ_SECONDS" --report junit,har --report-dir "$work/$name-report" \
       >"$work/$name-fuzz.log" 2>&1 || status=$?
     if grep -q 'SUMMARY' "$work/$name-fuzz.log"; then
       break
@@ -122,6 +109,11 @@ run_against() {
   done
   # The summary (and every failure) without the megabytes of generated URLs.
   cut -c1-400 "$work/$name-fuzz.log" | sed -n '/ERRORS\|FAILURES\|SUMMARY/,$p'
+  # Every operation must have been exercised past "not found" (the ids below make that so).
+  echo "ci: $name: what the fuzzing reached, per operation"
+  local har
+  har=$(ls -t "$work/$name-report"/har-*.json | head -n 1)
+  python3 tests/python/fuzz_coverage.py openapi/openapi.json "$har" || status=1
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=""

@@ -40,20 +40,36 @@ async fn custom_detections_are_checked_against_the_catalog_and_the_tenant(backen
         .post(&path, &owner.token, body(&account, rule("T1999")))
         .await;
     unknown.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(
-        unknown.body["errors"][0]["field"],
-        "techniques[0].technique"
-    );
+    assert_eq!(unknown.body["errors"][0]["field"], "techniques.0.technique");
     assert_eq!(unknown.body["errors"][0]["rule"], "catalog");
-    // Not an id at all.
+    // Not an id at all: the format check names the same field the same way.
     let malformed = app
         .post(&path, &owner.token, body(&account, rule("1078")))
         .await;
+    malformed.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(
-        malformed.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        malformed.body
+        malformed.body["errors"][0]["field"],
+        "techniques.0.technique"
+    );
+    assert_eq!(malformed.body["errors"][0]["rule"], "format");
+    // A NUL in the name: refused naming the field, on both backends, and nothing stored.
+    let mut nul = body(&account, rule("T1078.004"));
+    nul["name"] = json!("SIEM\u{0}rule");
+    let refused = app.post(&path, &owner.token, nul).await;
+    refused.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(refused.body["errors"][0]["field"], "name");
+    assert_eq!(refused.body["errors"][0]["rule"], "control_characters");
+    let stored = app
+        .get(
+            &format!("/v1/organizations/{org}/cloud-accounts/{account}/detections"),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+    assert!(
+        !stored.body.to_string().contains("SIEM"),
+        "nothing stored: {}",
+        stored.body
     );
     // Another tenant's account is not a target here.
     let theirs = app

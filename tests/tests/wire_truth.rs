@@ -101,9 +101,13 @@ async fn control_characters_are_refused_on_every_text_input_and_store_nothing(ap
     let org = app.create_org_on(&ada, "Acme", "pro").await;
     let base = format!("/v1/organizations/{org}");
 
-    // A path value that can name no organization is not found, not a database error.
+    // A control character anywhere is refused before anything is looked up, naming where.
     let nul_path = app.get("/v1/organizations/a%00b", &ada.token).await;
-    nul_path.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    nul_path.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        rules(&nul_path.body),
+        [("org".into(), "control_characters".into())]
+    );
     let active = app
         .put(
             "/v1/me/active-organization",
@@ -111,11 +115,15 @@ async fn control_characters_are_refused_on_every_text_input_and_store_nothing(ap
             json!({"organization": "x\u{0}"}),
         )
         .await;
-    active.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    active.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        rules(&active.body),
+        [("organization".into(), "control_characters".into())]
+    );
 
     for (body, field) in [
         (json!({"metadata": {"k\u{0}": "v"}}), "metadata"),
-        (json!({"metadata": {"k": ["ok", "v\u{0}"]}}), "metadata"),
+        (json!({"metadata": {"k": ["ok", "v\u{0}"]}}), "metadata.k.1"),
         (json!({"logo": "https://x.example/\u{0}"}), "logo"),
         (json!({"name": "Ac\u{0}me"}), "name"),
     ] {
@@ -192,7 +200,10 @@ async fn control_characters_are_refused_on_every_text_input_and_store_nothing(ap
         .get(&format!("{base}/cloud-accounts?tag=team%00"), &ada.token)
         .await;
     filtered.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(rules(&filtered.body), [("tag".into(), "format".into())]);
+    assert_eq!(
+        rules(&filtered.body),
+        [("tag".into(), "control_characters".into())]
+    );
 }
 
 async fn problems_carry_only_what_the_schema_declares_and_responses_hold_no_null(app: TestApp) {

@@ -34,6 +34,40 @@ impl Routes {
     ) -> Result<(), Refusal> {
         let mut errors = ValidationErrors::default();
         let query: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        // The one guard every request string passes, before any other rule: a control
+        // character is never part of a name, id or filter a person means (PostgreSQL refuses
+        // NUL outright), so it is a 422 naming the field, whatever the operation.
+        let decoded: Vec<(&str, String)> = path_params
+            .iter()
+            .map(|(n, v)| {
+                let value = percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                (*n, value)
+            })
+            .collect();
+        for (name, value) in decoded
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .chain(query.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        {
+            if name.chars().any(char::is_control) || value.chars().any(char::is_control) {
+                errors.push(control_characters(name));
+            }
+        }
+        let body: Option<Value> = match body {
+            Some(bytes) if route.body.is_some() => Some(
+                serde_json::from_slice(bytes)
+                    .map_err(|e| Refusal::Malformed(format!("The body is not valid JSON: {e}")))?,
+            ),
+            _ => None,
+        };
+        if let Some(value) = &body {
+            free_of_controls(value, "", &mut errors);
+        }
+        if !errors.errors.is_empty() {
+            return Err(Refusal::Invalid(errors));
+        }
         for param in &route.params {
             let raw: Vec<String> = match param.location {
                 In::Path => path_params
@@ -76,14 +110,59 @@ impl Routes {
                 }
             }
         }
-        if let (Some(validator), Some(bytes)) = (&route.body, body) {
-            let value: Value = serde_json::from_slice(bytes)
-                .map_err(|e| Refusal::Malformed(format!("The body is not valid JSON: {e}")))?;
-            for e in describe(validator, &value, "") {
+        if let (Some(validator), Some(value)) = (&route.body, &body) {
+            for e in describe(validator, value, "") {
                 errors.push(e);
             }
         }
         errors.into_result().map_err(Refusal::Invalid)
+    }
+}
+
+/// The refusal of a control character in `field`.
+fn control_characters(field: &str) -> FieldError {
+    // The name itself may hold the character; it is shown without it.
+    let field: String = field.chars().filter(|c| !c.is_control()).collect();
+    FieldError::new(
+        if field.is_empty() { "body" } else { &field },
+        "control_characters",
+        "must not contain control characters (only tab and line breaks, in text of a body)",
+    )
+}
+
+/// Control characters in a body's strings, keys included, each named by its field as the
+/// other 422s name them (`techniques.0.technique`). Tab and line breaks are text in a body (a
+/// description, a pasted key file); every other C0 or C1 character and DEL are refused.
+fn free_of_controls(value: &Value, at: &str, errors: &mut ValidationErrors) {
+    let refused = |s: &str| {
+        s.chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    };
+    let field = |child: &str| {
+        if at.is_empty() {
+            child.to_string()
+        } else {
+            format!("{at}.{child}")
+        }
+    };
+    match value {
+        Value::String(s) if refused(s) => errors.push(control_characters(at)),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                free_of_controls(item, &field(&i.to_string()), errors);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                // A key is not a field a client can fix by name: the object holding it is.
+                if refused(key) {
+                    errors.push(control_characters(at));
+                } else {
+                    free_of_controls(item, &field(key), errors);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
