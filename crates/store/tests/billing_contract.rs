@@ -29,7 +29,7 @@ use canopy_tenancy::ports::{
     AnswerInvitationError, AuditLog, InvitationRepository, InviteError, OrganizationRepository,
     UserRepository,
 };
-use canopy_tenancy::{AuditAction, Email, Slug};
+use canopy_tenancy::{AuditAction, AuditFilter, Email, Slug};
 use canopy_tenancy::{NewAuditEvent, OrgRef, Organization};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -616,7 +616,7 @@ async fn legacy_subscriptions_move_in_one_transaction_or_not_at_all(store: Store
     );
     let events = store
         .audit_log()
-        .list(orgs[2], None, PageRequest::first())
+        .list(orgs[2], None, Default::default(), PageRequest::first())
         .await
         .unwrap();
     assert_eq!(events.items[0].action.as_str(), "subscription.migrated");
@@ -666,11 +666,52 @@ async fn history_is_served_and_purged_by_cutoff(store: Store) {
     let cutoff = t0 - Duration::days(30);
     let served = store
         .audit_log()
-        .list(org, Some(cutoff), PageRequest::first())
+        .list(org, Some(cutoff), Default::default(), PageRequest::first())
         .await
         .unwrap();
     assert!(served.items.iter().all(|e| e.action != OLD));
     assert!(served.items.iter().any(|e| e.action == RECENT));
+    // A filter narrows within what is served: one action, then an actor nobody is.
+    let only = |action| AuditFilter {
+        action: Some(action),
+        actor: None,
+    };
+    let recent = store
+        .audit_log()
+        .list(org, None, only(RECENT), PageRequest::first())
+        .await
+        .unwrap();
+    assert!(!recent.items.is_empty());
+    assert!(recent.items.iter().all(|e| e.action == RECENT));
+    let by_nobody = store
+        .audit_log()
+        .list(
+            org,
+            None,
+            AuditFilter {
+                action: None,
+                actor: Some(UserId::new()),
+            },
+            PageRequest::first(),
+        )
+        .await
+        .unwrap();
+    assert!(by_nobody.items.is_empty());
+    let actor = recent.items[0].actor_id;
+    let by_actor = store
+        .audit_log()
+        .list(
+            org,
+            None,
+            AuditFilter {
+                action: None,
+                actor,
+            },
+            PageRequest::first(),
+        )
+        .await
+        .unwrap();
+    assert!(by_actor.items.iter().all(|e| e.actor_id == actor));
     let checks = store
         .cloud_accounts()
         .health(org, a.id, Some(cutoff), 10)
@@ -682,13 +723,13 @@ async fn history_is_served_and_purged_by_cutoff(store: Store) {
     assert_eq!((purged.audit_events, purged.health_checks), (1, 1));
     let all = store
         .audit_log()
-        .list(org, None, PageRequest::first())
+        .list(org, None, Default::default(), PageRequest::first())
         .await
         .unwrap();
     assert!(all.items.iter().all(|e| e.action != OLD));
     let untouched = store
         .audit_log()
-        .list(other, None, PageRequest::first())
+        .list(other, None, Default::default(), PageRequest::first())
         .await
         .unwrap();
     assert!(

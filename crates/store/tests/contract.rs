@@ -104,7 +104,7 @@ async fn user_with_personal_organization_is_stored_atomically(store: Store) {
     assert_eq!(role, Role::Owner);
     let events = store
         .audit_log()
-        .list(org.id, None, PageRequest::first())
+        .list(org.id, None, Default::default(), PageRequest::first())
         .await
         .unwrap();
     assert_eq!(events.items.len(), 1);
@@ -329,7 +329,7 @@ async fn deleting_an_organization_removes_what_it_owns(store: Store) {
     assert!(
         store
             .audit_log()
-            .list(org.id, None, PageRequest::first())
+            .list(org.id, None, Default::default(), PageRequest::first())
             .await
             .unwrap()
             .items
@@ -1005,6 +1005,7 @@ async fn audit_events_are_listed_newest_first_and_paginated(store: Store) {
         .list(
             org.id,
             None,
+            Default::default(),
             PageRequest {
                 limit: 4,
                 after: None,
@@ -1019,6 +1020,7 @@ async fn audit_events_are_listed_newest_first_and_paginated(store: Store) {
         .list(
             org.id,
             None,
+            Default::default(),
             PageRequest {
                 limit: 4,
                 after: first.next,

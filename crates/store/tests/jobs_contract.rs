@@ -340,7 +340,7 @@ async fn cancelling_stops_a_queued_job_and_asks_a_running_one(store: Store) {
     );
     let events = store
         .audit_log()
-        .list(org, None, PageRequest::first())
+        .list(org, None, Default::default(), PageRequest::first())
         .await
         .unwrap();
     let cancels = events
@@ -488,7 +488,7 @@ async fn one_job_of_a_kind_is_active_per_subject_even_when_sixteen_ask_at_once(s
     assert_eq!(listed.items.len(), 1, "nothing else stored");
     let events = store
         .audit_log()
-        .list(org, None, PageRequest::first())
+        .list(org, None, Default::default(), PageRequest::first())
         .await
         .unwrap();
     let audited = events

@@ -226,6 +226,15 @@ impl NewAuditEvent {
 /// A recorded audit event.
 pub type AuditEvent = NewAuditEvent;
 
+/// Which events of the log to read; every field set narrows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only this action.
+    pub action: Option<AuditAction>,
+    /// Only changes made by this user.
+    pub actor: Option<UserId>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

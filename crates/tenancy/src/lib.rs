@@ -39,7 +39,7 @@
 //!
 //! The `mocks` feature exposes a mockall mock of every port (`MockUserRepository`, ...):
 //!
-//! ```ignore
+//! ```text
 //! let mut users = canopy_tenancy::ports::MockUserRepository::new();
 //! users.expect_get().returning(|_| Ok(None));
 //! ```
@@ -56,7 +56,7 @@ pub mod ports;
 pub mod service;
 pub mod user;
 
-pub use audit::{AuditAction, AuditEvent, AuditTarget, NewAuditEvent, TargetKind};
+pub use audit::{AuditAction, AuditEvent, AuditFilter, AuditTarget, NewAuditEvent, TargetKind};
 pub use credential::{ApiKey, CredentialKind, NewSecret, Principal, Session};
 pub use invitation::{Invitation, InvitationStatus, InvitationView};
 pub use membership::{Member, Role};

@@ -13,7 +13,7 @@ use canopy_kernel::page::Page;
 use canopy_kernel::{FeatureNotInPlan, PageRequest, PlanLimitExceeded, StoreError};
 use chrono::{DateTime, Utc};
 
-use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::audit::{AuditEvent, AuditFilter, NewAuditEvent};
 use crate::credential::{ApiKey, NewSecret, Principal, Session};
 use crate::invitation::{Invitation, InvitationMessage, InvitationView};
 use crate::membership::{Member, Role};
@@ -328,12 +328,13 @@ pub trait InvitationRepository: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Events of the organization that occurred at or after `since` (all when `None`),
-    /// newest first, paginated.
+    /// Events of the organization that occurred at or after `since` (all when `None`) and
+    /// match `filter`, newest first, paginated.
     async fn list(
         &self,
         org: OrganizationId,
         since: Option<DateTime<Utc>>,
+        filter: AuditFilter,
         page: PageRequest,
     ) -> Result<Page<AuditEvent>, StoreError>;
 }

@@ -1,8 +1,9 @@
 //! The audit log of an organization.
 
-use canopy_kernel::PageRequest;
+use canopy_kernel::id::UserId;
 use canopy_kernel::page::Page;
-use canopy_tenancy::audit::AuditEvent;
+use canopy_kernel::{FieldError, PageRequest, ValidationErrors};
+use canopy_tenancy::audit::{AuditAction, AuditEvent, AuditFilter};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -20,12 +21,15 @@ pub struct AuditApi;
 
 #[OpenApi(tag = "ApiTags::Audit")]
 impl AuditApi {
-    /// The audit log, newest first (admin or owner).
+    /// The audit log, newest first (admin or owner), optionally only one action
+    /// (`member.role_changed`, ...) or one actor's changes.
     #[oai(
         path = "/organizations/:org/audit-events",
         method = "get",
         operation_id = "listAuditEvents"
     )]
+    // Each query parameter is its own argument: that is how poem-openapi documents them.
+    #[allow(clippy::too_many_arguments)]
     async fn audit_events(
         &self,
         state: Data<&AppState>,
@@ -33,12 +37,32 @@ impl AuditApi {
         org: Path<OrgText>,
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u32>>,
         cursor: Query<Option<IdText>>,
+        /// Only events of this action.
+        action: Query<Option<String>>,
+        /// Only changes made by this user.
+        #[oai(name = "actorId")]
+        actor_id: Query<Option<Uuid>>,
     ) -> Result<Json<AuditEventPage>, ApiError> {
         let access = auth.access(&state, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
-        let events = state.tenancy.audit_events(&access, page).await?;
+        let filter = AuditFilter {
+            action: action.0.as_deref().map(parse_action).transpose()?,
+            actor: actor_id.0.map(UserId),
+        };
+        let events = state.tenancy.audit_events(&access, filter, page).await?;
         Ok(Json(events.into()))
     }
+}
+
+/// Reads an action's wire name; an unknown one is a field error, not an empty page.
+fn parse_action(raw: &str) -> Result<AuditAction, ValidationErrors> {
+    AuditAction::from_stored(raw).ok_or_else(|| {
+        ValidationErrors::single(FieldError::new(
+            "action",
+            "enum",
+            "must be an audit action name such as member.role_changed",
+        ))
+    })
 }
 
 /// An audit event.

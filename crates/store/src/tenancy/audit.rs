@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use canopy_kernel::id::{OrganizationId, UserId};
 use canopy_kernel::page::Page;
 use canopy_kernel::{PageRequest, StoreError};
-use canopy_tenancy::audit::{AuditAction, AuditEvent, AuditTarget, NewAuditEvent, TargetKind};
+use canopy_tenancy::audit::{
+    AuditAction, AuditEvent, AuditFilter, AuditTarget, NewAuditEvent, TargetKind,
+};
 use canopy_tenancy::ports::AuditLog;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -69,6 +71,7 @@ impl AuditLog for AuditStore {
         &self,
         org: OrganizationId,
         since: Option<DateTime<Utc>>,
+        filter: AuditFilter,
         page: PageRequest,
     ) -> Result<Page<AuditEvent>, StoreError> {
         let mut query = audit_events::Entity::find()
@@ -80,6 +83,12 @@ impl AuditLog for AuditStore {
         }
         if let Some(since) = since {
             query = query.filter(audit_events::Column::OccurredAt.gte(since));
+        }
+        if let Some(action) = filter.action {
+            query = query.filter(audit_events::Column::Action.eq(action.as_str()));
+        }
+        if let Some(actor) = filter.actor {
+            query = query.filter(audit_events::Column::ActorId.eq(actor.as_uuid()));
         }
         let rows = query.all(self.db()).await.map_err(db_err)?;
         let page = Page::from_overfetch(rows, page.limit, |m| m.id);

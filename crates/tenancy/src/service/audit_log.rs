@@ -6,7 +6,7 @@ use canopy_kernel::{PageRequest, StoreError};
 use chrono::{DateTime, Utc};
 
 use super::{OrgAccess, TenancyService};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, AuditFilter};
 use crate::policy::{Action, Forbidden};
 
 /// Outcomes of reading the audit log.
@@ -21,16 +21,21 @@ pub enum AuditLogError {
 }
 
 impl TenancyService {
-    /// The organization's audit log within its plan's history retention, newest first
-    /// (admin or owner).
+    /// The organization's audit log within its plan's history retention, narrowed by
+    /// `filter`, newest first (admin or owner).
     pub async fn audit_events(
         &self,
         access: &OrgAccess,
+        filter: AuditFilter,
         page: PageRequest,
     ) -> Result<Page<AuditEvent>, AuditLogError> {
         access.require(Action::ReadAuditLog)?;
         let since = self.history_served_since(access.org_id()).await?;
-        Ok(self.ports.audit.list(access.org_id(), since, page).await?)
+        Ok(self
+            .ports
+            .audit
+            .list(access.org_id(), since, filter, page)
+            .await?)
     }
 
     /// The oldest instant of the organization's history its plan serves now (`None`: all).

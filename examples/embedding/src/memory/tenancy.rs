@@ -13,8 +13,8 @@ use canopy_tenancy::ports::{
 };
 use canopy_tenancy::user::UserCredentials;
 use canopy_tenancy::{
-    ApiKey, AuditEvent, Email, Invitation, InvitationStatus, InvitationView, Member, NewAuditEvent,
-    OrgRef, Organization, OrganizationSummary, Principal, Role, Session, Slug, User,
+    ApiKey, AuditEvent, AuditFilter, Email, Invitation, InvitationStatus, InvitationView, Member,
+    NewAuditEvent, OrgRef, Organization, OrganizationSummary, Principal, Role, Session, Slug, User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -499,6 +499,7 @@ impl AuditLog for Memory {
         &self,
         org: OrganizationId,
         since: Option<DateTime<Utc>>,
+        filter: AuditFilter,
         page: PageRequest,
     ) -> Result<Page<AuditEvent>, StoreError> {
         let rows: Vec<AuditEvent> = self
@@ -507,6 +508,8 @@ impl AuditLog for Memory {
             .iter()
             .rev()
             .filter(|e| e.organization_id == org && since.is_none_or(|s| e.occurred_at >= s))
+            .filter(|e| filter.action.is_none_or(|a| e.action == a))
+            .filter(|e| filter.actor.is_none_or(|a| e.actor_id == Some(a)))
             .cloned()
             .collect();
         Ok(page_of(rows, page, |e| e.id.as_uuid()))
