@@ -21,6 +21,17 @@ test-all:
 ci:
     bash .ci/run
 
+# The console in headless Chromium (installed from Debian's packages if missing): the browser
+# stories, the JavaScript-off pass and the axe-core accessibility pass.
+test-browser:
+    bash -c 'command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)'
+    cargo test -p canopy-e2e --test console_browser -- --ignored
+
+# Screenshots of the console (desktop and 390 px) into docs/console/, over the demo estate.
+screenshots:
+    bash -c 'command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)'
+    cargo run -q -p canopy-e2e --bin canopy-screenshots -- --out docs/console
+
 # Regenerate the committed OpenAPI document from the handlers.
 openapi:
     cargo run -q -p canopy-app -- openapi --output openapi/openapi.json

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts the services the ignored tests need (PostgreSQL, moto, Redis) and prints the
-# environment they read.
+# Starts the services the ignored tests need (PostgreSQL, moto, Redis; Chromium for the
+# console's browser tests) and prints the environment they read.
 # Source it (`. .ci/services.sh`) so the exports reach the caller. Idempotent.
 set -euo pipefail
 
@@ -93,7 +93,19 @@ ensure_redis() {
   export CANOPY_TEST_REDIS_URL="redis://127.0.0.1:${REDIS_PORT}"
 }
 
+# The console's browser tests drive Debian's Chromium through its chromedriver.
+ensure_chromium() {
+  if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+    echo "ci: installing Chromium and chromedriver from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+  chromium --version
+}
+
 ensure_postgres
 ensure_moto
 ensure_redis
-echo "ci: services ready (CANOPY_TEST_POSTGRES_URL, CANOPY_TEST_MOTO_URL, CANOPY_TEST_REDIS_URL set)"
+ensure_chromium
+echo "ci: services ready (CANOPY_TEST_POSTGRES_URL, CANOPY_TEST_MOTO_URL, CANOPY_TEST_REDIS_URL set; Chromium installed)"

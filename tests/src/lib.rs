@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bench;
+pub mod browser;
 pub mod cloud_org;
+pub mod console;
 pub mod proxy;
 pub mod synthetic;
 pub mod wrk;

@@ -15,6 +15,8 @@ enum Layer {
     Domain(u8),
     Migrations,
     Adapter,
+    /// A driving adapter beside the API (the console): over the domain crates only.
+    Console,
     App,
     TestSupport,
     Tests,
@@ -41,6 +43,7 @@ fn layer(name: &str) -> Option<Layer> {
         // Local stand-ins of cloud APIs: only tests and benchmarks use them.
         "canopy-aws-testkit" | "canopy-gcp-testkit" => Layer::TestSupport,
         "canopy-client" => Layer::Client,
+        "canopy-console" => Layer::Console,
         "canopy-app" => Layer::App,
         "canopy-e2e" => Layer::Tests,
         "canopy-embedding-example" => Layer::Example,
@@ -121,6 +124,8 @@ fn violations(graph: &BTreeMap<String, Vec<String>>) -> Vec<String> {
                 (Layer::Adapter, None) => true,
                 (Layer::TestSupport, None) => true,
                 (Layer::TestSupport, Some(to)) => to == Layer::Kernel,
+                (Layer::Console, Some(to)) => matches!(to, Layer::Kernel | Layer::Domain(_)),
+                (Layer::Console, None) => true,
                 (Layer::App, Some(to)) => !matches!(to, Layer::Tests | Layer::TestSupport),
                 (Layer::App, None) => true,
                 (Layer::Tests, _) => true,

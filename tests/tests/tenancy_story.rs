@@ -96,7 +96,8 @@ async fn signup_create_org_invite_accept_change_role_leave(app: TestApp) {
     );
     assert!(report.contains("1 unsent message(s)"), "{report}");
 
-    // The accept link opens a page that says how to accept, not a 404.
+    // The accept link opens the console's invitation page: signed out, it offers to log in
+    // or sign up and come back to it.
     let link = outbox[0].payload["acceptUrl"].as_str().unwrap();
     let path = &link[link.find("/invitations/").unwrap()..];
     let page = app
@@ -113,11 +114,8 @@ async fn signup_create_org_invite_accept_change_role_leave(app: TestApp) {
             .starts_with("text/html")
     );
     let html = page.text().await.unwrap();
-    assert!(
-        html.contains(&format!("/v1/invitations/{inv_id}/accept")),
-        "{html}"
-    );
-    assert!(html.contains("/v1/me/invitations"), "{html}");
+    assert!(html.contains(&format!("/login?next={path}")), "{html}");
+    assert!(html.contains(&format!("/signup?next={path}")), "{html}");
     let not_an_id = app
         .http
         .get(format!("{}/invitations/not-an-id", app.server.url()))

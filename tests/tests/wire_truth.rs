@@ -297,7 +297,22 @@ async fn statuses_the_document_promises_and_headers_rfc_9110_asks_for(app: TestA
         .await
         .unwrap();
     assert_eq!(root.status(), StatusCode::OK);
-    assert_eq!(root.url().path(), "/docs", "GET / leads to the docs");
+    assert_eq!(
+        root.url().path(),
+        "/login",
+        "GET / opens the console, which asks a stranger to log in"
+    );
+    let docs = app
+        .http
+        .get(format!("{}/docs", app.server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        docs.status(),
+        StatusCode::OK,
+        "the API reference stays at /docs"
+    );
 }
 
 async fn the_document_publishes_the_rules_the_server_enforces(app: TestApp) {

@@ -465,6 +465,7 @@ pub async fn build_state(
             auth_per_minute: config.auth.rate_per_minute,
             trust_forwarded_for: config.server.trust_forwarded_for,
             public_url: config.server.public_url.clone(),
+            demo: config.demo,
         },
     ))
 }

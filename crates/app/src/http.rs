@@ -1,4 +1,5 @@
-//! The HTTP surface: `/v1` API, `/docs`, `/openapi.json`, health probes, and the middleware
+//! The HTTP surface: `/v1` API, `/docs`, `/openapi.json`, health probes, the console at `/`
+//! (its own crate, over the same services), and the middleware
 //! every request passes: request id and tracing span (logging the route template, never the
 //! raw path), body limit, the OpenAPI check of bodies and query parameters, `Allow` on 405,
 //! problem errors in the media type the client accepts.
@@ -6,7 +7,10 @@
 use std::time::Instant;
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
-use poem::web::{Json, Redirect};
+use std::sync::Arc;
+
+use canopy_console::{AuthThrottle, ConsoleState, DemoLogin};
+use poem::web::Json;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 use serde_json::json;
 use tracing::Instrument;
@@ -14,8 +18,8 @@ use uuid::Uuid;
 
 use crate::api;
 use crate::api::problem::{ApiError, PROBLEM_JSON, problem_from_poem};
+use crate::demo;
 use crate::openapi::{self, Lookup, Refusal};
-use crate::pages;
 use crate::state::AppState;
 
 /// Header carrying the request id, in and out.
@@ -38,9 +42,29 @@ fn spec() -> Response {
         .body(openapi::json())
 }
 
-#[handler]
-fn root() -> Redirect {
-    Redirect::see_other("/docs")
+/// The console's use of the API's sign-up and log-in quota.
+struct SharedThrottle(AppState);
+
+impl AuthThrottle for SharedThrottle {
+    fn check(&self, req: &Request) -> Result<(), u64> {
+        self.0.auth_wait(req)
+    }
+}
+
+/// What the console runs on, from the application's state.
+fn console_state(state: &AppState) -> ConsoleState {
+    ConsoleState {
+        tenancy: state.tenancy.clone(),
+        billing: state.billing.clone(),
+        cloud: state.cloud.clone(),
+        metrics: state.metrics.clone(),
+        public_url: state.public_url.clone(),
+        demo: state.demo.then(|| DemoLogin {
+            email: demo::EMAIL.to_string(),
+            password: demo::PASSWORD.to_string(),
+        }),
+        throttle: Arc::new(SharedThrottle(state.clone())),
+    }
 }
 
 #[handler]
@@ -74,11 +98,11 @@ fn request_id(req: &Request) -> String {
 fn logged_route(path: &str) -> String {
     match openapi::routes().template(path) {
         Some(template) => template.to_string(),
-        // Pages: invitation ids stay out of the log like every other path value.
-        None if path.starts_with("/invitations/") => "/invitations/{id}".to_string(),
         None if path.starts_with("/docs") => "/docs".to_string(),
-        None if ["/", "/healthz", "/readyz", "/openapi.json"].contains(&path) => path.to_string(),
-        None => "(no such route)".to_string(),
+        None if ["/healthz", "/readyz", "/openapi.json"].contains(&path) => path.to_string(),
+        // Console pages: slugs, ids and invitation ids stay out of the log like every other
+        // path value.
+        None => canopy_console::logged_path(path).unwrap_or_else(|| "(no such route)".into()),
     }
 }
 
@@ -234,14 +258,14 @@ async fn conform<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Respons
 pub fn app(state: AppState, max_body_bytes: usize) -> impl Endpoint {
     let service = api::service();
     let docs = service.swagger_ui();
+    let console = canopy_console::endpoint(console_state(&state));
     Route::new()
-        .at("/", get(root))
         .nest("/v1", service)
         .nest("/docs", docs)
         .at("/openapi.json", get(spec))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
-        .at("/invitations/:id", get(pages::invitation))
+        .nest("/", console)
         .around(conform)
         .around(move |next, req| limit_body(next, req, max_body_bytes))
         .data(state)

@@ -9,7 +9,6 @@ pub mod connect_cli;
 pub mod demo;
 pub mod http;
 pub mod openapi;
-pub mod pages;
 pub mod server;
 pub mod state;
 pub mod worker;

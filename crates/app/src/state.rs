@@ -45,6 +45,8 @@ pub struct AppState {
     pub store: Store,
     /// The public base URL, for links and instructions in pages.
     pub public_url: String,
+    /// Whether the demo organization is seeded (the log-in page then shows its log-in).
+    pub demo: bool,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     trust_forwarded_for: bool,
 }
@@ -58,6 +60,8 @@ pub struct Edge {
     pub trust_forwarded_for: bool,
     /// The public base URL.
     pub public_url: String,
+    /// `canopy serve --demo`.
+    pub demo: bool,
 }
 
 /// The domain services the composition root built.
@@ -109,6 +113,7 @@ impl AppState {
             views,
             store,
             public_url: edge.public_url.trim_end_matches('/').to_string(),
+            demo: edge.demo,
             auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             trust_forwarded_for: edge.trust_forwarded_for,
         }
@@ -128,12 +133,17 @@ impl AppState {
 
     /// Refuses with 429 and `Retry-After` when the client's address used up its quota.
     pub fn check_auth_rate(&self, req: &Request) -> Result<(), ApiError> {
+        self.auth_wait(req).map_err(ApiError::rate_limited)
+    }
+
+    /// `Err(seconds to wait)` when the client's address used up its sign-up and log-in quota;
+    /// the API and the console's forms draw from this one quota.
+    pub fn auth_wait(&self, req: &Request) -> Result<(), u64> {
         let Some(ip) = self.client_ip(req) else {
             return Ok(());
         };
         self.auth_limiter.check_key(&ip).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::rate_limited(whole_seconds_after(wait))
+            whole_seconds_after(not_until.wait_time_from(DefaultClock::default().now()))
         })
     }
 }

@@ -24,7 +24,7 @@
 //!
 //! The `mocks` feature exposes a mockall mock of every port:
 //!
-//! ```ignore
+//! ```text
 //! let mut subscriptions = canopy_billing::ports::MockSubscriptionRepository::new();
 //! subscriptions.expect_all().returning(|| Ok(vec![]));
 //! ```

@@ -33,7 +33,7 @@
 //!
 //! The `mocks` feature exposes a mockall mock of every port:
 //!
-//! ```ignore
+//! ```text
 //! let mut aws = canopy_cloud_org::ports::MockRoleVerifier::new();
 //! aws.expect_assume_role().returning(|_, _, _, _| Err(denied()));
 //! ```

@@ -15,7 +15,7 @@
 //! between concurrent callers of a key and MUST NOT keep failures), plus the cloud-account and
 //! billing services. The `mocks` feature has a mock of each:
 //!
-//! ```ignore
+//! ```text
 //! let mut source = canopy_metrics::ports::MockMetricSource::new();
 //! source.expect_fetch().returning(|_, _| Ok(Datapoints::default()));
 //! ```

@@ -1,0 +1,163 @@
+// Canopy console: the few behaviours HTML cannot do alone. Every page works without this
+// file; it only makes menus close, copy buttons copy, the connect form show one provider's
+// fields, typed confirmations arm their button, and charts draw.
+(function () {
+  "use strict";
+
+  var PALETTE = ["#3451d1", "#d9480f", "#12a150", "#b5179e", "#0c8599",
+    "#e8a200", "#6741d9", "#c92a2a", "#5c7080", "#2b8a3e"];
+
+  function each(root, selector, fn) {
+    Array.prototype.forEach.call(root.querySelectorAll(selector), fn);
+  }
+
+  // Menus are <details>: close the open one on an outside click or Escape, one at a time.
+  function closeMenus(except) {
+    each(document, "details.menu[open], details.confirm[open]", function (d) {
+      if (d !== except && !d.contains(except)) { d.removeAttribute("open"); }
+    });
+  }
+  document.addEventListener("click", function (e) {
+    var inside = e.target.closest && e.target.closest("details.menu, details.confirm");
+    closeMenus(inside);
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape") { return; }
+    var open = document.querySelector("details.menu[open], details.confirm[open]");
+    if (open) {
+      open.removeAttribute("open");
+      var summary = open.querySelector("summary");
+      if (summary) { summary.focus(); }
+    }
+  });
+
+  // Copy buttons: data-copy names the element whose text is copied.
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("[data-copy]");
+    if (!button) { return; }
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    if (!source || !navigator.clipboard) { return; }
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      button.setAttribute("aria-live", "polite");
+      setTimeout(function () { button.textContent = label; }, 1600);
+    });
+  });
+
+  // The connect form shows the chosen provider's fields only.
+  function showProvider(form) {
+    var checked = form.querySelector("input[name=provider]:checked");
+    if (!checked) { return; }
+    each(form, "[data-provider]", function (group) {
+      group.hidden = group.getAttribute("data-provider") !== checked.value;
+    });
+  }
+
+  // A typed confirmation arms its button once the expected text is typed.
+  function armConfirm(form) {
+    var input = form.querySelector("[data-expect]");
+    var button = form.querySelector("button[type=submit]");
+    if (!input || !button) { return; }
+    var check = function () {
+      button.disabled = input.value.trim() !== input.getAttribute("data-expect");
+    };
+    input.addEventListener("input", check);
+    check();
+  }
+
+  // Charts: one line per account from the JSON in data-chart; the legend toggles lines.
+  function drawCharts(root) {
+    if (!window.uPlot) { return; }
+    each(root, "[data-chart]", function (el) {
+      if (el.getAttribute("data-drawn")) { return; }
+      var data = JSON.parse(el.getAttribute("data-chart"));
+      var series = [{}];
+      var columns = [data.x];
+      data.series.forEach(function (s) {
+        var colour = PALETTE[s.swatch % PALETTE.length];
+        series.push({ label: s.label, stroke: colour, width: 2, points: { show: false },
+          value: function (u, v) { return v == null ? "–" : Math.round(v).toLocaleString(); } });
+        columns.push(s.values);
+      });
+      var width = function () { return Math.max(el.clientWidth, 280); };
+      var plot = new window.uPlot({
+        width: width(),
+        height: 300,
+        series: series,
+        legend: { live: true },
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: true } },
+        axes: [
+          { stroke: "#5f6877", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e3e6eb" } },
+          { stroke: "#5f6877", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e3e6eb" }, size: 60,
+            values: function (u, vals) { return vals.map(function (v) { return v.toLocaleString(); }); } }
+        ]
+      }, columns, el);
+      el.setAttribute("data-drawn", "1");
+      el.setAttribute("data-series", String(data.series.length));
+      if (window.ResizeObserver) {
+        new ResizeObserver(function () { plot.setSize({ width: width(), height: 300 }); }).observe(el);
+      }
+      if (window.performance && performance.mark) { performance.mark("canopy:chart-drawn"); }
+    });
+  }
+
+  function enhance(root) {
+    each(root, "form", function (form) {
+      if (form.querySelector("input[name=provider]")) {
+        showProvider(form);
+        form.addEventListener("change", function () { showProvider(form); });
+      }
+      if (form.hasAttribute("data-typed-confirm")) { armConfirm(form); }
+    });
+    drawCharts(root);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { enhance(document); });
+
+  // The dashboard's filters fetch the figures with htmx; the address bar follows them so the
+  // view can be bookmarked, and Back shows the previous filters.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var target = e.detail.target;
+    if (target) { target.setAttribute("aria-busy", "false"); drawCharts(target); }
+    var form = e.detail.requestConfig && e.detail.requestConfig.elt;
+    if (form && form.closest) { form = form.closest("form[data-push]"); }
+    if (form) {
+      var query = new URLSearchParams(new FormData(form)).toString();
+      history.pushState({ canopy: true }, "", form.getAttribute("data-push") + "?" + query);
+    }
+  });
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var target = e.detail.target;
+    if (target && target.id === "figures") { target.setAttribute("aria-busy", "true"); }
+  });
+  // A fragment that failed (the database away, the session ended) says so where the figures
+  // would be, with a way to try again, instead of a loader that never ends.
+  function fragmentFailed(e) {
+    var target = e.detail.target;
+    if (!target || target.id !== "figures") { return; }
+    var xhr = e.detail.xhr;
+    if (xhr && xhr.status === 401) { location.reload(); return; }
+    var box = document.createElement("div");
+    box.className = "alert alert-error";
+    box.setAttribute("role", "alert");
+    var text = document.createElement("p");
+    text.textContent = xhr && xhr.status === 503
+      ? "Canopy cannot reach its database right now. Nothing was lost."
+      : "The figures could not be loaded.";
+    var retry = document.createElement("a");
+    retry.className = "button small";
+    retry.href = location.href;
+    retry.textContent = "Try again";
+    box.appendChild(text);
+    box.appendChild(retry);
+    target.replaceChildren(box);
+    target.setAttribute("aria-busy", "false");
+  }
+  document.addEventListener("htmx:responseError", fragmentFailed);
+  document.addEventListener("htmx:sendError", fragmentFailed);
+  window.addEventListener("popstate", function (e) {
+    if (!e.state || !e.state.htmx) { location.reload(); }
+  });
+})();

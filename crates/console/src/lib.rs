@@ -1,0 +1,267 @@
+//! Canopy's browser console: the product in a browser, beside the API and over the same
+//! domain services (never the database, never our own HTTP API).
+//!
+//! API boundary: [`ConsoleState`] (the services and settings the composition root hands
+//! over), [`AuthThrottle`] (the API's log-in limiter, shared) and [`endpoint`] (every console
+//! route, mounted by the app at `/`).
+//!
+//! How it is built:
+//! - Pages are compiled templates (askama) in `templates/`, one view module per resource in
+//!   `views/`. A page is a full document; an htmx request (`HX-Request`) for a fragment gets
+//!   the fragment, and every answer carries `Vary: HX-Request`. Every view has its own URL, and
+//!   every form works with JavaScript off.
+//! - Organizations are reached only through tenancy's `OrgAccess`, like the API: the role
+//!   matrix is one table, and a page shows a control exactly when the policy allows it.
+//! - Assets are pinned files embedded in the binary ([`assets`]) under content-hashed names.
+//! - Sessions, CSRF and the origin check are [`session`]; security headers (a CSP with no
+//!   inline script or style) are set on every answer ([`security`]).
+
+pub mod assets;
+mod chrome;
+mod error;
+mod format;
+mod security;
+pub mod session;
+mod views;
+
+use std::sync::Arc;
+
+use canopy_billing::BillingService;
+use canopy_cloud_org::CloudAccountService;
+use canopy_metrics::MetricsService;
+use canopy_tenancy::TenancyService;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Route, get, post};
+
+#[cfg(test)]
+mod tests {
+    use super::logged_path;
+
+    #[test]
+    fn logged_paths_keep_the_route_and_drop_the_values() {
+        assert_eq!(logged_path("/").as_deref(), Some("/"));
+        assert_eq!(
+            logged_path("/org/acme/settings/accounts/0190c0de-0000-7000-8000-000000000000/sync")
+                .as_deref(),
+            Some("/org/{slug}/settings/accounts/{id}/sync")
+        );
+        assert_eq!(
+            logged_path("/invitations/cnp_secret-looking-value").as_deref(),
+            Some("/invitations/{id}")
+        );
+        assert_eq!(
+            logged_path("/assets/console.0a1b2c3d.css").as_deref(),
+            Some("/assets/{file}")
+        );
+        assert_eq!(logged_path("/wp-admin/setup.php"), None);
+    }
+}
+
+/// The log-in and sign-up limiter the API uses, so the console is held to the same quota.
+pub trait AuthThrottle: Send + Sync {
+    /// `Err(seconds to wait)` when the client's address used up its quota.
+    fn check(&self, req: &Request) -> Result<(), u64>;
+}
+
+/// The demo log-in shown on the log-in page of `canopy serve --demo`.
+#[derive(Debug, Clone)]
+pub struct DemoLogin {
+    /// E-mail.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// What the console runs on: the domain services and a few settings.
+#[derive(Clone)]
+pub struct ConsoleState {
+    /// Users, organizations, members, invitations, sessions, API keys, the audit log.
+    pub tenancy: TenancyService,
+    /// Plans, subscriptions, usage.
+    pub billing: BillingService,
+    /// Cloud accounts and their connection flows.
+    pub cloud: CloudAccountService,
+    /// The SES dashboard.
+    pub metrics: MetricsService,
+    /// The public base URL (links, instructions, `Secure` cookies when https).
+    pub public_url: String,
+    /// Shown on the log-in page when the demo organization is seeded.
+    pub demo: Option<DemoLogin>,
+    /// The API's log-in limiter.
+    pub throttle: Arc<dyn AuthThrottle>,
+}
+
+impl ConsoleState {
+    /// Whether cookies must be `Secure` (the public URL is https).
+    pub(crate) fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+/// Words of console paths that are part of a route, not a value in it.
+const PATH_WORDS: &[&str] = &[
+    "login",
+    "signup",
+    "logout",
+    "pricing",
+    "invitations",
+    "orgs",
+    "new",
+    "switch",
+    "settings",
+    "api-keys",
+    "revoke",
+    "org",
+    "dashboard",
+    "figures",
+    "accounts",
+    "connect",
+    "cloudformation.yaml",
+    "connect-token",
+    "requests",
+    "sync",
+    "disconnect",
+    "members",
+    "role",
+    "remove",
+    "transfer",
+    "leave",
+    "cancel",
+    "resend",
+    "organization",
+    "slug",
+    "delete",
+    "audit",
+    "billing",
+];
+
+/// What the request log writes for a console path: its route with every value (slug, id,
+/// file) replaced by a placeholder, so an id or a mistyped token never reaches a log line;
+/// `None` when no console route starts like it.
+pub fn logged_path(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.first().copied() {
+        Some("") if segments.len() == 1 => return Some("/".into()),
+        Some("assets") => return Some("/assets/{file}".into()),
+        Some(first) if PATH_WORDS.contains(&first) => {}
+        _ => return None,
+    }
+    let mut out = String::new();
+    for (i, seg) in segments.iter().enumerate() {
+        out.push('/');
+        if i == 1 && segments[0] == "org" {
+            out.push_str("{slug}");
+        } else if PATH_WORDS.contains(seg) {
+            out.push_str(seg);
+        } else {
+            out.push_str("{id}");
+        }
+    }
+    Some(out)
+}
+
+/// Every console route over `state`, with the security headers; the app mounts it at `/`.
+pub fn endpoint(state: ConsoleState) -> impl Endpoint {
+    use views::{
+        accounts, api_keys, audit, auth, billing, connect, dashboard, invitations, members,
+        organization, orgs,
+    };
+    Route::new()
+        .at("/", get(views::home))
+        .at("/login", get(auth::login_page).post(auth::log_in))
+        .at("/signup", get(auth::signup_page).post(auth::sign_up))
+        .at("/logout", post(auth::log_out))
+        .at("/pricing", get(billing::pricing))
+        .at(
+            "/invitations/:id",
+            get(invitations::show).post(invitations::answer),
+        )
+        .at("/orgs", get(orgs::list).post(orgs::create))
+        .at("/orgs/new", get(orgs::new_page))
+        .at("/orgs/switch", post(orgs::switch))
+        .at(
+            "/settings/api-keys",
+            get(api_keys::show).post(api_keys::create),
+        )
+        .at("/settings/api-keys/:id/revoke", post(api_keys::revoke))
+        .at("/assets/:file", get(assets::serve))
+        .at("/org/:slug/dashboard", get(dashboard::show))
+        .at("/org/:slug/dashboard/figures", get(dashboard::figures))
+        .at(
+            "/org/:slug/settings/accounts",
+            get(accounts::list).post(connect::connect),
+        )
+        .at(
+            "/org/:slug/settings/accounts/connect",
+            get(connect::connect_page),
+        )
+        .at(
+            "/org/:slug/settings/accounts/cloudformation.yaml",
+            get(connect::cloudformation_file),
+        )
+        .at(
+            "/org/:slug/settings/accounts/connect-token",
+            post(connect::connect_token),
+        )
+        .at(
+            "/org/:slug/settings/accounts/requests",
+            get(connect::request_page).post(connect::confirm_request),
+        )
+        .at(
+            "/org/:slug/settings/accounts/:id",
+            get(accounts::detail).post(accounts::update),
+        )
+        .at(
+            "/org/:slug/settings/accounts/:id/sync",
+            post(accounts::sync),
+        )
+        .at(
+            "/org/:slug/settings/accounts/:id/disconnect",
+            post(accounts::disconnect),
+        )
+        .at(
+            "/org/:slug/settings/members",
+            get(members::show).post(members::invite),
+        )
+        .at(
+            "/org/:slug/settings/members/:user/role",
+            post(members::change_role),
+        )
+        .at(
+            "/org/:slug/settings/members/:user/remove",
+            post(members::remove),
+        )
+        .at(
+            "/org/:slug/settings/members/:user/transfer",
+            post(members::transfer),
+        )
+        .at("/org/:slug/settings/leave", post(members::leave))
+        .at(
+            "/org/:slug/settings/invitations/:id/cancel",
+            post(members::cancel_invitation),
+        )
+        .at(
+            "/org/:slug/settings/invitations/:id/resend",
+            post(members::resend_invitation),
+        )
+        .at(
+            "/org/:slug/settings/organization",
+            get(organization::show).post(organization::update),
+        )
+        .at(
+            "/org/:slug/settings/organization/slug",
+            get(organization::slug_check),
+        )
+        .at(
+            "/org/:slug/settings/organization/delete",
+            post(organization::delete),
+        )
+        .at("/org/:slug/settings/audit", get(audit::show))
+        .at(
+            "/org/:slug/billing",
+            get(billing::show).post(billing::change_tier),
+        )
+        .catch_all_error(error::from_poem)
+        .around(security::headers)
+        .data(state)
+        .into_endpoint()
+}
