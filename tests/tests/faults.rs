@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use canopy_e2e::console::Visitor;
 use canopy_e2e::proxy::{TcpProxy, target, through};
 use canopy_e2e::{Options, TestApp};
 use canopy_store::{Store, StoreConfig};
@@ -34,6 +35,10 @@ async fn an_unreachable_database_is_503_with_retry_after_and_nothing_fails_once_
     let (app, proxy, _) = behind_a_proxy().await;
     let ada = app.sign_up("Ada").await;
     assert_eq!(app.get("/v1/me", &ada.token).await.status, StatusCode::OK);
+    let browser = Visitor::new(&app);
+    let home = browser.log_in(&ada.email, "correct horse battery").await;
+    let dashboard = browser.follow(&home).await.location().unwrap().to_string();
+    browser.get(&dashboard).await.expect(StatusCode::OK);
 
     proxy.down();
     for path in ["/v1/me", "/v1/organizations"] {
@@ -49,8 +54,22 @@ async fn an_unreachable_database_is_503_with_retry_after_and_nothing_fails_once_
     let ready = app.call(Method::GET, "/readyz", None, None).await;
     ready.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable");
     assert!(ready.headers.contains_key("retry-after"));
+    // The console says the same in a page, and keeps the person signed in (a store that
+    // cannot answer is not a missing session).
+    for path in [dashboard.as_str(), "/orgs", "/"] {
+        let page = browser.get(path).await;
+        assert_eq!(
+            page.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {}",
+            page.body
+        );
+        assert!(page.header("retry-after").is_some(), "{path}");
+        assert!(page.body.contains("Nothing was lost"), "{path}");
+    }
 
     proxy.up();
+    browser.get(&dashboard).await.expect(StatusCode::OK);
     let mut statuses = vec![];
     for _ in 0..20 {
         statuses.push(app.get("/v1/me", &ada.token).await.status);

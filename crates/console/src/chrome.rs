@@ -128,7 +128,7 @@ fn notice(req: &Request) -> Option<String> {
 
 /// The viewer, or a redirect to the log-in page that comes back here.
 pub async fn viewer(state: &ConsoleState, req: &Request) -> Result<Viewer, Failure> {
-    match session::viewer(&state.tenancy, req).await {
+    match session::viewer(&state.tenancy, req).await? {
         Some(v) => Ok(v),
         None => Err(Failure::SignIn(next_of(req))),
     }

@@ -20,6 +20,8 @@ pub enum Failure {
     CrossSite,
     /// Too many log-ins from this address; seconds to wait.
     RateLimited(u64),
+    /// Too many passwords are being checked at once (the API's 503 `busy`).
+    Busy,
     /// The store failed.
     Store(StoreError),
 }
@@ -62,6 +64,7 @@ pub fn status(failure: &Failure) -> StatusCode {
         Failure::NotFound => StatusCode::NOT_FOUND,
         Failure::Forbidden | Failure::CrossSite => StatusCode::FORBIDDEN,
         Failure::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        Failure::Busy => StatusCode::SERVICE_UNAVAILABLE,
         Failure::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         Failure::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -122,6 +125,10 @@ impl IntoResponse for Failure {
                 "Too many attempts",
                 format!("Too many sign-in attempts from your address. Try again in {secs} seconds."),
             ),
+            Failure::Busy => (
+                "Busy",
+                "Too many sign-ins are being checked at once. Try again in a moment.".to_string(),
+            ),
             Failure::Store(StoreError::Unavailable(_)) => (
                 "Temporarily unavailable",
                 format!("Canopy cannot reach its database right now. Nothing was lost; try again in {RETRY_SECS} seconds."),
@@ -144,6 +151,7 @@ impl IntoResponse for Failure {
         );
         let retry = match &self {
             Failure::RateLimited(secs) => Some(*secs),
+            Failure::Busy => Some(1),
             Failure::Store(StoreError::Unavailable(_)) => Some(RETRY_SECS),
             _ => None,
         };

@@ -13,7 +13,8 @@
 //!   `Origin` is not this host.
 
 use base64::Engine;
-use canopy_tenancy::{CredentialKind, Principal};
+use canopy_kernel::StoreError;
+use canopy_tenancy::{CredentialKind, Principal, SessionError};
 use poem::http::{HeaderValue, header};
 use poem::{Request, Response};
 use rand::RngCore;
@@ -114,18 +115,28 @@ pub fn same_origin(req: &Request) -> bool {
 }
 
 /// The session the request's cookie names, when it is a live one (an API key in the cookie
-/// is not a session and is not honoured).
-pub async fn viewer(tenancy: &canopy_tenancy::TenancyService, req: &Request) -> Option<Viewer> {
-    let token = cookie(req, SESSION_COOKIE)?;
-    let principal = tenancy.authenticate(&token).await.ok()?;
+/// is not a session and is not honoured). A store that cannot answer is an error, not "signed
+/// out": a database restart must not send everyone to the log-in page.
+pub async fn viewer(
+    tenancy: &canopy_tenancy::TenancyService,
+    req: &Request,
+) -> Result<Option<Viewer>, StoreError> {
+    let Some(token) = cookie(req, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let principal = match tenancy.authenticate(&token).await {
+        Ok(p) => p,
+        Err(SessionError::Store(e)) => return Err(e),
+        Err(_) => return Ok(None),
+    };
     if !matches!(principal.credential, CredentialKind::Session(_)) {
-        return None;
+        return Ok(None);
     }
-    Some(Viewer {
+    Ok(Some(Viewer {
         principal,
         csrf: csrf_for(&token),
         token,
-    })
+    }))
 }
 
 #[cfg(test)]

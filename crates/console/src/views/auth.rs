@@ -66,6 +66,19 @@ fn check_pre_session(req: &Request, token: &str) -> Result<(), Failure> {
     }
 }
 
+/// A password check that could not run: busy (503, retry) or broken (logged).
+fn crypto_failure(e: canopy_tenancy::ports::CryptoError) -> Failure {
+    match e {
+        canopy_tenancy::ports::CryptoError::Busy => Failure::Busy,
+        canopy_tenancy::ports::CryptoError::Failed(cause) => {
+            tracing::error!(error = %cause, "password hashing failed");
+            Failure::Store(canopy_kernel::StoreError::internal(
+                "password hashing failed",
+            ))
+        }
+    }
+}
+
 fn where_to(next: Option<&str>) -> String {
     next.and_then(safe_next).unwrap_or("/").to_string()
 }
@@ -77,8 +90,10 @@ pub async fn login_page(
     req: &Request,
     Query(next): Query<Next>,
 ) -> Response {
-    if session::viewer(&state.tenancy, req).await.is_some() {
-        return redirect(&where_to(next.next.as_deref()));
+    match session::viewer(&state.tenancy, req).await {
+        Ok(Some(_)) => return redirect(&where_to(next.next.as_deref())),
+        Ok(None) => {}
+        Err(e) => return Failure::Store(e).into_response(),
     }
     let (csrf, fresh) = pre_session_token(req);
     let resp = page(
@@ -142,7 +157,7 @@ pub async fn log_in(
     match state.tenancy.log_in(&form.email, form.password).await {
         Ok(signed) => signed_in(&state, signed, &next),
         Err(SessionError::Store(e)) => Failure::Store(e).into_response(),
-        Err(SessionError::Crypto(_)) => Failure::RateLimited(1).into_response(),
+        Err(SessionError::Crypto(e)) => crypto_failure(e).into_response(),
         Err(_) => page(
             StatusCode::UNAUTHORIZED,
             &LoginPage {
@@ -163,8 +178,10 @@ pub async fn signup_page(
     req: &Request,
     Query(next): Query<Next>,
 ) -> Response {
-    if session::viewer(&state.tenancy, req).await.is_some() {
-        return redirect(&where_to(next.next.as_deref()));
+    match session::viewer(&state.tenancy, req).await {
+        Ok(Some(_)) => return redirect(&where_to(next.next.as_deref())),
+        Ok(None) => {}
+        Err(e) => return Failure::Store(e).into_response(),
     }
     let (csrf, fresh) = pre_session_token(req);
     let resp = page(
@@ -249,7 +266,7 @@ pub async fn sign_up(
             ),
         ),
         Err(SessionError::Store(e)) => Failure::Store(e).into_response(),
-        Err(SessionError::Crypto(_)) => Failure::RateLimited(1).into_response(),
+        Err(SessionError::Crypto(e)) => crypto_failure(e).into_response(),
         Err(other) => {
             tracing::error!(error = %other, "sign-up failed");
             refused(
@@ -274,8 +291,10 @@ pub async fn log_out(
     req: &Request,
     Form(form): Form<LogOut>,
 ) -> Response {
-    let Some(viewer) = session::viewer(&state.tenancy, req).await else {
-        return redirect("/login");
+    let viewer = match session::viewer(&state.tenancy, req).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return redirect("/login"),
+        Err(e) => return Failure::Store(e).into_response(),
     };
     if let Err(f) = super::check_form(&viewer, req, &form.csrf) {
         return f.into_response();

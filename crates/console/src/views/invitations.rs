@@ -98,7 +98,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, Failure> {
     let id = parse(&id)?;
-    if session::viewer(&state.tenancy, req).await.is_none() {
+    if session::viewer(&state.tenancy, req).await?.is_none() {
         return Ok(page(StatusCode::OK, &SignedOutPage { id: id.to_string() }));
     }
     render(&state, req, id, StatusCode::OK, None).await

@@ -134,8 +134,10 @@ pub fn safe_next(next: &str) -> Option<&str> {
 /// `GET /`: the active organization's dashboard, or the log-in page.
 #[handler]
 pub async fn home(state: Data<&ConsoleState>, req: &Request) -> Response {
-    let Some(viewer) = session::viewer(&state.tenancy, req).await else {
-        return redirect("/login");
+    let viewer = match session::viewer(&state.tenancy, req).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return redirect("/login"),
+        Err(e) => return poem::IntoResponse::into_response(Failure::Store(e)),
     };
     match state.tenancy.me(&viewer.principal).await {
         Ok(me) => {

@@ -47,7 +47,10 @@ pub async fn list(state: Data<&ConsoleState>, req: &Request) -> Result<Response,
         .tenancy
         .me(&viewer.principal)
         .await
-        .map_err(|_| Failure::SignIn("/orgs".into()))?;
+        .map_err(|e| match e {
+            canopy_tenancy::SessionError::Store(s) => Failure::Store(s),
+            _ => Failure::SignIn("/orgs".into()),
+        })?;
     let rows = me
         .organizations
         .iter()
