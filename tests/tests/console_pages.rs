@@ -1195,8 +1195,20 @@ async fn settings_forms(app: TestApp) {
         )
         .await;
     assert_eq!(sub.body["tier"], "pro");
-    // API keys: the token once, working against the API, then revoked.
-    v.get("/settings/api-keys").await;
+    // API keys: the organizations a key cannot reach (API access is paid) are named, with
+    // the way up; then the token once, working against the API, then revoked.
+    let keys = v.get("/settings/api-keys").await.body;
+    let gated = keys
+        .split("Your keys do not reach:")
+        .nth(1)
+        .and_then(|s| s.split("</ul>").next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(gated.contains("Taken Name (Free)"), "{keys}");
+    assert!(
+        !gated.contains("Renamed Org"),
+        "Pro includes API access: {gated}"
+    );
     let created = v
         .post("/settings/api-keys", &[("name", "ci"), ("days", "30")])
         .await;

@@ -3,8 +3,9 @@
 //! key reaches the organizations whose plan includes API access.
 
 use askama::Template;
+use canopy_billing::Feature;
 use canopy_kernel::id::ApiKeyId;
-use canopy_tenancy::ApiKeyError;
+use canopy_tenancy::{ApiKeyError, Role};
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Path};
 use poem::{Request, Response, handler};
@@ -28,11 +29,21 @@ struct Row {
     state: &'static str,
 }
 
+/// An organization of the viewer whose plan keeps API keys out.
+struct Gated {
+    name: String,
+    slug: String,
+    plan: &'static str,
+    /// The viewer may change the plan (owner).
+    owner: bool,
+}
+
 #[derive(Template)]
 #[template(path = "settings/api_keys.html")]
 struct KeysPage {
     chrome: Chrome,
     rows: Vec<Row>,
+    gated: Vec<Gated>,
     name: String,
     days: String,
     errors: FieldErrors,
@@ -72,11 +83,26 @@ async fn render(
             },
         })
         .collect();
+    // API access is a paid feature: say which of the viewer's organizations a key cannot
+    // reach, with the way to change that.
+    let mut gated = Vec::new();
+    for summary in state.tenancy.list_organizations(&viewer.principal).await? {
+        let terms = state.billing.terms(summary.organization.id).await?;
+        if !terms.has(Feature::ApiAccess) {
+            gated.push(Gated {
+                name: summary.organization.name.clone(),
+                slug: summary.organization.slug.as_str().to_string(),
+                plan: terms.display_name,
+                owner: summary.role == Role::Owner,
+            });
+        }
+    }
     Ok(page(
         status,
         &KeysPage {
             chrome,
             rows,
+            gated,
             name: form.name,
             days: form.days,
             errors,

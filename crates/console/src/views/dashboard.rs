@@ -69,6 +69,10 @@ struct AccountLine {
     environment: Option<&'static str>,
     sends: String,
     share: String,
+    /// The share of sends, 0–100, for the bar beside it.
+    share_value: u32,
+    /// SVG polyline points of the charted metric over the window (a sparkline).
+    spark: String,
     delivery: String,
     bounce: String,
     complaint: String,
@@ -219,6 +223,37 @@ async fn figures_of(
     })
 }
 
+/// Width and height of a sparkline's viewBox.
+const SPARK: (f64, f64) = (120.0, 24.0);
+
+/// The points of an SVG polyline drawing `values` in the sparkline's box, scaled to their own
+/// maximum (a flat line at the bottom when all are zero); an attribute, not a style, so the
+/// CSP needs no exception.
+fn sparkline(values: &[f64]) -> String {
+    if values.is_empty() {
+        return String::new();
+    }
+    let max = values.iter().copied().fold(0.0_f64, f64::max);
+    let step = if values.len() > 1 {
+        SPARK.0 / (values.len() - 1) as f64
+    } else {
+        0.0
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let y = if max > 0.0 {
+                SPARK.1 - 1.0 - (v / max) * (SPARK.1 - 2.0)
+            } else {
+                SPARK.1 - 1.0
+            };
+            format!("{:.1},{:.1}", i as f64 * step, y)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn build(dashboard: &Dashboard, filter: &Filter, access: &OrgAccess) -> Outcome {
     let aws: Vec<&CloudAccount> = dashboard
         .accounts
@@ -282,6 +317,9 @@ fn build(dashboard: &Dashboard, filter: &Filter, access: &OrgAccess) -> Outcome 
             environment: environment(account.settings.environment),
             sends: format::count(r.totals.get(SesMetric::Send)),
             share: format::percent(r.shares[SesMetric::Send.index()]),
+            share_value: r.shares[SesMetric::Send.index()]
+                .map_or(0, |s| s.round().clamp(0.0, 100.0) as u32),
+            spark: sparkline(r.series(metric)),
             delivery: format::percent(r.rates.delivery),
             bounce: format::percent(r.rates.bounce),
             complaint: format::percent(r.rates.complaint),
@@ -416,4 +454,16 @@ pub async fn figures(
     }
     let fragment = figures_of(&state, &access, &filter, &slug).await?;
     Ok(page(StatusCode::OK, &fragment))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sparkline;
+
+    #[test]
+    fn a_sparkline_spans_the_box_and_peaks_at_the_top() {
+        assert_eq!(sparkline(&[0.0, 5.0, 10.0]), "0.0,23.0 60.0,12.0 120.0,1.0");
+        assert_eq!(sparkline(&[0.0, 0.0]), "0.0,23.0 120.0,23.0");
+        assert_eq!(sparkline(&[]), "");
+    }
 }
