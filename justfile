@@ -42,7 +42,7 @@ serve:
 
 # Benchmarks (see docs/benchmarks.md): the API on PostgreSQL, the metrics fan-out, discovery,
 # detection scans.
-bench: bench-api bench-metrics bench-discovery bench-scan bench-coverage
+bench: bench-api bench-metrics bench-discovery bench-scan bench-coverage bench-console
 
 # API benchmark: a release `canopy serve` on PostgreSQL driven by wrk (installed if missing).
 bench-api:
@@ -74,6 +74,15 @@ bench-coverage:
     cargo build --release -p canopy-app --bin canopy -p canopy-e2e --bin canopy-coverage-bench --bin canopy-coverage-http-bench
     bash -c 't="${CARGO_TARGET_DIR:-target}" && "$t/release/canopy-coverage-bench"'
     bash -c '. .ci/services.sh && t="${CARGO_TARGET_DIR:-target}" && "$t/release/canopy-coverage-http-bench" --canopy "$t/release/canopy" --database-url "${CANOPY_TEST_POSTGRES_URL}"'
+
+# Console: a release `canopy serve --demo` on PostgreSQL; wrk with a session cookie on the
+# dashboard shell, the settings pages and the figures fragment (warm cache) at 64 connections;
+# then headless Chromium timing the dashboard's first view (navigation start to chart drawn).
+bench-console:
+    bash -c 'command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)'
+    bash -c 'command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)'
+    cargo build --release -p canopy-app --bin canopy -p canopy-e2e --bin canopy-console-bench
+    bash -c '. .ci/services.sh && t="${CARGO_TARGET_DIR:-target}" && "$t/release/canopy-console-bench" --canopy "$t/release/canopy" --database-url "${CANOPY_TEST_POSTGRES_URL}"'
 
 # Regenerates the ATT&CK IaaS catalog and the CTID scores shipped in crates/detection/data from
 # a mitre/cti checkout (or a STIX bundle) and the two CTID mapping files; see its README.

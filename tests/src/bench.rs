@@ -31,6 +31,19 @@ pub fn median<T: Copy + Ord>(mut values: Vec<T>) -> T {
     values[values.len() / 2]
 }
 
+/// [`median`] of measured figures (floating point has no total `Ord`; NaN sorts last).
+pub fn median_f64(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The nearest-rank percentile `p` (0-100) of measured figures; panics on an empty list.
+pub fn percentile_f64(mut values: Vec<f64>, p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
 /// A `/proc/self/status` figure in MiB (`VmRSS`, `VmHWM`); 0 where there is no `/proc`.
 fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")

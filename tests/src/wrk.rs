@@ -120,6 +120,40 @@ pub struct ServerArgs {
     pub seconds: u64,
 }
 
+impl ServerArgs {
+    /// A fresh database on the PostgreSQL server these arguments name (the test default
+    /// when none is given), for one benchmark run.
+    pub async fn fresh_database(&self) -> anyhow::Result<String> {
+        let server_url = self
+            .database_url
+            .clone()
+            .unwrap_or_else(|| canopy_store::testing::DEFAULT_POSTGRES_URL.to_string());
+        Ok(canopy_store::testing::fresh_postgres_url_on(&server_url).await?)
+    }
+}
+
+/// The repetition a page or endpoint benchmark shares: connections and runs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WrkArgs {
+    /// wrk connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Runs per endpoint; the report gives each and the median.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+impl WrkArgs {
+    /// The load these arguments and the server's describe.
+    pub fn load(&self, server: &ServerArgs) -> Load {
+        Load {
+            threads: server.threads,
+            connections: self.connections,
+            seconds: server.seconds,
+        }
+    }
+}
+
 /// How hard wrk drives.
 #[derive(Debug, Clone, Copy)]
 pub struct Load {
@@ -154,14 +188,21 @@ fn times_seconds(line: &str) -> f64 {
         .sum()
 }
 
-/// One wrk run against `url` with `token`, and the CPU each process spent meanwhile.
-pub fn wrk(server: &Server, url: &str, token: &str, load: Load) -> anyhow::Result<Run> {
+/// The header of an API request with `token`.
+pub fn bearer(token: &str) -> Vec<String> {
+    vec![format!("Authorization: Bearer {token}")]
+}
+
+/// One wrk run against `url` with `headers` (`Name: value`; a session cookie, a bearer token),
+/// and the CPU each process spent meanwhile.
+pub fn wrk(server: &Server, url: &str, headers: &[String], load: Load) -> anyhow::Result<Run> {
     let ticks = clock_ticks();
     let (server_before, pg_before) = (cpu_ticks(server.pid()), postgres_ticks());
     let started = Instant::now();
+    let headers: String = headers.iter().map(|h| format!(" -H '{h}'")).collect();
     // `times` after wrk prints the CPU its children (wrk) used: user and system.
     let script = format!(
-        "wrk -t{} -c{} -d{}s --latency -H 'Authorization: Bearer {token}' '{url}' && times",
+        "wrk -t{} -c{} -d{}s --latency{headers} '{url}' && times",
         load.threads, load.connections, load.seconds
     );
     let out = Command::new("bash").arg("-c").arg(&script).output()?;
@@ -207,14 +248,14 @@ pub fn measure(
     server: &Server,
     name: &str,
     url: &str,
-    token: &str,
+    headers: &[String],
     load: Load,
     runs: usize,
 ) -> anyhow::Result<Vec<Run>> {
-    wrk(server, url, token, Load { seconds: 2, ..load })?;
+    wrk(server, url, headers, Load { seconds: 2, ..load })?;
     let mut all = Vec::new();
     for i in 0..runs {
-        let r = wrk(server, url, token, load)?;
+        let r = wrk(server, url, headers, load)?;
         println!(
             "| {name} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {} |",
             i + 1,

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use canopy_e2e::wrk::{Load, Server, ServerArgs, measure, status_kib};
+use canopy_e2e::wrk::{Server, ServerArgs, WrkArgs, bearer, measure, status_kib};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -19,12 +19,8 @@ use serde_json::{Value, json};
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
-    /// wrk connections.
-    #[arg(long, default_value_t = 64)]
-    connections: usize,
-    /// Runs per endpoint; the report gives each and the median.
-    #[arg(long, default_value_t = 3)]
-    runs: usize,
+    #[command(flatten)]
+    wrk: WrkArgs,
     /// Members of the organization (the owner included) for the members list.
     #[arg(long, default_value_t = 51)]
     members: usize,
@@ -220,12 +216,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let server_url = args
-        .server
-        .database_url
-        .clone()
-        .unwrap_or_else(|| canopy_store::testing::DEFAULT_POSTGRES_URL.to_string());
-    let database_url = rt.block_on(canopy_store::testing::fresh_postgres_url_on(&server_url))?;
+    let database_url = rt.block_on(args.server.fresh_database())?;
     // The migrations run in the first server; admin commands need them in place.
     let server = Server::start(&args.server.canopy, &database_url, &[])?;
     let api = Api {
@@ -257,9 +248,9 @@ fn main() -> anyhow::Result<()> {
         println!(
             "wrk -t{} -c{} -d{}s, runs={}, members={}, accounts={}",
             args.server.threads,
-            args.connections,
+            args.wrk.connections,
             args.server.seconds,
-            args.runs,
+            args.wrk.runs,
             args.members,
             args.accounts
         );
@@ -268,12 +259,8 @@ fn main() -> anyhow::Result<()> {
         );
         println!("|---|---|---|---|---|---|---|---|---|");
         for (name, url) in &targets {
-            let load = Load {
-                threads: args.server.threads,
-                connections: args.connections,
-                seconds: args.server.seconds,
-            };
-            measure(&server, name, url, &token, load, args.runs)?;
+            let load = args.wrk.load(&args.server);
+            measure(&server, name, url, &bearer(&token), load, args.wrk.runs)?;
         }
     }
     drop(server);

@@ -14,10 +14,10 @@ use canopy_cloud_org::CloudAccountId;
 use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_detection::catalog::Catalog;
 use canopy_detection::ports::{DetectionRepository, ScanWrite};
-use canopy_e2e::bench::{accepted, succeeded};
+use canopy_e2e::bench::{accepted, median_f64 as median, succeeded};
 use canopy_e2e::cloud_org::worker_for;
 use canopy_e2e::synthetic::{Dice, EstateSize, account_detections, organization_detections};
-use canopy_e2e::wrk::{Load, Server, ServerArgs, measure};
+use canopy_e2e::wrk::{Load, Server, ServerArgs, bearer, measure};
 use canopy_e2e::{Options, TestApp};
 use canopy_kernel::id::OrganizationId;
 use canopy_store::{Store, StoreConfig};
@@ -255,22 +255,12 @@ async fn sequential(
     Ok((after_write, unchanged))
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let server_url = args
-        .server
-        .database_url
-        .clone()
-        .unwrap_or_else(|| canopy_store::testing::DEFAULT_POSTGRES_URL.to_string());
-    let database_url = rt.block_on(canopy_store::testing::fresh_postgres_url_on(&server_url))?;
+    let database_url = rt.block_on(args.server.fresh_database())?;
     let seeding = std::time::Instant::now();
     let seeded = rt.block_on(seed(&args, &database_url))?;
     eprintln!("seeded in {:.1}s", seeding.elapsed().as_secs_f64());
@@ -346,7 +336,7 @@ fn main() -> anyhow::Result<()> {
         &server,
         "organization view",
         &url,
-        &seeded.token,
+        &bearer(&seeded.token),
         load,
         args.runs,
     )?;
@@ -355,7 +345,7 @@ fn main() -> anyhow::Result<()> {
         &server,
         "breakdown (technique lists)",
         &breakdown,
-        &seeded.token,
+        &bearer(&seeded.token),
         load,
         args.runs,
     )?;
