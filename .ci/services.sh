@@ -93,6 +93,15 @@ ensure_redis() {
   export CANOPY_TEST_REDIS_URL="redis://127.0.0.1:${REDIS_PORT}"
 }
 
+# The e-mail tests deliver to aiosmtpd (PyPI), a real SMTP server run by tests/smtp/sink.py.
+ensure_aiosmtpd() {
+  if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+    echo "ci: installing aiosmtpd from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd>=1.4,<2'
+  fi
+  python3 -c "import aiosmtpd; print('aiosmtpd', aiosmtpd.__version__)"
+}
+
 # The console's browser tests drive Debian's Chromium through its chromedriver.
 ensure_chromium() {
   if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
@@ -107,5 +116,6 @@ ensure_chromium() {
 ensure_postgres
 ensure_moto
 ensure_redis
+ensure_aiosmtpd
 ensure_chromium
-echo "ci: services ready (CANOPY_TEST_POSTGRES_URL, CANOPY_TEST_MOTO_URL, CANOPY_TEST_REDIS_URL set; Chromium installed)"
+echo "ci: services ready (CANOPY_TEST_POSTGRES_URL, CANOPY_TEST_MOTO_URL, CANOPY_TEST_REDIS_URL set; aiosmtpd and Chromium installed)"

@@ -18,6 +18,8 @@ mod m20261130_000010_coverage_marks;
 mod m20261130_000011_coverage_revisions;
 mod m20261207_000012_one_active_job;
 mod m20261207_000013_detection_exceptions;
+mod m20261207_000014_mail_relay;
+mod m20261207_000015_account_self_service;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -40,6 +42,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_coverage_revisions::Migration),
             Box::new(m20261207_000012_one_active_job::Migration),
             Box::new(m20261207_000013_detection_exceptions::Migration),
+            Box::new(m20261207_000014_mail_relay::Migration),
+            Box::new(m20261207_000015_account_self_service::Migration),
         ]
     }
 }

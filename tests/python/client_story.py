@@ -6,6 +6,8 @@ document the generator cannot model, fails here.
     python3 client_story.py <generated client parent dir> <base url>
 """
 
+import os
+import subprocess
 import sys
 import uuid
 
@@ -117,9 +119,18 @@ def main(base_url):
         201,
     )
 
-    _, bob_api = account("bob")
+    bob, bob_api = account("bob")
+    assert bob.user.email_verified is False
     received = ok(list_my_invitations.sync_detailed(client=bob_api), 200)
     assert any(r.invitation.id == invitation.id for r in received)
+    # An unverified address cannot accept: a typed refusal that says what to do.
+    problem(accept_invitation.sync_detailed(invitation.id, client=bob_api), 403, "email_unverified")
+    subprocess.run(
+        [os.environ["CANOPY_CI_CANOPY"], "admin", "verify-email", bob.user.email,
+         "--database-url", os.environ["CANOPY_CI_DATABASE_URL"]],
+        check=True, capture_output=True,
+    )
+    assert ok(get_me.sync_detailed(client=bob_api), 200).user.email_verified is True
     ok(accept_invitation.sync_detailed(invitation.id, client=bob_api), 200)
     members = ok(list_members.sync_detailed(slug, client=ada_api), 200)
     assert len(members.items) == 2

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod cloud_org;
 pub mod console;
 pub mod proxy;
+pub mod smtp;
 pub mod synthetic;
 pub mod wrk;
 
@@ -266,8 +267,45 @@ impl TestApp {
         resp.body["id"].as_str().unwrap().to_string()
     }
 
-    /// Signs up a fresh user; returns their token and id.
+    /// Signs up a fresh user and verifies their address by opening the link of the
+    /// verification e-mail (read from the outbox); returns their token and id.
     pub async fn sign_up(&self, name: &str) -> Session {
+        let session = self.sign_up_unverified(name).await;
+        self.verify_email(&session.email).await;
+        session
+    }
+
+    /// Opens the newest verification link the outbox holds for `email`.
+    pub async fn verify_email(&self, email: &str) {
+        let token = self.outbox_token(email, "verify_email").await;
+        let resp = self
+            .call(
+                Method::POST,
+                "/v1/auth/verify-email",
+                None,
+                Some(json!({"token": token})),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "{:?}", resp.body);
+    }
+
+    /// The token of the newest unsent message of `kind` to `email` (its link's `token`).
+    pub async fn outbox_token(&self, email: &str, kind: &str) -> String {
+        let messages = self.store.outbox().unsent_for(email).await.unwrap();
+        let link = messages
+            .iter()
+            .rev()
+            .find(|m| m.kind == kind)
+            .and_then(|m| m.link())
+            .unwrap_or_else(|| panic!("no {kind} message to {email}: {messages:?}"))
+            .to_string();
+        link.split_once("token=")
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_else(|| panic!("no token in {link}"))
+    }
+
+    /// Signs up a fresh user who has not opened their verification link yet.
+    pub async fn sign_up_unverified(&self, name: &str) -> Session {
         let email = format!(
             "{}-{}@example.com",
             name.to_lowercase(),
@@ -456,6 +494,26 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 #[ignore = "needs moto and postgres"]
+                async fn $name() {
+                    super::$name("postgres").await;
+                }
+            )*
+        }
+    };
+    (by_name, needs smtp; $($name:ident),* $(,)?) => {
+        mod smtp_sqlite {
+            $(
+                #[tokio::test]
+                #[ignore = "needs aiosmtpd"]
+                async fn $name() {
+                    super::$name("sqlite").await;
+                }
+            )*
+        }
+        mod smtp_postgres {
+            $(
+                #[tokio::test]
+                #[ignore = "needs aiosmtpd and postgres"]
                 async fn $name() {
                     super::$name("postgres").await;
                 }

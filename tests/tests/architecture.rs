@@ -39,7 +39,7 @@ fn layer(name: &str) -> Option<Layer> {
         "canopy-coverage" => Layer::Domain(4),
         "canopy-migrations" => Layer::Migrations,
         "canopy-store" | "canopy-credentials" | "canopy-aws" | "canopy-gcp" | "canopy-cache"
-        | "canopy-demo" => Layer::Adapter,
+        | "canopy-demo" | "canopy-mail" => Layer::Adapter,
         // Local stand-ins of cloud APIs: only tests and benchmarks use them.
         "canopy-aws-testkit" | "canopy-gcp-testkit" => Layer::TestSupport,
         "canopy-client" => Layer::Client,

@@ -252,7 +252,16 @@ async fn the_main_story_in_a_browser() {
     b.wait_until("return location.search.includes('done=invited');", WAIT)
         .await
         .unwrap();
-    let link = app.store.outbox().unsent_for(&mo.email).await.unwrap()[0].payload["acceptUrl"]
+    let link = app
+        .store
+        .outbox()
+        .unsent_for(&mo.email)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.kind == "invitation")
+        .unwrap()
+        .payload["link"]
         .as_str()
         .unwrap()
         .to_string();

@@ -7,7 +7,7 @@
 
 use canopy_client::types::{
     AccountStatusDto, ConnectAccountRequest, CreateOrganizationRequest, InviteRequest,
-    LogInRequest, ProviderDto, RangeDto, RoleDto, SignUpRequest,
+    LogInRequest, ProviderDto, RangeDto, RoleDto, SignUpRequest, TokenRequest,
 };
 use canopy_client::{Client, Error, with_token};
 use canopy_e2e::{Options, TestApp, random_aws_account};
@@ -113,6 +113,21 @@ async fn the_generated_client_drives_the_whole_story(backend: &str) {
         .unwrap()
         .into_inner();
     let bob_api = with_token(&url, &bob.token).unwrap();
+    // Bob confirms his address with the link the outbox holds before he may accept.
+    assert!(!bob.user.email_verified);
+    let verified = anonymous
+        .verify_email()
+        .body(
+            TokenRequest::builder()
+                .token(app.outbox_token("bob@client.example", "verify_email").await),
+        )
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(verified.purpose, "email_verified");
+    assert!(verified.user.email_verified);
+    assert!(bob_api.get_me().send().await.unwrap().user.email_verified);
     let received = bob_api.list_my_invitations().send().await.unwrap();
     assert!(received.iter().any(|i| i.invitation.id == invitation.id));
     bob_api

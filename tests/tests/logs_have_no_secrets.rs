@@ -44,6 +44,19 @@ async fn secrets_stay_out_of_logs() {
         )
         .await;
     let token = signup.body["token"].as_str().unwrap().to_string();
+    // The verification link's token travels in a query string and a body.
+    let verify_token = app.outbox_token("logs@example.com", "verify_email").await;
+    let console_link = app
+        .http
+        .get(format!(
+            "{}/verify-email?token={verify_token}",
+            app.server.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(console_link.status(), 200);
+    app.verify_email("logs@example.com").await;
     app.get("/v1/me", &token).await;
     let key = app
         .post("/v1/me/api-keys", &token, json!({"name": "k"}))
@@ -137,6 +150,35 @@ async fn secrets_stay_out_of_logs() {
         .unwrap();
     assert_eq!(page.status(), 200);
 
+    // A password reset: the link's token in a query string and a body, the new password in
+    // a body.
+    let reset = app
+        .call(
+            Method::POST,
+            "/v1/auth/password-reset",
+            None,
+            Some(json!({"email": bob.email})),
+        )
+        .await;
+    assert_eq!(reset.status, 202);
+    let reset_token = loop {
+        let waiting = app.store.outbox().unsent_for(&bob.email).await.unwrap();
+        if waiting.iter().any(|m| m.kind == "password_reset") {
+            break app.outbox_token(&bob.email, "password_reset").await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let new_password = "another-secret-password-43";
+    let done = app
+        .call(
+            Method::POST,
+            "/v1/auth/password-reset/confirm",
+            None,
+            Some(json!({"token": reset_token, "newPassword": new_password})),
+        )
+        .await;
+    assert_eq!(done.status, 204, "{}", done.body);
+
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("request done"), "logs were captured: {logs}");
     assert!(
@@ -151,6 +193,9 @@ async fn secrets_stay_out_of_logs() {
         connect_token,
         invitation,
         bob.token.clone(),
+        verify_token,
+        reset_token,
+        new_password.to_string(),
     ];
     secrets.extend(request_tokens);
     for secret in &secrets {

@@ -85,9 +85,9 @@ async fn signup_create_org_invite_accept_change_role_leave(app: TestApp) {
         "{}",
         outbox[0].body
     );
-    assert_eq!(outbox[0].payload["invitationId"], inv_id.as_str());
+    assert_eq!(outbox[0].payload["reference"], inv_id.as_str());
     // An operator reads the same message with `canopy admin outbox`.
-    let report = canopy_app::admin::outbox(&app.store.outbox(), Some(bob_email), 10)
+    let report = canopy_app::admin::outbox(&app.store.outbox(), Some(bob_email), 10, false)
         .await
         .unwrap();
     assert!(
@@ -98,7 +98,7 @@ async fn signup_create_org_invite_accept_change_role_leave(app: TestApp) {
 
     // The accept link opens the console's invitation page: signed out, it offers to log in
     // or sign up and come back to it.
-    let link = outbox[0].payload["acceptUrl"].as_str().unwrap();
+    let link = outbox[0].payload["link"].as_str().unwrap();
     let path = &link[link.find("/invitations/").unwrap()..];
     let page = app
         .http
@@ -139,6 +139,15 @@ async fn signup_create_org_invite_accept_change_role_leave(app: TestApp) {
     let mine = app.get("/v1/me/invitations", &bob_token).await;
     assert_eq!(mine.body[0]["organizationName"], "Acme Corp");
     assert_eq!(mine.body[0]["invitedByName"], "Ada");
+    // Accepting waits for Bob to prove the address the invitation went to.
+    app.post(
+        &format!("/v1/invitations/{inv_id}/accept"),
+        &bob_token,
+        json!({}),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "email_unverified");
+    app.verify_email(bob_email).await;
     let accepted = app
         .post(
             &format!("/v1/invitations/{inv_id}/accept"),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use canopy_billing::{BillingService, LegacyMigration};
-use canopy_store::Outbox;
+use canopy_store::{Outbox, OutboxFilter};
 use tokio::task::JoinHandle;
 
 fn dollars(cents: u64) -> String {
@@ -23,23 +23,44 @@ pub async fn set_tier(billing: &BillingService, org: &str, tier: &str) -> anyhow
     ))
 }
 
-/// `canopy admin outbox`: the unsent messages (invitations with their accept links), oldest
-/// first, as a mail relay would send them.
+/// `canopy admin outbox`: the unsent messages (with their links), oldest first, as the mail
+/// relay will send them; with `failed`, only those the mail server refused for good, with its
+/// reply.
 pub async fn outbox(
     outbox: &Outbox,
     recipient: Option<&str>,
     limit: u64,
+    failed: bool,
 ) -> anyhow::Result<String> {
-    let messages = outbox.unsent(recipient, Some(limit)).await?;
+    let filter = if failed {
+        OutboxFilter::Failed
+    } else {
+        OutboxFilter::Unsent
+    };
+    let messages = outbox.list(filter, recipient, Some(limit)).await?;
     let mut out = String::new();
     if messages.is_empty() {
-        out.push_str("The outbox is empty.\n");
+        out.push_str(if failed {
+            "No message failed.\n"
+        } else {
+            "The outbox is empty.\n"
+        });
         return Ok(out);
     }
     for m in &messages {
+        let state = match (m.failed_at, &m.last_error) {
+            (Some(at), error) => format!(
+                "FAILED at {} after {} attempt(s): {}",
+                at.to_rfc3339(),
+                m.attempts,
+                error.as_deref().unwrap_or("no reason recorded")
+            ),
+            (None, Some(error)) => format!("{} attempt(s), last: {error}", m.attempts),
+            (None, None) => "queued".to_string(),
+        };
         let _ = writeln!(
             out,
-            "--- {} {} to {} at {}\nSubject: {}\n\n{}",
+            "--- {} {} to {} at {} ({state})\nSubject: {}\n\n{}",
             m.kind,
             m.id,
             m.recipient,
@@ -48,8 +69,29 @@ pub async fn outbox(
             m.body.trim_end()
         );
     }
-    let _ = writeln!(out, "--- {} unsent message(s).", messages.len());
+    let _ = writeln!(
+        out,
+        "--- {} {} message(s).",
+        messages.len(),
+        if failed { "failed" } else { "unsent" }
+    );
     Ok(out)
+}
+
+/// Drains the outbox into the mail server for as long as the process lives: a pass every
+/// `poll` when the last one found nothing, at once again when it sent something. A failed
+/// pass (the database away) is logged and tried at the next tick.
+pub fn spawn_mail_relay(relay: canopy_tenancy::MailRelay, poll: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match relay.drain().await {
+                Ok(r) if r.sent + r.retried + r.failed > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "the mail relay could not read the outbox"),
+            }
+            tokio::time::sleep(poll).await;
+        }
+    })
 }
 
 /// Formats what the legacy migration did or would do.

@@ -267,6 +267,45 @@ impl Default for JobsConfig {
     }
 }
 
+/// Outgoing e-mail (invitations, address verification, password reset). Without a host,
+/// messages stay in the outbox for `canopy admin outbox`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Mail server host; unset keeps e-mail in the outbox.
+    pub host: Option<String>,
+    /// Port; 587 for `starttls`, 465 for `tls`, 25 for `none` when unset.
+    pub port: Option<u16>,
+    /// `starttls` (required, the default), `tls` (implicit) or `none` (a relay on this host).
+    pub security: String,
+    /// AUTH user name.
+    pub username: Option<String>,
+    /// AUTH password. Never logged, never serialized.
+    #[serde(skip_serializing)]
+    pub password: Option<secrecy::SecretString>,
+    /// The sender, `Name <address>`.
+    pub from: String,
+    /// Seconds one delivery (connect, TLS, AUTH, the message) may take.
+    pub timeout_secs: u64,
+    /// Milliseconds between looks at the outbox when it is empty.
+    pub poll_ms: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: None,
+            security: "starttls".into(),
+            username: None,
+            password: None,
+            from: "Canopy <no-reply@localhost>".into(),
+            timeout_secs: 30,
+            poll_ms: 2_000,
+        }
+    }
+}
+
 /// Everything `canopy` can be told.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -291,6 +330,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Background job workers.
     pub jobs: JobsConfig,
+    /// Outgoing e-mail.
+    pub smtp: SmtpConfig,
     /// Serve synthetic metrics from the demo cloud and seed a demo organization.
     pub demo: bool,
 }
@@ -338,6 +379,14 @@ pub const ENV_NAMES: &[(&str, &str)] = &[
     ("scan_minutes", "jobs.scan_minutes"),
     ("scan_accounts_in_flight", "jobs.scan_accounts_in_flight"),
     ("aws_scan_max_in_flight", "aws.scan_max_in_flight"),
+    ("smtp_host", "smtp.host"),
+    ("smtp_port", "smtp.port"),
+    ("smtp_security", "smtp.security"),
+    ("smtp_username", "smtp.username"),
+    ("smtp_password", "smtp.password"),
+    ("smtp_from", "smtp.from"),
+    ("smtp_timeout_secs", "smtp.timeout_secs"),
+    ("smtp_poll_ms", "smtp.poll_ms"),
     ("demo", "demo"),
 ];
 

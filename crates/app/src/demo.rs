@@ -6,6 +6,7 @@
 //! standalone accounts too), so coverage with its inherited part, the organization view and
 //! Navigator layers can be read without cloud credentials either.
 
+use canopy_tenancy::account::ClientInfo;
 use std::future::Future;
 use std::time::Duration;
 
@@ -67,13 +68,20 @@ pub enum Seeded {
 pub async fn seed(state: &AppState) -> anyhow::Result<Seeded> {
     let signed_in = match state
         .tenancy
-        .sign_up(EMAIL, "Demo", PASSWORD.to_string())
+        .sign_up(EMAIL, "Demo", PASSWORD.to_string(), &ClientInfo::default())
         .await
     {
         Ok(s) => s,
         Err(SessionError::EmailTaken) => return Ok(Seeded::AlreadyThere),
         Err(e) => return Err(e).context("creating the demo user"),
     };
+    // The demo's address reaches nobody: it counts as verified, so its keys and invitations
+    // work as a real user's do.
+    state
+        .tenancy
+        .verify_email_as_operator(EMAIL)
+        .await
+        .context("verifying the demo user")?;
     let principal = state.tenancy.authenticate(&signed_in.token).await?;
     let org = match state
         .tenancy
@@ -141,7 +149,7 @@ pub struct Completed {
 pub async fn complete(state: &AppState) -> anyhow::Result<Completed> {
     let signed_in = state
         .tenancy
-        .log_in(EMAIL, PASSWORD.to_string())
+        .log_in(EMAIL, PASSWORD.to_string(), &ClientInfo::default())
         .await
         .context("logging in as the demo user")?;
     let principal = state.tenancy.authenticate(&signed_in.token).await?;

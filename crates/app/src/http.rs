@@ -49,6 +49,14 @@ impl AuthThrottle for SharedThrottle {
     fn check(&self, req: &Request) -> Result<(), u64> {
         self.0.auth_wait(req)
     }
+
+    fn client(&self, req: &Request) -> canopy_tenancy::account::ClientInfo {
+        self.0.client_info(req)
+    }
+
+    fn mail_allowed(&self, key: &str) -> bool {
+        self.0.mail_allowed(key)
+    }
 }
 
 /// What the console runs on, from the application's state.

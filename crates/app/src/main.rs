@@ -130,11 +130,21 @@ enum AdminCommand {
     /// Re-seals every stored customer secret with the current secret key, after a rotation
     /// (the retired key can be dropped once this reports nothing failed).
     ResealSecrets,
-    /// Prints the unsent messages (invitation e-mails with their accept links).
+    /// Marks an account's address verified without its link (support: a user whose mail
+    /// never arrives).
+    VerifyEmail {
+        /// The account's address.
+        email: String,
+    },
+    /// Prints the unsent e-mail (invitations, verification and reset links), or with
+    /// `--failed` the messages the mail server refused for good, with its reply.
     Outbox {
         /// Only messages to this address.
         #[arg(long)]
         to: Option<String>,
+        /// Only messages that failed for good.
+        #[arg(long)]
+        failed: bool,
         /// At most this many, oldest first.
         #[arg(long, default_value_t = 20)]
         limit: u64,
@@ -183,6 +193,27 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+}
+
+/// Starts the outbox relay when a mail server is configured, and says where e-mail goes.
+fn spawn_mail_relay(config: &Config, state: &canopy_app::state::AppState) -> anyhow::Result<()> {
+    match canopy_app::bootstrap::mail_relay(&config.smtp, state, Arc::new(SystemClock))? {
+        Some(relay) => {
+            tracing::info!(
+                host = config.smtp.host.as_deref().unwrap_or_default(),
+                "e-mail goes out through SMTP"
+            );
+            canopy_app::admin::spawn_mail_relay(
+                relay,
+                std::time::Duration::from_millis(config.smtp.poll_ms.max(50)),
+            );
+        }
+        None => tracing::info!(
+            "no SMTP server configured (CANOPY_SMTP_HOST): e-mail waits in the outbox, read it \
+             with `canopy admin outbox`"
+        ),
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -244,8 +275,21 @@ async fn main() -> anyhow::Result<()> {
                     canopy_app::admin::migrate_legacy_tiers(&billing, dry_run).await?
                 }
                 AdminCommand::PurgeHistory => canopy_app::admin::purge_history(&billing).await?,
-                AdminCommand::Outbox { to, limit } => {
-                    canopy_app::admin::outbox(&store.outbox(), to.as_deref(), limit).await?
+                AdminCommand::Outbox { to, limit, failed } => {
+                    canopy_app::admin::outbox(&store.outbox(), to.as_deref(), limit, failed).await?
+                }
+                AdminCommand::VerifyEmail { email } => {
+                    let state = canopy_app::bootstrap::build_state(
+                        &config,
+                        store.clone(),
+                        Arc::new(SystemClock),
+                    )
+                    .await?;
+                    if state.tenancy.verify_email_as_operator(&email).await? {
+                        format!("{email} is verified")
+                    } else {
+                        anyhow::bail!("no account has the address {email}")
+                    }
                 }
                 AdminCommand::ResealSecrets => {
                     let state = canopy_app::bootstrap::build_state(
@@ -309,6 +353,10 @@ async fn main() -> anyhow::Result<()> {
             let workers =
                 canopy_app::bootstrap::job_runner(&config.jobs, &state, Arc::new(SystemClock))
                     .spawn();
+            // API-only replicas (no job workers) leave e-mail to the worker processes too.
+            if config.jobs.workers > 0 {
+                spawn_mail_relay(&config, &state)?;
+            }
             if config.demo {
                 // The demo cloud organizations need the workers: their discovery, connect and
                 // scan jobs run while the server already answers.
@@ -359,6 +407,7 @@ async fn main() -> anyhow::Result<()> {
             let state = bootstrap(&config).await?;
             let running =
                 canopy_app::bootstrap::job_runner(&jobs, &state, Arc::new(SystemClock)).spawn();
+            spawn_mail_relay(&config, &state)?;
             tracing::info!(workers = jobs.workers, "canopy worker running");
             tokio::signal::ctrl_c()
                 .await

@@ -11,14 +11,22 @@ use canopy_coverage::history::CoverageHistory;
 use canopy_coverage::views::CoverageViews;
 use canopy_detection::service::DetectionService;
 use canopy_jobs::JobService;
+use canopy_kernel::id::SessionId;
 use canopy_metrics::MetricsService;
 use canopy_store::Store;
 use canopy_tenancy::TenancyService;
+use canopy_tenancy::account::ClientInfo;
+use canopy_tenancy::credential::{CredentialKind, Principal};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use poem::Request;
 
 use crate::api::problem::ApiError;
+
+/// E-mail one address or account may be sent per hour by the self-service flows.
+const MAILS_PER_HOUR: NonZeroU32 = NonZeroU32::new(5).unwrap();
+/// Of which at once.
+const MAIL_BURST: NonZeroU32 = NonZeroU32::new(3).unwrap();
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -48,6 +56,11 @@ pub struct AppState {
     /// Whether the demo organization is seeded (the log-in page then shows its log-in).
     pub demo: bool,
     auth_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// E-mail a flow sends to one address or account (reset links, verification again):
+    /// a few per hour, so nobody can fill someone's inbox through us.
+    mail_limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Sessions whose use was recorded in the last minute by this process.
+    recently_used: moka::future::Cache<SessionId, ()>,
     trust_forwarded_for: bool,
 }
 
@@ -115,8 +128,50 @@ impl AppState {
             public_url: edge.public_url.trim_end_matches('/').to_string(),
             demo: edge.demo,
             auth_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            mail_limiter: Arc::new(RateLimiter::keyed(
+                Quota::per_hour(MAILS_PER_HOUR).allow_burst(MAIL_BURST),
+            )),
+            recently_used: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
             trust_forwarded_for: edge.trust_forwarded_for,
         }
+    }
+
+    /// Where the request came from: its `User-Agent` and the client address (through the
+    /// configured proxy trust), for sessions and the security log.
+    pub fn client_info(&self, req: &Request) -> ClientInfo {
+        ClientInfo::new(
+            req.header("user-agent"),
+            self.client_ip(req).map(|ip| ip.to_string()),
+        )
+    }
+
+    /// `false` when `key` (an address or an account) was sent its share of e-mail this hour.
+    pub fn mail_allowed(&self, key: &str) -> bool {
+        self.mail_limiter
+            .check_key(&key.trim().to_lowercase())
+            .is_ok()
+    }
+
+    /// Records that the caller's session was used, at most once a minute per session and
+    /// process, off the request's path.
+    pub async fn note_use(&self, principal: &Principal) {
+        let CredentialKind::Session(id) = principal.credential else {
+            return;
+        };
+        if self.recently_used.contains_key(&id) {
+            return;
+        }
+        self.recently_used.insert(id, ()).await;
+        let tenancy = self.tenancy.clone();
+        let principal = *principal;
+        tokio::spawn(async move {
+            if let Err(e) = tenancy.touch_session(&principal).await {
+                tracing::debug!(error = %e, "recording a session's use failed");
+            }
+        });
     }
 
     fn client_ip(&self, req: &Request) -> Option<IpAddr> {

@@ -73,6 +73,8 @@ pub struct Chrome {
     pub user_name: String,
     /// The viewer's e-mail.
     pub user_email: String,
+    /// The viewer has not opened their verification link yet.
+    pub unverified: bool,
     /// The first letter of the name, for the avatar.
     pub initial: String,
     /// The token every form carries.
@@ -120,6 +122,15 @@ fn notice(req: &Request) -> Option<String> {
             "declined" => "Invitation declined.",
             "left" => "You left the organization.",
             "deleted" => "Organization deleted.",
+            "verification" => {
+                "A new verification link is on its way; earlier links no longer work."
+            }
+            "verified" => "Your e-mail address is verified.",
+            "email-changed" => "Your e-mail address changed. Log in with the new one from now on.",
+            "email-requested" => "Open the link we sent to the new address to confirm it.",
+            "password" => "Password changed. Your other sessions were ended.",
+            "session" => "Session ended.",
+            "sessions" => "Every other session was ended.",
             _ => return None,
         }
         .to_string(),
@@ -168,6 +179,7 @@ pub async fn personal(
     let chrome = Chrome {
         user_name: me.user.name.clone(),
         user_email: me.user.email.as_str().to_string(),
+        unverified: me.user.email_verified_at.is_none(),
         initial: me
             .user
             .name

@@ -60,6 +60,14 @@ mod tests {
 pub trait AuthThrottle: Send + Sync {
     /// `Err(seconds to wait)` when the client's address used up its quota.
     fn check(&self, req: &Request) -> Result<(), u64>;
+
+    /// The request's user agent and client address (through the edge's proxy trust), for
+    /// sessions and the security log.
+    fn client(&self, req: &Request) -> canopy_tenancy::account::ClientInfo;
+
+    /// `false` when `key` (an address or an account) was sent its share of e-mail this hour;
+    /// the API and the console draw from one quota.
+    fn mail_allowed(&self, key: &str) -> bool;
 }
 
 /// The demo log-in shown on the log-in page of `canopy serve --demo`.
@@ -132,6 +140,15 @@ const PATH_WORDS: &[&str] = &[
     "delete",
     "audit",
     "billing",
+    "forgot-password",
+    "reset-password",
+    "verify-email",
+    "account",
+    "verification",
+    "password",
+    "email",
+    "sessions",
+    "revoke-others",
 ];
 
 /// What the request log writes for a console path: its route with every value (slug, id,
@@ -162,14 +179,33 @@ pub fn logged_path(path: &str) -> Option<String> {
 /// Every console route over `state`, with the security headers; the app mounts it at `/`.
 pub fn endpoint(state: ConsoleState) -> impl Endpoint {
     use views::{
-        accounts, api_keys, audit, auth, billing, connect, dashboard, invitations, members,
-        organization, orgs,
+        account, accounts, api_keys, audit, auth, billing, connect, dashboard, invitations, links,
+        members, organization, orgs,
     };
     Route::new()
         .at("/", get(views::home))
         .at("/login", get(auth::login_page).post(auth::log_in))
         .at("/signup", get(auth::signup_page).post(auth::sign_up))
         .at("/logout", post(auth::log_out))
+        .at(
+            "/forgot-password",
+            get(links::forgot_page).post(links::forgot),
+        )
+        .at("/reset-password", get(links::reset_page).post(links::reset))
+        .at("/verify-email", get(links::verify_page).post(links::verify))
+        .at("/account", get(account::show))
+        .at("/account/verification", post(account::resend))
+        .at("/account/password", post(account::change_password))
+        .at("/account/email", post(account::change_email))
+        .at("/account/delete", post(account::delete))
+        .at(
+            "/account/sessions/revoke-others",
+            post(account::revoke_others),
+        )
+        .at(
+            "/account/sessions/:id/revoke",
+            post(account::revoke_session),
+        )
         .at("/pricing", get(billing::pricing))
         .at(
             "/invitations/:id",

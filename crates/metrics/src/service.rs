@@ -385,8 +385,8 @@ mod tests {
     use canopy_tenancy::ports::MockApiKeyAccess;
     use canopy_tenancy::ports::{
         MockAuditLog, MockCredentialCrypto, MockCredentialRepository, MockHistoryRetention,
-        MockInvitationRepository, MockInvitationSender, MockMembershipRepository,
-        MockOrganizationRepository, MockUserRepository,
+        MockInvitationRepository, MockMailRenderer, MockMembershipRepository,
+        MockOrganizationRepository, MockOutboxStore, MockSecurityLog, MockUserRepository,
     };
     use canopy_tenancy::{TenancyConfig, TenancyPorts, TenancyService};
 
@@ -443,7 +443,9 @@ mod tests {
                 audit: Arc::new(MockAuditLog::new()),
                 retention: Arc::new(MockHistoryRetention::new()),
                 api_keys: Arc::new(MockApiKeyAccess::new()),
-                sender: Arc::new(MockInvitationSender::new()),
+                renderer: Arc::new(MockMailRenderer::new()),
+                outbox: Arc::new(MockOutboxStore::new()),
+                security_log: Arc::new(MockSecurityLog::new()),
                 crypto: Arc::new(MockCredentialCrypto::new()),
                 clock: clock.clone(),
             },

@@ -37,9 +37,10 @@ pub use coverage::CoverageSnapshotStore;
 pub use detections::DetectionStore;
 pub use jobs::JobRepository;
 pub use marks::CoverageMarkStore;
-pub use outbox::{Outbox, OutboxMessage};
+pub use outbox::{Outbox, OutboxFilter, OutboxMessage};
 pub use tenancy::{
-    AuditStore, CredentialStore, InvitationStore, MembershipStore, OrganizationStore, UserStore,
+    AuditStore, CredentialStore, InvitationStore, MembershipStore, OrganizationStore,
+    SecurityLogStore, UserStore,
 };
 
 use crate::error::db_err;

@@ -315,6 +315,7 @@ pub async fn user_with_organization(
         email: Email::from_trusted(format!("{}@example.com", unique(name).to_lowercase())),
         name: name.to_string(),
         active_organization_id: Some(org.id),
+        email_verified_at: Some(at),
         created_at: at,
         updated_at: at,
     };

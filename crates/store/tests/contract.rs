@@ -13,6 +13,7 @@ use canopy_store::testing::{
     user_with_organization,
 };
 use canopy_store::{Store, contract};
+use canopy_tenancy::account::ClientInfo;
 use canopy_tenancy::credential::{ApiKey, CredentialKind, Session};
 use canopy_tenancy::invitation::InvitationStatus;
 use canopy_tenancy::membership::Role;
@@ -161,6 +162,7 @@ async fn duplicate_slug_is_reported_as_slug_taken(store: Store) {
         email: Email::from_trusted(format!("{}@example.com", unique("bob"))),
         name: "Bob".into(),
         active_organization_id: Some(clash.id),
+        email_verified_at: None,
         created_at: at,
         updated_at: at,
     };
@@ -857,6 +859,7 @@ async fn sessions_authenticate_until_expiry_or_deletion(store: Store) {
         token_digest: unique("digest"),
         expires_at: now() + Duration::hours(1),
         created_at: now(),
+        client: ClientInfo::default(),
     };
     store
         .credentials()
@@ -1055,6 +1058,7 @@ async fn credential_and_membership_resolve_in_one_call(store: Store) {
         token_digest: unique("sd"),
         expires_at: now() + Duration::hours(1),
         created_at: now(),
+        client: ClientInfo::default(),
     };
     store
         .credentials()

@@ -44,6 +44,8 @@ audit_actions! {
     MemberRemoved = "member.removed",
     /// A member left.
     MemberLeft = "member.left",
+    /// A member deleted their account (the details name no address).
+    MemberAccountDeleted = "member.account_deleted",
     /// Someone was invited.
     InvitationCreated = "invitation.created",
     /// An invitation was cancelled.

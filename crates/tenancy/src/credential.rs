@@ -4,6 +4,8 @@
 use canopy_kernel::id::{ApiKeyId, SessionId, UserId};
 use chrono::{DateTime, Utc};
 
+use crate::account::ClientInfo;
+
 /// Which kind of token a caller presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialKind {
@@ -53,6 +55,8 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// The browser or tool and the address that opened it.
+    pub client: ClientInfo,
 }
 
 /// An API key as listed (never with its secret).

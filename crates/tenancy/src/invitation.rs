@@ -87,16 +87,3 @@ pub struct InvitationView {
     /// Inviter's display name.
     pub invited_by_name: String,
 }
-
-/// What the delivery port sends to an invitee.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvitationMessage {
-    /// The invitation.
-    pub invitation: Invitation,
-    /// Organization display name.
-    pub organization_name: String,
-    /// Inviter display name.
-    pub invited_by_name: String,
-    /// Link that opens the acceptance page.
-    pub accept_url: String,
-}

@@ -20,13 +20,16 @@
 //!
 //! | port | for | refusals it must return |
 //! |---|---|---|
-//! | [`ports::UserRepository`] | users and password hashes | `EmailTaken`, `SlugTaken` |
+//! | [`ports::UserRepository`] | users, password hashes, single-use links | `EmailTaken`, `SlugTaken`, [`ports::RedeemError`] |
 //! | [`ports::CredentialRepository`] | sessions, API keys | (`false` for a key that is not revocable) |
 //! | [`ports::OrganizationRepository`] | organizations, the credential + membership lookup | `SlugTaken`, `NotFound` |
 //! | [`ports::MembershipRepository`] | roles; the last owner stays, also under concurrency | `NotFound`, `LastOwner` |
 //! | [`ports::InvitationRepository`] | invitations; accepted once; within the plan | `NotPending`, `AlreadyMember`, `PlanLimit` |
 //! | [`ports::AuditLog`] | reading the audit log | — |
-//! | [`ports::InvitationSender`] | delivering invitations | — |
+//! | [`ports::SecurityLog`] | each person's security log | — |
+//! | [`ports::MailRenderer`] | e-mail subjects and bodies from templates | — |
+//! | [`ports::OutboxStore`] | the durable outbox; one relay per message, sent once | (`false` when the lease was lost) |
+//! | [`ports::MailTransport`] | handing a message to a mail server (for [`mail::MailRelay`]) | [`mail::DeliveryError`] |
 //! | [`ports::CredentialCrypto`] | password hashing, tokens | [`ports::CryptoError`] |
 //! | [`ports::HistoryRetention`] | how far back history is served | — (`canopy-billing` answers) |
 //! | [`ports::ApiKeyAccess`] | whether API keys may reach an organization | — (`canopy-billing` answers) |
@@ -46,9 +49,11 @@
 //!
 //! Architecture invariant: no IO here. Storage, hashing and delivery are ports.
 
+pub mod account;
 pub mod audit;
 pub mod credential;
 pub mod invitation;
+pub mod mail;
 pub mod membership;
 pub mod organization;
 pub mod policy;
@@ -59,12 +64,13 @@ pub mod user;
 pub use audit::{AuditAction, AuditEvent, AuditFilter, AuditTarget, NewAuditEvent, TargetKind};
 pub use credential::{ApiKey, CredentialKind, NewSecret, Principal, Session};
 pub use invitation::{Invitation, InvitationStatus, InvitationView};
+pub use mail::{Mail, MailContent, MailRelay};
 pub use membership::{Member, Role};
 pub use organization::{OrgRef, Organization, OrganizationSummary, Slug};
 pub use policy::{Action, Forbidden, authorize};
 pub use service::{
-    AccessError, ApiKeyError, AuditLogError, InvitationError, IssuedApiKey, Me, MemberError,
-    OrgAccess, OrganizationChanges, OrganizationError, SessionError, SignedIn, TenancyConfig,
-    TenancyPorts, TenancyService,
+    AccessError, AccountError, ApiKeyError, AuditLogError, InvitationError, IssuedApiKey, Me,
+    MemberError, OrgAccess, OrganizationChanges, OrganizationError, SessionError, SignedIn,
+    TenancyConfig, TenancyPorts, TenancyService,
 };
 pub use user::{Email, User};

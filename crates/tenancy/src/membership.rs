@@ -8,7 +8,10 @@ use canopy_kernel::{FieldError, ValidationErrors};
 use crate::user::Email;
 
 /// A member's role in one organization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read-only access to dashboards.
     Member,

@@ -8,14 +8,19 @@
 //! client retries), `Internal` for anything else; the domain passes both through untouched.
 
 use async_trait::async_trait;
-use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, UserId};
+use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, SessionId, UserId};
 use canopy_kernel::page::Page;
 use canopy_kernel::{FeatureNotInPlan, PageRequest, PlanLimitExceeded, StoreError};
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
+use crate::account::{
+    DeletedAccount, HeldOrganization, Redemption, SecurityEvent, SessionInfo, UserToken,
+};
 use crate::audit::{AuditEvent, AuditFilter, NewAuditEvent};
 use crate::credential::{ApiKey, NewSecret, Principal, Session};
-use crate::invitation::{Invitation, InvitationMessage, InvitationView};
+use crate::invitation::{Invitation, InvitationView};
+use crate::mail::{ClaimedMail, Delivery, DeliveryError, Mail, OutgoingMail, RenderedMail};
 use crate::membership::{Member, Role};
 use crate::organization::{OrgRef, Organization, OrganizationPatch, OrganizationSummary, Slug};
 use crate::user::{Email, User, UserCredentials};
@@ -43,6 +48,35 @@ pub enum SlugConflict {
     /// The organization does not exist (update only).
     #[error("not found")]
     NotFound,
+    /// Anything else.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Refusals when redeeming a single-use link.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    /// No unused token with this digest and purpose, or it no longer matches the account
+    /// (a verification link for an address the account no longer has).
+    #[error("invalid link")]
+    Invalid,
+    /// The token exists, unused, but its time ran out.
+    #[error("expired link")]
+    Expired,
+    /// A new address another account took meanwhile.
+    #[error("email taken")]
+    EmailTaken,
+    /// Anything else.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Refusals when deleting an account.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteAccountError {
+    /// The user is the only owner of these organizations, which have other members.
+    #[error("the last owner of organizations with other members")]
+    LastOwner(Vec<HeldOrganization>),
     /// Anything else.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -133,6 +167,49 @@ pub trait UserRepository: Send + Sync {
         organization: Option<OrganizationId>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Stores a single-use token, voiding the user's unused tokens of the same purpose in the
+    /// same transaction: only the newest link works.
+    async fn issue_token(&self, token: UserToken) -> Result<(), StoreError>;
+
+    /// Uses up the token with this digest and applies `redemption`, atomically: of two
+    /// concurrent redemptions one wins. MUST return `Invalid` for an unknown, used, voided or
+    /// wrong-purpose token and for a verification of an address the account no longer has,
+    /// `Expired` once its time ran out, and `EmailTaken` when a new address was taken
+    /// meanwhile (the token then stays unused). Returns the user as changed and the address
+    /// it had before.
+    async fn redeem_token(
+        &self,
+        digest: &str,
+        redemption: Redemption,
+        now: DateTime<Utc>,
+    ) -> Result<(User, Email), RedeemError>;
+
+    /// Sets the password hash and ends every session of the user but `keep`, atomically;
+    /// how many sessions ended.
+    async fn set_password(
+        &self,
+        id: UserId,
+        password_hash: String,
+        keep: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Marks the address verified now (operators, the demo); a verified one stays as it was.
+    async fn mark_verified(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Deletes the user in one transaction, under the locks of every organization they
+    /// belong to: an organization they are the only member of goes with all it owns; their
+    /// other memberships end, each with a `member.account_deleted` audit event; their address
+    /// becomes [`TOMBSTONE`](crate::account::TOMBSTONE) in audit details, and their decided
+    /// invitations, sessions, keys, links, security log and outbox messages go. MUST refuse
+    /// with `LastOwner`, changing nothing, while they are the only owner of an organization
+    /// with other members, even when a member joins concurrently. `Ok(None)`: no such user.
+    async fn delete_account(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DeletedAccount>, DeleteAccountError>;
 }
 
 /// Sessions and API keys.
@@ -152,6 +229,27 @@ pub trait CredentialRepository: Send + Sync {
 
     /// Deletes the session with this digest; deleting an unknown one is not an error.
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError>;
+
+    /// The user's unexpired sessions at `now`, newest first.
+    async fn list_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionInfo>, StoreError>;
+
+    /// Deletes the user's session `id`. MUST return `false` when it is not theirs or is gone.
+    async fn delete_user_session(&self, user: UserId, id: SessionId) -> Result<bool, StoreError>;
+
+    /// Deletes every session of the user but `keep`; how many.
+    async fn delete_other_sessions(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<u64, StoreError>;
+
+    /// Records that session `id` was used at `now`. MAY skip the write when the last
+    /// recorded use is less than a minute old (it is shown to the minute).
+    async fn touch_session(&self, id: SessionId, now: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Stores an API key.
     async fn insert_api_key(&self, key: ApiKey) -> Result<(), StoreError>;
@@ -324,6 +422,21 @@ pub trait InvitationRepository: Send + Sync {
     ) -> Result<(), AnswerInvitationError>;
 }
 
+/// Each person's own security log (password, e-mail and session changes).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SecurityLog: Send + Sync {
+    /// Appends an entry.
+    async fn record(&self, event: SecurityEvent) -> Result<(), StoreError>;
+
+    /// The user's entries, newest first, paginated.
+    async fn list(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Page<SecurityEvent>, StoreError>;
+}
+
 /// The audit log, read side.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -363,13 +476,67 @@ pub trait ApiKeyAccess: Send + Sync {
     async fn refusal(&self, org: OrganizationId) -> Result<Option<FeatureNotInPlan>, StoreError>;
 }
 
-/// Delivers invitations. The default adapter writes an outbox row with the accept link, so an
-/// invitation is never lost when no mail server is configured.
+/// Renders a message into its subject and bodies (templates in the real adapter). Pure: the
+/// same mail renders the same way.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait MailRenderer: Send + Sync {
+    /// The subject, plain-text and HTML bodies of `mail`.
+    fn render(&self, mail: &Mail) -> RenderedMail;
+}
+
+/// The durable outbox: messages wait here until a relay delivers them, and stay readable by an
+/// operator when no mail server is configured.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
-pub trait InvitationSender: Send + Sync {
-    /// Queues or sends the message.
-    async fn send(&self, message: InvitationMessage) -> Result<(), StoreError>;
+pub trait OutboxStore: Send + Sync {
+    /// Queues a message, due at once.
+    async fn queue(&self, mail: OutgoingMail) -> Result<(), StoreError>;
+
+    /// Takes the oldest due message (queued, `next attempt` reached, no live lease) for
+    /// `worker` until `lease_until`. MUST hand a message to one worker only, also when several
+    /// claim at once; a message whose lease lapsed is due again.
+    async fn claim(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<ClaimedMail>, StoreError>;
+
+    /// Marks the message sent and drops its bodies (their links are single-use secrets).
+    /// MUST return `false`, changing nothing, unless `worker` still holds it: a message is
+    /// marked sent once.
+    async fn sent(&self, id: Uuid, worker: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Releases the message for another attempt at `at`, counting this one and recording why.
+    /// Changes nothing unless `worker` holds it.
+    async fn retry(
+        &self,
+        id: Uuid,
+        worker: &str,
+        at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Marks the message failed for good with the server's reason. Changes nothing unless
+    /// `worker` holds it.
+    async fn failed(
+        &self,
+        id: Uuid,
+        worker: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The latest delivery of the message about `reference` (an invitation's id), if any.
+    async fn delivery_of(&self, reference: &str) -> Result<Option<Delivery>, StoreError>;
+}
+
+/// Hands a message to a mail server.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait MailTransport: Send + Sync {
+    /// Sends the message; a 5xx refusal is `Permanent`, anything that may pass `Transient`.
+    async fn send(&self, mail: &ClaimedMail) -> Result<(), DeliveryError>;
 }
 
 /// Errors of the hashing and token port.

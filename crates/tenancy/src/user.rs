@@ -130,6 +130,8 @@ pub struct User {
     pub name: String,
     /// The organization the console opens by default.
     pub active_organization_id: Option<OrganizationId>,
+    /// When the address was proven by opening a link sent to it; `None` until then.
+    pub email_verified_at: Option<DateTime<Utc>>,
     /// Sign-up time.
     pub created_at: DateTime<Utc>,
     /// Last change.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use canopy_billing::BillingService;
 use canopy_credentials::{Argon2Cost, Argon2Crypto};
 use canopy_kernel::{Clock, PageRequest, SystemClock};
+use canopy_tenancy::account::ClientInfo;
 use canopy_tenancy::{InvitationError, Role, TenancyConfig, TenancyPorts, TenancyService};
 
 pub use memory::Memory;
@@ -41,10 +42,12 @@ pub fn services(memory: &Memory) -> Result<(TenancyService, BillingService), Str
             members: shared.clone(),
             invitations: shared.clone(),
             audit: shared.clone(),
+            security_log: shared.clone(),
             // Billing answers both plan questions tenancy asks.
             retention: Arc::new(billing.clone()),
             api_keys: Arc::new(billing.clone()),
-            sender: shared,
+            renderer: Arc::new(canopy_mail::Templates::new("Embedded")),
+            outbox: shared,
             crypto: Arc::new(crypto),
             clock,
         },
@@ -60,7 +63,12 @@ pub async fn run() -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let mut log = vec![];
 
     let ada = tenancy
-        .sign_up("ada@example.com", "Ada", "correct horse battery".into())
+        .sign_up(
+            "ada@example.com",
+            "Ada",
+            "correct horse battery".into(),
+            &ClientInfo::default(),
+        )
         .await?;
     log.push(format!(
         "signed up {} with a personal organization",
@@ -97,13 +105,29 @@ pub async fn run() -> Result<Vec<String>, Box<dyn std::error::Error>> {
         .await?;
     log.push(format!(
         "upgraded to Individual and invited Bob ({} message(s) in the outbox)",
-        memory.sent().len()
+        memory.outbox().len()
     ));
 
     let bob = tenancy
-        .sign_up("bob@example.com", "Bob", "another good password".into())
+        .sign_up(
+            "bob@example.com",
+            "Bob",
+            "another good password".into(),
+            &ClientInfo::default(),
+        )
         .await?;
     let bob_principal = tenancy.authenticate(&bob.token).await?;
+    // Bob proves his address with the link of the e-mail sign-up queued, then accepts.
+    let link = memory
+        .outbox()
+        .into_iter()
+        .rev()
+        .find(|m| m.to == "bob@example.com" && m.kind == "verify_email")
+        .and_then(|m| m.link)
+        .ok_or("no verification e-mail for Bob")?;
+    let token = link.split_once("token=").ok_or("no token in the link")?.1;
+    tenancy.confirm_email(token, &ClientInfo::default()).await?;
+    log.push("Bob verified his address with the e-mailed link".to_string());
     tenancy
         .accept_invitation(&bob_principal, invitation.id)
         .await?;
@@ -126,13 +150,20 @@ mod tests {
     #[tokio::test]
     async fn the_embedding_story_runs_on_in_memory_adapters() {
         let log = super::run().await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(log.len(), 5, "{log:#?}");
+        assert_eq!(log.len(), 6, "{log:#?}");
         assert!(log[2].contains("upgrade to individual"), "{}", log[2]);
-        assert!(log[4].contains("2 members"), "{}", log[4]);
+        // Ada's and Bob's verification e-mails and Bob's invitation.
         assert!(
-            log[4].contains("Ada (owner)") && log[4].contains("Bob (member)"),
+            log[3].contains("(2 message(s) in the outbox)"),
             "{}",
-            log[4]
+            log[3]
+        );
+        assert!(log[4].contains("verified"), "{}", log[4]);
+        assert!(log[5].contains("2 members"), "{}", log[5]);
+        assert!(
+            log[5].contains("Ada (owner)") && log[5].contains("Bob (member)"),
+            "{}",
+            log[5]
         );
     }
 }

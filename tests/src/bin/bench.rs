@@ -109,6 +109,22 @@ async fn seed(args: &Args, api: &Api, database_url: &str) -> anyhow::Result<(Str
     for i in 1..args.members {
         let email = format!("member{i}@bench.example");
         let token = api.sign_up(&email).await?;
+        // Accepting needs a verified address; the bench server sends no e-mail.
+        let verified = Command::new(&args.server.canopy)
+            .args([
+                "admin",
+                "verify-email",
+                &email,
+                "--database-url",
+                database_url,
+            ])
+            .output()?;
+        if !verified.status.success() {
+            bail!(
+                "verify-email: {}",
+                String::from_utf8_lossy(&verified.stderr)
+            );
+        }
         let invitation = api
             .call(
                 Method::POST,

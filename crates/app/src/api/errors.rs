@@ -10,7 +10,7 @@ use canopy_kernel::{FeatureNotInPlan, PlanLimitExceeded, StoreError};
 use canopy_metrics::MetricsError;
 use canopy_tenancy::ports::CryptoError;
 use canopy_tenancy::{
-    AccessError, ApiKeyError, AuditLogError, Forbidden, InvitationError, MemberError,
+    AccessError, AccountError, ApiKeyError, AuditLogError, Forbidden, InvitationError, MemberError,
     OrganizationError, SessionError,
 };
 use poem::http::StatusCode as S;
@@ -151,6 +151,10 @@ impl From<InvitationError> for ApiError {
                 "This invitation is addressed to a different email than yours.",
             ),
             InvitationError::PlanLimit(l) => l.into(),
+            InvitationError::EmailUnverified => ApiError::email_unverified(
+                "Verify your e-mail address before accepting invitations: open the link we sent \
+                 you, or ask for a new one (POST /v1/me/verification-email).",
+            ),
             InvitationError::Unauthenticated => Self::unauthenticated(),
             InvitationError::Store(s) => s.into(),
         }
@@ -162,7 +166,90 @@ impl From<ApiKeyError> for ApiError {
         match e {
             ApiKeyError::Invalid(v) => v.into(),
             ApiKeyError::NotFound => Self::not_found("api key"),
+            ApiKeyError::EmailUnverified => ApiError::email_unverified(
+                "Verify your e-mail address before creating API keys: open the link we sent \
+                 you, or ask for a new one (POST /v1/me/verification-email).",
+            ),
+            ApiKeyError::Unauthenticated => Self::unauthenticated(),
             ApiKeyError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// 403 `email_unverified`: the action needs a proven address.
+    fn email_unverified(detail: &str) -> Self {
+        Self::new(S::FORBIDDEN, "email_unverified", detail)
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid(v) => v.into(),
+            AccountError::WrongPassword => ValidationErrors::single(FieldError::new(
+                "currentPassword",
+                "incorrect",
+                "is not your current password",
+            ))
+            .into(),
+            AccountError::LinkInvalid => Self::new(
+                S::BAD_REQUEST,
+                "link_invalid",
+                "This link is not valid: it was already used, or a newer one replaced it. \
+                 Ask for a new one.",
+            ),
+            AccountError::LinkExpired => Self::new(
+                S::GONE,
+                "link_expired",
+                "This link has expired. Ask for a new one.",
+            ),
+            AccountError::AlreadyVerified => Self::new(
+                S::CONFLICT,
+                "already_verified",
+                "This address is already verified.",
+            ),
+            AccountError::EmailTaken => Self::new(
+                S::CONFLICT,
+                "email_taken",
+                "This email is already registered.",
+            ),
+            AccountError::SessionNotFound => Self::not_found("session"),
+            AccountError::LastOwner(held) => {
+                let names: Vec<String> = held
+                    .iter()
+                    .map(|o| format!("{} ({})", o.name, o.slug))
+                    .collect();
+                let mut e = Self::new(
+                    S::CONFLICT,
+                    "last_owner",
+                    format!(
+                        "You are the only owner of {}, which other people belong to. Make one of them an owner, or remove them, before deleting your account.",
+                        names.join(", ")
+                    ),
+                );
+                e.problem.organizations = held
+                    .into_iter()
+                    .map(|o| super::problem::ProblemOrganization {
+                        id: o.id.as_uuid(),
+                        slug: o.slug.as_str().to_string(),
+                        name: o.name,
+                        other_members: o.other_members,
+                    })
+                    .collect();
+                e
+            }
+            AccountError::Unauthenticated => Self::unauthenticated(),
+            AccountError::Crypto(CryptoError::Busy) => Self::unavailable(
+                "busy",
+                "Too many passwords are being checked at once. Retry in a moment.",
+                1,
+            ),
+            AccountError::Crypto(CryptoError::Failed(c)) => {
+                tracing::error!(error = %c, "password hashing failed");
+                Self::internal()
+            }
+            AccountError::Store(s) => s.into(),
         }
     }
 }

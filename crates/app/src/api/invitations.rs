@@ -4,6 +4,7 @@ use canopy_kernel::PageRequest;
 use canopy_kernel::id::InvitationId;
 use canopy_kernel::page::Page;
 use canopy_tenancy::invitation::{Invitation, InvitationView};
+use canopy_tenancy::mail::Delivery;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -46,7 +47,15 @@ impl InvitationsApi {
         let access = auth.access(&state, &org.0).await?;
         let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
         let invitations = state.tenancy.list_invitations(&access, page).await?;
-        Ok(Json(invitations.into()))
+        let deliveries = state
+            .tenancy
+            .invitation_deliveries(&access, &invitations.items)
+            .await?;
+        let mut page: InvitationPage = invitations.into();
+        for (item, delivery) in page.items.iter_mut().zip(deliveries) {
+            item.delivery = delivery.map(Into::into);
+        }
+        Ok(Json(page))
     }
 
     /// Invites an email with a role (admin or owner; only an owner can invite an owner).
@@ -162,6 +171,34 @@ pub struct InvitationDto {
     pub expires_at: DateTime<Utc>,
     /// Creation.
     pub created_at: DateTime<Utc>,
+    /// How its e-mail fared; in the organization's list only.
+    pub delivery: Option<DeliveryDto>,
+}
+
+/// An e-mail's delivery.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct DeliveryDto {
+    /// `queued` (waiting for the mail relay, or for a retry), `sent` (the mail server accepted
+    /// it) or `failed` (refused for good).
+    pub status: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last failure in the mail server's words.
+    pub error: Option<String>,
+    /// When it was sent or failed for good.
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+impl From<Delivery> for DeliveryDto {
+    fn from(d: Delivery) -> Self {
+        Self {
+            status: d.status.as_str().to_string(),
+            attempts: d.attempts,
+            error: d.last_error,
+            settled_at: d.settled_at,
+        }
+    }
 }
 
 impl From<Invitation> for InvitationDto {
@@ -175,6 +212,7 @@ impl From<Invitation> for InvitationDto {
             invited_by: i.invited_by.as_uuid(),
             expires_at: i.expires_at,
             created_at: i.created_at,
+            delivery: None,
         }
     }
 }

@@ -74,14 +74,18 @@ pub struct BearerAuth(pub Bearer);
 impl BearerAuth {
     /// Resolves the token to its caller or answers 401.
     pub async fn principal(&self, state: &AppState) -> Result<Principal, ApiError> {
-        Ok(state.tenancy.authenticate(&self.0.token).await?)
+        let principal = state.tenancy.authenticate(&self.0.token).await?;
+        state.note_use(&principal).await;
+        Ok(principal)
     }
 
     /// Resolves the token and the caller's membership in the organization of the path:
     /// 401, then 404 for a non-member, 403 `feature_not_in_plan` for an API key on a plan
     /// without API access (the tenancy domain decides all three).
     pub async fn access(&self, state: &AppState, org: &str) -> Result<OrgAccess, ApiError> {
-        Ok(state.tenancy.access_by_token(&self.0.token, org).await?)
+        let access = state.tenancy.access_by_token(&self.0.token, org).await?;
+        state.note_use(access.principal()).await;
+        Ok(access)
     }
 }
 

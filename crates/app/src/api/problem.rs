@@ -95,6 +95,24 @@ pub struct Problem {
     /// or running, to follow at `GET .../jobs/{jobId}` instead of starting another.
     #[oai(skip_serializing_if_is_none)]
     pub job_id: Option<uuid::Uuid>,
+    /// `last_owner`: the organizations whose only owner the caller is while others are
+    /// members; absent otherwise.
+    #[oai(default, skip_serializing_if_is_empty)]
+    pub organizations: Vec<ProblemOrganization>,
+}
+
+/// An organization a refusal names.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ProblemOrganization {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Slug.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Members besides the caller.
+    pub other_members: u64,
 }
 
 /// An error answer: a status and a problem body (plus `Retry-After` when rate limited).
@@ -125,6 +143,7 @@ impl ApiError {
                 required_tier: None,
                 exceeded: vec![],
                 job_id: None,
+                organizations: vec![],
             }),
             retry_after: None,
         }

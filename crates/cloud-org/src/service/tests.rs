@@ -9,8 +9,8 @@ use canopy_tenancy::credential::CredentialKind;
 use canopy_tenancy::ports::MockApiKeyAccess;
 use canopy_tenancy::ports::{
     MockAuditLog, MockCredentialCrypto, MockCredentialRepository, MockHistoryRetention,
-    MockInvitationRepository, MockInvitationSender, MockMembershipRepository,
-    MockOrganizationRepository, MockUserRepository,
+    MockInvitationRepository, MockMailRenderer, MockMembershipRepository,
+    MockOrganizationRepository, MockOutboxStore, MockSecurityLog, MockUserRepository,
 };
 use canopy_tenancy::{
     Action, Forbidden, OrgAccess, Organization, Principal, Role, Slug, TenancyConfig, TenancyPorts,
@@ -64,7 +64,9 @@ fn tenancy_as(role: Role) -> TenancyService {
             audit: Arc::new(MockAuditLog::new()),
             retention: Arc::new(MockHistoryRetention::new()),
             api_keys: Arc::new(MockApiKeyAccess::new()),
-            sender: Arc::new(MockInvitationSender::new()),
+            renderer: Arc::new(MockMailRenderer::new()),
+            outbox: Arc::new(MockOutboxStore::new()),
+            security_log: Arc::new(MockSecurityLog::new()),
             crypto: Arc::new(crypto),
             clock: Arc::new(ManualClock::new(Utc::now())),
         },

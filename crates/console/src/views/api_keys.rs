@@ -197,7 +197,24 @@ pub async fn create(
             )
             .await
         }
+        Err(ApiKeyError::EmailUnverified) => {
+            render(
+                &state,
+                &viewer,
+                chrome,
+                StatusCode::FORBIDDEN,
+                form,
+                FieldErrors::one(
+                    "name",
+                    "Verify your e-mail address before creating API keys: open the link we \
+                     sent you, or send a new one from your account page.",
+                ),
+                None,
+            )
+            .await
+        }
         Err(ApiKeyError::NotFound) => Err(Failure::NotFound),
+        Err(ApiKeyError::Unauthenticated) => Err(Failure::SignIn("/settings/api-keys".into())),
         Err(ApiKeyError::Store(e)) => Err(Failure::Store(e)),
     }
 }

@@ -70,6 +70,7 @@ fn label(action: AuditAction) -> &'static str {
         A::MemberRoleChanged => "Changed a member's role",
         A::MemberRemoved => "Removed a member",
         A::MemberLeft => "Left the organization",
+        A::MemberAccountDeleted => "Deleted their account",
         A::InvitationCreated => "Invited someone",
         A::InvitationCancelled => "Cancelled an invitation",
         A::InvitationAccepted => "Accepted an invitation",

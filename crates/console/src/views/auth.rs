@@ -22,6 +22,8 @@ struct LoginPage {
     email: String,
     error: Option<String>,
     demo: Option<DemoLogin>,
+    /// What the page arrived from: a password reset, an account deletion.
+    notice: Option<&'static str>,
 }
 
 #[derive(Template)]
@@ -35,21 +37,27 @@ struct SignupPage {
     errors: FieldErrors,
 }
 
-/// `?next=` on the log-in and sign-up pages.
+/// `?next=` on the log-in and sign-up pages (and `?done=` after a reset or a deletion).
 #[derive(Debug, Deserialize, Default)]
 pub struct Next {
     next: Option<String>,
+    done: Option<String>,
 }
 
 /// The pre-session token: the browser's, or a new one (then set on the answer).
-fn pre_session_token(req: &Request) -> (String, bool) {
+pub(super) fn pre_session_token(req: &Request) -> (String, bool) {
     match session::cookie(req, CSRF_COOKIE) {
         Some(t) if t.len() >= 32 => (t, false),
         _ => (session::fresh_token(), true),
     }
 }
 
-fn with_pre_session(mut resp: Response, token: &str, fresh: bool, secure: bool) -> Response {
+pub(super) fn with_pre_session(
+    mut resp: Response,
+    token: &str,
+    fresh: bool,
+    secure: bool,
+) -> Response {
     if fresh {
         session::set_cookie(&mut resp, CSRF_COOKIE, token, 3_600, secure);
     }
@@ -57,7 +65,7 @@ fn with_pre_session(mut resp: Response, token: &str, fresh: bool, secure: bool) 
 }
 
 /// Refuses a pre-session form that did not come from our page.
-fn check_pre_session(req: &Request, token: &str) -> Result<(), Failure> {
+pub(super) fn check_pre_session(req: &Request, token: &str) -> Result<(), Failure> {
     let cookie = session::cookie(req, CSRF_COOKIE).unwrap_or_default();
     if session::same_origin(req) && !cookie.is_empty() && session::same_token(token, &cookie) {
         Ok(())
@@ -104,6 +112,16 @@ pub async fn login_page(
             email: String::new(),
             error: None,
             demo: state.demo.clone(),
+            notice: match next.done.as_deref() {
+                Some("reset") => {
+                    Some("Your password is set. Every session ended: log in with the new one.")
+                }
+                Some("deleted") => Some(
+                    "Your account is deleted, with the organizations only you belonged to. \
+                     Thank you for having used Canopy.",
+                ),
+                _ => None,
+            },
         },
     );
     with_pre_session(resp, &csrf, fresh, state.secure_cookies())
@@ -154,7 +172,12 @@ pub async fn log_in(
         return Failure::RateLimited(secs).into_response();
     }
     let next = where_to(Some(&form.next));
-    match state.tenancy.log_in(&form.email, form.password).await {
+    let client = state.throttle.client(req);
+    match state
+        .tenancy
+        .log_in(&form.email, form.password, &client)
+        .await
+    {
         Ok(signed) => signed_in(&state, signed, &next),
         Err(SessionError::Store(e)) => Failure::Store(e).into_response(),
         Err(SessionError::Crypto(e)) => crypto_failure(e).into_response(),
@@ -166,6 +189,7 @@ pub async fn log_in(
                 email: form.email,
                 error: Some("Invalid e-mail or password.".into()),
                 demo: state.demo.clone(),
+                notice: None,
             },
         ),
     }
@@ -243,7 +267,12 @@ pub async fn sign_up(
     };
     match state
         .tenancy
-        .sign_up(&form.email, &form.name, form.password.clone())
+        .sign_up(
+            &form.email,
+            &form.name,
+            form.password.clone(),
+            &state.throttle.client(req),
+        )
         .await
     {
         Ok(signed) => {

@@ -172,6 +172,12 @@ pub async fn answer(
                 plan_limit_message(&limit)
             ),
         ),
+        InvitationError::EmailUnverified => (
+            StatusCode::FORBIDDEN,
+            "Verify your e-mail address first: open the link we sent you (your account page \
+             sends a new one), then accept."
+                .to_string(),
+        ),
         InvitationError::NotFound | InvitationError::EmailMismatch => {
             return Err(Failure::NotFound);
         }

@@ -6,6 +6,7 @@
 use askama::Template;
 use canopy_kernel::PageRequest;
 use canopy_kernel::id::{InvitationId, UserId};
+use canopy_tenancy::mail::DeliveryStatus;
 use canopy_tenancy::service::{InvitationError, MemberError, OrgAccess};
 use canopy_tenancy::{Action, Role};
 use poem::http::StatusCode;
@@ -39,6 +40,8 @@ struct InvitationRow {
     email: String,
     role: &'static str,
     sent: String,
+    /// Label, badge class and the mail server's words when it refused or deferred.
+    delivery: Option<(&'static str, &'static str, Option<String>)>,
     expires: String,
 }
 
@@ -108,7 +111,7 @@ async fn render(
         })
         .collect();
     let invitations = if access.require(Action::Invite).is_ok() {
-        state
+        let pending = state
             .tenancy
             .list_invitations(
                 access,
@@ -119,13 +122,28 @@ async fn render(
             )
             .await
             .map_err(invitation_failure)?
-            .items
+            .items;
+        let deliveries = state
+            .tenancy
+            .invitation_deliveries(access, &pending)
+            .await
+            .map_err(invitation_failure)?;
+        pending
             .iter()
-            .map(|i| InvitationRow {
+            .zip(deliveries)
+            .map(|(i, d)| InvitationRow {
                 id: i.id.to_string(),
                 email: i.email.as_str().to_string(),
                 role: i.role.as_str(),
                 sent: format::ago(i.created_at, now),
+                delivery: d.map(|d| match d.status {
+                    DeliveryStatus::Sent => ("E-mail sent", "status-active", None),
+                    DeliveryStatus::Failed => ("Refused", "status-error", d.last_error),
+                    DeliveryStatus::Queued if d.attempts > 0 => {
+                        ("Retrying", "status-pending", d.last_error)
+                    }
+                    DeliveryStatus::Queued => ("Queued", "status-pending", None),
+                }),
                 expires: format::ago(i.expires_at, now),
             })
             .collect()

@@ -2,6 +2,7 @@
 //! checks a form's CSRF token and origin before anything changes, calls the domain service
 //! the API calls, and answers with a page, a fragment, or a redirect after a success.
 
+pub mod account;
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
@@ -10,6 +11,7 @@ pub mod billing;
 pub mod connect;
 pub mod dashboard;
 pub mod invitations;
+pub mod links;
 pub mod members;
 pub mod organization;
 pub mod orgs;

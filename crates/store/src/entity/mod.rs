@@ -22,6 +22,8 @@ pub(crate) mod jobs;
 pub(crate) mod memberships;
 pub(crate) mod organizations;
 pub(crate) mod outbox_messages;
+pub(crate) mod security_events;
 pub(crate) mod sessions;
 pub(crate) mod subscriptions;
+pub(crate) mod user_tokens;
 pub(crate) mod users;

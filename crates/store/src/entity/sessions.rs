@@ -10,6 +10,9 @@ pub struct Model {
     pub token_digest: String,
     pub expires_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub last_used_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,7 @@ pub struct Model {
     pub name: String,
     pub password_hash: String,
     pub active_organization_id: Option<Uuid>,
+    pub email_verified_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

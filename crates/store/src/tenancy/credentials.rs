@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use canopy_kernel::StoreError;
 use canopy_kernel::id::{ApiKeyId, SessionId, UserId};
+use canopy_tenancy::account::SessionInfo;
 use canopy_tenancy::credential::{ApiKey, CredentialKind, Principal, Session};
 use canopy_tenancy::ports::CredentialRepository;
 use chrono::{DateTime, Utc};
@@ -40,6 +41,9 @@ impl CredentialRepository for CredentialStore {
             token_digest: Set(session.token_digest),
             expires_at: Set(session.expires_at),
             created_at: Set(session.created_at),
+            user_agent: Set(session.client.user_agent),
+            ip: Set(session.client.ip),
+            last_used_at: Set(Some(session.created_at)),
         }
         .insert(self.db())
         .await
@@ -84,6 +88,70 @@ impl CredentialRepository for CredentialStore {
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
         sessions::Entity::delete_many()
             .filter(sessions::Column::TokenDigest.eq(digest))
+            .exec(self.db())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        Ok(sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user.as_uuid()))
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .order_by_desc(sessions::Column::CreatedAt)
+            .order_by_desc(sessions::Column::Id)
+            .all(self.db())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|s| SessionInfo {
+                id: SessionId(s.id),
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                expires_at: s.expires_at,
+                user_agent: s.user_agent,
+                ip: s.ip,
+            })
+            .collect())
+    }
+
+    async fn delete_user_session(&self, user: UserId, id: SessionId) -> Result<bool, StoreError> {
+        let done = sessions::Entity::delete_many()
+            .filter(sessions::Column::Id.eq(id.as_uuid()))
+            .filter(sessions::Column::UserId.eq(user.as_uuid()))
+            .exec(self.db())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected == 1)
+    }
+
+    async fn delete_other_sessions(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<u64, StoreError> {
+        let mut query =
+            sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user.as_uuid()));
+        if let Some(keep) = keep {
+            query = query.filter(sessions::Column::Id.ne(keep.as_uuid()));
+        }
+        Ok(query.exec(self.db()).await.map_err(db_err)?.rows_affected)
+    }
+
+    async fn touch_session(&self, id: SessionId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        // Guarded so a busy session writes about once a minute, not once a request.
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::LastUsedAt, Expr::value(now))
+            .filter(sessions::Column::Id.eq(id.as_uuid()))
+            .filter(
+                sessions::Column::LastUsedAt
+                    .is_null()
+                    .or(sessions::Column::LastUsedAt.lt(now - chrono::Duration::minutes(1))),
+            )
             .exec(self.db())
             .await
             .map_err(db_err)?;

@@ -55,22 +55,26 @@ async fn leave_pending(
 }
 
 impl InvitationStore {
-    async fn view(&self, m: invitations::Model) -> Result<InvitationView, StoreError> {
-        let org = organizations::Entity::find_by_id(m.organization_id)
+    /// The invitation with its organization's names; `None` when the organization was
+    /// deleted after the invitation was read (the invitation went with it).
+    async fn view(&self, m: invitations::Model) -> Result<Option<InvitationView>, StoreError> {
+        let Some(org) = organizations::Entity::find_by_id(m.organization_id)
             .one(self.db())
             .await
             .map_err(db_err)?
-            .ok_or_else(|| StoreError::internal("invitation without organization"))?;
+        else {
+            return Ok(None);
+        };
         let inviter = users::Entity::find_by_id(m.invited_by)
             .one(self.db())
             .await
             .map_err(db_err)?;
-        Ok(InvitationView {
+        Ok(Some(InvitationView {
             invitation: invitation_from(m)?,
             organization_name: org.name,
             organization_slug: Slug::from_trusted(org.slug),
             invited_by_name: inviter.map(|u| u.name).unwrap_or_default(),
-        })
+        }))
     }
 }
 
@@ -222,7 +226,7 @@ impl InvitationRepository for InvitationStore {
             .map_err(db_err)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            out.push(self.view(row).await?);
+            out.extend(self.view(row).await?);
         }
         Ok(out)
     }
@@ -233,7 +237,7 @@ impl InvitationRepository for InvitationStore {
             .await
             .map_err(db_err)?
         {
-            Some(row) => Ok(Some(self.view(row).await?)),
+            Some(row) => self.view(row).await,
             None => Ok(None),
         }
     }

@@ -2,9 +2,11 @@
 
 mod audit;
 mod credentials;
+mod deletion;
 mod invitations;
 mod memberships;
 mod organizations;
+mod security_log;
 mod users;
 
 use canopy_kernel::StoreError;
@@ -23,6 +25,7 @@ pub use credentials::CredentialStore;
 pub use invitations::InvitationStore;
 pub use memberships::MembershipStore;
 pub use organizations::OrganizationStore;
+pub use security_log::SecurityLogStore;
 pub use users::UserStore;
 
 use crate::entity;
@@ -43,6 +46,7 @@ pub(crate) fn user_from(m: entity::users::Model) -> User {
         email: Email::from_trusted(m.email),
         name: m.name,
         active_organization_id: m.active_organization_id.map(OrganizationId),
+        email_verified_at: m.email_verified_at,
         created_at: m.created_at,
         updated_at: m.updated_at,
     }

@@ -20,6 +20,13 @@ pub enum ApiKeyError {
     /// Input broke a rule.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),
+    /// The caller has not verified their address yet: keys act as them, so the address they
+    /// would be reached at must be theirs.
+    #[error("verify your e-mail address before creating API keys")]
+    EmailUnverified,
+    /// No credential, or one that is unknown, expired or revoked.
+    #[error("authentication required")]
+    Unauthenticated,
     /// No such key of the caller's, or it is already revoked.
     #[error("api key not found")]
     NotFound,
@@ -60,6 +67,15 @@ impl TenancyService {
             return Err(errors.into());
         };
         errors.into_result()?;
+        let user = self
+            .ports
+            .users
+            .get(principal.user_id)
+            .await?
+            .ok_or(ApiKeyError::Unauthenticated)?;
+        if user.email_verified_at.is_none() {
+            return Err(ApiKeyError::EmailUnverified);
+        }
         let secret = self.ports.crypto.new_token(API_KEY_TOKEN_KIND);
         let now = self.now();
         let key = ApiKey {

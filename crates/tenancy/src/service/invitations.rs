@@ -9,7 +9,8 @@ use serde_json::json;
 use super::{OrgAccess, SessionError, TenancyService};
 use crate::audit::{AuditAction, AuditTarget, NewAuditEvent, TargetKind};
 use crate::credential::Principal;
-use crate::invitation::{Invitation, InvitationMessage, InvitationStatus, InvitationView};
+use crate::invitation::{Invitation, InvitationStatus, InvitationView};
+use crate::mail::{Delivery, Mail, MailContent};
 use crate::membership::{Member, Role};
 use crate::policy::{Action, Forbidden};
 use crate::ports::{AnswerInvitationError, InviteError};
@@ -45,6 +46,10 @@ pub enum InvitationError {
     /// The organization's plan has no room for another team member.
     #[error(transparent)]
     PlanLimit(#[from] PlanLimitExceeded),
+    /// The caller has not verified their address: an invitation is accepted by whoever owns
+    /// the address it was sent to.
+    #[error("verify your e-mail address before accepting invitations")]
+    EmailUnverified,
     /// The caller's user no longer exists.
     #[error("authentication required")]
     Unauthenticated,
@@ -129,17 +134,18 @@ impl TenancyService {
             .create_replacing(invitation.clone(), audit)
             .await?;
         let inviter = self.ports.users.get(access.user_id()).await?;
-        let message = InvitationMessage {
-            accept_url: format!(
-                "{}/invitations/{}",
-                self.config.public_url.trim_end_matches('/'),
-                invitation.id
-            ),
-            organization_name: access.organization.name.clone(),
-            invited_by_name: inviter.map(|u| u.name).unwrap_or_default(),
-            invitation: invitation.clone(),
+        let mail = Mail {
+            to: invitation.email.clone(),
+            content: MailContent::Invitation {
+                invitation_id: invitation.id.as_uuid(),
+                organization: access.organization.name.clone(),
+                invited_by: inviter.map(|u| u.name).unwrap_or_default(),
+                role: invitation.role,
+                link: self.link(&format!("/invitations/{}", invitation.id)),
+                expires_at: invitation.expires_at,
+            },
         };
-        self.ports.sender.send(message).await?;
+        self.send_mail(mail).await?;
         Ok(invitation)
     }
 
@@ -155,6 +161,30 @@ impl TenancyService {
             .invitations
             .list_pending(access.org_id(), self.now(), page)
             .await?)
+    }
+
+    /// How the e-mail of each invitation fared (queued, sent, refused with the server's
+    /// reply), in the order given; `None` where no message was queued. Admin or owner.
+    pub async fn invitation_deliveries(
+        &self,
+        access: &OrgAccess,
+        invitations: &[Invitation],
+    ) -> Result<Vec<Option<Delivery>>, InvitationError> {
+        access.require(Action::Invite)?;
+        let mut out = Vec::with_capacity(invitations.len());
+        for invitation in invitations {
+            // Only this organization's invitations have their delivery read.
+            let delivery = if invitation.organization_id == access.org_id() {
+                self.ports
+                    .outbox
+                    .delivery_of(&invitation.id.to_string())
+                    .await?
+            } else {
+                None
+            };
+            out.push(delivery);
+        }
+        Ok(out)
     }
 
     /// Cancels a pending invitation (admin or owner).
@@ -243,6 +273,9 @@ impl TenancyService {
         id: InvitationId,
     ) -> Result<Member, InvitationError> {
         let (user, view) = self.answerable(principal, id).await?;
+        if user.email_verified_at.is_none() {
+            return Err(InvitationError::EmailUnverified);
+        }
         let audit = self.answer_audit(&user, &view, AuditAction::InvitationAccepted);
         Ok(self
             .ports

@@ -6,6 +6,7 @@
 //! resolved and is a member of the organization named in the request path. A non-member never
 //! gets one, so every org-scoped answer to a non-member is "not found", never "forbidden".
 
+mod account;
 mod api_keys;
 mod audit_log;
 mod invitations;
@@ -23,15 +24,17 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::audit::{AuditAction, AuditTarget, NewAuditEvent};
 use crate::credential::{CredentialKind, Principal};
+use crate::mail::{Mail, OutgoingMail};
 use crate::membership::Role;
 use crate::organization::{OrgRef, Organization};
 use crate::policy::{Action, Forbidden, authorize};
 use crate::ports::{
     ApiKeyAccess, AuditLog, CredentialCrypto, CredentialRepository, HistoryRetention,
-    InvitationRepository, InvitationSender, MembershipRepository, OrganizationRepository,
-    UserRepository,
+    InvitationRepository, MailRenderer, MembershipRepository, OrganizationRepository, OutboxStore,
+    SecurityLog, UserRepository,
 };
 
+pub use account::{AccountError, CHANGE_EMAIL_TTL, RESET_TTL, Redeemed, VERIFY_TTL};
 pub use api_keys::{ApiKeyError, IssuedApiKey};
 pub use audit_log::AuditLogError;
 pub use invitations::InvitationError;
@@ -75,12 +78,16 @@ pub struct TenancyPorts {
     pub invitations: Arc<dyn InvitationRepository>,
     /// Audit log reader.
     pub audit: Arc<dyn AuditLog>,
+    /// Each person's security log.
+    pub security_log: Arc<dyn SecurityLog>,
     /// How far back history is served (the billing domain's answer).
     pub retention: Arc<dyn HistoryRetention>,
     /// Whether API keys may reach an organization (the billing domain's answer).
     pub api_keys: Arc<dyn ApiKeyAccess>,
-    /// Invitation delivery.
-    pub sender: Arc<dyn InvitationSender>,
+    /// Renders e-mail from its content (templates).
+    pub renderer: Arc<dyn MailRenderer>,
+    /// The durable outbox e-mail waits in.
+    pub outbox: Arc<dyn OutboxStore>,
     /// Hashing and tokens.
     pub crypto: Arc<dyn CredentialCrypto>,
     /// Time.
@@ -179,6 +186,26 @@ impl TenancyService {
 
     fn now(&self) -> DateTime<Utc> {
         self.ports.clock.now()
+    }
+
+    /// The public URL of a console path, for the links in e-mail.
+    fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.config.public_url.trim_end_matches('/'))
+    }
+
+    /// Renders `mail` and queues it in the outbox; a relay delivers it.
+    async fn send_mail(&self, mail: Mail) -> Result<(), StoreError> {
+        let rendered = self.ports.renderer.render(&mail);
+        let outgoing = OutgoingMail {
+            id: uuid::Uuid::now_v7(),
+            to: mail.to.as_str().to_string(),
+            kind: mail.content.kind().to_string(),
+            reference: mail.content.reference(),
+            link: mail.content.link().map(str::to_string),
+            rendered,
+            created_at: self.now(),
+        };
+        self.ports.outbox.queue(outgoing).await
     }
 
     /// An audit event of `access`'s caller in its organization, now.

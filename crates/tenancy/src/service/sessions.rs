@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{AccessError, OrgAccess, TenancyService};
+use crate::account::ClientInfo;
 use crate::audit::{AuditAction, AuditTarget, NewAuditEvent, TargetKind};
 use crate::credential::{CredentialKind, Principal, Session};
 use crate::organization::{Organization, OrganizationSummary, Slug};
@@ -79,6 +80,7 @@ impl TenancyService {
         email: &str,
         name: &str,
         password: String,
+        client: &ClientInfo,
     ) -> Result<SignedIn, SessionError> {
         let mut errors = ValidationErrors::default();
         let email = errors.collect(Email::parse(email, "email"));
@@ -112,6 +114,7 @@ impl TenancyService {
                 email: email.clone(),
                 name: name.clone(),
                 active_organization_id: Some(organization.id),
+                email_verified_at: None,
                 created_at: now,
                 updated_at: now,
             };
@@ -133,7 +136,14 @@ impl TenancyService {
                 .create_with_organization(new, organization, audit)
                 .await
             {
-                Ok(()) => return self.start_session(user).await,
+                Ok(()) => {
+                    // The account exists either way; a verification e-mail that could not be
+                    // queued is sent again on request.
+                    if let Err(e) = self.send_verification(&user).await {
+                        tracing::warn!(error = %e, "the verification e-mail was not queued");
+                    }
+                    return self.start_session(user, client).await;
+                }
                 Err(CreateUserError::SlugTaken) => continue,
                 Err(CreateUserError::EmailTaken) => return Err(SessionError::EmailTaken),
                 Err(CreateUserError::Store(e)) => return Err(e.into()),
@@ -144,7 +154,12 @@ impl TenancyService {
 
     /// Checks email and password and opens a session. Unknown email and wrong password fail
     /// identically, in message and in time.
-    pub async fn log_in(&self, email: &str, password: String) -> Result<SignedIn, SessionError> {
+    pub async fn log_in(
+        &self,
+        email: &str,
+        password: String,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, SessionError> {
         let Ok(email) = Email::parse(email, "email") else {
             self.ports.crypto.verify_dummy(password).await?;
             return Err(SessionError::InvalidCredentials);
@@ -161,10 +176,14 @@ impl TenancyService {
         if !ok {
             return Err(SessionError::InvalidCredentials);
         }
-        self.start_session(found.user).await
+        self.start_session(found.user, client).await
     }
 
-    async fn start_session(&self, user: User) -> Result<SignedIn, SessionError> {
+    async fn start_session(
+        &self,
+        user: User,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, SessionError> {
         let secret = self.ports.crypto.new_token(SESSION_TOKEN_KIND);
         let now = self.now();
         let session = Session {
@@ -173,6 +192,7 @@ impl TenancyService {
             token_digest: secret.digest,
             expires_at: now + self.config.session_ttl,
             created_at: now,
+            client: client.clone(),
         };
         let expires_at = session.expires_at;
         self.ports.credentials.insert_session(session).await?;

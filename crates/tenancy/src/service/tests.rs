@@ -8,13 +8,15 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::*;
+use crate::account::ClientInfo;
 use crate::credential::NewSecret;
 use crate::membership::Member;
 use crate::organization::Slug;
 use crate::ports::{
     CreateUserError, MockApiKeyAccess, MockAuditLog, MockCredentialCrypto,
-    MockCredentialRepository, MockHistoryRetention, MockInvitationRepository, MockInvitationSender,
-    MockMembershipRepository, MockOrganizationRepository, MockUserRepository,
+    MockCredentialRepository, MockHistoryRetention, MockInvitationRepository, MockMailRenderer,
+    MockMembershipRepository, MockOrganizationRepository, MockOutboxStore, MockSecurityLog,
+    MockUserRepository,
 };
 use crate::user::{Email, User, UserCredentials};
 
@@ -26,6 +28,8 @@ struct Mocks {
     members: MockMembershipRepository,
     invitations: MockInvitationRepository,
     api_keys: MockApiKeyAccess,
+    renderer: MockMailRenderer,
+    outbox: MockOutboxStore,
     crypto: MockCredentialCrypto,
 }
 
@@ -43,7 +47,9 @@ impl Mocks {
                 audit: Arc::new(MockAuditLog::new()),
                 retention: Arc::new(MockHistoryRetention::new()),
                 api_keys: Arc::new(self.api_keys),
-                sender: Arc::new(MockInvitationSender::new()),
+                renderer: Arc::new(self.renderer),
+                outbox: Arc::new(self.outbox),
+                security_log: Arc::new(MockSecurityLog::new()),
                 crypto: Arc::new(crypto),
                 clock: Arc::new(ManualClock::new(Utc::now())),
             },
@@ -94,7 +100,11 @@ async fn unknown_email_spends_a_dummy_verification_and_says_the_same_as_a_wrong_
     mocks.crypto.expect_verify_password().never();
     let err = mocks
         .service()
-        .log_in("nobody@example.com", "whatever".into())
+        .log_in(
+            "nobody@example.com",
+            "whatever".into(),
+            &ClientInfo::default(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, SessionError::InvalidCredentials), "{err:?}");
@@ -107,6 +117,7 @@ async fn unknown_email_spends_a_dummy_verification_and_says_the_same_as_a_wrong_
                 email: Email::from_trusted("ada@example.com".into()),
                 name: "Ada".into(),
                 active_organization_id: None,
+                email_verified_at: None,
                 created_at: Utc::now(),
                 updated_at: Utc::now(),
             },
@@ -120,7 +131,7 @@ async fn unknown_email_spends_a_dummy_verification_and_says_the_same_as_a_wrong_
     mocks.credentials.expect_insert_session().never();
     let wrong = mocks
         .service()
-        .log_in("ada@example.com", "nope".into())
+        .log_in("ada@example.com", "nope".into(), &ClientInfo::default())
         .await
         .unwrap_err();
     assert_eq!(wrong.to_string(), err.to_string());
@@ -247,9 +258,45 @@ async fn sign_up_retries_a_slug_clash_with_a_new_suffix() {
         .expect_insert_session()
         .times(1)
         .returning(|_| Ok(()));
+    // The address gets its verification link: a single-use token stored as a digest, and
+    // the message queued with the link to the console's page.
+    mocks
+        .users
+        .expect_issue_token()
+        .withf(|t| {
+            t.purpose == crate::account::TokenPurpose::VerifyEmail
+                && t.email.as_str() == "ada@example.com"
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    mocks.renderer.expect_render().returning(|mail| {
+        let crate::mail::MailContent::VerifyEmail { link, .. } = &mail.content else {
+            panic!("{mail:?}");
+        };
+        assert!(
+            link.ends_with("/verify-email?token=cnp_verify_secret"),
+            "{link}"
+        );
+        crate::mail::RenderedMail {
+            subject: "s".into(),
+            text: link.clone(),
+            html: String::new(),
+        }
+    });
+    mocks
+        .outbox
+        .expect_queue()
+        .withf(|m| m.kind == "verify_email" && m.to == "ada@example.com")
+        .times(1)
+        .returning(|_| Ok(()));
     let signed_in = mocks
         .service()
-        .sign_up("Ada@Example.com", "Ada", "long enough password".into())
+        .sign_up(
+            "Ada@Example.com",
+            "Ada",
+            "long enough password".into(),
+            &ClientInfo::default(),
+        )
         .await
         .unwrap();
     assert_eq!(signed_in.user.email.as_str(), "ada@example.com");

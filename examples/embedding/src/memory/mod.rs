@@ -1,5 +1,5 @@
 //! One in-memory database behind every tenancy and billing port (the port implementations are
-//! in `tenancy.rs` and `billing.rs`): what an embedder writes in
+//! in `tenancy.rs`, `logs.rs`, `mail.rs` and `billing.rs`): what an embedder writes in
 //! place of `canopy-store`. A single mutex makes each method atomic, which is what the ports'
 //! contracts ask of a transaction (the last owner stays, plan limits hold, an invitation is
 //! accepted once).
@@ -10,7 +10,7 @@ use canopy_billing::{Subscription, Usage};
 use canopy_kernel::id::{OrganizationId, UserId};
 use canopy_kernel::page::Page;
 use canopy_kernel::{LimitedResource, PageRequest, PlanLimitExceeded};
-use canopy_tenancy::invitation::InvitationMessage;
+use canopy_tenancy::mail::OutgoingMail;
 use canopy_tenancy::{
     ApiKey, AuditEvent, CredentialKind, Invitation, InvitationStatus, InvitationView, Member,
     OrgRef, Organization, Principal, Role, Session, Slug, User,
@@ -39,7 +39,25 @@ struct Db {
     invitations: Vec<Invitation>,
     audit: Vec<AuditEvent>,
     subscriptions: Vec<Subscription>,
-    sent: Vec<InvitationMessage>,
+    outbox: Vec<Queued>,
+    /// Single-use tokens with when they were used (or voided).
+    tokens: Vec<(
+        canopy_tenancy::account::UserToken,
+        Option<chrono::DateTime<chrono::Utc>>,
+    )>,
+    security: Vec<canopy_tenancy::account::SecurityEvent>,
+}
+
+/// A message in the in-memory outbox with its delivery state.
+#[derive(Debug, Clone)]
+struct Queued {
+    mail: OutgoingMail,
+    attempts: u32,
+    next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    lease: Option<(String, chrono::DateTime<chrono::Utc>)>,
+    sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    failed_at: Option<chrono::DateTime<chrono::Utc>>,
+    last_error: Option<String>,
 }
 
 /// The in-memory database; clones share it.
@@ -53,9 +71,9 @@ impl Memory {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Every invitation message handed to the sender, oldest first.
-    pub fn sent(&self) -> Vec<InvitationMessage> {
-        self.db().sent.clone()
+    /// Every message queued in the outbox, oldest first.
+    pub fn outbox(&self) -> Vec<OutgoingMail> {
+        self.db().outbox.iter().map(|q| q.mail.clone()).collect()
     }
 }
 
@@ -214,4 +232,7 @@ impl Db {
 }
 
 mod billing;
+mod deletion;
+mod logs;
+mod mail;
 mod tenancy;

@@ -1,20 +1,21 @@
 //! The tenancy ports over the in-memory database.
 
 use async_trait::async_trait;
-use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, UserId};
+use canopy_kernel::id::{ApiKeyId, InvitationId, OrganizationId, SessionId, UserId};
 use canopy_kernel::page::Page;
 use canopy_kernel::{PageRequest, StoreError};
-use canopy_tenancy::invitation::InvitationMessage;
+use canopy_tenancy::account::{DeletedAccount, Redemption, SessionInfo, UserToken};
 use canopy_tenancy::organization::OrganizationPatch;
 use canopy_tenancy::ports::{
-    AnswerInvitationError, AuditLog, CreateUserError, CredentialAccess, CredentialRepository,
-    InvitationRepository, InvitationSender, InviteError, MembershipChangeError,
-    MembershipRepository, NewUser, OrganizationRepository, SlugConflict, UserRepository,
+    AnswerInvitationError, CreateUserError, CredentialAccess, CredentialRepository,
+    DeleteAccountError, InvitationRepository, InviteError, MembershipChangeError,
+    MembershipRepository, NewUser, OrganizationRepository, RedeemError, SlugConflict,
+    UserRepository,
 };
 use canopy_tenancy::user::UserCredentials;
 use canopy_tenancy::{
-    ApiKey, AuditEvent, AuditFilter, Email, Invitation, InvitationStatus, InvitationView, Member,
-    NewAuditEvent, OrgRef, Organization, OrganizationSummary, Principal, Role, Session, Slug, User,
+    ApiKey, Email, Invitation, InvitationStatus, InvitationView, Member, NewAuditEvent, OrgRef,
+    Organization, OrganizationSummary, Principal, Role, Session, Slug, User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -76,6 +77,105 @@ impl UserRepository for Memory {
         }
         Ok(())
     }
+
+    async fn issue_token(&self, token: UserToken) -> Result<(), StoreError> {
+        let mut db = self.db();
+        for (t, used) in db.tokens.iter_mut() {
+            if t.user_id == token.user_id && t.purpose == token.purpose && used.is_none() {
+                *used = Some(token.created_at);
+            }
+        }
+        db.tokens.push((token, None));
+        Ok(())
+    }
+
+    async fn redeem_token(
+        &self,
+        digest: &str,
+        redemption: Redemption,
+        now: DateTime<Utc>,
+    ) -> Result<(User, Email), RedeemError> {
+        // One lock over the check and the change: the in-memory transaction.
+        let mut db = self.db();
+        let purpose = redemption.purpose();
+        let Some(index) = db.tokens.iter().position(|(t, used)| {
+            t.token_digest == digest && t.purpose == purpose && used.is_none()
+        }) else {
+            return Err(RedeemError::Invalid);
+        };
+        let token = db.tokens[index].0.clone();
+        if token.expires_at <= now {
+            return Err(RedeemError::Expired);
+        }
+        let taken = db
+            .users
+            .iter()
+            .any(|(u, _)| u.email == token.email && u.id != token.user_id);
+        let Some(at) = db.users.iter().position(|(u, _)| u.id == token.user_id) else {
+            return Err(RedeemError::Invalid);
+        };
+        let before = db.users[at].0.email.clone();
+        match redemption {
+            Redemption::VerifyEmail => {
+                if before != token.email {
+                    return Err(RedeemError::Invalid);
+                }
+                let user = &mut db.users[at].0;
+                user.email_verified_at.get_or_insert(now);
+            }
+            Redemption::ChangeEmail => {
+                if taken {
+                    return Err(RedeemError::EmailTaken);
+                }
+                let user = &mut db.users[at].0;
+                user.email = token.email.clone();
+                user.email_verified_at = Some(now);
+            }
+            Redemption::ResetPassword { password_hash } => {
+                if before != token.email {
+                    return Err(RedeemError::Invalid);
+                }
+                let (user, hash) = &mut db.users[at];
+                *hash = password_hash;
+                user.email_verified_at.get_or_insert(now);
+                db.sessions.retain(|s| s.user_id != token.user_id);
+            }
+        }
+        db.tokens[index].1 = Some(now);
+        Ok((db.users[at].0.clone(), before))
+    }
+
+    async fn set_password(
+        &self,
+        id: UserId,
+        password_hash: String,
+        keep: Option<SessionId>,
+        _now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut db = self.db();
+        if let Some((_, hash)) = db.users.iter_mut().find(|(u, _)| u.id == id) {
+            *hash = password_hash;
+        }
+        let before = db.sessions.len();
+        db.sessions
+            .retain(|s| s.user_id != id || Some(s.id) == keep);
+        Ok((before - db.sessions.len()) as u64)
+    }
+
+    async fn mark_verified(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        if let Some((u, _)) = self.db().users.iter_mut().find(|(u, _)| u.id == id) {
+            u.email_verified_at.get_or_insert(now);
+        }
+        Ok(())
+    }
+
+    async fn delete_account(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DeletedAccount>, DeleteAccountError> {
+        self.db().delete_account(id, now)
+    }
 }
 
 #[async_trait]
@@ -95,6 +195,53 @@ impl CredentialRepository for Memory {
 
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
         self.db().sessions.retain(|s| s.token_digest != digest);
+        Ok(())
+    }
+
+    async fn list_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let mut out: Vec<SessionInfo> = self
+            .db()
+            .sessions
+            .iter()
+            .filter(|s| s.user_id == user && s.expires_at > now)
+            .map(|s| SessionInfo {
+                id: s.id,
+                created_at: s.created_at,
+                last_used_at: None,
+                expires_at: s.expires_at,
+                user_agent: s.client.user_agent.clone(),
+                ip: s.client.ip.clone(),
+            })
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+
+    async fn delete_user_session(&self, user: UserId, id: SessionId) -> Result<bool, StoreError> {
+        let mut db = self.db();
+        let before = db.sessions.len();
+        db.sessions.retain(|s| !(s.user_id == user && s.id == id));
+        Ok(db.sessions.len() < before)
+    }
+
+    async fn delete_other_sessions(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<u64, StoreError> {
+        let mut db = self.db();
+        let before = db.sessions.len();
+        db.sessions
+            .retain(|s| s.user_id != user || Some(s.id) == keep);
+        Ok((before - db.sessions.len()) as u64)
+    }
+
+    async fn touch_session(&self, _id: SessionId, _now: DateTime<Utc>) -> Result<(), StoreError> {
+        // This example does not show when a session was last used.
         Ok(())
     }
 
@@ -228,14 +375,7 @@ impl OrganizationRepository for Memory {
     }
 
     async fn delete(&self, id: OrganizationId) -> Result<bool, StoreError> {
-        let mut db = self.db();
-        let before = db.organizations.len();
-        db.organizations.retain(|o| o.id != id);
-        db.memberships.retain(|m| m.org != id);
-        db.invitations.retain(|i| i.organization_id != id);
-        db.subscriptions.retain(|s| s.organization_id != id);
-        db.audit.retain(|e| e.organization_id != id);
-        Ok(db.organizations.len() < before)
+        Ok(self.db().delete_organization(id))
     }
 
     async fn slug_exists(&self, slug: &Slug) -> Result<bool, StoreError> {
@@ -489,37 +629,6 @@ impl InvitationRepository for Memory {
         }
         invitation.status = InvitationStatus::Rejected;
         db.audit.push(audit);
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl AuditLog for Memory {
-    async fn list(
-        &self,
-        org: OrganizationId,
-        since: Option<DateTime<Utc>>,
-        filter: AuditFilter,
-        page: PageRequest,
-    ) -> Result<Page<AuditEvent>, StoreError> {
-        let rows: Vec<AuditEvent> = self
-            .db()
-            .audit
-            .iter()
-            .rev()
-            .filter(|e| e.organization_id == org && since.is_none_or(|s| e.occurred_at >= s))
-            .filter(|e| filter.action.is_none_or(|a| e.action == a))
-            .filter(|e| filter.actor.is_none_or(|a| e.actor_id == Some(a)))
-            .cloned()
-            .collect();
-        Ok(page_of(rows, page, |e| e.id.as_uuid()))
-    }
-}
-
-#[async_trait]
-impl InvitationSender for Memory {
-    async fn send(&self, message: InvitationMessage) -> Result<(), StoreError> {
-        self.db().sent.push(message);
         Ok(())
     }
 }
