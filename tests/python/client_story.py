@@ -22,7 +22,12 @@ from canopy_client.api.cloud_accounts import (  # noqa: E402
     update_cloud_account,
 )
 from canopy_client.api.invitations import accept_invitation, create_invitation  # noqa: E402
-from canopy_client.api.me import get_me, list_my_invitations  # noqa: E402
+from canopy_client.api.me import (  # noqa: E402
+    delete_account,
+    get_me,
+    list_my_invitations,
+    list_sessions,
+)
 from canopy_client.api.members import list_members  # noqa: E402
 from canopy_client.api.metrics import get_dashboard  # noqa: E402
 from canopy_client.api.organizations import create_organization, get_organization  # noqa: E402
@@ -31,6 +36,7 @@ from canopy_client.models import (  # noqa: E402
     ChangeTierRequest,
     ConnectAccountRequest,
     CreateOrganizationRequest,
+    DeleteAccountRequest,
     InviteRequest,
     Problem,
     ProviderDto,
@@ -171,6 +177,26 @@ def main(base_url):
     # Another tenant's organization is a typed 404.
     _, eve_api = account("eve")
     problem(get_organization.sync_detailed(slug, client=eve_api), 404, "not_found")
+
+    # Eve looks after her own account: her one session, then she leaves for good.
+    sessions = ok(list_sessions.sync_detailed(client=eve_api), 200)
+    assert [s.current for s in sessions] == [True], sessions
+    wrong = problem(
+        delete_account.sync_detailed(
+            client=eve_api, body=DeleteAccountRequest(current_password="not her password")
+        ),
+        422,
+        "validation_failed",
+    )
+    assert wrong.errors[0].field == "currentPassword", wrong.errors
+    gone = ok(
+        delete_account.sync_detailed(
+            client=eve_api, body=DeleteAccountRequest(current_password="correct horse battery")
+        ),
+        200,
+    )
+    assert len(gone.organizations_deleted) == 1 and gone.memberships_ended == [], gone
+    problem(get_me.sync_detailed(client=eve_api), 401, "unauthenticated")
     print(f"python client story: ok ({base_url})")
 
 

@@ -70,7 +70,7 @@ async fn an_unverified_address_waits_for_its_single_use_link(app: TestApp) {
     assert_ne!(first, second);
     verify(&app, &first)
         .await
-        .assert_problem(StatusCode::BAD_REQUEST, "link_invalid");
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "link_invalid");
 
     let done = verify(&app, &second).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
@@ -79,7 +79,7 @@ async fn an_unverified_address_waits_for_its_single_use_link(app: TestApp) {
     // Once.
     verify(&app, &second)
         .await
-        .assert_problem(StatusCode::BAD_REQUEST, "link_invalid");
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "link_invalid");
     app.post("/v1/me/verification-email", &ada.token, json!({}))
         .await
         .assert_problem(StatusCode::CONFLICT, "already_verified");
@@ -108,7 +108,7 @@ async fn an_unverified_address_waits_for_its_single_use_link(app: TestApp) {
         .assert_problem(StatusCode::GONE, "link_expired");
     verify(&app, "cnp_verify_not-a-real-token")
         .await
-        .assert_problem(StatusCode::BAD_REQUEST, "link_invalid");
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "link_invalid");
 }
 
 async fn sessions(app: &TestApp, who: &Session) -> Vec<serde_json::Value> {
@@ -277,7 +277,7 @@ async fn a_reset_link_works_once_for_thirty_minutes_and_ends_every_session(app: 
     );
     confirm(token, "another password 1")
         .await
-        .assert_problem(StatusCode::BAD_REQUEST, "link_invalid");
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "link_invalid");
 
     // Thirty minutes, then it has expired.
     let before = resets_queued(&app, &ada.email).await;

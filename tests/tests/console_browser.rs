@@ -542,6 +542,9 @@ async fn every_page_passes_axe() {
             "/signup",
             "/pricing",
             &format!("/invitations/{invitation}"),
+            "/forgot-password",
+            "/reset-password?token=cnp_reset_unknown",
+            "/verify-email?token=cnp_verify_unknown",
         ] {
             checked += audit(&b, &format!("{base}{page}")).await;
         }
@@ -549,12 +552,18 @@ async fn every_page_passes_axe() {
         for page in org_pages.iter() {
             checked += audit(&b, &format!("{base}/org/{slug}/{page}")).await;
         }
-        for page in ["/orgs", "/orgs/new", "/settings/api-keys", "/no/such/page"] {
+        for page in [
+            "/orgs",
+            "/orgs/new",
+            "/settings/api-keys",
+            "/account",
+            "/no/such/page",
+        ] {
             checked += audit(&b, &format!("{base}{page}")).await;
         }
         b.close().await.unwrap();
     }
-    assert_eq!(checked, 2 * (4 + org_pages.len() + 4));
+    assert_eq!(checked, 2 * (7 + org_pages.len() + 5));
 }
 
 /// Runs axe on `url` once it settled; panics listing serious and critical violations.

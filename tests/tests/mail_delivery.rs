@@ -268,7 +268,7 @@ async fn racing_relays_send_each_message_once(backend: &str) {
 /// The issue's "done when", in the console: a newcomer signs up, the verification e-mail
 /// arrives from the mail server and its link verifies the address; they forget their
 /// password, the reset e-mail arrives and its link sets a new one; the old sessions end.
-async fn a_newcomer_verifies_and_resets_through_real_email(backend: &str) {
+async fn a_newcomer_verifies_resets_ends_sessions_and_leaves(backend: &str) {
     let app = TestApp::start(backend).await;
     let sink = SmtpSink::start().unwrap();
     let relay = relay(&app, &sink, "relay-1");
@@ -362,11 +362,54 @@ async fn a_newcomer_verifies_and_resets_through_real_email(backend: &str) {
         "{}",
         all[2].subject
     );
+
+    // Two browsers now: the account page lists both, and ends the other one.
+    let phone = Visitor::new(&app);
+    assert_eq!(
+        phone.log_in(&email, "second password ok").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let listed = again.get("/account").await;
+    assert_eq!(
+        listed.body.matches("/revoke\"").count(),
+        2,
+        "{}",
+        listed.body
+    );
+    let ended = again.post("/account/sessions/revoke-others", &[]).await;
+    assert_eq!(ended.location(), Some("/account?done=sessions"));
+    assert_eq!(phone.get("/account").await.status, StatusCode::SEE_OTHER);
+
+    // And leaving for good: the password, then the log-in page says so; it no longer works.
+    let wrong = again
+        .post("/account/delete", &[("password", "not the password")])
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.body.contains("This is not your current password"));
+    let gone = again
+        .post("/account/delete", &[("password", "second password ok")])
+        .await;
+    assert_eq!(
+        gone.location(),
+        Some("/login?done=deleted"),
+        "{}",
+        gone.body
+    );
+    let farewell = again.get("/login?done=deleted").await;
+    assert!(
+        farewell.body.contains("Your account is deleted"),
+        "{}",
+        farewell.body
+    );
+    let refused = Visitor::new(&app)
+        .log_in(&email, "second password ok")
+        .await;
+    assert_ne!(refused.status, StatusCode::SEE_OTHER);
 }
 
 on_both_backends!(
     by_name, needs smtp;
-    a_newcomer_verifies_and_resets_through_real_email,
+    a_newcomer_verifies_resets_ends_sessions_and_leaves,
     invitations_arrive_as_text_and_html_with_a_working_link,
     a_server_that_is_down_is_retried_then_delivered_once,
     a_refusal_is_kept_with_the_server_reply_for_an_admin,

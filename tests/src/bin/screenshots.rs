@@ -30,6 +30,7 @@ const PAGES: &[(&str, &str, bool)] = &[
     ("audit", "settings/audit", false),
     ("api-keys", "/settings/api-keys", false),
     ("pricing", "/pricing", false),
+    ("account", "/account", true),
 ];
 
 #[tokio::main]
@@ -87,6 +88,8 @@ async fn main() -> anyhow::Result<()> {
         if suffix == "desktop" {
             browser.goto(&format!("{base}/login")).await?;
             save(&browser, &args.out, "login", suffix).await?;
+            browser.goto(&format!("{base}/forgot-password")).await?;
+            save(&browser, &args.out, "forgot-password", suffix).await?;
         }
         browser
             .log_in(&base, canopy_app::demo::EMAIL, canopy_app::demo::PASSWORD)

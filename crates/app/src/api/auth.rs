@@ -87,7 +87,7 @@ impl AuthApi {
     }
 
     /// Opens a link from an e-mail: verifies the account's address, or confirms a new one.
-    /// Single-use; 410 `link_expired` after 24 hours, 400 `link_invalid` once used or replaced.
+    /// Single-use; 410 `link_expired` after 24 hours, 422 `link_invalid` once used or replaced.
     #[oai(
         path = "/auth/verify-email",
         method = "post",
@@ -148,7 +148,8 @@ impl AuthApi {
     }
 
     /// Sets a new password with the token of a reset link; every session of the account ends
-    /// and the address counts as verified.
+    /// and the address counts as verified. Single-use; 410 `link_expired` after 30 minutes,
+    /// 422 `link_invalid` once used or replaced.
     #[oai(
         path = "/auth/password-reset/confirm",
         method = "post",

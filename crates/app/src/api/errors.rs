@@ -194,7 +194,7 @@ impl From<AccountError> for ApiError {
             ))
             .into(),
             AccountError::LinkInvalid => Self::new(
-                S::BAD_REQUEST,
+                S::UNPROCESSABLE_ENTITY,
                 "link_invalid",
                 "This link is not valid: it was already used, or a newer one replaced it. \
                  Ask for a new one.",

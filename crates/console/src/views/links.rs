@@ -46,7 +46,7 @@ fn link_page(req: &Request, status: StatusCode, secure: bool, mut page_data: Lin
 fn link_error(e: &AccountError) -> Option<(StatusCode, &'static str)> {
     match e {
         AccountError::LinkInvalid => Some((
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "This link is not valid: it was already used, or a newer one replaced it. Ask for a new one.",
         )),
         AccountError::LinkExpired => Some((
