@@ -69,6 +69,24 @@ fn admitted(state: &ConsoleState, req: &Request, csrf: &str) -> Result<ClientInf
     Ok(state.throttle.client(req))
 }
 
+/// The page a link of `kind` opens: its button (and for a reset, the password field), with
+/// nothing redeemed yet.
+fn opened(state: &ConsoleState, req: &Request, kind: &'static str, token: String) -> Response {
+    link_page(
+        req,
+        StatusCode::OK,
+        state.secure_cookies(),
+        LinkPage {
+            csrf: String::new(),
+            kind,
+            token,
+            error: None,
+            errors: FieldErrors::default(),
+            done: None,
+        },
+    )
+}
+
 /// `GET /verify-email?token=`: a button that confirms the address.
 #[handler]
 pub async fn verify_page(
@@ -76,19 +94,7 @@ pub async fn verify_page(
     req: &Request,
     Query(q): Query<LinkQuery>,
 ) -> Response {
-    link_page(
-        req,
-        StatusCode::OK,
-        state.secure_cookies(),
-        LinkPage {
-            csrf: String::new(),
-            kind: "verify",
-            token: q.token,
-            error: None,
-            errors: FieldErrors::default(),
-            done: None,
-        },
-    )
+    opened(&state, req, "verify", q.token)
 }
 
 /// The link forms: the token, and for a reset the new password.
@@ -150,19 +156,7 @@ pub async fn reset_page(
     req: &Request,
     Query(q): Query<LinkQuery>,
 ) -> Response {
-    link_page(
-        req,
-        StatusCode::OK,
-        state.secure_cookies(),
-        LinkPage {
-            csrf: String::new(),
-            kind: "reset",
-            token: q.token,
-            error: None,
-            errors: FieldErrors::default(),
-            done: None,
-        },
-    )
+    opened(&state, req, "reset", q.token)
 }
 
 /// `POST /reset-password`: sets the new password; every session ends, then log in.
