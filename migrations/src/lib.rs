@@ -20,6 +20,7 @@ mod m20261207_000012_one_active_job;
 mod m20261207_000013_detection_exceptions;
 mod m20261207_000014_mail_relay;
 mod m20261207_000015_account_self_service;
+mod m20261207_000016_grant_notifications;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000013_detection_exceptions::Migration),
             Box::new(m20261207_000014_mail_relay::Migration),
             Box::new(m20261207_000015_account_self_service::Migration),
+            Box::new(m20261207_000016_grant_notifications::Migration),
         ]
     }
 }

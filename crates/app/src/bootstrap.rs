@@ -14,6 +14,7 @@ use canopy_aws::{
     OrganizationsSettings, StsRoleVerifier,
 };
 use canopy_billing::BillingService;
+use canopy_cache::grants::{CachedTenancy, GrantCache};
 use canopy_cache::{InProcessCache, RedisCache};
 use canopy_cloud_org::organization::OrganizationDiscoverer;
 use canopy_cloud_org::organization::connect_job::ConnectMembersHandler;
@@ -35,19 +36,19 @@ use canopy_gcp::scan::{GcpAccountScanner, GcpOrganizationScanner};
 use canopy_gcp::{GcpProjectVerifier, GcpSettings, ResourceManagerDiscoverer, ServiceAccountKey};
 use canopy_jobs::{JobHandler, JobService};
 use canopy_kernel::{Clock, SystemClock};
-use canopy_mail::{Security, Smtp, SmtpSettings, Templates};
+use canopy_mail::Templates;
 use canopy_metrics::ports::{MetricSource, SeriesCache};
 use canopy_metrics::{MetricsConfig, MetricsPorts, MetricsService};
 use canopy_store::{Store, StoreConfig};
-use canopy_tenancy::mail::RelaySettings;
-use canopy_tenancy::{MailRelay, TenancyConfig, TenancyPorts, TenancyService};
+use canopy_tenancy::{TenancyConfig, TenancyPorts, TenancyService};
 use chrono::Duration;
 use secrecy::ExposeSecret;
 
 use crate::config::{
     AuthConfig, AwsConfig, CacheConfig, Config, DatabaseConfig, GcpConfig, JobsConfig,
-    MetricsSection, PLACEHOLDER_PRINCIPAL, SecretsConfig, SmtpConfig,
+    MetricsSection, PLACEHOLDER_PRINCIPAL, SecretsConfig,
 };
+pub use crate::relay::{mail_relay, smtp_transport};
 use crate::state::{AppState, Edge, Services};
 use crate::worker::{JobRunner, RunnerSettings};
 
@@ -293,22 +294,26 @@ pub async fn build_state(
     install_tls_provider();
     let crypto = credential_crypto(&config.auth)?;
     let billing = billing_service(&store, clock.clone());
+    let grants = grant_cache(&store);
     let tenancy = TenancyService::new(
-        TenancyPorts {
-            users: Arc::new(store.users()),
-            credentials: Arc::new(store.credentials()),
-            organizations: Arc::new(store.organizations()),
-            members: Arc::new(store.memberships()),
-            invitations: Arc::new(store.invitations()),
-            audit: Arc::new(store.audit_log()),
-            security_log: Arc::new(store.security_log()),
-            retention: Arc::new(billing.clone()),
-            api_keys: Arc::new(billing.clone()),
-            renderer: Arc::new(Templates::default()),
-            outbox: Arc::new(store.outbox()),
-            crypto: crypto.clone(),
-            clock: clock.clone(),
-        },
+        CachedTenancy::wrap(
+            grants.clone(),
+            TenancyPorts {
+                users: Arc::new(store.users()),
+                credentials: Arc::new(store.credentials()),
+                organizations: Arc::new(store.organizations()),
+                members: Arc::new(store.memberships()),
+                invitations: Arc::new(store.invitations()),
+                audit: Arc::new(store.audit_log()),
+                security_log: Arc::new(store.security_log()),
+                retention: Arc::new(billing.clone()),
+                api_keys: Arc::new(billing.clone()),
+                renderer: Arc::new(Templates::default()),
+                outbox: Arc::new(store.outbox()),
+                crypto: crypto.clone(),
+                clock: clock.clone(),
+            },
+        ),
         TenancyConfig {
             session_ttl: Duration::hours(i64::from(config.auth.session_ttl_hours)),
             invitation_ttl: Duration::hours(i64::from(config.auth.invitation_ttl_hours)),
@@ -463,6 +468,7 @@ pub async fn build_state(
             detections,
             coverage,
             views,
+            grants,
         },
         store,
         Edge {
@@ -472,6 +478,16 @@ pub async fn build_state(
             demo: config.demo,
         },
     ))
+}
+
+/// The grant cache for this process: on PostgreSQL it serves once it hears every other
+/// process's changes (and stops while it cannot); on SQLite this process is the only writer.
+fn grant_cache(store: &Store) -> GrantCache {
+    let shared = GrantCache::shared();
+    match store.watch_grants(Arc::new(shared.clone())) {
+        Some(_watching) => shared,
+        None => GrantCache::single_process(),
+    }
 }
 
 /// The job runner over `store` with every job handler this build has (`canopy serve` runs
@@ -505,53 +521,6 @@ pub fn job_runner(config: &JobsConfig, state: &AppState, clock: Arc<dyn Clock>) 
         },
         JobRunner::process_name(),
     )
-}
-
-/// The SMTP transport `config` describes; `None` when no host is set (e-mail then waits in
-/// the outbox for `canopy admin outbox`).
-pub fn smtp_transport(config: &SmtpConfig) -> anyhow::Result<Option<Smtp>> {
-    let Some(host) = config.host.clone().filter(|h| !h.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let security = match config.security.as_str() {
-        "starttls" => Security::Starttls,
-        "tls" => Security::Tls,
-        "none" => Security::None,
-        other => anyhow::bail!("smtp.security is {other:?}: use starttls, tls or none"),
-    };
-    let settings = SmtpSettings {
-        host,
-        port: config.port,
-        security,
-        username: config.username.clone(),
-        password: config.password.clone(),
-        from: config.from.clone(),
-        timeout: StdDuration::from_secs(config.timeout_secs.max(1)),
-    };
-    Ok(Some(Smtp::new(&settings).context("smtp")?))
-}
-
-/// The relay that drains the outbox into the configured mail server, or `None` without one.
-/// Its lease outlasts a whole delivery, so no second relay sends a message the first still may.
-pub fn mail_relay(
-    config: &SmtpConfig,
-    state: &AppState,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<Option<MailRelay>> {
-    let Some(smtp) = smtp_transport(config)? else {
-        return Ok(None);
-    };
-    let timeout = i64::try_from(config.timeout_secs.max(1)).unwrap_or(3_600);
-    Ok(Some(MailRelay::new(
-        Arc::new(state.store.outbox()),
-        Arc::new(smtp),
-        clock,
-        RelaySettings {
-            lease: Duration::seconds(timeout * 2 + 60),
-            ..RelaySettings::default()
-        },
-        JobRunner::process_name(),
-    )))
 }
 
 /// What `serve` says once at start-up about a setup that cannot work yet: Canopy's own AWS

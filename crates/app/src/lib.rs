@@ -9,6 +9,7 @@ pub mod connect_cli;
 pub mod demo;
 pub mod http;
 pub mod openapi;
+pub mod relay;
 pub mod server;
 pub mod state;
 pub mod worker;

@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use canopy_billing::BillingService;
+use canopy_cache::grants::GrantCache;
 use canopy_cloud_org::CloudAccountService;
 use canopy_cloud_org::organization::service::CloudOrganizationService;
 use canopy_coverage::history::CoverageHistory;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub coverage: CoverageHistory,
     /// Coverage views over whole cloud organizations.
     pub views: CoverageViews,
+    /// Who may do what, cached in process (read by operators' metrics and tests).
+    pub grants: GrantCache,
     /// The database, for readiness checks.
     pub store: Store,
     /// The public base URL, for links and instructions in pages.
@@ -97,6 +100,8 @@ pub struct Services {
     pub coverage: CoverageHistory,
     /// Coverage views over whole cloud organizations.
     pub views: CoverageViews,
+    /// The cache in front of tenancy's grant-deciding ports.
+    pub grants: GrantCache,
 }
 
 impl AppState {
@@ -113,6 +118,7 @@ impl AppState {
             detections,
             coverage,
             views,
+            grants,
         } = services;
         Self {
             tenancy,
@@ -124,6 +130,7 @@ impl AppState {
             detections,
             coverage,
             views,
+            grants,
             store,
             public_url: edge.public_url.trim_end_matches('/').to_string(),
             demo: edge.demo,

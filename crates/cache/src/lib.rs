@@ -1,10 +1,12 @@
 //! Caches for metric series ([`SeriesCache`]): in process with moka (time to live, bounded
 //! size, concurrent misses of one key share one fetch), and the same in front of Redis so
 //! several replicas share what any of them fetched. Computed coverage views ([`views`]) are
-//! kept in process.
+//! kept in process, and so is who may do what ([`grants`]).
 //!
-//! API boundary: [`InProcessCache`], [`RedisCache`], [`views::InProcessViews`].
+//! API boundary: [`InProcessCache`], [`RedisCache`], [`views::InProcessViews`],
+//! [`grants::GrantCache`], [`grants::CachedTenancy`].
 
+pub mod grants;
 pub mod views;
 
 use std::sync::Arc;

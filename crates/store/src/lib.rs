@@ -16,6 +16,7 @@ mod coverage;
 mod detections;
 mod entity;
 mod error;
+mod grants;
 mod jobs;
 mod marks;
 mod outbox;

@@ -866,14 +866,18 @@ async fn sessions_authenticate_until_expiry_or_deletion(store: Store) {
         .insert_session(session.clone())
         .await
         .unwrap();
-    let p = store
+    let grant = store
         .credentials()
         .authenticate(&session.token_digest, now())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(p.user_id, ada.id);
-    assert_eq!(p.credential, CredentialKind::Session(session.id));
+    assert_eq!(grant.principal.user_id, ada.id);
+    assert_eq!(
+        grant.principal.credential,
+        CredentialKind::Session(session.id)
+    );
+    assert_eq!(grant.expires_at, Some(session.expires_at));
     assert!(
         store
             .credentials()
@@ -935,13 +939,17 @@ async fn api_keys_authenticate_until_revoked_or_expired(store: Store) {
         listed.iter().map(|k| k.id).collect::<Vec<_>>(),
         vec![short.id, forever.id]
     );
-    let p = store
+    let grant = store
         .credentials()
         .authenticate(&forever.token_digest, now())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(p.credential, CredentialKind::ApiKey(forever.id));
+    assert_eq!(
+        grant.principal.credential,
+        CredentialKind::ApiKey(forever.id)
+    );
+    assert_eq!(grant.expires_at, None);
     assert!(
         store
             .credentials()

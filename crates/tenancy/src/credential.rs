@@ -1,7 +1,7 @@
 //! Credentials: sessions and API keys. Both are opaque random bearer tokens, stored only as a
 //! digest, and authenticate the same way.
 
-use canopy_kernel::id::{ApiKeyId, SessionId, UserId};
+use canopy_kernel::id::{ApiKeyId, OrganizationId, SessionId, UserId};
 use chrono::{DateTime, Utc};
 
 use crate::account::ClientInfo;
@@ -22,6 +22,45 @@ pub struct Principal {
     pub user_id: UserId,
     /// With which credential.
     pub credential: CredentialKind,
+}
+
+/// A credential that authenticated, with when it stops doing so: what a cache of credentials
+/// keeps, so an expired session is refused even while it is still cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The caller.
+    pub principal: Principal,
+    /// When the session or key expires; `None` for a key that never does.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Grant {
+    /// Whether the credential still authenticates at `now`.
+    pub fn live_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// What a write changed about who may do what, for caches of sessions, keys and memberships
+/// to drop: a cache MUST NOT serve an entry a change names once it has been told of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantChange {
+    /// One person: their record, sessions, keys or memberships.
+    User(UserId),
+    /// One organization: its name or slug, its members or roles, or its deletion.
+    Organization(OrganizationId),
+    /// Anything (a lost notification channel, an account deletion spanning organizations).
+    Everything,
+}
+
+/// Told of grant changes other processes made (PostgreSQL `LISTEN/NOTIFY`), and of whether
+/// it is being told at all: while the channel is down, nothing may be served from a cache.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait GrantListener: Send + Sync {
+    /// Another process changed `change`.
+    fn changed(&self, change: GrantChange);
+    /// The channel is up (`true`: every later change will be told) or was lost (`false`).
+    fn listening(&self, up: bool);
 }
 
 /// A freshly issued secret: the plain token goes to the client once, the digest to storage.

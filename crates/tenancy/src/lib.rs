@@ -62,7 +62,9 @@ pub mod service;
 pub mod user;
 
 pub use audit::{AuditAction, AuditEvent, AuditFilter, AuditTarget, NewAuditEvent, TargetKind};
-pub use credential::{ApiKey, CredentialKind, NewSecret, Principal, Session};
+pub use credential::{
+    ApiKey, CredentialKind, Grant, GrantChange, GrantListener, NewSecret, Principal, Session,
+};
 pub use invitation::{Invitation, InvitationStatus, InvitationView};
 pub use mail::{Mail, MailContent, MailRelay};
 pub use membership::{Member, Role};

@@ -112,7 +112,7 @@ impl std::fmt::Display for Slug {
 }
 
 /// How a client names an organization in a path: by id or by slug.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum OrgRef {
     /// By id.
     Id(OrganizationId),

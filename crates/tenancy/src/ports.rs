@@ -18,7 +18,7 @@ use crate::account::{
     DeletedAccount, HeldOrganization, Redemption, SecurityEvent, SessionInfo, UserToken,
 };
 use crate::audit::{AuditEvent, AuditFilter, NewAuditEvent};
-use crate::credential::{ApiKey, NewSecret, Principal, Session};
+use crate::credential::{ApiKey, Grant, NewSecret, Principal, Session};
 use crate::invitation::{Invitation, InvitationView};
 use crate::mail::{ClaimedMail, Delivery, DeliveryError, Mail, OutgoingMail, RenderedMail};
 use crate::membership::{Member, Role};
@@ -219,13 +219,13 @@ pub trait CredentialRepository: Send + Sync {
     /// Stores a session.
     async fn insert_session(&self, session: Session) -> Result<(), StoreError>;
 
-    /// The caller owning this token digest if it is an unexpired session or an unrevoked,
-    /// unexpired API key at `now`; `None` otherwise.
+    /// The caller owning this token digest, with the credential's expiry, if it is an
+    /// unexpired session or an unrevoked, unexpired API key at `now`; `None` otherwise.
     async fn authenticate(
         &self,
         digest: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Principal>, StoreError>;
+    ) -> Result<Option<Grant>, StoreError>;
 
     /// Deletes the session with this digest; deleting an unknown one is not an error.
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError>;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use canopy_kernel::StoreError;
 use canopy_kernel::id::{ApiKeyId, SessionId, UserId};
 use canopy_tenancy::account::SessionInfo;
-use canopy_tenancy::credential::{ApiKey, CredentialKind, Principal, Session};
+use canopy_tenancy::credential::{ApiKey, CredentialKind, Grant, Principal, Session};
 use canopy_tenancy::ports::CredentialRepository;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -55,7 +55,7 @@ impl CredentialRepository for CredentialStore {
         &self,
         digest: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Principal>, StoreError> {
+    ) -> Result<Option<Grant>, StoreError> {
         let session = sessions::Entity::find()
             .filter(sessions::Column::TokenDigest.eq(digest))
             .filter(sessions::Column::ExpiresAt.gt(now))
@@ -63,9 +63,12 @@ impl CredentialRepository for CredentialStore {
             .await
             .map_err(db_err)?;
         if let Some(s) = session {
-            return Ok(Some(Principal {
-                user_id: UserId(s.user_id),
-                credential: CredentialKind::Session(SessionId(s.id)),
+            return Ok(Some(Grant {
+                principal: Principal {
+                    user_id: UserId(s.user_id),
+                    credential: CredentialKind::Session(SessionId(s.id)),
+                },
+                expires_at: Some(s.expires_at),
             }));
         }
         let key = api_keys::Entity::find()
@@ -79,9 +82,12 @@ impl CredentialRepository for CredentialStore {
             .one(self.db())
             .await
             .map_err(db_err)?;
-        Ok(key.map(|k| Principal {
-            user_id: UserId(k.user_id),
-            credential: CredentialKind::ApiKey(ApiKeyId(k.id)),
+        Ok(key.map(|k| Grant {
+            principal: Principal {
+                user_id: UserId(k.user_id),
+                credential: CredentialKind::ApiKey(ApiKeyId(k.id)),
+            },
+            expires_at: k.expires_at,
         }))
     }
 

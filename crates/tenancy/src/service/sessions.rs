@@ -224,6 +224,7 @@ impl TenancyService {
             .credentials
             .authenticate(&digest, self.now())
             .await?
+            .map(|grant| grant.principal)
             .ok_or(SessionError::Unauthenticated)
     }
 

@@ -12,8 +12,8 @@ use canopy_kernel::page::Page;
 use canopy_kernel::{LimitedResource, PageRequest, PlanLimitExceeded};
 use canopy_tenancy::mail::OutgoingMail;
 use canopy_tenancy::{
-    ApiKey, AuditEvent, CredentialKind, Invitation, InvitationStatus, InvitationView, Member,
-    OrgRef, Organization, Principal, Role, Session, Slug, User,
+    ApiKey, AuditEvent, CredentialKind, Grant, Invitation, InvitationStatus, InvitationView,
+    Member, OrgRef, Organization, Principal, Role, Session, Slug, User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -197,15 +197,18 @@ impl Db {
         })
     }
 
-    fn principal(&self, digest: &str, now: DateTime<Utc>) -> Option<Principal> {
+    fn grant(&self, digest: &str, now: DateTime<Utc>) -> Option<Grant> {
         if let Some(s) = self
             .sessions
             .iter()
             .find(|s| s.token_digest == digest && s.expires_at > now)
         {
-            return Some(Principal {
-                user_id: s.user_id,
-                credential: CredentialKind::Session(s.id),
+            return Some(Grant {
+                principal: Principal {
+                    user_id: s.user_id,
+                    credential: CredentialKind::Session(s.id),
+                },
+                expires_at: Some(s.expires_at),
             });
         }
         self.api_keys
@@ -215,9 +218,12 @@ impl Db {
                     && k.revoked_at.is_none()
                     && k.expires_at.is_none_or(|e| e > now)
             })
-            .map(|k| Principal {
-                user_id: k.user_id,
-                credential: CredentialKind::ApiKey(k.id),
+            .map(|k| Grant {
+                principal: Principal {
+                    user_id: k.user_id,
+                    credential: CredentialKind::ApiKey(k.id),
+                },
+                expires_at: k.expires_at,
             })
     }
 

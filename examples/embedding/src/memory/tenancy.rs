@@ -14,8 +14,8 @@ use canopy_tenancy::ports::{
 };
 use canopy_tenancy::user::UserCredentials;
 use canopy_tenancy::{
-    ApiKey, Email, Invitation, InvitationStatus, InvitationView, Member, NewAuditEvent, OrgRef,
-    Organization, OrganizationSummary, Principal, Role, Session, Slug, User,
+    ApiKey, Email, Grant, Invitation, InvitationStatus, InvitationView, Member, NewAuditEvent,
+    OrgRef, Organization, OrganizationSummary, Role, Session, Slug, User,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -189,8 +189,8 @@ impl CredentialRepository for Memory {
         &self,
         digest: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Principal>, StoreError> {
-        Ok(self.db().principal(digest, now))
+    ) -> Result<Option<Grant>, StoreError> {
+        Ok(self.db().grant(digest, now))
     }
 
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
@@ -316,8 +316,8 @@ impl OrganizationRepository for Memory {
     ) -> Result<Option<CredentialAccess>, StoreError> {
         let db = self.db();
         Ok(db
-            .principal(digest, now)
-            .map(|p| (p, db.membership_of(org, p.user_id))))
+            .grant(digest, now)
+            .map(|g| (g.principal, db.membership_of(org, g.principal.user_id))))
     }
 
     async fn list_for_user(&self, user: UserId) -> Result<Vec<OrganizationSummary>, StoreError> {

@@ -1,0 +1,230 @@
+//! Who may do what, in process: sessions and API keys by digest, users, their organization
+//! lists and their memberships, so an authenticated request resolves its caller without a
+//! database round trip ([`CachedTenancy`] puts the cache in front of the tenancy ports).
+//!
+//! Revocation stays immediate:
+//! - every write through the ports drops what it changed, on this process, before it returns;
+//! - every other process is told through [`GrantListener`] (PostgreSQL `LISTEN/NOTIFY`, fed by
+//!   triggers on the tables, so a write from anywhere is told), and drops it on arrival;
+//! - while that channel is down nothing is served from or put into the cache, and when it
+//!   comes back everything kept before is dropped (what was said meanwhile is lost);
+//! - a fill that raced a change is not kept: each fill checks, after putting its entry in, that
+//!   no change was told since it started reading, and takes the entry out again if one was.
+//!
+//! Entries also expire after [`TTL`], a bound on any staleness nothing above foresaw.
+
+mod ports;
+
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use canopy_kernel::StoreError;
+use canopy_kernel::id::UserId;
+use canopy_tenancy::{
+    Grant, GrantChange, GrantListener, OrgRef, Organization, OrganizationSummary, Role, User,
+};
+use moka::sync::Cache;
+
+pub use ports::CachedTenancy;
+
+/// How long an entry may be served at most, told of a change or not.
+pub const TTL: Duration = Duration::from_secs(60);
+
+/// Entries kept per cache at most (a credential, a user, a list or a membership each).
+const MAX_ENTRIES: u64 = 100_000;
+
+type Membership = Option<(Organization, Role)>;
+
+/// The caches and what decides whether they may be used.
+#[derive(Clone)]
+pub struct GrantCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    credentials: Cache<String, Grant>,
+    users: Cache<UserId, User>,
+    organizations_of: Cache<UserId, Arc<Vec<OrganizationSummary>>>,
+    memberships: Cache<(UserId, OrgRef), Membership>,
+    /// Bumped by every change told, so a fill that read before it can tell.
+    changes: AtomicU64,
+    /// Whether every change made elsewhere will be told.
+    listening: AtomicBool,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl std::fmt::Debug for GrantCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrantCache")
+            .field("credentials", &self.inner.credentials.entry_count())
+            .field("listening", &self.listening())
+            .finish()
+    }
+}
+
+fn cache<K, V>() -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(MAX_ENTRIES)
+        .time_to_live(TTL)
+        .support_invalidation_closures()
+        .build()
+}
+
+impl GrantCache {
+    /// A cache for one process that is the only writer (SQLite, tests): nothing else can
+    /// change a grant behind its back, so it serves from the start.
+    pub fn single_process() -> Self {
+        let cache = Self::new();
+        cache.inner.listening.store(true, Ordering::SeqCst);
+        cache
+    }
+
+    /// A cache for one of several processes on one database: it serves nothing until its
+    /// [`GrantListener`] side is told the notification channel is up.
+    pub fn shared() -> Self {
+        Self::new()
+    }
+
+    fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                credentials: cache(),
+                users: cache(),
+                organizations_of: cache(),
+                memberships: cache(),
+                changes: AtomicU64::new(0),
+                listening: AtomicBool::new(false),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Whether entries may be served.
+    pub fn listening(&self) -> bool {
+        self.inner.listening.load(Ordering::SeqCst)
+    }
+
+    /// Lookups answered from the cache and lookups that read the store, since start.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.inner.hits.load(Ordering::Relaxed),
+            self.inner.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Drops everything `change` names.
+    pub fn drop_changed(&self, change: GrantChange) {
+        let inner = &self.inner;
+        inner.changes.fetch_add(1, Ordering::SeqCst);
+        let dropped = match change {
+            GrantChange::User(user) => {
+                inner.users.invalidate(&user);
+                inner.organizations_of.invalidate(&user);
+                inner
+                    .credentials
+                    .invalidate_entries_if(move |_, g| g.principal.user_id == user)
+                    .and(
+                        inner
+                            .memberships
+                            .invalidate_entries_if(move |k, _| k.0 == user),
+                    )
+                    .is_ok()
+            }
+            GrantChange::Organization(org) => {
+                // A negative answer may be about a slug this organization has now.
+                let memberships = inner
+                    .memberships
+                    .invalidate_entries_if(move |_, m| m.as_ref().is_none_or(|(o, _)| o.id == org));
+                let lists = inner
+                    .organizations_of
+                    .invalidate_entries_if(move |_, list| {
+                        list.iter().any(|s| s.organization.id == org)
+                    });
+                memberships.and(lists).is_ok()
+            }
+            GrantChange::Everything => false,
+        };
+        if !dropped {
+            inner.credentials.invalidate_all();
+            inner.users.invalidate_all();
+            inner.organizations_of.invalidate_all();
+            inner.memberships.invalidate_all();
+        }
+    }
+
+    /// Drops one credential: a log-out names its own token.
+    fn drop_credential(&self, digest: &str) {
+        self.inner.changes.fetch_add(1, Ordering::SeqCst);
+        self.inner.credentials.invalidate(digest);
+    }
+
+    fn served<K, Q, V>(&self, cache: &Cache<K, V>, key: &Q) -> Option<V>
+    where
+        K: Hash + Eq + Send + Sync + 'static + std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone + Send + Sync + 'static,
+    {
+        if !self.listening() {
+            return None;
+        }
+        let found = cache.get(key);
+        if found.is_some() {
+            self.inner.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// `load`'s answer; what `kept` makes of it is kept under `key` unless a change raced it.
+    async fn filled<K, V, T, F>(
+        &self,
+        cache: &Cache<K, V>,
+        key: K,
+        load: F,
+        kept: impl FnOnce(&T) -> Option<V>,
+    ) -> Result<T, StoreError>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        self.inner.misses.fetch_add(1, Ordering::Relaxed);
+        let before = self.inner.changes.load(Ordering::SeqCst);
+        let value = load.await?;
+        if self.listening()
+            && let Some(entry) = kept(&value)
+        {
+            cache.insert(key.clone(), entry);
+            // A change told after the read began may have been about this very entry, and
+            // may already have swept the cache before the insert: take the entry back out.
+            if self.inner.changes.load(Ordering::SeqCst) != before || !self.listening() {
+                cache.invalidate(&key);
+            }
+        }
+        Ok(value)
+    }
+}
+
+impl GrantListener for GrantCache {
+    fn changed(&self, change: GrantChange) {
+        self.drop_changed(change);
+    }
+
+    fn listening(&self, up: bool) {
+        if !up {
+            self.inner.listening.store(false, Ordering::SeqCst);
+        }
+        // Whether it went down or came back, what was said meanwhile is lost.
+        self.drop_changed(GrantChange::Everything);
+        if up {
+            self.inner.listening.store(true, Ordering::SeqCst);
+        }
+    }
+}
