@@ -459,3 +459,21 @@ pub async fn protected(
         .unwrap()
         .contains(&json!("protect"))
 }
+
+/// The demo estate of a `demo: true` app, discovered, connected and scanned by its job
+/// workers (kept running in the first value): what `canopy serve --demo` shows a minute in.
+pub async fn scanned_demo(
+    app: &TestApp,
+) -> anyhow::Result<(
+    canopy_app::worker::RunningWorkers,
+    canopy_app::demo::Completed,
+)> {
+    let workers = worker_for(app);
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        canopy_app::demo::complete(&app.state),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("the demo estate was not scanned within two minutes"))??;
+    Ok((workers, done))
+}

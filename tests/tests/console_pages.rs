@@ -195,6 +195,7 @@ const PAGES: &[(&str, Action)] = &[
     ("settings/organization", Action::View),
     ("settings/audit", Action::ReadAuditLog),
     ("billing", Action::View),
+    ("cloud-organizations", Action::View),
 ];
 
 /// Every page answers each role as the policy says, and shows exactly the controls the

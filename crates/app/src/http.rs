@@ -66,6 +66,8 @@ fn console_state(state: &AppState) -> ConsoleState {
         billing: state.billing.clone(),
         cloud: state.cloud.clone(),
         metrics: state.metrics.clone(),
+        cloud_orgs: state.cloud_orgs.clone(),
+        views: state.views.clone(),
         public_url: state.public_url.clone(),
         demo: state.demo.then(|| DemoLogin {
             email: demo::EMAIL.to_string(),

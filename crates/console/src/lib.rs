@@ -28,6 +28,8 @@ use std::sync::Arc;
 
 use canopy_billing::BillingService;
 use canopy_cloud_org::CloudAccountService;
+use canopy_cloud_org::organization::service::CloudOrganizationService;
+use canopy_coverage::views::CoverageViews;
 use canopy_metrics::MetricsService;
 use canopy_tenancy::TenancyService;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Route, get, post};
@@ -90,6 +92,10 @@ pub struct ConsoleState {
     pub cloud: CloudAccountService,
     /// The SES dashboard.
     pub metrics: MetricsService,
+    /// Cloud organizations: discovery, members, changes.
+    pub cloud_orgs: CloudOrganizationService,
+    /// Coverage views over whole cloud organizations.
+    pub views: CoverageViews,
     /// The public base URL (links, instructions, `Secure` cookies when https).
     pub public_url: String,
     /// Shown on the log-in page when the demo organization is seeded.
@@ -179,8 +185,8 @@ pub fn logged_path(path: &str) -> Option<String> {
 /// Every console route over `state`, with the security headers; the app mounts it at `/`.
 pub fn endpoint(state: ConsoleState) -> impl Endpoint {
     use views::{
-        account, accounts, api_keys, audit, auth, billing, connect, dashboard, invitations, links,
-        members, organization, orgs,
+        account, accounts, api_keys, audit, auth, billing, cloud_orgs, connect, dashboard,
+        invitations, links, members, organization, orgs,
     };
     Route::new()
         .at("/", get(views::home))
@@ -222,6 +228,8 @@ pub fn endpoint(state: ConsoleState) -> impl Endpoint {
         .at("/assets/:file", get(assets::serve))
         .at("/org/:slug/dashboard", get(dashboard::show))
         .at("/org/:slug/dashboard/figures", get(dashboard::figures))
+        .at("/org/:slug/cloud-organizations", get(cloud_orgs::list))
+        .at("/org/:slug/cloud-organizations/:id", get(cloud_orgs::show))
         .at(
             "/org/:slug/settings/accounts",
             get(accounts::list).post(connect::connect),

@@ -31,6 +31,12 @@ const PAGES: &[(&str, &str, bool)] = &[
     ("api-keys", "/settings/api-keys", false),
     ("pricing", "/pricing", false),
     ("account", "/account", true),
+    ("cloud-organizations", "cloud-organizations", false),
+    (
+        "cloud-organization-coverage",
+        "cloud-organizations/{aws}",
+        true,
+    ),
 ];
 
 #[tokio::main]
@@ -47,6 +53,14 @@ async fn main() -> anyhow::Result<()> {
     .await;
     let base = app.server.url();
     let slug = canopy_app::demo::SLUG;
+    // The demo's AWS and GCP Organizations discovered, connected and scanned, so the cloud
+    // organization pages show their coverage.
+    let (_workers, estate) = canopy_e2e::cloud_org::scanned_demo(&app).await?;
+    let aws = estate
+        .cloud_organizations
+        .first()
+        .context("the demo AWS Organization")?
+        .to_string();
     // A teammate and a pending invitation, so the members page shows what it manages.
     let owner = app
         .call(
@@ -101,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
             let url = if path.starts_with('/') {
                 format!("{base}{path}")
             } else {
-                format!("{base}/org/{slug}/{path}")
+                format!("{base}/org/{slug}/{}", path.replace("{aws}", &aws))
             };
             browser.goto(&url).await?;
             if *name == "dashboard" {

@@ -223,35 +223,44 @@ async fn figures_of(
     })
 }
 
-/// Width and height of a sparkline's viewBox.
-const SPARK: (f64, f64) = (120.0, 24.0);
+/// Width and height of a sparkline's viewBox, in tenths of a pixel of its 120 x 24 box, so
+/// every coordinate is a whole number (integers format several times faster than decimals,
+/// and a page draws a sparkline per account).
+const SPARK: (i64, i64) = (1200, 240);
+
+/// Points a sparkline draws at most: one per two pixels of its width. Longer series are cut
+/// into that many runs, each drawn at its highest value so no spike disappears.
+const SPARK_POINTS: usize = 60;
 
 /// The points of an SVG polyline drawing `values` in the sparkline's box, scaled to their own
 /// maximum (a flat line at the bottom when all are zero); an attribute, not a style, so the
 /// CSP needs no exception.
 fn sparkline(values: &[f64]) -> String {
+    use std::fmt::Write;
     if values.is_empty() {
         return String::new();
     }
-    let max = values.iter().copied().fold(0.0_f64, f64::max);
-    let step = if values.len() > 1 {
-        SPARK.0 / (values.len() - 1) as f64
-    } else {
-        0.0
-    };
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let y = if max > 0.0 {
-                SPARK.1 - 1.0 - (v / max) * (SPARK.1 - 2.0)
-            } else {
-                SPARK.1 - 1.0
-            };
-            format!("{:.1},{:.1}", i as f64 * step, y)
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let run = values.len().div_ceil(SPARK_POINTS);
+    let peaks: Vec<f64> = values
+        .chunks(run)
+        .map(|c| c.iter().copied().fold(0.0_f64, f64::max))
+        .collect();
+    let max = peaks.iter().copied().fold(0.0_f64, f64::max);
+    let last = peaks.len().saturating_sub(1).max(1) as i64;
+    let mut points = String::with_capacity(peaks.len() * 9);
+    for (i, v) in peaks.iter().enumerate() {
+        let x = i as i64 * SPARK.0 / last;
+        let y = if max > 0.0 {
+            SPARK.1 - 10 - ((v / max) * (SPARK.1 - 20) as f64).round() as i64
+        } else {
+            SPARK.1 - 10
+        };
+        if i > 0 {
+            points.push(' ');
+        }
+        let _ = write!(points, "{x},{y}");
+    }
+    points
 }
 
 fn build(dashboard: &Dashboard, filter: &Filter, access: &OrgAccess) -> Outcome {
@@ -462,8 +471,29 @@ mod tests {
 
     #[test]
     fn a_sparkline_spans_the_box_and_peaks_at_the_top() {
-        assert_eq!(sparkline(&[0.0, 5.0, 10.0]), "0.0,23.0 60.0,12.0 120.0,1.0");
-        assert_eq!(sparkline(&[0.0, 0.0]), "0.0,23.0 120.0,23.0");
+        assert_eq!(sparkline(&[0.0, 5.0, 10.0]), "0,230 600,120 1200,10");
+        assert_eq!(sparkline(&[0.0, 0.0]), "0,230 1200,230");
         assert_eq!(sparkline(&[]), "");
+    }
+
+    #[test]
+    fn a_long_series_is_drawn_in_runs_that_keep_every_spike() {
+        let mut day = vec![1.0; 288];
+        day[137] = 50.0;
+        let points: Vec<(i64, i64)> = sparkline(&day)
+            .split(' ')
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(points.len(), 58, "288 values in runs of 5");
+        assert_eq!(points.first().unwrap().0, 0);
+        assert_eq!(points.last().unwrap().0, 1200);
+        assert_eq!(
+            points.iter().filter(|(_, y)| *y == 10).count(),
+            1,
+            "the spike peaks"
+        );
     }
 }

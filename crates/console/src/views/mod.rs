@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod cloud_orgs;
 pub mod connect;
 pub mod dashboard;
 pub mod invitations;

@@ -1,0 +1,235 @@
+//! The console's cloud organizations: the list and one organization's coverage, on the demo
+//! estate the job workers discovered, connected and scanned. The page shows the numbers the
+//! API serves (average, each account's own, inherited, overlap, covered and percent), sorts
+//! and pages the breakdown, is a 404 to another tenant, and on a plan without organization
+//! features the list says what they would give and where to get them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use canopy_e2e::cloud_org::scanned_demo;
+use canopy_e2e::console::Visitor;
+use canopy_e2e::{Options, TestApp, on_both_backends};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+on_both_backends!(
+    by_name;
+    the_organization_coverage_page_shows_what_the_api_serves,
+);
+
+/// `45.25%`, as the console writes a percent.
+fn percent(v: &Value) -> String {
+    format!("{:.2}%", v.as_f64().unwrap())
+}
+
+/// The breakdown's rows as (account, cells) in page order.
+fn breakdown_rows(html: &str) -> Vec<(String, Vec<String>)> {
+    let table = html
+        .split("<table class=\"table breakdown\">")
+        .nth(1)
+        .expect("a breakdown table")
+        .split("</table>")
+        .next()
+        .unwrap();
+    table
+        .split("<tr>")
+        .skip(1)
+        .filter(|row| row.contains("<td"))
+        .map(|row| {
+            let account = row
+                .split("<code>")
+                .nth(1)
+                .and_then(|s| s.split("</code>").next())
+                .unwrap()
+                .to_string();
+            let cells = row
+                .split("<td class=\"num\">")
+                .skip(1)
+                .map(|c| {
+                    let c = c.split("</td>").next().unwrap();
+                    // The percent cell leads with its bar.
+                    c.rsplit("</progress>").next().unwrap().trim().to_string()
+                })
+                .collect();
+            (account, cells)
+        })
+        .collect()
+}
+
+async fn the_organization_coverage_page_shows_what_the_api_serves(backend: &str) {
+    let app = TestApp::start_with(
+        backend,
+        Options {
+            demo: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (_workers, done) = scanned_demo(&app).await.unwrap();
+    let slug = canopy_app::demo::SLUG;
+    let visitor = Visitor::new(&app);
+    let login = visitor
+        .log_in(canopy_app::demo::EMAIL, canopy_app::demo::PASSWORD)
+        .await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
+    let token = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(serde_json::json!({
+                "email": canopy_app::demo::EMAIL,
+                "password": canopy_app::demo::PASSWORD
+            })),
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The list: both organizations, their status and members, linked.
+    let list = visitor
+        .get(&format!("/org/{slug}/cloud-organizations"))
+        .await;
+    list.expect(StatusCode::OK);
+    assert!(
+        list.body
+            .contains("aria-current=\"page\">Cloud organizations"),
+        "the sidebar marks the section"
+    );
+    for id in &done.cloud_organizations {
+        let api = app
+            .get(
+                &format!("/v1/organizations/{slug}/cloud-organizations/{id}"),
+                &token,
+            )
+            .await;
+        let name = api.body["name"].as_str().unwrap();
+        assert!(list.body.contains(name), "{name} listed");
+        assert!(list.body.contains(&format!("/cloud-organizations/{id}\"")));
+        assert!(list.body.contains(&format!(
+            "{} <span class=\"muted\">of {}</span>",
+            api.body["connectedCount"], api.body["discoveredCount"]
+        )));
+    }
+    assert!(!list.body.contains("plan-gate"), "Pro has the features");
+
+    // One organization's coverage: the same numbers as the API's view.
+    let aws = done.cloud_organizations[0];
+    let path = format!("/org/{slug}/cloud-organizations/{aws}");
+    let page = visitor.get(&path).await;
+    page.expect(StatusCode::OK);
+    let view = app
+        .get(
+            &format!("/v1/organizations/{slug}/cloud-organizations/{aws}/coverage"),
+            &token,
+        )
+        .await
+        .body;
+    assert!(
+        page.body.contains(&format!(
+            "class=\"gauge-text\">{}<",
+            percent(&view["average"])
+        )),
+        "the gauge shows the average {}",
+        view["average"]
+    );
+    let rows = breakdown_rows(&page.body);
+    let accounts = view["accounts"].as_array().unwrap();
+    assert_eq!(rows.len(), accounts.len());
+    for a in accounts {
+        let key = a["account"].as_str().unwrap();
+        let (_, cells) = rows
+            .iter()
+            .find(|(k, _)| k == key)
+            .unwrap_or_else(|| panic!("{key} in the breakdown"));
+        let (own, inherited, total) = (
+            a["ownTechniques"].as_u64().unwrap(),
+            a["inheritedTechniques"].as_u64().unwrap(),
+            a["totalTechniques"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            cells[..4],
+            [
+                own.to_string(),
+                inherited.to_string(),
+                (own + inherited - total).to_string(),
+                total.to_string()
+            ],
+            "{key}: own, inherited, overlap, covered"
+        );
+        assert!(
+            cells[4].starts_with(&percent(&a["percent"])),
+            "{key}: {cells:?}"
+        );
+    }
+    // Sorted by coverage, highest first, unless asked otherwise.
+    let percents: Vec<f64> = rows
+        .iter()
+        .map(|(_, c)| c[4].split('%').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(percents.windows(2).all(|w| w[0] >= w[1]), "{percents:?}");
+    let by_account = visitor.get(&format!("{path}?sort=account&dir=asc")).await;
+    let keys: Vec<String> = breakdown_rows(&by_account.body)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert!(by_account.body.contains("aria-sort=\"ascending\""));
+
+    // Another tenant: the demo's cloud organization is a 404 under their own slug too.
+    let otto = app.sign_up("otto").await;
+    let otto_org = app.create_org_on(&otto, "Otto Pro", "pro").await;
+    let otto_slug = app
+        .get(&format!("/v1/organizations/{otto_org}"), &otto.token)
+        .await
+        .body["organization"]["slug"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stranger = Visitor::new(&app);
+    stranger.log_in(&otto.email, "correct horse battery").await;
+    stranger.get(&path).await.expect(StatusCode::NOT_FOUND);
+    stranger
+        .get(&format!("/org/{otto_slug}/cloud-organizations/{aws}"))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    stranger
+        .get(&format!("/org/{otto_slug}/cloud-organizations/not-an-id"))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    let empty = stranger
+        .get(&format!("/org/{otto_slug}/cloud-organizations"))
+        .await;
+    empty.expect(StatusCode::OK);
+    assert!(empty.body.contains("No cloud organization connected"));
+    assert!(!empty.body.contains("plan-gate"));
+
+    // On Free, the list says what the features give and which plan has them.
+    let free_org = app.create_org(&otto, "Otto Free").await;
+    let free_slug = app
+        .get(&format!("/v1/organizations/{free_org}"), &otto.token)
+        .await
+        .body["organization"]["slug"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gated = stranger
+        .get(&format!("/org/{free_slug}/cloud-organizations"))
+        .await;
+    gated.expect(StatusCode::OK);
+    assert!(gated.body.contains("plan-gate"), "{}", gated.body);
+    assert!(
+        gated.body.contains("come with the Pro plan"),
+        "{}",
+        gated.body
+    );
+    assert!(
+        gated
+            .body
+            .contains(&format!("href=\"/org/{free_slug}/billing\""))
+    );
+}
