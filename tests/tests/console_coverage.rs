@@ -180,6 +180,120 @@ async fn the_organization_coverage_page_shows_what_the_api_serves(backend: &str)
     assert_eq!(keys, expected);
     assert!(by_account.body.contains("aria-sort=\"ascending\""));
 
+    // The heatmap says, for every technique the view counts, in how many accounts.
+    let matrix = visitor.get(&format!("{path}/matrix")).await;
+    matrix.expect(StatusCode::OK);
+    let total = accounts.len() as u64;
+    let lacking = |id: &str| {
+        view["gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["technique"] == id)
+            .map_or(0, |g| g["accountsLacking"].as_u64().unwrap())
+    };
+    let unknown = |id: &str| {
+        view["unknown"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["technique"] == id)
+            .map_or(0, |u| u["accounts"].as_u64().unwrap())
+    };
+    let mut checked = 0;
+    for id in view["inEvery"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(view["inSome"].as_array().unwrap())
+        .chain(
+            view["gaps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| &g["technique"]),
+        )
+        .map(|v| v.as_str().unwrap())
+    {
+        let Some(cell) = matrix
+            .body
+            .split(&format!("data-technique=\"{id}\""))
+            .nth(1)
+        else {
+            continue; // Not an IaaS entry of the matrix (a parent shown only for its children).
+        };
+        let words = cell
+            .split("<span class=\"heat-count\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap();
+        let (l, u) = (lacking(id), unknown(id));
+        let mut expected = format!("covered in {} of {total}", total - l - u);
+        if u > 0 {
+            expected.push_str(&format!(", unknown in {u}"));
+        }
+        assert!(
+            words.starts_with(&expected),
+            "{id}: {words:?}, expected {expected:?}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 20, "only {checked} techniques checked");
+    assert!(
+        matrix.body.contains("heat-unknown"),
+        "the demo has unknown coverage"
+    );
+
+    // An account's page: the identity and both lists, as the API counts them.
+    let first = &accounts[0];
+    let account_id = first["cloudAccountId"].as_str().unwrap();
+    let api = app
+        .get(
+            &format!("/v1/organizations/{slug}/cloud-accounts/{account_id}/coverage"),
+            &token,
+        )
+        .await
+        .body;
+    let b = &api["breakdown"];
+    let len = |v: &Value| v.as_array().map_or(0, Vec::len);
+    let page = visitor
+        .get(&format!(
+            "/org/{slug}/settings/accounts/{account_id}/coverage"
+        ))
+        .await;
+    page.expect(StatusCode::OK);
+    let identity = format!(
+        "<strong>{}</strong> own</span> <span aria-hidden=\"true\">+</span><span class=\"sr-only\">plus</span> <span><strong>{}</strong> inherited</span> <span aria-hidden=\"true\">−</span><span class=\"sr-only\">minus</span> <span><strong>{}</strong> covered by both</span> <span aria-hidden=\"true\">=</span><span class=\"sr-only\">equals</span> <span><strong>{}</strong> covered",
+        len(&b["accountTechniques"]),
+        len(&b["orgTechniques"]),
+        len(&b["overlapTechniques"]),
+        b["totalTechniques"]
+    );
+    assert!(page.body.contains(&identity), "{identity}\n{}", page.body);
+    let detections = app
+        .get(
+            &format!(
+                "/v1/organizations/{slug}/cloud-accounts/{account_id}/detections?scope=organization&limit=200"
+            ),
+            &token,
+        )
+        .await
+        .body;
+    let inherited = len(&detections["items"]);
+    assert!(
+        inherited > 0,
+        "the demo account inherits organization controls"
+    );
+    assert!(page.body.contains(&format!(
+        "Inherited from its organization <span class=\"muted small\">{inherited}</span>"
+    )));
+    assert!(
+        page.body.contains("Applies because"),
+        "each inherited one says why"
+    );
+
     // Another tenant: the demo's cloud organization is a 404 under their own slug too.
     let otto = app.sign_up("otto").await;
     let otto_org = app.create_org_on(&otto, "Otto Pro", "pro").await;
@@ -195,6 +309,16 @@ async fn the_organization_coverage_page_shows_what_the_api_serves(backend: &str)
     stranger.get(&path).await.expect(StatusCode::NOT_FOUND);
     stranger
         .get(&format!("/org/{otto_slug}/cloud-organizations/{aws}"))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    stranger
+        .get(&format!("{path}/matrix"))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    stranger
+        .get(&format!(
+            "/org/{otto_slug}/settings/accounts/{account_id}/coverage"
+        ))
         .await
         .expect(StatusCode::NOT_FOUND);
     stranger

@@ -196,6 +196,7 @@ const PAGES: &[(&str, Action)] = &[
     ("settings/audit", Action::ReadAuditLog),
     ("billing", Action::View),
     ("cloud-organizations", Action::View),
+    ("settings/accounts/{account}/coverage", Action::View),
 ];
 
 /// Every page answers each role as the policy says, and shows exactly the controls the

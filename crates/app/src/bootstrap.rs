@@ -481,12 +481,13 @@ pub async fn build_state(
 }
 
 /// The grant cache for this process: on PostgreSQL it serves once it hears every other
-/// process's changes (and stops while it cannot); on SQLite this process is the only writer.
+/// process's changes (and stops while it cannot); on SQLite nothing would tell it of another
+/// process's writes (`canopy admin verify-email` on the same file), so it stays off.
 fn grant_cache(store: &Store) -> GrantCache {
     let shared = GrantCache::shared();
     match store.watch_grants(Arc::new(shared.clone())) {
         Some(_watching) => shared,
-        None => GrantCache::single_process(),
+        None => GrantCache::off(),
     }
 }
 

@@ -68,6 +68,7 @@ fn console_state(state: &AppState) -> ConsoleState {
         metrics: state.metrics.clone(),
         cloud_orgs: state.cloud_orgs.clone(),
         views: state.views.clone(),
+        detections: state.detections.clone(),
         public_url: state.public_url.clone(),
         demo: state.demo.then(|| DemoLogin {
             email: demo::EMAIL.to_string(),

@@ -30,6 +30,7 @@ use canopy_billing::BillingService;
 use canopy_cloud_org::CloudAccountService;
 use canopy_cloud_org::organization::service::CloudOrganizationService;
 use canopy_coverage::views::CoverageViews;
+use canopy_detection::service::DetectionService;
 use canopy_metrics::MetricsService;
 use canopy_tenancy::TenancyService;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Route, get, post};
@@ -96,6 +97,8 @@ pub struct ConsoleState {
     pub cloud_orgs: CloudOrganizationService,
     /// Coverage views over whole cloud organizations.
     pub views: CoverageViews,
+    /// Detections and what each account inherits.
+    pub detections: DetectionService,
     /// The public base URL (links, instructions, `Secure` cookies when https).
     pub public_url: String,
     /// Shown on the log-in page when the demo organization is seeded.
@@ -185,8 +188,8 @@ pub fn logged_path(path: &str) -> Option<String> {
 /// Every console route over `state`, with the security headers; the app mounts it at `/`.
 pub fn endpoint(state: ConsoleState) -> impl Endpoint {
     use views::{
-        account, accounts, api_keys, audit, auth, billing, cloud_orgs, connect, dashboard,
-        invitations, links, members, organization, orgs,
+        account, account_coverage, accounts, api_keys, audit, auth, billing, cloud_orgs, connect,
+        dashboard, invitations, links, matrix, members, organization, orgs,
     };
     Route::new()
         .at("/", get(views::home))
@@ -230,6 +233,14 @@ pub fn endpoint(state: ConsoleState) -> impl Endpoint {
         .at("/org/:slug/dashboard/figures", get(dashboard::figures))
         .at("/org/:slug/cloud-organizations", get(cloud_orgs::list))
         .at("/org/:slug/cloud-organizations/:id", get(cloud_orgs::show))
+        .at(
+            "/org/:slug/cloud-organizations/:id/matrix",
+            get(matrix::show),
+        )
+        .at(
+            "/org/:slug/settings/accounts/:id/coverage",
+            get(account_coverage::show),
+        )
         .at(
             "/org/:slug/settings/accounts",
             get(accounts::list).post(connect::connect),

@@ -37,7 +37,20 @@ const PAGES: &[(&str, &str, bool)] = &[
         "cloud-organizations/{aws}",
         true,
     ),
+    (
+        "cloud-organization-matrix",
+        "cloud-organizations/{aws}/matrix",
+        false,
+    ),
+    (
+        "account-coverage",
+        "settings/accounts/{account}/coverage",
+        false,
+    ),
 ];
+
+/// The demo account whose coverage page is shown: payments-prod, under OU Prod.
+const SHOWN_ACCOUNT: &str = "310987654103";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -73,6 +86,18 @@ async fn main() -> anyhow::Result<()> {
     let owner_token = owner.body["token"]
         .as_str()
         .context("demo log-in")?
+        .to_string();
+    let listed = app
+        .get(
+            &format!("/v1/organizations/{slug}/cloud-accounts?limit=200"),
+            &owner_token,
+        )
+        .await;
+    let account = listed.body["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|a| a["accountId"] == SHOWN_ACCOUNT))
+        .and_then(|a| a["id"].as_str())
+        .context("the demo's payments-prod account")?
         .to_string();
     let ana = app.sign_up("Ana").await;
     let org_path = format!("/v1/organizations/{slug}");
@@ -115,7 +140,10 @@ async fn main() -> anyhow::Result<()> {
             let url = if path.starts_with('/') {
                 format!("{base}{path}")
             } else {
-                format!("{base}/org/{slug}/{}", path.replace("{aws}", &aws))
+                format!(
+                    "{base}/org/{slug}/{}",
+                    path.replace("{aws}", &aws).replace("{account}", &account)
+                )
             };
             browser.goto(&url).await?;
             if *name == "dashboard" {

@@ -11,7 +11,9 @@
 //! - a fill that raced a change is not kept: each fill checks, after putting its entry in, that
 //!   no change was told since it started reading, and takes the entry out again if one was.
 //!
-//! Entries also expire after [`TTL`], a bound on any staleness nothing above foresaw.
+//! Entries also expire after [`TTL`], a bound on any staleness nothing above foresaw. On
+//! SQLite the cache is [`GrantCache::off`]: another process (an operator's `canopy admin`)
+//! writes the same file with no channel to tell this one.
 
 mod ports;
 
@@ -78,12 +80,11 @@ where
 }
 
 impl GrantCache {
-    /// A cache for one process that is the only writer (SQLite, tests): nothing else can
-    /// change a grant behind its back, so it serves from the start.
-    pub fn single_process() -> Self {
-        let cache = Self::new();
-        cache.inner.listening.store(true, Ordering::SeqCst);
-        cache
+    /// A cache that serves nothing: for a database other processes write without telling
+    /// (SQLite, where `canopy admin` or a worker change it from another process), so every
+    /// lookup reads the store.
+    pub fn off() -> Self {
+        Self::new()
     }
 
     /// A cache for one of several processes on one database: it serves nothing until its

@@ -17,6 +17,9 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
+use std::sync::Arc;
+
+use canopy_tenancy::service::OrgAccess;
 use uuid::Uuid;
 
 use crate::ConsoleState;
@@ -38,17 +41,17 @@ struct Gate {
 }
 
 /// The head of a cloud organization: in the list, and above its coverage.
-struct Head {
-    id: String,
-    name: String,
-    provider: &'static str,
-    root: String,
-    status: &'static str,
-    status_class: &'static str,
-    problem: Option<String>,
-    connected: u32,
-    discovered: u32,
-    synced: String,
+pub(super) struct Head {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) provider: &'static str,
+    pub(super) root: String,
+    pub(super) status: &'static str,
+    pub(super) status_class: &'static str,
+    pub(super) problem: Option<String>,
+    pub(super) connected: u32,
+    pub(super) discovered: u32,
+    pub(super) synced: String,
 }
 
 #[derive(Template)]
@@ -131,7 +134,7 @@ fn status_class(s: ConnectionStatus) -> &'static str {
     }
 }
 
-fn head(o: &CloudOrganization, now: DateTime<Utc>) -> Head {
+pub(super) fn head(o: &CloudOrganization, now: DateTime<Utc>) -> Head {
     let problem = match o.status {
         ConnectionStatus::Error => o.error.clone(),
         ConnectionStatus::Partial => Some(format!(
@@ -158,7 +161,7 @@ fn head(o: &CloudOrganization, now: DateTime<Utc>) -> Head {
     }
 }
 
-fn failure(e: CloudOrganizationError) -> Failure {
+pub(super) fn failure(e: CloudOrganizationError) -> Failure {
     match e {
         CloudOrganizationError::NotFound => Failure::NotFound,
         CloudOrganizationError::Forbidden(_) => Failure::Forbidden,
@@ -170,7 +173,7 @@ fn failure(e: CloudOrganizationError) -> Failure {
     }
 }
 
-fn coverage_failure(e: DetectionError) -> Failure {
+pub(super) fn coverage_failure(e: DetectionError) -> Failure {
     match e {
         DetectionError::NotFound => Failure::NotFound,
         DetectionError::Forbidden(_) => Failure::Forbidden,
@@ -293,7 +296,41 @@ fn gaps(view: &OrganizationCoverage, catalog: &Catalog) -> Vec<GapRow> {
         .collect()
 }
 
-fn tactic_name(catalog: &Catalog, shortname: &str) -> String {
+/// What every page of one cloud organization starts from: the frame, the viewer's access,
+/// the organization (another tenant's, or no such id: 404) and its kept coverage view.
+pub(super) struct Opened {
+    pub(super) chrome: Chrome,
+    pub(super) access: OrgAccess,
+    pub(super) cloud_org: CloudOrganization,
+    pub(super) view: Arc<OrganizationCoverage>,
+}
+
+pub(super) async fn opened(
+    state: &ConsoleState,
+    req: &Request,
+    slug: &str,
+    id: &str,
+) -> Result<Opened, Failure> {
+    let (_, access, chrome) = chrome::organization(state, req, slug, "cloud-orgs").await?;
+    let id = Uuid::parse_str(id)
+        .map(CloudOrganizationId)
+        .map_err(|_| Failure::NotFound)?;
+    let cloud_org = state.cloud_orgs.get(&access, id).await.map_err(failure)?;
+    let view = state
+        .views
+        .organization(&access, id)
+        .await
+        .map_err(coverage_failure)?;
+    Ok(Opened {
+        chrome,
+        access,
+        cloud_org,
+        view,
+    })
+}
+
+/// A tactic's name from its shortname or id (the id itself when the catalog lacks it).
+pub(super) fn tactic_name(catalog: &Catalog, shortname: &str) -> String {
     catalog
         .tactics()
         .iter()
@@ -309,19 +346,15 @@ pub async fn show(
     Path((slug, id)): Path<(String, String)>,
     Query(q): Query<ShowQuery>,
 ) -> Result<Response, Failure> {
-    let (_, access, chrome) = chrome::organization(&state, req, &slug, "cloud-orgs").await?;
-    let id = Uuid::parse_str(&id)
-        .map(CloudOrganizationId)
-        .map_err(|_| Failure::NotFound)?;
-    let cloud_org = state.cloud_orgs.get(&access, id).await.map_err(failure)?;
-    let view = state
-        .views
-        .organization(&access, id)
-        .await
-        .map_err(coverage_failure)?;
+    let Opened {
+        chrome,
+        access,
+        cloud_org,
+        view,
+    } = opened(&state, req, &slug, &id).await?;
     let catalog = Catalog::embedded();
     let slug = access.organization().slug.as_str().to_string();
-    let base = format!("/org/{slug}/cloud-organizations/{}", id.as_uuid());
+    let base = format!("/org/{slug}/cloud-organizations/{}", cloud_org.id.as_uuid());
 
     let sort = COLUMNS
         .iter()
@@ -420,7 +453,7 @@ mod tests {
 
     fn row(account: &str, own: u32, inherited: u32, total: u32, percent: f64) -> AccountRow {
         AccountRow {
-            cloud_account_id: Uuid::new_v4(),
+            cloud_account_id: Uuid::nil(),
             account: account.into(),
             own_techniques: own,
             inherited_techniques: inherited,

@@ -3,6 +3,7 @@
 //! the API calls, and answers with a page, a fragment, or a redirect after a success.
 
 pub mod account;
+pub mod account_coverage;
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
@@ -13,6 +14,7 @@ pub mod connect;
 pub mod dashboard;
 pub mod invitations;
 pub mod links;
+pub mod matrix;
 pub mod members;
 pub mod organization;
 pub mod orgs;
