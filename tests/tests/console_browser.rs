@@ -533,6 +533,8 @@ async fn every_page_passes_axe() {
         "settings/organization",
         "settings/audit",
         "billing",
+        "cloud-organizations",
+        &format!("settings/accounts/{account}/coverage"),
     ];
     let mut checked = 0;
     for window in [Window::DESKTOP, Window::PHONE] {
@@ -564,6 +566,75 @@ async fn every_page_passes_axe() {
         b.close().await.unwrap();
     }
     assert_eq!(checked, 2 * (7 + org_pages.len() + 5));
+}
+
+/// The coverage pages over the scanned demo estate (a cloud organization's overview and
+/// heatmap, an account's own and inherited coverage), desktop and phone: no serious or
+/// critical violation either.
+#[tokio::test]
+#[ignore = "needs chromium"]
+async fn the_coverage_pages_pass_axe() {
+    let app = TestApp::start_with(
+        "sqlite",
+        Options {
+            demo: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (_workers, done) = canopy_e2e::cloud_org::scanned_demo(&app).await.unwrap();
+    let base = app.server.url();
+    let slug = canopy_app::demo::SLUG;
+    let aws = done.cloud_organizations[0];
+    let token = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(serde_json::json!({
+                "email": canopy_app::demo::EMAIL,
+                "password": canopy_app::demo::PASSWORD
+            })),
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let accounts = app
+        .get(
+            &format!("/v1/organizations/{slug}/cloud-accounts?limit=200"),
+            &token,
+        )
+        .await;
+    let inherited = accounts.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        // payments-prod, under the demo AWS Organization's OU Prod: it inherits.
+        .find(|a| a["accountId"] == "310987654103")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pages = [
+        "cloud-organizations".to_string(),
+        format!("cloud-organizations/{aws}"),
+        format!("cloud-organizations/{aws}/matrix"),
+        format!("settings/accounts/{inherited}/coverage"),
+    ];
+    let mut checked = 0;
+    for window in [Window::DESKTOP, Window::PHONE] {
+        let b = Browser::start(window).await.unwrap();
+        b.log_in(&base, canopy_app::demo::EMAIL, canopy_app::demo::PASSWORD)
+            .await
+            .unwrap();
+        for page in &pages {
+            checked += audit(&b, &format!("{base}/org/{slug}/{page}")).await;
+        }
+        b.close().await.unwrap();
+    }
+    assert_eq!(checked, 2 * pages.len());
 }
 
 /// Runs axe on `url` once it settled; panics listing serious and critical violations.

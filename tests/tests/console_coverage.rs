@@ -294,6 +294,29 @@ async fn the_organization_coverage_page_shows_what_the_api_serves(backend: &str)
         "each inherited one says why"
     );
 
+    // Both Navigator layers download as the API serves them.
+    for (console, api) in [
+        (
+            format!("/org/{slug}/settings/accounts/{account_id}/navigator-layer.json"),
+            format!("/v1/organizations/{slug}/coverage/navigator-layer?account={account_id}"),
+        ),
+        (
+            format!("{path}/navigator-layer.json"),
+            format!("/v1/organizations/{slug}/coverage/navigator-layer?cloudOrganization={aws}"),
+        ),
+    ] {
+        let file = visitor.get(&console).await;
+        file.expect(StatusCode::OK);
+        assert!(
+            file.header("content-disposition")
+                .is_some_and(|d| d.starts_with("attachment; filename=\"canopy-")),
+            "{console}"
+        );
+        let layer: Value = serde_json::from_str(&file.body).unwrap();
+        assert_eq!(layer["versions"]["layer"], "4.5");
+        assert_eq!(layer, app.get(&api, &token).await.body, "{console}");
+    }
+
     // Another tenant: the demo's cloud organization is a 404 under their own slug too.
     let otto = app.sign_up("otto").await;
     let otto_org = app.create_org_on(&otto, "Otto Pro", "pro").await;
@@ -313,6 +336,10 @@ async fn the_organization_coverage_page_shows_what_the_api_serves(backend: &str)
         .expect(StatusCode::NOT_FOUND);
     stranger
         .get(&format!("{path}/matrix"))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    stranger
+        .get(&format!("{path}/navigator-layer.json"))
         .await
         .expect(StatusCode::NOT_FOUND);
     stranger

@@ -189,7 +189,7 @@ pub fn logged_path(path: &str) -> Option<String> {
 pub fn endpoint(state: ConsoleState) -> impl Endpoint {
     use views::{
         account, account_coverage, accounts, api_keys, audit, auth, billing, cloud_orgs, connect,
-        dashboard, invitations, links, matrix, members, organization, orgs,
+        dashboard, invitations, layers, links, matrix, members, organization, orgs,
     };
     Route::new()
         .at("/", get(views::home))
@@ -240,6 +240,14 @@ pub fn endpoint(state: ConsoleState) -> impl Endpoint {
         .at(
             "/org/:slug/settings/accounts/:id/coverage",
             get(account_coverage::show),
+        )
+        .at(
+            "/org/:slug/settings/accounts/:id/navigator-layer.json",
+            get(layers::account),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/navigator-layer.json",
+            get(layers::organization),
         )
         .at(
             "/org/:slug/settings/accounts",

@@ -13,6 +13,7 @@ pub mod cloud_orgs;
 pub mod connect;
 pub mod dashboard;
 pub mod invitations;
+pub mod layers;
 pub mod links;
 pub mod matrix;
 pub mod members;
