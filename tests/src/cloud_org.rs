@@ -477,3 +477,19 @@ pub async fn scanned_demo(
     .map_err(|_| anyhow::anyhow!("the demo estate was not scanned within two minutes"))??;
     Ok((workers, done))
 }
+
+/// A bearer token of the demo user, for comparing a page with the API.
+pub async fn demo_token(app: &TestApp) -> String {
+    let login = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(serde_json::json!({
+                "email": canopy_app::demo::EMAIL,
+                "password": canopy_app::demo::PASSWORD
+            })),
+        )
+        .await;
+    login.body["token"].as_str().unwrap_or_default().to_string()
+}

@@ -586,21 +586,7 @@ async fn the_coverage_pages_pass_axe() {
     let base = app.server.url();
     let slug = canopy_app::demo::SLUG;
     let aws = done.cloud_organizations[0];
-    let token = app
-        .call(
-            reqwest::Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(serde_json::json!({
-                "email": canopy_app::demo::EMAIL,
-                "password": canopy_app::demo::PASSWORD
-            })),
-        )
-        .await
-        .body["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = canopy_e2e::cloud_org::demo_token(&app).await;
     let accounts = app
         .get(
             &format!("/v1/organizations/{slug}/cloud-accounts?limit=200"),

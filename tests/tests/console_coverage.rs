@@ -72,21 +72,7 @@ async fn the_organization_coverage_page_shows_what_the_api_serves(backend: &str)
         .log_in(canopy_app::demo::EMAIL, canopy_app::demo::PASSWORD)
         .await;
     assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
-    let token = app
-        .call(
-            reqwest::Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(serde_json::json!({
-                "email": canopy_app::demo::EMAIL,
-                "password": canopy_app::demo::PASSWORD
-            })),
-        )
-        .await
-        .body["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = canopy_e2e::cloud_org::demo_token(&app).await;
 
     // The list: both organizations, their status and members, linked.
     let list = visitor

@@ -4,11 +4,12 @@
 //! (every account, listed, or the OU / folder it sits under).
 
 use askama::Template;
-use canopy_cloud_org::CloudAccountId;
+use canopy_cloud_org::{CloudAccount, CloudAccountId};
 use canopy_coverage::account::{AccountCoverage, Ratio, account_coverage};
 use canopy_detection::catalog::Catalog;
 use canopy_detection::detection::{AppliesBecause, Status};
 use canopy_detection::service::{AccountDetection, Origin};
+use canopy_tenancy::service::OrgAccess;
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
@@ -113,15 +114,16 @@ fn shares(coverage: &AccountCoverage, catalog: &Catalog) -> (Vec<Share>, Vec<Sha
     (categories, tactics)
 }
 
-/// `GET /org/{slug}/settings/accounts/{id}/coverage`.
-#[handler]
-pub async fn show(
-    state: Data<&ConsoleState>,
+/// What an account's coverage page and its layer start from: the frame, the viewer's
+/// access, the account (another tenant's, or no such id: 404) and every detection reaching it.
+pub(super) async fn estate(
+    state: &ConsoleState,
     req: &Request,
-    Path((slug, id)): Path<(String, String)>,
-) -> Result<Response, Failure> {
-    let (_, access, chrome) = chrome::organization(&state, req, &slug, "accounts").await?;
-    let id = Uuid::parse_str(&id)
+    slug: &str,
+    id: &str,
+) -> Result<(Chrome, OrgAccess, CloudAccount, Vec<AccountDetection>), Failure> {
+    let (_, access, chrome) = chrome::organization(state, req, slug, "accounts").await?;
+    let id = Uuid::parse_str(id)
         .map(CloudAccountId)
         .map_err(|_| Failure::NotFound)?;
     let (account, effective) = state
@@ -129,6 +131,17 @@ pub async fn show(
         .account_estate(&access, id)
         .await
         .map_err(coverage_failure)?;
+    Ok((chrome, access, account, effective))
+}
+
+/// `GET /org/{slug}/settings/accounts/{id}/coverage`.
+#[handler]
+pub async fn show(
+    state: Data<&ConsoleState>,
+    req: &Request,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let (chrome, access, account, effective) = estate(&state, req, &slug, &id).await?;
     let catalog = Catalog::embedded();
     let coverage = account_coverage(catalog, &effective);
     let b = &coverage.breakdown;

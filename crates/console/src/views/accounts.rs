@@ -171,7 +171,7 @@ pub(super) fn account_failure(e: CloudAccountError) -> Failure {
 /// Query of the list: its page.
 #[derive(Debug, Deserialize, Default)]
 pub struct ListQuery {
-    cursor: Option<String>,
+    pub(super) cursor: Option<String>,
 }
 
 /// `GET /org/{slug}/settings/accounts`.

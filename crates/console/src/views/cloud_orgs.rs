@@ -22,6 +22,7 @@ use std::sync::Arc;
 use canopy_tenancy::service::OrgAccess;
 use uuid::Uuid;
 
+use super::accounts::ListQuery;
 use crate::ConsoleState;
 use crate::chrome::{self, Chrome};
 use crate::error::{Failure, page};
@@ -183,12 +184,6 @@ pub(super) fn coverage_failure(e: DetectionError) -> Failure {
             Failure::NotFound
         }
     }
-}
-
-/// Query of the list: its page.
-#[derive(Debug, Deserialize, Default)]
-pub struct ListQuery {
-    cursor: Option<String>,
 }
 
 /// `GET /org/{slug}/cloud-organizations`.

@@ -2,7 +2,6 @@
 //! organization's (each technique scored by the share of accounts covering it). The same
 //! builders as the API's `GET .../coverage/navigator-layer`, so the two files are equal.
 
-use canopy_cloud_org::CloudAccountId;
 use canopy_cloud_org::organization::CloudOrganizationId;
 use canopy_coverage::account::{AccountCoverage, account_coverage};
 use canopy_coverage::navigator::{account_layer, organization_layer};
@@ -60,15 +59,8 @@ pub async fn account(
     req: &Request,
     Path((slug, id)): Path<(String, String)>,
 ) -> Result<Response, Failure> {
-    let (_, access, _) = chrome::organization(&state, req, &slug, "accounts").await?;
-    let id = Uuid::parse_str(&id)
-        .map(CloudAccountId)
-        .map_err(|_| Failure::NotFound)?;
-    let (account, effective) = state
-        .detections
-        .account_estate(&access, id)
-        .await
-        .map_err(coverage_failure)?;
+    let (_, _, account, effective) =
+        super::account_coverage::estate(&state, req, &slug, &id).await?;
     let name = name_of(&account);
     let layer = account_layer(&name, &account_coverage(Catalog::embedded(), &effective));
     download(&layer, &name)
