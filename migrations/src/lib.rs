@@ -21,6 +21,7 @@ mod m20261207_000013_detection_exceptions;
 mod m20261207_000014_mail_relay;
 mod m20261207_000015_account_self_service;
 mod m20261207_000016_grant_notifications;
+mod m20261207_000017_organization_data_notifications;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000014_mail_relay::Migration),
             Box::new(m20261207_000015_account_self_service::Migration),
             Box::new(m20261207_000016_grant_notifications::Migration),
+            Box::new(m20261207_000017_organization_data_notifications::Migration),
         ]
     }
 }

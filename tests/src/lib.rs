@@ -327,6 +327,12 @@ impl TestApp {
         }
     }
 
+    /// The slug of organization `org` (an id or a slug), as `token`'s holder reads it.
+    pub async fn slug_of(&self, org: &str, token: &str) -> String {
+        let r = self.get(&format!("/v1/organizations/{org}"), token).await;
+        r.body["organization"]["slug"].as_str().unwrap().to_string()
+    }
+
     /// Creates an organization as `owner`; returns its id.
     pub async fn create_org(&self, owner: &Session, name: &str) -> String {
         let resp = self
@@ -344,19 +350,37 @@ impl TestApp {
     }
 
     /// Puts `org` on `tier` as an operator does (`canopy admin set-tier`), Enterprise too.
+    /// Goes through this replica's own billing service, so its caches drop the old plan at
+    /// once, as they do for a change made through the API.
     pub async fn set_tier(&self, org: &str, tier: &str) {
-        let billing = canopy_app::bootstrap::billing_service(&self.store, self.clock.clone());
-        canopy_app::admin::set_tier(&billing, org, tier)
+        canopy_app::admin::set_tier(&self.state.billing, org, tier)
             .await
             .unwrap();
     }
 
     /// Writes `org`'s stored tier as is, bypassing every rule: a plan that shrank underneath,
     /// or a legacy tier imported from the per-account pricing.
+    /// Like any write behind the replica's back, it reaches the replica's caches by
+    /// notification: this waits until one was told.
     pub async fn set_stored_tier(&self, org: &str, tier: &str) {
+        let mark = self.state.reads.mark();
         canopy_store::testing::set_stored_tier(&self.store, org.parse().unwrap(), tier)
             .await
             .unwrap();
+        self.told_since(mark).await;
+    }
+
+    /// Waits until this replica's organization-read cache was told of a change after `mark`
+    /// (at once when it serves nothing, as on SQLite).
+    pub async fn told_since(&self, mark: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.state.reads.listening() && self.state.reads.mark() == mark {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no change was told within 5 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 
     /// Logs `who` in again (after the clock moved past their session); returns the new

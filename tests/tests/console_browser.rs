@@ -569,8 +569,8 @@ async fn every_page_passes_axe() {
 }
 
 /// The coverage pages over the scanned demo estate (a cloud organization's overview and
-/// heatmap, an account's own and inherited coverage), desktop and phone: no serious or
-/// critical violation either.
+/// heatmap, an account's own and inherited coverage) and the connect wizard's pages, desktop
+/// and phone: no serious or critical violation either.
 #[tokio::test]
 #[ignore = "needs chromium"]
 async fn the_coverage_pages_pass_axe() {
@@ -608,6 +608,11 @@ async fn the_coverage_pages_pass_axe() {
         format!("cloud-organizations/{aws}"),
         format!("cloud-organizations/{aws}/matrix"),
         format!("settings/accounts/{inherited}/coverage"),
+        "cloud-organizations/connect".to_string(),
+        "cloud-organizations/connect/aws".to_string(),
+        "cloud-organizations/connect/gcp".to_string(),
+        format!("cloud-organizations/{aws}/select"),
+        format!("cloud-organizations/{aws}/members"),
     ];
     let mut checked = 0;
     for window in [Window::DESKTOP, Window::PHONE] {
@@ -655,4 +660,87 @@ async fn audit(b: &Browser, url: &str) -> usize {
         .unwrap();
     assert_eq!(found, Value::Array(vec![]), "{url}: {found:#}");
     1
+}
+
+/// The wizard's tree in a browser, on an AWS Organization in moto: checking an OU checks its
+/// twelve accounts; unchecking one leaves the OU partly checked (indeterminate); what is sent
+/// on is the eleven accounts, not the OU, and the plan check counts eleven.
+#[tokio::test]
+#[ignore = "needs chromium and moto"]
+async fn the_tree_selects_subtrees_and_sends_what_is_checked() {
+    use canopy_e2e::cloud_org::{app_with_worker, estate, job_done, organizations_as};
+    let (app, _workers) = app_with_worker(
+        "sqlite",
+        Options {
+            aws_endpoint_url: canopy_e2e::moto_url(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let owner = app.sign_up("Treeowner").await;
+    let org = app.create_org_on(&owner, "Tree Org", "pro").await;
+    let slug = app.slug_of(&org, &owner.token).await;
+    let management = random_aws_account();
+    let e = estate(&organizations_as(&management).await, &management).await;
+    let started = app
+        .post(
+            &format!("/v1/organizations/{org}/cloud-organizations/aws/discover"),
+            &owner.token,
+            serde_json::json!({"managementRoleArn": format!("arn:aws:iam::{management}:role/CanopyManagement")}),
+        )
+        .await;
+    job_done(
+        &app,
+        &owner,
+        &org,
+        started.body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+    let id = started.body["cloudOrganization"]["id"].as_str().unwrap();
+
+    let base = app.server.url();
+    let b = Browser::start(Window::DESKTOP).await.unwrap();
+    b.log_in(&base, &owner.email, "correct horse battery")
+        .await
+        .unwrap();
+    b.goto(&format!(
+        "{base}/org/{slug}/cloud-organizations/{id}/select"
+    ))
+    .await
+    .unwrap();
+    let ou = format!("input[data-node][value='{}']", e.prod);
+    b.click(&ou).await.unwrap();
+    let checked_under_ou = format!(
+        "return document.querySelector(\"{ou}\").closest('li.tree-node')
+           .querySelectorAll('input[name=account]:checked').length;"
+    );
+    assert_eq!(b.eval(&checked_under_ou).await.unwrap(), Value::from(12));
+    // Open the OU (its summary's label text) to reach one of its accounts.
+    b.click(&format!(
+        "li.tree-node:has(> input[value='{}']) > details > summary .badge",
+        e.prod
+    ))
+    .await
+    .unwrap();
+    b.click(&format!("input[name=account][value='{}']", e.web[0]))
+        .await
+        .unwrap();
+    let state = b
+        .eval(&format!(
+            "const box = document.querySelector(\"{ou}\");
+             return [box.checked, box.indeterminate];"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(state, serde_json::json!([false, true]));
+    b.click("form.tree-form button[type=submit]").await.unwrap();
+    b.wait_until("return location.pathname.endsWith('/confirm');", WAIT)
+        .await
+        .unwrap();
+    let path = b.path().await.unwrap();
+    assert_eq!(path.matches("account=").count(), 11, "{path}");
+    assert!(!path.contains("under="), "{path}");
+    assert!(!path.contains(e.web[0].as_str()), "{path}");
+    assert!(b.text().await.unwrap().contains("Connect 11 accounts"));
+    b.close().await.unwrap();
 }

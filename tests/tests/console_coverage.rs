@@ -370,3 +370,286 @@ async fn the_organization_coverage_page_shows_what_the_api_serves(backend: &str)
             .contains(&format!("href=\"/org/{free_slug}/billing\""))
     );
 }
+
+on_both_backends!(
+    by_name, needs moto;
+    the_wizard_connects_an_aws_organization_from_the_local_aws,
+);
+
+/// Polls the console page of a job (as htmx does) until it shows `done`; the last fragment.
+async fn job_page_until(owner: &Visitor, path: &str, done: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let page = owner.get_with(path, &[("hx-request", "true")]).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        if page.body.contains(done) {
+            return page.body.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never showed {done:?}:\n{}",
+            page.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Provider, credentials (a refusal in words, then the management role), discovery's
+/// progress, the tree with every account under its OU, a text filter, the plan check, the
+/// connect and its progress; a member is refused every step and another tenant finds none.
+/// Then the members page: exclude and include one, sync now, and disconnect with the typed
+/// id (a wrong one refused), the accounts staying as standalone ones.
+async fn the_wizard_connects_an_aws_organization_from_the_local_aws(backend: &str) {
+    use canopy_e2e::cloud_org::{app_with_worker, estate, organizations_as};
+    let (app, _workers) = app_with_worker(
+        backend,
+        Options {
+            aws_endpoint_url: canopy_e2e::moto_url(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let owner = app.sign_up("Wizardowner").await;
+    let member = app.sign_up("Wizardmember").await;
+    let org = app.create_org_on(&owner, "Wizard Org", "pro").await;
+    app.add_member(&org, &owner, &member, "member").await;
+    let slug = app.slug_of(&org, &owner.token).await;
+    let management = canopy_e2e::random_aws_account();
+    let e = estate(&organizations_as(&management).await, &management).await;
+
+    let visitor = Visitor::new(&app);
+    visitor.log_in(&owner.email, "correct horse battery").await;
+    let base = format!("/org/{slug}/cloud-organizations");
+    let start = visitor.get(&format!("{base}/connect")).await;
+    start.expect(StatusCode::OK);
+    assert!(start.body.contains("AWS Organization") && start.body.contains("GCP Organization"));
+    let form = visitor.get(&format!("{base}/connect/aws")).await;
+    form.expect(StatusCode::OK);
+    assert!(form.body.contains("sts:ExternalId"), "{}", form.body);
+
+    // Not an ARN: the rule beside the field. An account in no organization: said in words.
+    let bad = visitor
+        .post(
+            &format!("{base}/connect/aws"),
+            &[("managementRoleArn", "not-an-arn")],
+        )
+        .await;
+    bad.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("managementRoleArn-error"), "{}", bad.body);
+    let loner = canopy_e2e::random_aws_account();
+    let alone = visitor
+        .post(
+            &format!("{base}/connect/aws"),
+            &[(
+                "managementRoleArn",
+                &format!("arn:aws:iam::{loner}:role/Canopy"),
+            )],
+        )
+        .await;
+    assert_eq!(
+        alone.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        alone.body
+    );
+    assert!(alone.body.contains("role=\"alert\""), "{}", alone.body);
+
+    let started = visitor
+        .post(
+            &format!("{base}/connect/aws"),
+            &[(
+                "managementRoleArn",
+                &format!("arn:aws:iam::{management}:role/CanopyManagement"),
+            )],
+        )
+        .await;
+    started.expect(StatusCode::SEE_OTHER);
+    let progress = started.location().unwrap().to_string();
+    let id = progress.split('/').nth(4).unwrap().to_string();
+    visitor.get(&progress).await.expect(StatusCode::OK);
+    job_page_until(&visitor, &progress, "Choose the accounts to connect").await;
+
+    // Every account, under its OU, with the OU's count; the filter narrows to one.
+    let tree = visitor.get(&format!("{base}/{id}/select")).await;
+    tree.expect(StatusCode::OK);
+    for account in &e.web {
+        assert!(tree.body.contains(account.as_str()), "{account} missing");
+    }
+    assert!(tree.body.contains("Production") && tree.body.contains("12 accounts"));
+    let found = visitor.get(&format!("{base}/{id}/select?q=web-12")).await;
+    assert!(found.body.contains(e.web[12].as_str()));
+    assert!(!found.body.contains(e.web[0].as_str()));
+
+    // A member sees none of it; another tenant's cloud organization is a 404.
+    let as_member = Visitor::new(&app);
+    as_member
+        .log_in(&member.email, "correct horse battery")
+        .await;
+    for path in [
+        format!("{base}/connect"),
+        format!("{base}/connect/aws"),
+        format!("{base}/{id}/select"),
+        format!("{base}/{id}/confirm?under={}", e.prod),
+    ] {
+        assert_eq!(
+            as_member.get(&path).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    let stranger = app.sign_up("Stranger").await;
+    let elsewhere = app.create_org_on(&stranger, "Elsewhere", "pro").await;
+    let their_slug = app.slug_of(&elsewhere, &stranger.token).await;
+    let theirs = Visitor::new(&app);
+    theirs
+        .log_in(&stranger.email, "correct horse battery")
+        .await;
+    let foreign = theirs
+        .get(&format!(
+            "/org/{their_slug}/cloud-organizations/{id}/select"
+        ))
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+
+    // The plan check, then the connect of Production's twelve and its progress.
+    let check = visitor
+        .get(&format!("{base}/{id}/confirm?under={}", e.prod))
+        .await;
+    check.expect(StatusCode::OK);
+    assert!(check.body.contains("Connect 12 accounts"), "{}", check.body);
+    assert!(check.body.contains("All 12 fit"), "{}", check.body);
+    let connected = visitor
+        .post(
+            &format!("{base}/{id}/connect"),
+            &[("under", e.prod.as_str())],
+        )
+        .await;
+    connected.expect(StatusCode::SEE_OTHER);
+    let job = connected.location().unwrap().to_string();
+    job_page_until(&visitor, &job, "See the organization").await;
+    let accounts = app
+        .get(
+            &format!("/v1/organizations/{org}/cloud-accounts?limit=100"),
+            &owner.token,
+        )
+        .await;
+    let keys: Vec<&str> = accounts.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["accountId"].as_str())
+        .collect();
+    for account in &e.web[..12] {
+        assert!(
+            keys.contains(&account.as_str()),
+            "{account} not connected: {keys:?}"
+        );
+    }
+    assert!(
+        !keys.contains(&e.web[12].as_str()),
+        "Development was not chosen"
+    );
+    // Connected ones cannot be chosen again.
+    let after = visitor.get(&format!("{base}/{id}/select")).await;
+    assert_eq!(
+        after.body.matches(">connected</span>").count(),
+        12,
+        "{}",
+        after.body
+    );
+    // Members and changes: exclude the one left, include it again; a member may not.
+    let members = visitor.get(&format!("{base}/{id}/members")).await;
+    members.expect(StatusCode::OK);
+    assert_eq!(
+        members
+            .body
+            .matches("<td><span class=\"badge status-active\">connected</span>")
+            .count(),
+        12
+    );
+    let dev = e.web[12].as_str();
+    let exclude = format!("{base}/{id}/members/{dev}/exclude");
+    as_member
+        .get(&format!("{base}/{id}/members"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        as_member.post(&exclude, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let excluded = visitor.post(&exclude, &[]).await;
+    excluded.expect(StatusCode::SEE_OTHER);
+    let shown = visitor.follow(&excluded).await;
+    assert!(shown.body.contains(">excluded</span>"), "{}", shown.body);
+    let check = visitor
+        .get(&format!("{base}/{id}/confirm?account={dev}"))
+        .await;
+    assert!(
+        check
+            .body
+            .contains("None of the chosen accounts can be connected")
+    );
+    visitor
+        .post(&format!("{base}/{id}/members/{dev}/include"), &[])
+        .await
+        .expect(StatusCode::SEE_OTHER);
+
+    // Sync now: a discovery job whose page follows it to the end.
+    let synced = visitor.post(&format!("{base}/{id}/sync"), &[]).await;
+    synced.expect(StatusCode::SEE_OTHER);
+    job_page_until(
+        &visitor,
+        synced.location().unwrap(),
+        "Choose the accounts to connect",
+    )
+    .await;
+
+    // Disconnect: the typed id must match; then the accounts stay, standalone.
+    let root = app
+        .get(
+            &format!("/v1/organizations/{org}/cloud-organizations/{id}"),
+            &owner.token,
+        )
+        .await
+        .body["cloudOrgId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrong = visitor
+        .post(
+            &format!("{base}/{id}/disconnect"),
+            &[("confirm", "o-nottheone")],
+        )
+        .await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
+    assert!(wrong.body.contains("role=\"alert\""));
+    let gone = visitor
+        .post(
+            &format!("{base}/{id}/disconnect"),
+            &[("confirm", root.as_str())],
+        )
+        .await;
+    gone.expect(StatusCode::SEE_OTHER);
+    let list = visitor.follow(&gone).await;
+    assert!(
+        list.body.contains("12 connected account(s) stay connected"),
+        "{}",
+        list.body
+    );
+    assert_eq!(
+        visitor.get(&format!("{base}/{id}/members")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let still = app
+        .get(
+            &format!("/v1/organizations/{org}/cloud-accounts?limit=100"),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(still.body["items"].as_array().unwrap().len(), 12);
+}

@@ -36,11 +36,6 @@ struct Estate {
     visitors: Vec<(Role, Visitor)>,
 }
 
-async fn slug_of(app: &TestApp, org: &str, token: &str) -> String {
-    let r = app.get(&format!("/v1/organizations/{org}"), token).await;
-    r.body["organization"]["slug"].as_str().unwrap().to_string()
-}
-
 async fn logged_in(app: &TestApp, who: &Session) -> Visitor {
     let v = Visitor::new(app);
     let answer = v.log_in(&who.email, PASSWORD).await;
@@ -73,7 +68,7 @@ async fn estate(app: TestApp) -> Estate {
         json!({"email": "pending@example.com", "role": "member"}),
     )
     .await;
-    let slug = slug_of(&app, &org, &owner.token).await;
+    let slug = app.slug_of(&org, &owner.token).await;
     let mut visitors = Vec::new();
     for (role, who) in [
         (Role::Owner, &owner),
@@ -196,6 +191,15 @@ const PAGES: &[(&str, Action)] = &[
     ("settings/audit", Action::ReadAuditLog),
     ("billing", Action::View),
     ("cloud-organizations", Action::View),
+    ("cloud-organizations/connect", Action::ConnectCloudAccount),
+    (
+        "cloud-organizations/connect/aws",
+        Action::ConnectCloudAccount,
+    ),
+    (
+        "cloud-organizations/connect/gcp",
+        Action::ConnectCloudAccount,
+    ),
     ("settings/accounts/{account}/coverage", Action::View),
 ];
 
@@ -332,7 +336,7 @@ async fn another_tenant_is_not_found(app: TestApp) {
     let e = estate(app).await;
     let stranger = e.app.sign_up("Stan").await;
     let theirs = e.app.create_org(&stranger, "Stan's").await;
-    let their_slug = slug_of(&e.app, &theirs, &stranger.token).await;
+    let their_slug = e.app.slug_of(&theirs, &stranger.token).await;
     let their_account = e
         .app
         .connect_random_aws_account(&stranger.token, &theirs)
@@ -541,6 +545,48 @@ async fn markup_in_names_is_escaped(app: TestApp) {
     }
     let orgs = owner.get("/orgs").await.body;
     assert!(!orgs.contains(XSS) && orgs.contains(XSS_ESCAPED));
+}
+
+/// The dashboard's figures are kept per selection (on PostgreSQL, where every replica hears
+/// every change) and dropped the moment the organization's accounts change on this replica.
+async fn figures_are_kept_until_the_accounts_change(app: TestApp) {
+    let e = estate(app).await;
+    let (_, owner) = &e.visitors[0];
+    let path = e.path("dashboard/figures");
+    let figures = async |owner: &Visitor| {
+        owner
+            .get_with(&path, &[("hx-request", "true")])
+            .await
+            .expect(StatusCode::OK)
+            .body
+            .clone()
+    };
+    // The first look records the account's failure to answer (a change), so the figures it
+    // drew are not kept; the second draws them again and keeps them.
+    figures(owner).await;
+    let first = figures(owner).await;
+    assert!(first.contains(&e.account_key), "{first}");
+    let (hits, _) = e.app.state.reads.hits_and_misses();
+    assert_eq!(figures(owner).await, first);
+    let kept = e.app.state.reads.hits_and_misses().0 > hits;
+    assert_eq!(
+        kept,
+        e.app.state.reads.listening(),
+        "kept exactly where changes are heard"
+    );
+
+    let renamed = e
+        .app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/organizations/{}/cloud-accounts/{}", e.org, e.account),
+            Some(&e.owner.token),
+            Some(json!({"alias": "Renamed for the figures"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    let after = figures(owner).await;
+    assert!(after.contains("Renamed for the figures"), "{after}");
 }
 
 /// Every kind of answer carries the security headers; pages are never cached; the session
@@ -913,7 +959,7 @@ async fn sign_up_switch_and_answer_an_invitation(app: TestApp) {
 async fn cloud_account_forms(app: TestApp) {
     let owner = app.sign_up("Fay").await;
     let org = app.create_org(&owner, "Free Org").await;
-    let slug = slug_of(&app, &org, &owner.token).await;
+    let slug = app.slug_of(&org, &owner.token).await;
     let v = logged_in(&app, &owner).await;
     let connect = v
         .get(&format!("/org/{slug}/settings/accounts/connect"))
@@ -1074,7 +1120,7 @@ async fn settings_forms(app: TestApp) {
     let org = app
         .create_org_on(&owner, "Settings Org", "individual")
         .await;
-    let slug = slug_of(&app, &org, &owner.token).await;
+    let slug = app.slug_of(&org, &owner.token).await;
     let member = app.sign_up("Hal").await;
     app.add_member(&org, &owner, &member, "member").await;
     let v = logged_in(&app, &owner).await;
@@ -1151,7 +1197,7 @@ async fn settings_forms(app: TestApp) {
         .await;
     assert!(taken.body.contains("current slug"));
     let other = app.create_org(&owner, "Taken Name").await;
-    let other_slug = slug_of(&app, &other, &owner.token).await;
+    let other_slug = app.slug_of(&other, &owner.token).await;
     let check = v.get(&format!("{settings}/slug?slug={other_slug}")).await;
     assert!(check.body.contains("is taken"), "{}", check.body);
     let free = v
@@ -1270,6 +1316,7 @@ on_both_backends!(
     sign_up_switch_and_answer_an_invitation,
     cloud_account_forms,
     settings_forms,
+    figures_are_kept_until_the_accounts_change,
 );
 
 mod throttled {

@@ -7,6 +7,9 @@
 //!   change, and an operator's SQL) is refused or seen on the other within a second, and the
 //!   other was serving that caller from its cache before the write, so the refusal is the
 //!   notification's doing.
+//! - What an organization holds (its accounts, members, invitations, plan and usage) is kept
+//!   too: a write is seen at once on the replica that made it and within a second on the
+//!   other, whether it came through the API or an operator's SQL.
 
 use std::time::{Duration, Instant};
 
@@ -217,4 +220,183 @@ async fn a_password_change_ends_the_other_sessions_on_the_other_replica_within_a
     assert!(took < WITHIN, "took {took:?}");
     // The session that changed it goes on, on both.
     assert_eq!(two.get("/v1/me", &ada.token).await.status, StatusCode::OK);
+}
+
+/// Asks `path` on `app` twice and checks the second answer came from its organization reads.
+async fn reads_kept(app: &TestApp, path: &str, token: &str) {
+    let first = app.get(path, token).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let (hits, _) = app.state.reads.hits_and_misses();
+    let again = app.get(path, token).await;
+    assert_eq!(again.body, first.body);
+    assert!(
+        app.state.reads.hits_and_misses().0 > hits,
+        "{path} was not served from the organization reads"
+    );
+}
+
+/// Polls `path` on `app` until its body satisfies `seen`; how long that took.
+async fn seen_within(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    seen: impl Fn(&serde_json::Value) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let resp = app.get(path, token).await;
+        assert_eq!(resp.status, StatusCode::OK, "{:?}", resp.body);
+        if seen(&resp.body) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{path} still answers {:?}",
+            resp.body
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn holds(list: &serde_json::Value, field: &str, value: &str) -> bool {
+    list["items"]
+        .as_array()
+        .is_some_and(|items| items.iter().any(|i| i[field] == value))
+}
+
+#[tokio::test]
+#[ignore = "needs postgres"]
+async fn organization_reads_are_kept_and_every_write_reaches_the_other_replica_within_a_second() {
+    let (one, two) = two_replicas().await;
+    let owner = one.sign_up("owner").await;
+    let bob = one.sign_up("bob").await;
+    let org = one.create_org_on(&owner, "Reads", "pro").await;
+    let accounts = format!("{}/cloud-accounts", org_path(&org));
+    let members = format!("{}/members", org_path(&org));
+    let invitations = format!("{}/invitations", org_path(&org));
+    let usage = format!("{}/usage", org_path(&org));
+    for path in [&accounts, &members, &invitations, &usage] {
+        reads_kept(&one, path, &owner.token).await;
+        reads_kept(&two, path, &owner.token).await;
+    }
+    let mut slowest = Duration::ZERO;
+
+    // Connected through one: listed there at once, on the other within a second.
+    let id = one.connect_random_aws_account(&owner.token, &org).await;
+    assert!(holds(
+        &one.get(&accounts, &owner.token).await.body,
+        "id",
+        &id
+    ));
+    slowest =
+        slowest.max(seen_within(&two, &accounts, &owner.token, |b| holds(b, "id", &id)).await);
+    slowest = slowest.max(
+        seen_within(&two, &usage, &owner.token, |b| {
+            b["cloudAccounts"]["used"] == 1
+        })
+        .await,
+    );
+
+    // Renamed through the API, then by an operator's SQL behind both replicas' backs.
+    let renamed = one
+        .call(
+            Method::PATCH,
+            &format!("{accounts}/{id}"),
+            Some(&owner.token),
+            Some(json!({"alias": "Renamed"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    assert!(holds(
+        &one.get(&accounts, &owner.token).await.body,
+        "alias",
+        "Renamed"
+    ));
+    slowest = slowest.max(
+        seen_within(&two, &accounts, &owner.token, |b| {
+            holds(b, "alias", "Renamed")
+        })
+        .await,
+    );
+    reads_kept(&two, &accounts, &owner.token).await;
+    canopy_store::testing::execute_raw(
+        &one.store,
+        &format!("UPDATE cloud_accounts SET alias = 'By operator' WHERE id = '{id}'"),
+    )
+    .await
+    .unwrap();
+    for app in [&one, &two] {
+        slowest = slowest.max(
+            seen_within(app, &accounts, &owner.token, |b| {
+                holds(b, "alias", "By operator")
+            })
+            .await,
+        );
+    }
+
+    // Invited through one: pending on both, and holding a seat in the usage.
+    let invited = one
+        .post(
+            &invitations,
+            &owner.token,
+            json!({"email": bob.email, "role": "member"}),
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{:?}", invited.body);
+    assert!(holds(
+        &one.get(&invitations, &owner.token).await.body,
+        "email",
+        &bob.email
+    ));
+    slowest = slowest.max(
+        seen_within(&two, &invitations, &owner.token, |b| {
+            holds(b, "email", &bob.email)
+        })
+        .await,
+    );
+    slowest = slowest.max(
+        seen_within(&two, &usage, &owner.token, |b| {
+            b["teamMembers"]["pendingInvitations"] == 1
+        })
+        .await,
+    );
+
+    // Accepted: a member on both.
+    let accepted = one
+        .post(
+            &format!(
+                "/v1/invitations/{}/accept",
+                invited.body["id"].as_str().unwrap()
+            ),
+            &bob.token,
+            json!({}),
+        )
+        .await;
+    assert!(accepted.status.is_success(), "{:?}", accepted.body);
+    slowest = slowest.max(
+        seen_within(&two, &members, &owner.token, |b| {
+            holds(b, "userId", &bob.user_id)
+        })
+        .await,
+    );
+
+    // A person's record changed by an operator: the member lists they are on follow.
+    canopy_store::testing::execute_raw(
+        &one.store,
+        &format!(
+            "UPDATE users SET name = 'Robert' WHERE id = '{}'",
+            bob.user_id
+        ),
+    )
+    .await
+    .unwrap();
+    slowest = slowest
+        .max(seen_within(&two, &members, &owner.token, |b| holds(b, "name", "Robert")).await);
+
+    // A new plan: the limits follow on the other replica.
+    reads_kept(&two, &usage, &owner.token).await;
+    one.set_tier(&org, "enterprise").await;
+    slowest =
+        slowest.max(seen_within(&two, &usage, &owner.token, |b| b["tier"] == "enterprise").await);
+    assert!(slowest < WITHIN, "slowest change took {slowest:?}");
 }

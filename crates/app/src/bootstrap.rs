@@ -15,6 +15,7 @@ use canopy_aws::{
 };
 use canopy_billing::BillingService;
 use canopy_cache::grants::{CachedTenancy, GrantCache};
+use canopy_cache::org_reads::{Listeners, OrgReadCache};
 use canopy_cache::{InProcessCache, RedisCache};
 use canopy_cloud_org::organization::OrganizationDiscoverer;
 use canopy_cloud_org::organization::connect_job::ConnectMembersHandler;
@@ -293,10 +294,14 @@ pub async fn build_state(
 ) -> anyhow::Result<AppState> {
     install_tls_provider();
     let crypto = credential_crypto(&config.auth)?;
-    let billing = billing_service(&store, clock.clone());
-    let grants = grant_cache(&store);
+    let (grants, reads) = caches(&store);
+    let billing = BillingService::new(
+        reads.wrap_subscriptions(Arc::new(store.subscriptions())),
+        Arc::new(store.history()),
+        clock.clone(),
+    );
     let tenancy = TenancyService::new(
-        CachedTenancy::wrap(
+        reads.wrap_tenancy(CachedTenancy::wrap(
             grants.clone(),
             TenancyPorts {
                 users: Arc::new(store.users()),
@@ -313,7 +318,7 @@ pub async fn build_state(
                 crypto: crypto.clone(),
                 clock: clock.clone(),
             },
-        ),
+        )),
         TenancyConfig {
             session_ttl: Duration::hours(i64::from(config.auth.session_ttl_hours)),
             invitation_ttl: Duration::hours(i64::from(config.auth.invitation_ttl_hours)),
@@ -329,7 +334,7 @@ pub async fn build_state(
     let secrets_for_orgs = crypto.clone();
     let cloud = CloudAccountService::new(
         CloudAccountPorts {
-            accounts: Arc::new(store.cloud_accounts()),
+            accounts: reads.wrap_accounts(Arc::new(store.cloud_accounts())),
             external_ids: Arc::new(store.external_ids()),
             tokens: Arc::new(store.connection_tokens()),
             tenancy: tenancy.clone(),
@@ -389,7 +394,7 @@ pub async fn build_state(
         })
     };
     let cloud_orgs = CloudOrganizationService::new(CloudOrganizationPorts {
-        repository: Arc::new(store.cloud_organizations()),
+        repository: reads.wrap_cloud_organizations(Arc::new(store.cloud_organizations())),
         aws: discoverer(Arc::new(OrganizationsDiscoverer::new(
             identity_for_orgs,
             OrganizationsSettings {
@@ -469,6 +474,7 @@ pub async fn build_state(
             coverage,
             views,
             grants,
+            reads,
         },
         store,
         Edge {
@@ -480,14 +486,16 @@ pub async fn build_state(
     ))
 }
 
-/// The grant cache for this process: on PostgreSQL it serves once it hears every other
-/// process's changes (and stops while it cannot); on SQLite nothing would tell it of another
-/// process's writes (`canopy admin verify-email` on the same file), so it stays off.
-fn grant_cache(store: &Store) -> GrantCache {
-    let shared = GrantCache::shared();
-    match store.watch_grants(Arc::new(shared.clone())) {
-        Some(_watching) => shared,
-        None => GrantCache::off(),
+/// The grant and organization-read caches of this process: on PostgreSQL they serve once
+/// they hear every other process's changes (and stop while they cannot); on SQLite nothing
+/// would tell them of another process's writes (`canopy admin verify-email` on the same
+/// file), so they stay off.
+fn caches(store: &Store) -> (GrantCache, OrgReadCache) {
+    let (grants, reads) = (GrantCache::shared(), OrgReadCache::shared());
+    let listeners = Listeners(vec![Arc::new(grants.clone()), Arc::new(reads.clone())]);
+    match store.watch_grants(Arc::new(listeners)) {
+        Some(_watching) => (grants, reads),
+        None => (GrantCache::off(), OrgReadCache::off()),
     }
 }
 

@@ -9,7 +9,9 @@ use std::time::Instant;
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use std::sync::Arc;
 
-use canopy_console::{AuthThrottle, ConsoleState, DemoLogin};
+use canopy_cache::org_reads::OrgReadCache;
+use canopy_console::{AuthThrottle, ConsoleState, DemoLogin, Fragments};
+use canopy_kernel::id::OrganizationId;
 use poem::web::Json;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 use serde_json::json;
@@ -67,6 +69,7 @@ fn console_state(state: &AppState) -> ConsoleState {
         cloud: state.cloud.clone(),
         metrics: state.metrics.clone(),
         cloud_orgs: state.cloud_orgs.clone(),
+        jobs: state.jobs.clone(),
         views: state.views.clone(),
         detections: state.detections.clone(),
         public_url: state.public_url.clone(),
@@ -75,6 +78,24 @@ fn console_state(state: &AppState) -> ConsoleState {
             password: demo::PASSWORD.to_string(),
         }),
         throttle: Arc::new(SharedThrottle(state.clone())),
+        fragments: Arc::new(KeptFragments(state.reads.clone())),
+    }
+}
+
+/// The console's kept fragments, in the organization read cache (dropped with the reads).
+struct KeptFragments(OrgReadCache);
+
+impl Fragments for KeptFragments {
+    fn get(&self, org: OrganizationId, key: &str) -> Option<Arc<str>> {
+        self.0.fragment(org, key)
+    }
+
+    fn mark(&self) -> u64 {
+        self.0.mark()
+    }
+
+    fn put(&self, org: OrganizationId, key: String, html: Arc<str>, mark: u64) {
+        self.0.keep_fragment(org, key, html, mark);
     }
 }
 

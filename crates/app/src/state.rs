@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use canopy_billing::BillingService;
 use canopy_cache::grants::GrantCache;
+use canopy_cache::org_reads::OrgReadCache;
 use canopy_cloud_org::CloudAccountService;
 use canopy_cloud_org::organization::service::CloudOrganizationService;
 use canopy_coverage::history::CoverageHistory;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub views: CoverageViews,
     /// Who may do what, cached in process (read by operators' metrics and tests).
     pub grants: GrantCache,
+    /// What organizations hold (accounts, members, invitations, plan), cached in process.
+    pub reads: OrgReadCache,
     /// The database, for readiness checks.
     pub store: Store,
     /// The public base URL, for links and instructions in pages.
@@ -102,6 +105,8 @@ pub struct Services {
     pub views: CoverageViews,
     /// The cache in front of tenancy's grant-deciding ports.
     pub grants: GrantCache,
+    /// The cache in front of the organization reads.
+    pub reads: OrgReadCache,
 }
 
 impl AppState {
@@ -119,6 +124,7 @@ impl AppState {
             coverage,
             views,
             grants,
+            reads,
         } = services;
         Self {
             tenancy,
@@ -131,6 +137,7 @@ impl AppState {
             coverage,
             views,
             grants,
+            reads,
             store,
             public_url: edge.public_url.trim_end_matches('/').to_string(),
             demo: edge.demo,

@@ -1,12 +1,16 @@
 //! Caches for metric series ([`SeriesCache`]): in process with moka (time to live, bounded
 //! size, concurrent misses of one key share one fetch), and the same in front of Redis so
 //! several replicas share what any of them fetched. Computed coverage views ([`views`]) are
-//! kept in process, and so is who may do what ([`grants`]).
+//! kept in process, and so are who may do what ([`grants`]) and what an organization holds
+//! ([`org_reads`]), both dropped on every change.
 //!
 //! API boundary: [`InProcessCache`], [`RedisCache`], [`views::InProcessViews`],
-//! [`grants::GrantCache`], [`grants::CachedTenancy`].
+//! [`grants::GrantCache`], [`grants::CachedTenancy`], [`org_reads::OrgReadCache`],
+//! [`org_reads::Listeners`].
 
+mod gate;
 pub mod grants;
+pub mod org_reads;
 pub mod views;
 
 use std::sync::Arc;

@@ -5,7 +5,7 @@ use canopy_kernel::ValidationErrors;
 use crate::account::{AccountStatus, Environment, Provider};
 
 /// Filters of the account list; `None` means any.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct AccountFilter {
     /// Only this provider.
     pub provider: Option<Provider>,

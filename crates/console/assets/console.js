@@ -103,7 +103,55 @@
     });
   }
 
+  // The wizard's tree: checking a node checks its subtree, and a node whose boxes are partly
+  // checked shows it (indeterminate) and is left out of the form, its checked parts sent
+  // instead. Members loaded later take their node's state.
+  function boxesBelow(node) {
+    var list = node.querySelector(":scope > details > ul");
+    return list ? list.querySelectorAll("input[type=checkbox]:not(:disabled)") : [];
+  }
+  function settle(tree) {
+    var nodes = Array.prototype.slice.call(tree.querySelectorAll("li.tree-node")).reverse();
+    nodes.forEach(function (node) {
+      var box = node.querySelector(":scope > input[data-node]");
+      var list = node.querySelector(":scope > details > ul");
+      if (!box || !list) { return; }
+      var kids = list.querySelectorAll(":scope > li > label > input:not(:disabled), :scope > li.tree-node > input[data-node]");
+      if (!kids.length) { return; }
+      var on = 0, mixed = false;
+      kids.forEach(function (k) { if (k.checked) { on++; } if (k.indeterminate) { mixed = true; } });
+      box.checked = on === kids.length && !mixed;
+      box.indeterminate = !box.checked && (on > 0 || mixed);
+    });
+    var form = tree.closest("form");
+    var count = form && form.querySelector("[data-selected-count]");
+    if (count) {
+      var picked = tree.querySelectorAll("input[name=account]:checked").length;
+      var whole = tree.querySelectorAll("input[data-node]:checked").length;
+      count.textContent = whole || picked ? (whole ? whole + " OU or folder(s) and " : "") + picked + " account(s) chosen" : "";
+    }
+  }
+  function armTree(tree) {
+    document.documentElement.classList.add("tree-live");
+    tree.addEventListener("change", function (e) {
+      var box = e.target;
+      if (box.hasAttribute("data-node")) {
+        boxesBelow(box.closest("li.tree-node")).forEach(function (b) { b.checked = box.checked; b.indeterminate = false; });
+      }
+      settle(tree);
+    });
+    // A partly checked node is not sent: only its checked parts are.
+    tree.closest("form").addEventListener("submit", function () {
+      tree.querySelectorAll("input[data-node]").forEach(function (b) { b.disabled = b.indeterminate; });
+      tree.querySelectorAll("li.tree-node").forEach(function (node) {
+        var box = node.querySelector(":scope > input[data-node]");
+        if (box && box.checked) { boxesBelow(node).forEach(function (b) { b.disabled = true; }); }
+      });
+    });
+  }
+
   function enhance(root) {
+    each(root, "[data-tree]", armTree);
     each(root, "form", function (form) {
       if (form.querySelector("input[name=provider]")) {
         showProvider(form);
@@ -121,6 +169,12 @@
   document.addEventListener("htmx:afterSwap", function (e) {
     var target = e.detail.target;
     if (target) { target.setAttribute("aria-busy", "false"); drawCharts(target); }
+    var node = target && target.closest && target.closest("li.tree-node");
+    if (node) {
+      var box = node.querySelector(":scope > input[data-node]");
+      if (box && box.checked) { boxesBelow(node).forEach(function (b) { b.checked = true; }); }
+      settle(node.closest("[data-tree]"));
+    }
     var form = e.detail.requestConfig && e.detail.requestConfig.elt;
     if (form && form.closest) { form = form.closest("form[data-push]"); }
     if (form) {

@@ -2,8 +2,9 @@
 //! domain services (never the database, never our own HTTP API).
 //!
 //! API boundary: [`ConsoleState`] (the services and settings the composition root hands
-//! over), [`AuthThrottle`] (the API's log-in limiter, shared) and [`endpoint`] (every console
-//! route, mounted by the app at `/`).
+//! over), [`AuthThrottle`] (the API's log-in limiter, shared), [`Fragments`] (rendered
+//! fragments kept beside the organization reads they were made of) and [`endpoint`] (every
+//! console route, mounted by the app at `/`).
 //!
 //! How it is built:
 //! - Pages are compiled templates (askama) in `templates/`, one view module per resource in
@@ -31,6 +32,8 @@ use canopy_cloud_org::CloudAccountService;
 use canopy_cloud_org::organization::service::CloudOrganizationService;
 use canopy_coverage::views::CoverageViews;
 use canopy_detection::service::DetectionService;
+use canopy_jobs::JobService;
+use canopy_kernel::id::OrganizationId;
 use canopy_metrics::MetricsService;
 use canopy_tenancy::TenancyService;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Route, get, post};
@@ -73,6 +76,18 @@ pub trait AuthThrottle: Send + Sync {
     fn mail_allowed(&self, key: &str) -> bool;
 }
 
+/// Rendered fragments kept per organization, dropped whenever what the organization holds
+/// changes (its accounts, its plan), in this process or another; the composition root backs
+/// it with the organization read cache. The dashboard's figures are the one kept today.
+pub trait Fragments: Send + Sync {
+    /// The fragment kept under `key` for `org`, if any.
+    fn get(&self, org: OrganizationId, key: &str) -> Option<Arc<str>>;
+    /// A mark taken before reading what a fragment is made of.
+    fn mark(&self) -> u64;
+    /// Keeps `html` under `key` for `org`, unless a change was told since `mark`.
+    fn put(&self, org: OrganizationId, key: String, html: Arc<str>, mark: u64);
+}
+
 /// The demo log-in shown on the log-in page of `canopy serve --demo`.
 #[derive(Debug, Clone)]
 pub struct DemoLogin {
@@ -95,6 +110,8 @@ pub struct ConsoleState {
     pub metrics: MetricsService,
     /// Cloud organizations: discovery, members, changes.
     pub cloud_orgs: CloudOrganizationService,
+    /// Jobs, for following a discovery's or a connect's progress.
+    pub jobs: JobService,
     /// Coverage views over whole cloud organizations.
     pub views: CoverageViews,
     /// Detections and what each account inherits.
@@ -105,6 +122,8 @@ pub struct ConsoleState {
     pub demo: Option<DemoLogin>,
     /// The API's log-in limiter.
     pub throttle: Arc<dyn AuthThrottle>,
+    /// Rendered fragments kept while what they show is unchanged.
+    pub fragments: Arc<dyn Fragments>,
 }
 
 impl ConsoleState {
@@ -158,6 +177,18 @@ const PATH_WORDS: &[&str] = &[
     "email",
     "sessions",
     "revoke-others",
+    "cloud-organizations",
+    "matrix",
+    "coverage",
+    "navigator-layer.json",
+    "aws",
+    "gcp",
+    "jobs",
+    "select",
+    "node",
+    "confirm",
+    "exclude",
+    "include",
 ];
 
 /// What the request log writes for a console path: its route with every value (slug, id,
@@ -188,8 +219,9 @@ pub fn logged_path(path: &str) -> Option<String> {
 /// Every console route over `state`, with the security headers; the app mounts it at `/`.
 pub fn endpoint(state: ConsoleState) -> impl Endpoint {
     use views::{
-        account, account_coverage, accounts, api_keys, audit, auth, billing, cloud_orgs, connect,
-        dashboard, invitations, layers, links, matrix, members, organization, orgs,
+        account, account_coverage, accounts, api_keys, audit, auth, billing, cloud_org_members,
+        cloud_orgs, connect, dashboard, invitations, layers, links, matrix, members, organization,
+        orgs, wizard, wizard_tree,
     };
     Route::new()
         .at("/", get(views::home))
@@ -232,7 +264,56 @@ pub fn endpoint(state: ConsoleState) -> impl Endpoint {
         .at("/org/:slug/dashboard", get(dashboard::show))
         .at("/org/:slug/dashboard/figures", get(dashboard::figures))
         .at("/org/:slug/cloud-organizations", get(cloud_orgs::list))
+        .at("/org/:slug/cloud-organizations/connect", get(wizard::start))
+        .at(
+            "/org/:slug/cloud-organizations/connect/aws",
+            get(wizard::aws_form).post(wizard::aws_submit),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/connect/gcp",
+            get(wizard::gcp_form).post(wizard::gcp_submit),
+        )
         .at("/org/:slug/cloud-organizations/:id", get(cloud_orgs::show))
+        .at(
+            "/org/:slug/cloud-organizations/:id/jobs/:job",
+            get(wizard::job_page),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/select",
+            get(wizard_tree::select),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/select/node",
+            get(wizard_tree::node_members),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/confirm",
+            get(wizard_tree::confirm),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/connect",
+            post(wizard_tree::connect),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/members",
+            get(cloud_org_members::show),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/members/:key/exclude",
+            post(cloud_org_members::exclude),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/members/:key/include",
+            post(cloud_org_members::include),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/sync",
+            post(cloud_org_members::sync),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/disconnect",
+            post(cloud_org_members::disconnect),
+        )
         .at(
             "/org/:slug/cloud-organizations/:id/matrix",
             get(matrix::show),

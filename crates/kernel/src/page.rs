@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::validation::{FieldError, ValidationErrors};
 
 /// Position after which the next page starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Cursor(pub Uuid);
 
 impl Cursor {
@@ -32,7 +32,7 @@ impl Cursor {
 }
 
 /// A request for one page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PageRequest {
     /// Maximum number of items, between 1 and [`PageRequest::MAX_LIMIT`].
     pub limit: u32,

@@ -1,6 +1,6 @@
-//! The receiving end of the `canopy_grants` notifications the grant triggers send (migration
-//! 16): one dedicated PostgreSQL connection per process, `LISTEN`ing, telling a
-//! [`GrantListener`] of each change and of whether the channel is up at all.
+//! The receiving end of the `canopy_grants` notifications the grant and organization-data
+//! triggers send (migrations 16 and 17): one dedicated PostgreSQL connection per process,
+//! `LISTEN`ing, telling a [`GrantListener`] of each change and of whether the channel is up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,7 @@ fn change_of(payload: &str) -> GrantChange {
     match parsed {
         Some(("u", id)) => GrantChange::User(UserId(id)),
         Some(("o", id)) => GrantChange::Organization(OrganizationId(id)),
+        Some(("d", id)) => GrantChange::Data(OrganizationId(id)),
         _ => GrantChange::Everything,
     }
 }
@@ -85,6 +86,10 @@ mod tests {
         assert_eq!(
             change_of(&format!("o:{id}")),
             GrantChange::Organization(OrganizationId(id))
+        );
+        assert_eq!(
+            change_of(&format!("d:{id}")),
+            GrantChange::Data(OrganizationId(id))
         );
         assert_eq!(change_of("u:not-an-id"), GrantChange::Everything);
         assert_eq!(change_of(&format!("x:{id}")), GrantChange::Everything);

@@ -41,14 +41,18 @@ impl Grant {
     }
 }
 
-/// What a write changed about who may do what, for caches of sessions, keys and memberships
-/// to drop: a cache MUST NOT serve an entry a change names once it has been told of it.
+/// What a write changed about who may do what, or about what an organization holds, for
+/// caches of sessions, keys, memberships and organization reads to drop: a cache MUST NOT
+/// serve an entry a change names once it has been told of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantChange {
     /// One person: their record, sessions, keys or memberships.
     User(UserId),
     /// One organization: its name or slug, its members or roles, or its deletion.
     Organization(OrganizationId),
+    /// One organization's own records (cloud accounts, invitations, subscription): nobody's
+    /// grant, only what the organization's pages and lists read.
+    Data(OrganizationId),
     /// Anything (a lost notification channel, an account deletion spanning organizations).
     Everything,
 }

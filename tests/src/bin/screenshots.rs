@@ -47,6 +47,22 @@ const PAGES: &[(&str, &str, bool)] = &[
         "settings/accounts/{account}/coverage",
         false,
     ),
+    ("connect-organization", "cloud-organizations/connect", false),
+    (
+        "connect-organization-aws",
+        "cloud-organizations/connect/aws",
+        false,
+    ),
+    (
+        "connect-organization-tree",
+        "cloud-organizations/{aws}/select",
+        true,
+    ),
+    (
+        "cloud-organization-members",
+        "cloud-organizations/{aws}/members",
+        false,
+    ),
 ];
 
 /// The demo account whose coverage page is shown: payments-prod, under OU Prod.

@@ -163,6 +163,7 @@ impl CloudOrgMembersApi {
             under: under.0.map(|n| n.into_string()),
             text: q.0.map(|t| t.into_string()),
             include_left: include_left.0.unwrap_or(false),
+            parent: None,
         };
         let request = PageRequest::parse(limit.0, cursor.0.as_deref())?;
         let (items, next_cursor) = page(

@@ -17,17 +17,16 @@
 
 mod ports;
 
-use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use canopy_kernel::StoreError;
 use canopy_kernel::id::UserId;
 use canopy_tenancy::{
     Grant, GrantChange, GrantListener, OrgRef, Organization, OrganizationSummary, Role, User,
 };
 use moka::sync::Cache;
+
+use crate::gate::{Gate, cache};
 
 pub use ports::CachedTenancy;
 
@@ -46,16 +45,11 @@ pub struct GrantCache {
 }
 
 struct Inner {
+    gate: Gate,
     credentials: Cache<String, Grant>,
     users: Cache<UserId, User>,
     organizations_of: Cache<UserId, Arc<Vec<OrganizationSummary>>>,
     memberships: Cache<(UserId, OrgRef), Membership>,
-    /// Bumped by every change told, so a fill that read before it can tell.
-    changes: AtomicU64,
-    /// Whether every change made elsewhere will be told.
-    listening: AtomicBool,
-    hits: AtomicU64,
-    misses: AtomicU64,
 }
 
 impl std::fmt::Debug for GrantCache {
@@ -65,18 +59,6 @@ impl std::fmt::Debug for GrantCache {
             .field("listening", &self.listening())
             .finish()
     }
-}
-
-fn cache<K, V>() -> Cache<K, V>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    Cache::builder()
-        .max_capacity(MAX_ENTRIES)
-        .time_to_live(TTL)
-        .support_invalidation_closures()
-        .build()
 }
 
 impl GrantCache {
@@ -96,35 +78,33 @@ impl GrantCache {
     fn new() -> Self {
         Self {
             inner: Arc::new(Inner {
-                credentials: cache(),
-                users: cache(),
-                organizations_of: cache(),
-                memberships: cache(),
-                changes: AtomicU64::new(0),
-                listening: AtomicBool::new(false),
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
+                gate: Gate::default(),
+                credentials: cache(MAX_ENTRIES, TTL),
+                users: cache(MAX_ENTRIES, TTL),
+                organizations_of: cache(MAX_ENTRIES, TTL),
+                memberships: cache(MAX_ENTRIES, TTL),
             }),
         }
     }
 
     /// Whether entries may be served.
     pub fn listening(&self) -> bool {
-        self.inner.listening.load(Ordering::SeqCst)
+        self.inner.gate.listening()
     }
 
     /// Lookups answered from the cache and lookups that read the store, since start.
     pub fn hits_and_misses(&self) -> (u64, u64) {
-        (
-            self.inner.hits.load(Ordering::Relaxed),
-            self.inner.misses.load(Ordering::Relaxed),
-        )
+        self.inner.gate.hits_and_misses()
     }
 
     /// Drops everything `change` names.
     pub fn drop_changed(&self, change: GrantChange) {
         let inner = &self.inner;
-        inner.changes.fetch_add(1, Ordering::SeqCst);
+        if matches!(change, GrantChange::Data(_)) {
+            // An organization's records decide nobody's grant.
+            return;
+        }
+        inner.gate.changed();
         let dropped = match change {
             GrantChange::User(user) => {
                 inner.users.invalidate(&user);
@@ -151,65 +131,26 @@ impl GrantCache {
                     });
                 memberships.and(lists).is_ok()
             }
-            GrantChange::Everything => false,
+            GrantChange::Data(_) | GrantChange::Everything => false,
         };
         if !dropped {
-            inner.credentials.invalidate_all();
-            inner.users.invalidate_all();
-            inner.organizations_of.invalidate_all();
-            inner.memberships.invalidate_all();
+            inner.drop_all();
         }
     }
 
     /// Drops one credential: a log-out names its own token.
     fn drop_credential(&self, digest: &str) {
-        self.inner.changes.fetch_add(1, Ordering::SeqCst);
+        self.inner.gate.changed();
         self.inner.credentials.invalidate(digest);
     }
+}
 
-    fn served<K, Q, V>(&self, cache: &Cache<K, V>, key: &Q) -> Option<V>
-    where
-        K: Hash + Eq + Send + Sync + 'static + std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-        V: Clone + Send + Sync + 'static,
-    {
-        if !self.listening() {
-            return None;
-        }
-        let found = cache.get(key);
-        if found.is_some() {
-            self.inner.hits.fetch_add(1, Ordering::Relaxed);
-        }
-        found
-    }
-
-    /// `load`'s answer; what `kept` makes of it is kept under `key` unless a change raced it.
-    async fn filled<K, V, T, F>(
-        &self,
-        cache: &Cache<K, V>,
-        key: K,
-        load: F,
-        kept: impl FnOnce(&T) -> Option<V>,
-    ) -> Result<T, StoreError>
-    where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-        F: Future<Output = Result<T, StoreError>>,
-    {
-        self.inner.misses.fetch_add(1, Ordering::Relaxed);
-        let before = self.inner.changes.load(Ordering::SeqCst);
-        let value = load.await?;
-        if self.listening()
-            && let Some(entry) = kept(&value)
-        {
-            cache.insert(key.clone(), entry);
-            // A change told after the read began may have been about this very entry, and
-            // may already have swept the cache before the insert: take the entry back out.
-            if self.inner.changes.load(Ordering::SeqCst) != before || !self.listening() {
-                cache.invalidate(&key);
-            }
-        }
-        Ok(value)
+impl Inner {
+    fn drop_all(&self) {
+        self.credentials.invalidate_all();
+        self.users.invalidate_all();
+        self.organizations_of.invalidate_all();
+        self.memberships.invalidate_all();
     }
 }
 
@@ -219,13 +160,6 @@ impl GrantListener for GrantCache {
     }
 
     fn listening(&self, up: bool) {
-        if !up {
-            self.inner.listening.store(false, Ordering::SeqCst);
-        }
-        // Whether it went down or came back, what was said meanwhile is lost.
-        self.drop_changed(GrantChange::Everything);
-        if up {
-            self.inner.listening.store(true, Ordering::SeqCst);
-        }
+        self.inner.gate.set_listening(up, || self.inner.drop_all());
     }
 }

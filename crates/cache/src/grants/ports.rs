@@ -62,10 +62,17 @@ impl CachedTenancy {
     }
 
     async fn grant(&self, digest: &str, now: DateTime<Utc>) -> Result<Option<Grant>, StoreError> {
-        if let Some(grant) = self.cache.served(&self.cache.inner.credentials, digest) {
+        if let Some(grant) = self
+            .cache
+            .inner
+            .gate
+            .served(&self.cache.inner.credentials, digest)
+        {
             return Ok(grant.live_at(now).then_some(grant));
         }
         self.cache
+            .inner
+            .gate
             .filled(
                 &self.cache.inner.credentials,
                 digest.to_string(),
@@ -81,10 +88,17 @@ impl CachedTenancy {
         user: UserId,
     ) -> Result<Option<(Organization, Role)>, StoreError> {
         let key = (user, org.clone());
-        if let Some(found) = self.cache.served(&self.cache.inner.memberships, &key) {
+        if let Some(found) = self
+            .cache
+            .inner
+            .gate
+            .served(&self.cache.inner.memberships, &key)
+        {
             return Ok(found);
         }
         self.cache
+            .inner
+            .gate
             .filled(
                 &self.cache.inner.memberships,
                 key,
@@ -116,10 +130,12 @@ impl UserRepository for CachedTenancy {
     }
 
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        if let Some(user) = self.cache.served(&self.cache.inner.users, &id) {
+        if let Some(user) = self.cache.inner.gate.served(&self.cache.inner.users, &id) {
             return Ok(Some(user));
         }
         self.cache
+            .inner
+            .gate
             .filled(
                 &self.cache.inner.users,
                 id,
@@ -298,10 +314,12 @@ impl OrganizationRepository for CachedTenancy {
 
     async fn list_for_user(&self, user: UserId) -> Result<Vec<OrganizationSummary>, StoreError> {
         let lists = &self.cache.inner.organizations_of;
-        if let Some(list) = self.cache.served(lists, &user) {
+        if let Some(list) = self.cache.inner.gate.served(lists, &user) {
             return Ok(list.as_ref().clone());
         }
         self.cache
+            .inner
+            .gate
             .filled(
                 lists,
                 user,

@@ -3,6 +3,7 @@
 //! re-discovery changed ([`sync`]). Discovery itself goes through the
 //! [`OrganizationDiscoverer`] port, one adapter per provider.
 
+mod connect;
 pub mod connect_job;
 pub mod discovery_job;
 pub mod gcp;

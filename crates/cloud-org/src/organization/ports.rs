@@ -54,6 +54,8 @@ pub struct MemberFilter {
     pub status: Option<MemberStatus>,
     /// Only members under this OU / folder (its subtree).
     pub under: Option<String>,
+    /// Only members directly in this OU / folder (not in the nodes below it).
+    pub parent: Option<String>,
     /// Name, id or e-mail containing this text (case-insensitive).
     pub text: Option<String>,
     /// Include members that left (flagged); off by default.

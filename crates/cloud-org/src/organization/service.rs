@@ -6,18 +6,16 @@ use std::sync::Arc;
 use canopy_billing::{BillingService, EntitlementError, Feature};
 use canopy_jobs::{Enqueued, Job, JobId, JobKind, JobService, NewJob};
 use canopy_kernel::validation::{FieldError, ValidationErrors};
-use canopy_kernel::{
-    Clock, FeatureNotInPlan, LimitedResource, Page, PageRequest, PlanLimitExceeded, StoreError,
-};
+use canopy_kernel::{Clock, FeatureNotInPlan, Page, PageRequest, PlanLimitExceeded, StoreError};
 use canopy_tenancy::audit::{AuditAction, AuditTarget, NewAuditEvent, TargetKind};
 use canopy_tenancy::policy::{Action, Forbidden};
 use canopy_tenancy::service::OrgAccess;
 use serde_json::json;
 
+pub use super::connect::{ConnectPlan, ConnectPreview};
 use super::hierarchy::Hierarchy;
 use super::ports::{
-    CloudOrganizationRepository, ConnectClaim, MemberFilter, NodeCount, RecordError,
-    RecordedChange, Selection, StoredMember,
+    CloudOrganizationRepository, MemberFilter, NodeCount, RecordError, RecordedChange, StoredMember,
 };
 use super::{
     CloudOrganization, CloudOrganizationId, DEFAULT_MEMBER_ROLE, DiscoveryFailure, GcpAccess,
@@ -441,91 +439,7 @@ impl CloudOrganizationService {
     }
 }
 
-/// What a connect request queued.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConnectPlan {
-    /// The job connecting them.
-    pub job: Job,
-    /// Account ids it will connect.
-    pub queued: Vec<String>,
-    /// Account ids left out because the plan has no room for them (`upToLimit`).
-    pub over_limit: Vec<String>,
-}
-
 impl CloudOrganizationService {
-    /// Connects discovered members as cloud accounts through the member role (admin or
-    /// owner): every connectable one, the listed ones or those under OUs / folders; excluded,
-    /// connected and departed members are skipped. When they do not all fit in the plan the
-    /// whole request is refused (402), unless `up_to_limit` connects as many as fit and
-    /// reports the rest. The limit is enforced again, exactly, as each account is inserted.
-    pub async fn connect_members(
-        &self,
-        access: &OrgAccess,
-        id: CloudOrganizationId,
-        selection: Selection,
-        up_to_limit: bool,
-    ) -> Result<ConnectPlan, CloudOrganizationError> {
-        access.require(Action::ConnectCloudAccount)?;
-        let cloud_org = self.get(access, id).await?;
-        self.ports
-            .billing
-            .require_feature(access.org_id(), Feature::OrgFeatures)
-            .await?;
-        let candidates = self.ports.repository.connectable(id, &selection).await?;
-        if candidates.is_empty() {
-            return Err(none_connectable().into());
-        }
-        let mut queued: Vec<String> = candidates.into_iter().map(|m| m.found.key).collect();
-        let room = self
-            .ports
-            .billing
-            .room_for(
-                access.org_id(),
-                LimitedResource::CloudAccounts,
-                queued.len() as u64,
-            )
-            .await?;
-        let mut over_limit = Vec::new();
-        if let Some(refusal) = room.refusal {
-            if !up_to_limit || room.remaining == Some(0) {
-                return Err(refusal.into());
-            }
-            let fit = usize::try_from(room.remaining.unwrap_or(0)).unwrap_or(usize::MAX);
-            over_limit = queued.split_off(fit.min(queued.len()));
-        }
-        let now = self.ports.clock.now();
-        let job = NewJob::new(
-            access.org_id(),
-            JobKind::from_static(CONNECT_KIND),
-            Some(cloud_org.id.as_uuid()),
-            json!({"accounts": queued, "overLimit": over_limit}),
-        )
-        .by(access.user_id())
-        .audited(self.audit(
-            access,
-            AuditAction::CloudOrganizationMembersConnectRequested,
-            id,
-            json!({"accounts": queued.len(), "overLimit": over_limit.len()}),
-        ));
-        match self
-            .ports
-            .repository
-            .claim_for_connect(id, &queued, now, job)
-            .await?
-        {
-            ConnectClaim::Queued { keys, job } => Ok(ConnectPlan {
-                job: *job,
-                queued: keys,
-                over_limit,
-            }),
-            ConnectClaim::AlreadyRunning(running) => {
-                Err(CloudOrganizationError::ConnectInProgress(running))
-            }
-            // Connected by the request that ran just before this one.
-            ConnectClaim::NoneTaken => Err(none_connectable().into()),
-        }
-    }
-
     /// Queues a re-discovery of every cloud organization last attempted more than `every`
     /// ago that has no discovery queued or running; returns how many were queued. Run by the
     /// server on a schedule, so an organization is re-synced even if nobody asks.
@@ -619,15 +533,6 @@ impl CloudOrganizationService {
             kept_accounts: kept.into_iter().map(crate::CloudAccountId).collect(),
         })
     }
-}
-
-fn none_connectable() -> ValidationErrors {
-    ValidationErrors::single(FieldError::new(
-        "members",
-        "none_connectable",
-        "no member matches that can be connected (excluded, connected and departed members \
-         are skipped)",
-    ))
 }
 
 fn valid_role_name(name: &str) -> Result<String, ValidationErrors> {

@@ -172,6 +172,10 @@ pub(super) fn account_failure(e: CloudAccountError) -> Failure {
 #[derive(Debug, Deserialize, Default)]
 pub struct ListQuery {
     pub(super) cursor: Option<String>,
+    /// What the previous step did (`disconnected`), to say so.
+    pub(super) done: Option<String>,
+    /// How many accounts a disconnect kept.
+    pub(super) kept: Option<u32>,
 }
 
 /// `GET /org/{slug}/settings/accounts`.

@@ -64,6 +64,7 @@ struct ListPage {
     gate: Option<Gate>,
     rows: Vec<Head>,
     next: Option<String>,
+    notice: Option<String>,
 }
 
 /// A technique lacking in some accounts.
@@ -132,6 +133,19 @@ fn status_class(s: ConnectionStatus) -> &'static str {
         }
         ConnectionStatus::Error => "error",
         ConnectionStatus::Disconnected => "inactive",
+    }
+}
+
+/// The badge class of a member's status: what Canopy did with it.
+pub(super) fn member_status_class(
+    s: canopy_cloud_org::organization::member::MemberStatus,
+) -> &'static str {
+    use canopy_cloud_org::organization::member::MemberStatus;
+    match s {
+        MemberStatus::Connected => "active",
+        MemberStatus::Connecting | MemberStatus::Discovered => "pending",
+        MemberStatus::Failed => "error",
+        MemberStatus::Excluded => "inactive",
     }
 }
 
@@ -220,6 +234,12 @@ pub async fn list(
             gate,
             rows: found.items.iter().map(|o| head(o, now)).collect(),
             next: found.next.map(|c| c.encode()),
+            notice: (q.done.as_deref() == Some("disconnected")).then(|| {
+                format!(
+                    "Disconnected. Its {} connected account(s) stay connected as standalone accounts.",
+                    q.kept.unwrap_or(0)
+                )
+            }),
         },
     ))
 }

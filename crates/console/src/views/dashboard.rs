@@ -4,6 +4,8 @@
 //! cached, coalesced fan-out as an htmx fragment. With JavaScript off, the page links to
 //! itself with the figures drawn in (`figures=inline`).
 
+use std::sync::Arc;
+
 use askama::Template;
 use canopy_cloud_org::CloudAccount;
 use canopy_cloud_org::account::{CloudIdentity, Environment};
@@ -461,8 +463,31 @@ pub async fn figures(
             filter.query()
         )));
     }
+    // Kept per selection and per what the viewer may do (the empty state offers a connect
+    // button to those who may), dropped when the organization's accounts or plan change.
+    let can_connect = access
+        .require(canopy_tenancy::Action::ConnectCloudAccount)
+        .is_ok();
+    let key = format!("figures?{}&connect={can_connect}", filter.query());
+    let org = access.org_id();
+    if let Some(html) = state.fragments.get(org, &key) {
+        return Ok(fragment_response(&html));
+    }
+    let mark = state.fragments.mark();
     let fragment = figures_of(&state, &access, &filter, &slug).await?;
-    Ok(page(StatusCode::OK, &fragment))
+    let Ok(html) = fragment.render() else {
+        return Ok(page(StatusCode::OK, &fragment));
+    };
+    let html: Arc<str> = html.into();
+    state.fragments.put(org, key, html.clone(), mark);
+    Ok(fragment_response(&html))
+}
+
+fn fragment_response(html: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("text/html; charset=utf-8")
+        .body(html.to_string())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod cloud_org_members;
 pub mod cloud_orgs;
 pub mod connect;
 pub mod dashboard;
@@ -19,6 +20,8 @@ pub mod matrix;
 pub mod members;
 pub mod organization;
 pub mod orgs;
+pub mod wizard;
+pub mod wizard_tree;
 
 use canopy_kernel::ValidationErrors;
 use poem::web::Data;

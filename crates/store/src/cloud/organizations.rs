@@ -374,6 +374,9 @@ impl CloudOrganizationRepository for CloudOrganizationStore {
                 .and_where(Expr::col(closure::Column::Ancestor).eq(node.as_str()));
             query = query.filter(members::Column::ParentId.in_subquery(under.to_owned()));
         }
+        if let Some(node) = &filter.parent {
+            query = query.filter(members::Column::ParentId.eq(node.as_str()));
+        }
         if let Some(text) = &filter.text {
             let pattern = format!("%{}%", text.to_lowercase());
             query = query.filter(
