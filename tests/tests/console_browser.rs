@@ -613,6 +613,7 @@ async fn the_coverage_pages_pass_axe() {
         "cloud-organizations/connect/gcp".to_string(),
         format!("cloud-organizations/{aws}/select"),
         format!("cloud-organizations/{aws}/members"),
+        format!("cloud-organizations/{aws}/detections"),
     ];
     let mut checked = 0;
     for window in [Window::DESKTOP, Window::PHONE] {

@@ -369,6 +369,69 @@ async fn the_organization_coverage_page_shows_what_the_api_serves(backend: &str)
             .body
             .contains(&format!("href=\"/org/{free_slug}/billing\""))
     );
+
+    // Its detections, filtered by tactic: the ones the API lists for that tactic, each with
+    // where it applies; an unknown technique lists none and says so.
+    for tactic in ["", "defense-evasion", "discovery"] {
+        let api = app
+            .get(
+                &format!(
+                    "/v1/organizations/{slug}/cloud-organizations/{aws}/detections?limit=200{}",
+                    if tactic.is_empty() {
+                        String::new()
+                    } else {
+                        format!("&tactic={tactic}")
+                    }
+                ),
+                &token,
+            )
+            .await;
+        let listed = api.body["items"].as_array().unwrap();
+        let page = visitor
+            .get(&format!(
+                "/org/{slug}/cloud-organizations/{aws}/detections?tactic={tactic}"
+            ))
+            .await;
+        page.expect(StatusCode::OK);
+        let rows = page.body.split("<tbody>").nth(1).map_or(0, |b| {
+            b.split("</tbody>").next().unwrap().matches("<tr>").count()
+        });
+        assert_eq!(rows, listed.len(), "tactic {tactic:?}");
+        assert!(
+            !tactic.is_empty() || rows > 0,
+            "the demo organization has detections"
+        );
+        for d in listed {
+            assert!(
+                page.body
+                    .contains(&html_escaped(d["name"].as_str().unwrap()))
+            );
+        }
+    }
+    let all = visitor
+        .get(&format!("/org/{slug}/cloud-organizations/{aws}/detections"))
+        .await;
+    assert!(
+        all.body.contains("every account") || all.body.contains("under Root"),
+        "{}",
+        all.body
+    );
+    let none = visitor
+        .get(&format!(
+            "/org/{slug}/cloud-organizations/{aws}/detections?technique=T9999"
+        ))
+        .await;
+    none.expect(StatusCode::OK);
+    assert!(none.body.contains("None matches these filters"));
+}
+
+/// `s` as askama writes it in text.
+fn html_escaped(s: &str) -> String {
+    s.replace('&', "&#38;")
+        .replace('<', "&#60;")
+        .replace('>', "&#62;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
 }
 
 on_both_backends!(

@@ -189,6 +189,7 @@ const PATH_WORDS: &[&str] = &[
     "confirm",
     "exclude",
     "include",
+    "detections",
 ];
 
 /// What the request log writes for a console path: its route with every value (slug, id,
@@ -219,9 +220,9 @@ pub fn logged_path(path: &str) -> Option<String> {
 /// Every console route over `state`, with the security headers; the app mounts it at `/`.
 pub fn endpoint(state: ConsoleState) -> impl Endpoint {
     use views::{
-        account, account_coverage, accounts, api_keys, audit, auth, billing, cloud_org_members,
-        cloud_orgs, connect, dashboard, invitations, layers, links, matrix, members, organization,
-        orgs, wizard, wizard_tree,
+        account, account_coverage, accounts, api_keys, audit, auth, billing, cloud_org_detections,
+        cloud_org_members, cloud_orgs, connect, dashboard, invitations, layers, links, matrix,
+        members, organization, orgs, wizard, wizard_tree,
     };
     Route::new()
         .at("/", get(views::home))
@@ -293,6 +294,10 @@ pub fn endpoint(state: ConsoleState) -> impl Endpoint {
         .at(
             "/org/:slug/cloud-organizations/:id/connect",
             post(wizard_tree::connect),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/detections",
+            get(cloud_org_detections::show),
         )
         .at(
             "/org/:slug/cloud-organizations/:id/members",

@@ -63,6 +63,11 @@ const PAGES: &[(&str, &str, bool)] = &[
         "cloud-organizations/{aws}/members",
         false,
     ),
+    (
+        "cloud-organization-detections",
+        "cloud-organizations/{aws}/detections",
+        false,
+    ),
 ];
 
 /// The demo account whose coverage page is shown: payments-prod, under OU Prod.

@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod cloud_org_detections;
 pub mod cloud_org_members;
 pub mod cloud_orgs;
 pub mod connect;
