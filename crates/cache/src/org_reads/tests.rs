@@ -221,42 +221,11 @@ async fn an_invitation_page_is_read_again_once_one_on_it_expired() {
         });
     let cache = up();
     let (_, invitations) = team(&cache, MockMembershipRepository::new(), invitations);
-    assert_eq!(
-        invitations
-            .list_pending(org, at(10), first())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1
-    );
-    assert_eq!(
-        invitations
-            .list_pending(org, at(99), first())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1
-    );
-    assert_eq!(
-        invitations
-            .list_pending(org, at(100), first())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        0
-    );
-    assert_eq!(
-        invitations
-            .list_pending(org, at(500), first())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        0
-    );
+    // Read at 10 s, kept through 99 s, read again once it expired at 100 s, then kept empty.
+    for (secs, pending) in [(10, 1), (99, 1), (100, 0), (500, 0)] {
+        let page = invitations.list_pending(org, at(secs), first()).await;
+        assert_eq!(page.unwrap().items.len(), pending, "at {secs} s");
+    }
 }
 
 #[tokio::test]
