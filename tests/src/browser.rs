@@ -149,6 +149,13 @@ impl Browser {
         Ok(())
     }
 
+    /// Chooses the local file `path` in the file input `css`, as a person picking it would.
+    pub async fn upload(&self, css: &str, path: &std::path::Path) -> Result<()> {
+        let field = self.client.find(Locator::Css(css)).await?;
+        field.send_keys(&path.to_string_lossy()).await?;
+        Ok(())
+    }
+
     /// Clicks `css`.
     pub async fn click(&self, css: &str) -> Result<()> {
         self.client

@@ -493,3 +493,49 @@ pub async fn demo_token(app: &TestApp) -> String {
         .await;
     login.body["token"].as_str().unwrap_or_default().to_string()
 }
+
+/// The demo estate, scanned, with a console visitor logged in as the demo owner and the
+/// owner's bearer token: where the console's coverage pages are compared with the API.
+pub struct DemoConsole {
+    /// The app, `demo: true`.
+    pub app: TestApp,
+    /// Its job workers, kept running (a scan started from a page is worked).
+    pub workers: canopy_app::worker::RunningWorkers,
+    /// What the demo's completion connected.
+    pub done: canopy_app::demo::Completed,
+    /// The demo owner in the console.
+    pub owner: crate::console::Visitor,
+    /// The demo owner's bearer token.
+    pub token: String,
+}
+
+/// A [`DemoConsole`] on `backend`.
+pub async fn demo_console(backend: &str) -> DemoConsole {
+    let app = TestApp::start_with(
+        backend,
+        Options {
+            demo: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (workers, done) = scanned_demo(&app).await.expect("the demo estate scanned");
+    let owner = crate::console::Visitor::new(&app);
+    let login = owner
+        .log_in(canopy_app::demo::EMAIL, canopy_app::demo::PASSWORD)
+        .await;
+    assert_eq!(
+        login.status,
+        reqwest::StatusCode::SEE_OTHER,
+        "{}",
+        login.body
+    );
+    let token = demo_token(&app).await;
+    DemoConsole {
+        app,
+        workers,
+        done,
+        owner,
+        token,
+    }
+}

@@ -614,6 +614,9 @@ async fn the_coverage_pages_pass_axe() {
         format!("cloud-organizations/{aws}/select"),
         format!("cloud-organizations/{aws}/members"),
         format!("cloud-organizations/{aws}/detections"),
+        format!("cloud-organizations/{aws}/detections/new"),
+        format!("cloud-organizations/{aws}/scans"),
+        format!("settings/accounts/{inherited}/matrix"),
     ];
     let mut checked = 0;
     for window in [Window::DESKTOP, Window::PHONE] {
@@ -627,6 +630,65 @@ async fn the_coverage_pages_pass_axe() {
         b.close().await.unwrap();
     }
     assert_eq!(checked, 2 * pages.len());
+
+    // The picker narrows the catalog as one types and picks a tactic; the trend is drawn.
+    let b = Browser::start(Window::DESKTOP).await.unwrap();
+    b.log_in(&base, canopy_app::demo::EMAIL, canopy_app::demo::PASSWORD)
+        .await
+        .unwrap();
+    b.goto(&format!(
+        "{base}/org/{slug}/cloud-organizations/{aws}/detections/new"
+    ))
+    .await
+    .unwrap();
+    let visible = "return [...document.querySelectorAll('[data-pick]')].filter(li => !li.hidden).map(li => li.getAttribute('data-text'));";
+    let all = b.eval(visible).await.unwrap();
+    b.fill("[data-picker-q]", "t1562").await.unwrap();
+    let narrowed = b.eval(visible).await.unwrap();
+    let narrowed = narrowed.as_array().unwrap();
+    assert!(!narrowed.is_empty() && narrowed.len() < all.as_array().unwrap().len());
+    assert!(
+        narrowed
+            .iter()
+            .all(|t| t.as_str().unwrap().contains("t1562"))
+    );
+    let count = b
+        .eval("return document.querySelector('[data-picker-count]').textContent;")
+        .await
+        .unwrap();
+    assert_eq!(count, Value::String(narrowed.len().to_string()));
+    b.fill("[data-picker-q]", "").await.unwrap();
+    b.eval("const s = document.querySelector('[data-picker-tactic]'); s.value = 'exfiltration'; s.dispatchEvent(new Event('change')); return 1;")
+        .await
+        .unwrap();
+    let tactics = b
+        .eval("return [...document.querySelectorAll('[data-pick]')].filter(li => !li.hidden).map(li => li.getAttribute('data-tactics'));")
+        .await
+        .unwrap();
+    let tactics = tactics.as_array().unwrap();
+    assert!(!tactics.is_empty());
+    assert!(
+        tactics
+            .iter()
+            .all(|t| t.as_str().unwrap().split(' ').any(|x| x == "exfiltration"))
+    );
+    b.goto(&format!(
+        "{base}/org/{slug}/cloud-organizations/{aws}/scans"
+    ))
+    .await
+    .unwrap();
+    b.wait_until(
+        "return !!document.querySelector('[data-chart][data-drawn]');",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let series = b
+        .eval("return document.querySelector('[data-chart]').getAttribute('data-series');")
+        .await
+        .unwrap();
+    assert_eq!(series, Value::String("3".into()), "average, least and best");
+    b.close().await.unwrap();
 }
 
 /// Runs axe on `url` once it settled; panics listing serious and critical violations.
@@ -744,4 +806,115 @@ async fn the_tree_selects_subtrees_and_sends_what_is_checked() {
     assert!(!path.contains(e.web[0].as_str()), "{path}");
     assert!(b.text().await.unwrap().contains("Connect 11 accounts"));
     b.close().await.unwrap();
+}
+
+/// The wizard in a browser against the local Google: a service-account key chosen as a file,
+/// the folders read four deep, one folder checked (its subtree with it), the plan checked,
+/// its projects connected; the API then lists exactly those connected.
+#[tokio::test]
+#[ignore = "needs chromium"]
+async fn the_wizard_connects_a_gcp_organization_through_a_key_upload() {
+    use canopy_e2e::cloud_org::app_with_worker;
+    use canopy_gcp_testkit::FakeGcp;
+    const SA: &str = "canopy-reader@acme-admin.iam.gserviceaccount.com";
+    let g = FakeGcp::start().await.unwrap();
+    let root = g.add_organization(1001, "acme.example", "C0abc12");
+    g.add_folder("folders/10", &root, "Engineering");
+    g.add_folder("folders/11", "folders/10", "Platform");
+    g.add_folder("folders/12", "folders/11", "Web");
+    g.add_folder("folders/20", &root, "Finance");
+    g.add_project("acme-root", 500, &root, "Root project", "ACTIVE");
+    g.add_project("acme-platform", 502, "folders/11", "Platform", "ACTIVE");
+    g.add_project("acme-web", 503, "folders/12", "Web", "ACTIVE");
+    g.add_project("acme-eng", 504, "folders/10", "Engineering tools", "ACTIVE");
+    g.add_project("acme-ledger", 505, "folders/20", "Ledger", "ACTIVE");
+    g.set_page_size(2);
+    let (app, _workers) = app_with_worker(
+        "sqlite",
+        Options {
+            gcp_endpoint_url: g.url(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let owner = app.sign_up("Gina").await;
+    let org = app.create_org_on(&owner, "Acme GCP", "pro").await;
+    let slug = app.slug_of(&org, &owner.token).await;
+    let key = std::env::temp_dir().join(format!("canopy-key-{}.json", uuid::Uuid::now_v7()));
+    std::fs::write(&key, g.service_account_key_json(SA)).unwrap();
+    let base = app.server.url();
+
+    let b = Browser::start(Window::DESKTOP).await.unwrap();
+    b.log_in(&base, &owner.email, PASSWORD).await.unwrap();
+    b.goto(&format!(
+        "{base}/org/{slug}/cloud-organizations/connect/gcp"
+    ))
+    .await
+    .unwrap();
+    b.fill("#organizationId", "1001").await.unwrap();
+    b.upload("#keyFile", &key).await.unwrap();
+    b.click("form[enctype='multipart/form-data'] button[type=submit]")
+        .await
+        .unwrap();
+    b.wait_until(
+        "return !!document.querySelector('#job-progress a.button.primary[href$=\"/select\"]');",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    b.click("#job-progress a.button.primary").await.unwrap();
+    b.wait_until("return !!document.querySelector('[data-tree]');", WAIT)
+        .await
+        .unwrap();
+    let tree = b.text().await.unwrap();
+    for folder in ["Engineering", "Finance"] {
+        assert!(tree.contains(folder), "{folder} in the tree: {tree}");
+    }
+    b.click("input[data-node][value='folders/10']")
+        .await
+        .unwrap();
+    b.click("form.tree-form button[type=submit]").await.unwrap();
+    b.wait_until(
+        "return !!document.querySelector('form[action$=\"/connect\"]');",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(b.text().await.unwrap().contains("Connect 3 accounts"));
+    b.click("form[action$='/connect'] button[type=submit]")
+        .await
+        .unwrap();
+    b.wait_until(
+        "return !!document.querySelector('#job-progress[aria-busy=\"false\"] a.button.primary');",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    b.close().await.unwrap();
+    std::fs::remove_file(&key).ok();
+
+    let list = app
+        .get(
+            &format!("/v1/organizations/{org}/cloud-organizations"),
+            &owner.token,
+        )
+        .await;
+    let id = list.body["items"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(list.body["items"][0]["provider"], "gcp");
+    let members = app
+        .get(
+            &format!(
+                "/v1/organizations/{org}/cloud-organizations/{id}/members?status=connected&limit=200"
+            ),
+            &owner.token,
+        )
+        .await;
+    let mut connected: Vec<&str> = members.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["accountId"].as_str().unwrap())
+        .collect();
+    connected.sort_unstable();
+    assert_eq!(connected, ["acme-eng", "acme-platform", "acme-web"]);
 }

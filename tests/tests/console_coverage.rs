@@ -6,9 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_e2e::cloud_org::scanned_demo;
+use canopy_e2e::cloud_org::{DemoConsole, demo_console};
 use canopy_e2e::console::Visitor;
-use canopy_e2e::{Options, TestApp, on_both_backends};
+use canopy_e2e::{Options, on_both_backends};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -57,22 +57,14 @@ fn breakdown_rows(html: &str) -> Vec<(String, Vec<String>)> {
 }
 
 async fn the_organization_coverage_page_shows_what_the_api_serves(backend: &str) {
-    let app = TestApp::start_with(
-        backend,
-        Options {
-            demo: true,
-            ..Options::default()
-        },
-    )
-    .await;
-    let (_workers, done) = scanned_demo(&app).await.unwrap();
+    let DemoConsole {
+        app,
+        workers: _workers,
+        done,
+        owner: visitor,
+        token,
+    } = demo_console(backend).await;
     let slug = canopy_app::demo::SLUG;
-    let visitor = Visitor::new(&app);
-    let login = visitor
-        .log_in(canopy_app::demo::EMAIL, canopy_app::demo::PASSWORD)
-        .await;
-    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
-    let token = canopy_e2e::cloud_org::demo_token(&app).await;
 
     // The list: both organizations, their status and members, linked.
     let list = visitor

@@ -169,7 +169,8 @@ fn console_control(action: Action) -> Option<(&'static str, &'static str)> {
         Action::DisconnectCloudAccount => Some(("settings/accounts/{account}", "/disconnect\"")),
         Action::ReadAuditLog => Some(("dashboard", "href=\"/org/{slug}/settings/audit\"")),
         Action::ManageBilling => Some(("billing", "name=\"tier\"")),
-        // Jobs and detections have no console pages yet (the coverage console is issue 22).
+        // Their controls live on a cloud organization's pages, which this estate has none
+        // of: `console_estate.rs` checks them (hidden from a member, refused with 403).
         Action::RunJobs | Action::ManageDetections => None,
     }
 }
@@ -201,6 +202,7 @@ const PAGES: &[(&str, Action)] = &[
         Action::ConnectCloudAccount,
     ),
     ("settings/accounts/{account}/coverage", Action::View),
+    ("settings/accounts/{account}/matrix", Action::View),
 ];
 
 /// Every page answers each role as the policy says, and shows exactly the controls the

@@ -71,6 +71,7 @@ fn console_state(state: &AppState) -> ConsoleState {
         cloud_orgs: state.cloud_orgs.clone(),
         jobs: state.jobs.clone(),
         views: state.views.clone(),
+        history: state.coverage.clone(),
         detections: state.detections.clone(),
         public_url: state.public_url.clone(),
         demo: state.demo.then(|| DemoLogin {

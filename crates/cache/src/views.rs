@@ -78,6 +78,7 @@ mod tests {
             revision,
             summaries: Arc::new(Vec::new()),
             organization: Arc::new(organization_coverage(Catalog::embedded(), &[])),
+            placement: Arc::default(),
         })
     }
 

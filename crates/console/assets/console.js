@@ -74,12 +74,19 @@
       var data = JSON.parse(el.getAttribute("data-chart"));
       var series = [{}];
       var columns = [data.x];
+      // A percent chart keeps its decimals and its unit; a count chart reads in whole numbers.
+      var show = data.unit === "%"
+        ? function (v) { return v.toFixed(1) + "%"; }
+        : function (v) { return Math.round(v).toLocaleString(); };
       data.series.forEach(function (s) {
         var colour = PALETTE[s.swatch % PALETTE.length];
-        series.push({ label: s.label, stroke: colour, width: 2, points: { show: false },
-          value: function (u, v) { return v == null ? "–" : Math.round(v).toLocaleString(); } });
+        series.push({ label: s.label, stroke: colour, width: 2, points: { show: data.x.length < 40 },
+          value: function (u, v) { return v == null ? "–" : show(v); } });
         columns.push(s.values);
       });
+      var scales = { x: { time: true } };
+      if (data.range) { scales.x.range = function () { return data.range; }; }
+      if (data.unit === "%") { scales.y = { range: [0, 100] }; }
       var width = function () { return Math.max(el.clientWidth, 280); };
       var plot = new window.uPlot({
         width: width(),
@@ -87,11 +94,11 @@
         series: series,
         legend: { live: true },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true } },
+        scales: scales,
         axes: [
           { stroke: "#5f6877", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e3e6eb" } },
           { stroke: "#5f6877", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e3e6eb" }, size: 60,
-            values: function (u, vals) { return vals.map(function (v) { return v.toLocaleString(); }); } }
+            values: function (u, vals) { return vals.map(show); } }
         ]
       }, columns, el);
       el.setAttribute("data-drawn", "1");
@@ -150,7 +157,33 @@
     });
   }
 
+  // The technique picker: the catalog list narrows as one types or picks a tactic, and Enter
+  // in the search box searches instead of saving the form.
+  function armPicker(picker) {
+    var q = picker.querySelector("[data-picker-q]");
+    var tactic = picker.querySelector("[data-picker-tactic]");
+    var count = picker.querySelector("[data-picker-count]");
+    var narrow = function () {
+      var text = q.value.trim().toLowerCase();
+      var t = tactic.value;
+      var shown = 0;
+      each(picker, "[data-pick]", function (li) {
+        var hit = (!text || li.getAttribute("data-text").indexOf(text) !== -1) &&
+          (!t || (" " + li.getAttribute("data-tactics") + " ").indexOf(" " + t + " ") !== -1);
+        li.hidden = !hit;
+        if (hit) { shown++; }
+      });
+      if (count) { count.textContent = String(shown); }
+    };
+    q.addEventListener("input", narrow);
+    tactic.addEventListener("change", narrow);
+    q.addEventListener("keydown", function (e) {
+      if (e.key === "Enter") { e.preventDefault(); narrow(); }
+    });
+  }
+
   function enhance(root) {
+    each(root, "[data-picker]", armPicker);
     each(root, "[data-tree]", armTree);
     each(root, "form", function (form) {
       if (form.querySelector("input[name=provider]")) {

@@ -4,6 +4,7 @@
 //! sends the browser to the log-in page, an organization the caller is not a member of is a
 //! 404, exactly as the API answers.
 
+use canopy_cloud_org::organization::service::CloudOrganizationError;
 use canopy_kernel::StoreError;
 use canopy_tenancy::service::OrgAccess;
 use canopy_tenancy::{AccessError, Action, OrganizationSummary, SessionError};
@@ -25,6 +26,26 @@ pub struct OrgItem {
     /// The one in view (or the active one, outside an organization).
     pub current: bool,
 }
+
+/// A cloud organization in the sidebar and the switcher, on that section's pages.
+#[derive(Debug, Clone)]
+pub struct CloudOrgLink {
+    /// Its name.
+    pub name: String,
+    /// Its overview.
+    pub href: String,
+    /// `aws` or `gcp`.
+    pub provider: &'static str,
+    /// The badge class of its status.
+    pub status_class: &'static str,
+    /// Its status in words.
+    pub status: &'static str,
+    /// The one in view.
+    pub current: bool,
+}
+
+/// Cloud organizations listed in the sidebar at most; the list page has the rest.
+const CLOUD_ORGS_LISTED: u32 = 20;
 
 /// What the controls of a page may offer, from the one policy table.
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,6 +110,17 @@ pub struct Chrome {
     pub can: Can,
     /// A sentence after a form succeeded.
     pub notice: Option<String>,
+    /// The organization's cloud organizations, on that section's pages.
+    pub cloud_orgs: Vec<CloudOrgLink>,
+    /// More than the sidebar lists.
+    pub more_cloud_orgs: bool,
+}
+
+impl Chrome {
+    /// The cloud organization in view, if a page of one is.
+    pub fn cloud_org(&self) -> Option<&CloudOrgLink> {
+        self.cloud_orgs.iter().find(|c| c.current)
+    }
 }
 
 fn role_name(summary: &OrganizationSummary) -> &'static str {
@@ -131,6 +163,10 @@ fn notice(req: &Request) -> Option<String> {
             "password" => "Password changed. Your other sessions were ended.",
             "session" => "Session ended.",
             "sessions" => "Every other session was ended.",
+            "detection-created" => {
+                "Custom detection created. Coverage counts it wherever its scope reaches."
+            }
+            "detection-deleted" => "Custom detection deleted. Coverage no longer counts it.",
             _ => return None,
         }
         .to_string(),
@@ -193,6 +229,8 @@ pub async fn personal(
         section,
         can: Can::default(),
         notice: notice(req),
+        cloud_orgs: Vec::new(),
+        more_cloud_orgs: false,
     };
     Ok((viewer, chrome))
 }
@@ -226,7 +264,51 @@ pub async fn organization(
         })
     });
     chrome.can = Can::of(&access);
+    if section == "cloud-orgs" {
+        cloud_orgs(state, req, &access, &mut chrome).await?;
+    }
     Ok((viewer, access, chrome))
+}
+
+/// The cloud organizations the section's pages list, the one in the path marked current.
+async fn cloud_orgs(
+    state: &ConsoleState,
+    req: &Request,
+    access: &OrgAccess,
+    chrome: &mut Chrome,
+) -> Result<(), Failure> {
+    let current = req
+        .uri()
+        .path()
+        .split('/')
+        .skip_while(|s| *s != "cloud-organizations")
+        .nth(1)
+        .and_then(|s| uuid::Uuid::parse_str(s).ok());
+    let page = canopy_kernel::PageRequest {
+        limit: CLOUD_ORGS_LISTED,
+        after: None,
+    };
+    let found = match state.cloud_orgs.list(access, page).await {
+        Ok(found) => found,
+        Err(CloudOrganizationError::Store(s)) => return Err(Failure::Store(s)),
+        // A role that may not list them sees the section's pages refuse on their own.
+        Err(_) => return Ok(()),
+    };
+    let slug = access.organization().slug.as_str();
+    chrome.more_cloud_orgs = found.next.is_some();
+    chrome.cloud_orgs = found
+        .items
+        .iter()
+        .map(|o| CloudOrgLink {
+            name: o.name.clone(),
+            href: format!("/org/{slug}/cloud-organizations/{}", o.id.as_uuid()),
+            provider: o.provider.as_str(),
+            status_class: crate::views::status_class(o.status),
+            status: o.status.as_str(),
+            current: Some(o.id.as_uuid()) == current,
+        })
+        .collect();
+    Ok(())
 }
 
 fn session_failure(e: SessionError) -> Failure {

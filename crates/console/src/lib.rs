@@ -30,6 +30,7 @@ use std::sync::Arc;
 use canopy_billing::BillingService;
 use canopy_cloud_org::CloudAccountService;
 use canopy_cloud_org::organization::service::CloudOrganizationService;
+use canopy_coverage::history::CoverageHistory;
 use canopy_coverage::views::CoverageViews;
 use canopy_detection::service::DetectionService;
 use canopy_jobs::JobService;
@@ -114,6 +115,8 @@ pub struct ConsoleState {
     pub jobs: JobService,
     /// Coverage views over whole cloud organizations.
     pub views: CoverageViews,
+    /// Coverage snapshots over time.
+    pub history: CoverageHistory,
     /// Detections and what each account inherits.
     pub detections: DetectionService,
     /// The public base URL (links, instructions, `Secure` cookies when https).
@@ -190,6 +193,8 @@ const PATH_WORDS: &[&str] = &[
     "exclude",
     "include",
     "detections",
+    "scans",
+    "edit",
 ];
 
 /// What the request log writes for a console path: its route with every value (slug, id,
@@ -221,8 +226,8 @@ pub fn logged_path(path: &str) -> Option<String> {
 pub fn endpoint(state: ConsoleState) -> impl Endpoint {
     use views::{
         account, account_coverage, accounts, api_keys, audit, auth, billing, cloud_org_detections,
-        cloud_org_members, cloud_orgs, connect, dashboard, invitations, layers, links, matrix,
-        members, organization, orgs, wizard, wizard_tree,
+        cloud_org_members, cloud_org_scans, cloud_orgs, connect, dashboard, detection_edit,
+        invitations, layers, links, matrix, members, organization, orgs, wizard, wizard_tree,
     };
     Route::new()
         .at("/", get(views::home))
@@ -300,6 +305,18 @@ pub fn endpoint(state: ConsoleState) -> impl Endpoint {
             get(cloud_org_detections::show),
         )
         .at(
+            "/org/:slug/cloud-organizations/:id/detections/new",
+            get(detection_edit::new_page).post(detection_edit::create),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/detections/:det/edit",
+            get(detection_edit::edit_page).post(detection_edit::update),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/detections/:det/delete",
+            post(detection_edit::delete),
+        )
+        .at(
             "/org/:slug/cloud-organizations/:id/members",
             get(cloud_org_members::show),
         )
@@ -320,12 +337,24 @@ pub fn endpoint(state: ConsoleState) -> impl Endpoint {
             post(cloud_org_members::disconnect),
         )
         .at(
+            "/org/:slug/cloud-organizations/:id/scans",
+            get(cloud_org_scans::show).post(cloud_org_scans::scan_now),
+        )
+        .at(
+            "/org/:slug/cloud-organizations/:id/scans/:job",
+            get(cloud_org_scans::scan_page),
+        )
+        .at(
             "/org/:slug/cloud-organizations/:id/matrix",
             get(matrix::show),
         )
         .at(
             "/org/:slug/settings/accounts/:id/coverage",
             get(account_coverage::show),
+        )
+        .at(
+            "/org/:slug/settings/accounts/:id/matrix",
+            get(matrix::account_matrix),
         )
         .at(
             "/org/:slug/settings/accounts/:id/navigator-layer.json",

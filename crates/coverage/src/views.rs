@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use canopy_cloud_org::organization::CloudOrganizationId;
+use canopy_cloud_org::organization::hierarchy::Hierarchy;
 use canopy_detection::catalog::Catalog;
 use canopy_detection::service::{DetectionError, DetectionService};
 use canopy_kernel::StoreError;
@@ -56,6 +57,27 @@ pub struct KeptView {
     pub summaries: Arc<Summaries>,
     /// The organization-wide view over them.
     pub organization: Arc<OrganizationCoverage>,
+    /// Where each of them sits.
+    pub placement: Arc<Placement>,
+}
+
+/// Where a cloud organization's connected members sit, as the view was computed: its tree
+/// and each account's OU / folder, so a view can be narrowed to a subtree.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// The OU / folder tree.
+    pub hierarchy: Hierarchy,
+    /// Each connected member's OU / folder, by cloud account.
+    pub parent_of: HashMap<Uuid, String>,
+}
+
+impl Placement {
+    /// True when `account` sits in `node` or anywhere under it.
+    pub fn is_under(&self, account: Uuid, node: &str) -> bool {
+        self.parent_of
+            .get(&account)
+            .is_some_and(|parent| self.hierarchy.is_under(parent, node))
+    }
 }
 
 /// Where computed views are kept between reads (in process: `canopy-cache`'s moka one). It
@@ -126,6 +148,15 @@ impl CoverageViews {
         Ok(self.current(access, id).await?.summaries.clone())
     }
 
+    /// Where its connected members sit, as the views were computed (any member).
+    pub async fn placement(
+        &self,
+        access: &OrgAccess,
+        id: CloudOrganizationId,
+    ) -> Result<Arc<Placement>, DetectionError> {
+        Ok(self.current(access, id).await?.placement.clone())
+    }
+
     /// The kept views when the tenant's revision has not moved since they were computed;
     /// otherwise computed again and kept.
     async fn current(
@@ -144,12 +175,13 @@ impl CoverageViews {
         {
             return Ok(kept);
         }
-        let summaries = self.compute(org, id).await?;
+        let (summaries, placement) = self.compute(org, id).await?;
         let organization = organization_coverage(Catalog::embedded(), &summaries);
         let computed = Arc::new(KeptView {
             revision,
             summaries: Arc::new(summaries),
             organization: Arc::new(organization),
+            placement: Arc::new(placement),
         });
         self.kept.put(org, id, computed.clone()).await;
         Ok(computed)
@@ -159,7 +191,7 @@ impl CoverageViews {
         &self,
         org: OrganizationId,
         id: CloudOrganizationId,
-    ) -> Result<Summaries, DetectionError> {
+    ) -> Result<(Summaries, Placement), DetectionError> {
         let frame = self
             .detections
             .organization_frame_of(org, id)
@@ -179,11 +211,20 @@ impl CoverageViews {
             })
             .collect();
         let summaries = estate_summaries(catalog, &frame.hierarchy, &members, &frame.organization);
-        Ok(frame
+        let summaries = frame
             .members
             .iter()
             .zip(summaries)
             .map(|(m, s)| (m.cloud_account_id, m.key.clone(), s))
-            .collect())
+            .collect();
+        let placement = Placement {
+            parent_of: frame
+                .members
+                .iter()
+                .map(|m| (m.cloud_account_id, m.parent_id.clone()))
+                .collect(),
+            hierarchy: frame.hierarchy,
+        };
+        Ok((summaries, placement))
     }
 }

@@ -68,6 +68,21 @@ const PAGES: &[(&str, &str, bool)] = &[
         "cloud-organizations/{aws}/detections",
         false,
     ),
+    (
+        "cloud-organization-scans",
+        "cloud-organizations/{aws}/scans",
+        false,
+    ),
+    (
+        "custom-detection",
+        "cloud-organizations/{aws}/detections/new",
+        false,
+    ),
+    (
+        "account-matrix",
+        "settings/accounts/{account}/matrix",
+        false,
+    ),
 ];
 
 /// The demo account whose coverage page is shown: payments-prod, under OU Prod.

@@ -1,11 +1,14 @@
 //! One cloud account's coverage: the breakdown identity (own + inherited - overlap =
 //! covered), coverage by category and by tactic, and its own detections beside the ones it
 //! inherits from its cloud organization, each inherited one with why it reaches the account
-//! (every account, listed, or the OU / folder it sits under).
+//! (every account, listed, or the OU / folder it sits under); and its coverage over time.
 
 use askama::Template;
+use canopy_cloud_org::organization::CloudOrganizationId;
+use canopy_cloud_org::organization::service::CloudOrganizationError;
 use canopy_cloud_org::{CloudAccount, CloudAccountId};
 use canopy_coverage::account::{AccountCoverage, Ratio, account_coverage};
+use canopy_coverage::snapshot::HistoryOf;
 use canopy_detection::catalog::Catalog;
 use canopy_detection::detection::{AppliesBecause, Status};
 use canopy_detection::service::{AccountDetection, Origin};
@@ -17,6 +20,7 @@ use uuid::Uuid;
 
 use super::accounts::name_of;
 use super::cloud_orgs::{coverage_failure, tactic_name};
+use super::trend::{self, Trend};
 use crate::ConsoleState;
 use crate::chrome::{self, Chrome};
 use crate::error::{Failure, page};
@@ -71,6 +75,8 @@ struct CoveragePage {
     own_lines: Vec<Line>,
     inherited_lines: Vec<Line>,
     in_organization: bool,
+    trend: Trend,
+    membership: Option<Membership>,
 }
 
 fn why(because: &AppliesBecause) -> String {
@@ -114,6 +120,38 @@ fn shares(coverage: &AccountCoverage, catalog: &Catalog) -> (Vec<Share>, Vec<Sha
     (categories, tactics)
 }
 
+/// The cloud organization an account is a member of, as its pages name it.
+pub(super) struct Membership {
+    pub(super) name: String,
+    pub(super) href: String,
+    pub(super) path: Option<String>,
+}
+
+/// Where `account` sits, when it is a member of one of the tenant's cloud organizations.
+pub(super) async fn membership(
+    state: &ConsoleState,
+    access: &OrgAccess,
+    account: &CloudAccount,
+) -> Result<Option<Membership>, Failure> {
+    let Some(p) = account.placement.as_ref().filter(|p| p.left_at.is_none()) else {
+        return Ok(None);
+    };
+    let id = CloudOrganizationId(p.cloud_organization_id);
+    match state.cloud_orgs.get(access, id).await {
+        Ok(o) => Ok(Some(Membership {
+            name: o.name,
+            href: format!(
+                "/org/{}/cloud-organizations/{}",
+                access.organization().slug.as_str(),
+                id.as_uuid()
+            ),
+            path: p.hierarchy_path.clone(),
+        })),
+        Err(CloudOrganizationError::Store(s)) => Err(Failure::Store(s)),
+        Err(_) => Ok(None),
+    }
+}
+
 /// What an account's coverage page and its layer start from: the frame, the viewer's
 /// access, the account (another tenant's, or no such id: 404) and every detection reaching it.
 pub(super) async fn estate(
@@ -146,6 +184,8 @@ pub async fn show(
     let coverage = account_coverage(catalog, &effective);
     let b = &coverage.breakdown;
     let (categories, tactics) = shares(&coverage, catalog);
+    let trend = trend::read(&state, &access, HistoryOf::Account(account.id.as_uuid())).await?;
+    let membership = membership(&state, &access, &account).await?;
     let (own_lines, inherited_lines): (Vec<_>, Vec<_>) = effective
         .iter()
         .partition(|d| matches!(d.origin, Origin::Own));
@@ -172,6 +212,8 @@ pub async fn show(
                 .placement
                 .as_ref()
                 .is_some_and(|p| p.left_at.is_none()),
+            trend,
+            membership,
         },
     ))
 }

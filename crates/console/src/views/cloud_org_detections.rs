@@ -11,6 +11,7 @@ use canopy_detection::catalog::Catalog;
 use canopy_detection::detection::{AppliesTo, Detection, Scope, ScopeKind, Source, Status};
 use canopy_detection::service::DetectionQuery;
 use canopy_kernel::PageRequest;
+use canopy_tenancy::Action;
 use poem::http::StatusCode;
 use poem::web::{Data, Path, Query};
 use poem::{Request, Response, handler};
@@ -60,6 +61,8 @@ struct Row {
     techniques: Vec<String>,
     more: usize,
     seen: String,
+    /// Its edit page: custom detections, for those who may manage them.
+    edit: Option<String>,
 }
 
 #[derive(Template)]
@@ -78,6 +81,8 @@ struct DetectionsPage {
     next: Option<String>,
     query: String,
     filtered: bool,
+    /// Where a new custom detection is made, for those who may.
+    create: Option<String>,
 }
 
 fn choices<'a>(
@@ -124,8 +129,16 @@ fn applies(scope: &Scope, paths: &HashMap<String, String>) -> String {
     }
 }
 
-fn row(d: &Detection, paths: &HashMap<String, String>, now: chrono::DateTime<chrono::Utc>) -> Row {
+fn row(
+    d: &Detection,
+    paths: &HashMap<String, String>,
+    now: chrono::DateTime<chrono::Utc>,
+    edit_base: Option<&str>,
+) -> Row {
     Row {
+        edit: edit_base
+            .filter(|_| d.source == Source::Custom)
+            .map(|base| format!("{base}/{}/edit", d.id.as_uuid())),
         name: d.name.clone(),
         source: d.source.as_str(),
         scope: d.scope.kind().as_str(),
@@ -173,6 +186,13 @@ pub async fn show(
     };
     let request =
         PageRequest::parse(Some(PER_PAGE), f.cursor.as_deref()).map_err(|_| Failure::NotFound)?;
+    let may_manage = access.require(Action::ManageDetections).is_ok();
+    let base = format!(
+        "/org/{}/cloud-organizations/{}/detections",
+        access.organization().slug.as_str(),
+        id.as_uuid()
+    );
+    let edit_base = may_manage.then_some(base.as_str());
     let (rows, next) = match state
         .detections
         .list_for_cloud_org(&access, id, &query, request)
@@ -191,7 +211,11 @@ pub async fn show(
                 .collect();
             let now = state.tenancy.clock().now();
             (
-                found.items.iter().map(|d| row(d, &paths, now)).collect(),
+                found
+                    .items
+                    .iter()
+                    .map(|d| row(d, &paths, now, edit_base))
+                    .collect(),
                 found.next.map(|c| c.encode()),
             )
         }
@@ -247,6 +271,7 @@ pub async fn show(
             next,
             query: kept.finish(),
             filtered,
+            create: may_manage.then(|| format!("{base}/new")),
         },
     ))
 }

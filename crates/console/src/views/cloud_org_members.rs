@@ -191,7 +191,7 @@ pub async fn show(
 #[derive(Debug, Deserialize)]
 pub struct TokenForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 /// `POST /org/{slug}/cloud-organizations/{id}/sync`: queue a sync, follow its job.

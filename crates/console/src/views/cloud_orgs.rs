@@ -9,6 +9,7 @@ use canopy_billing::plan::{Feature, least_tier_with};
 use canopy_cloud_org::organization::service::CloudOrganizationError;
 use canopy_cloud_org::organization::{CloudOrganization, CloudOrganizationId, ConnectionStatus};
 use canopy_coverage::organization::{AccountRow, OrganizationCoverage};
+use canopy_coverage::views::Summaries;
 use canopy_detection::catalog::Catalog;
 use canopy_detection::service::DetectionError;
 use canopy_kernel::PageRequest;
@@ -83,6 +84,69 @@ struct Column {
     aria_sort: Option<&'static str>,
 }
 
+/// A category's or tactic's coverage over the organization's accounts.
+struct Spread {
+    label: String,
+    average: String,
+    value: u32,
+    lowest: String,
+}
+
+/// Per category, then per tactic (kill-chain order): the accounts' average and the least
+/// covered account's share, from the kept summaries.
+fn spreads(summaries: &Summaries, catalog: &Catalog) -> (Vec<Spread>, Vec<Spread>) {
+    let spread = |label: String, percents: Vec<f64>| -> Option<Spread> {
+        if percents.is_empty() {
+            return None;
+        }
+        let average = percents.iter().sum::<f64>() / percents.len() as f64;
+        let lowest = percents.iter().copied().fold(f64::INFINITY, f64::min);
+        Some(Spread {
+            label,
+            average: format::percent(Some(average)),
+            value: average.round().clamp(0.0, 100.0) as u32,
+            lowest: format::percent(Some(lowest)),
+        })
+    };
+    let categories = ["detect", "protect", "respond"]
+        .iter()
+        .enumerate()
+        .filter_map(|(i, label)| {
+            spread(
+                (*label).to_string(),
+                summaries
+                    .iter()
+                    .map(|(_, _, s)| s.by_category[i].percent)
+                    .collect(),
+            )
+        })
+        .collect();
+    let tactics = catalog
+        .tactics()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, tactic)| {
+            spread(
+                tactic.name.clone(),
+                summaries
+                    .iter()
+                    .filter_map(|(_, _, s)| s.by_tactic.get(i))
+                    .filter(|r| r.total > 0)
+                    .map(|r| r.percent)
+                    .collect(),
+            )
+        })
+        .collect();
+    (categories, tactics)
+}
+
+/// An OU / folder the breakdown can be narrowed to.
+struct NodeChoice {
+    id: String,
+    label: String,
+    selected: bool,
+}
+
 /// One account of the breakdown.
 struct Row {
     cloud_account_id: Uuid,
@@ -115,9 +179,18 @@ struct ShowPage {
     in_none: usize,
     unknown: usize,
     gaps: Vec<GapRow>,
+    categories: Vec<Spread>,
+    tactics: Vec<Spread>,
     columns: Vec<Column>,
     sort_label: &'static str,
+    nodes: Vec<NodeChoice>,
+    /// The subtree the table is narrowed to, by path.
+    under: Option<String>,
+    sort_key: &'static str,
+    dir: &'static str,
     rows: Vec<Row>,
+    /// Accounts in the table (after the subtree filter).
+    shown: usize,
     rows_total: usize,
     page: usize,
     pages: usize,
@@ -125,7 +198,8 @@ struct ShowPage {
     next_href: Option<String>,
 }
 
-fn status_class(s: ConnectionStatus) -> &'static str {
+/// The badge class of a cloud organization's status.
+pub(crate) fn status_class(s: ConnectionStatus) -> &'static str {
     match s {
         ConnectionStatus::Connected => "active",
         ConnectionStatus::Discovering | ConnectionStatus::Pending | ConnectionStatus::Partial => {
@@ -250,6 +324,8 @@ pub struct ShowQuery {
     sort: Option<String>,
     dir: Option<String>,
     page: Option<usize>,
+    /// An OU / folder id: only the accounts in its subtree.
+    under: Option<String>,
 }
 
 /// The breakdown's columns: query key, label, numeric, and the descending default.
@@ -382,12 +458,44 @@ pub async fn show(
         Some("desc") => true,
         _ => numeric,
     };
-    let ordered = sorted(&view.accounts, sort, descending);
+    let placement = state
+        .views
+        .placement(&access, cloud_org.id)
+        .await
+        .map_err(coverage_failure)?;
+    let summaries = state
+        .views
+        .summaries(&access, cloud_org.id)
+        .await
+        .map_err(coverage_failure)?;
+    let (categories, tactics) = spreads(&summaries, catalog);
+    // A node that is not in the tree (moved away, mistyped) narrows nothing.
+    let under = q.under.as_deref().and_then(|u| placement.hierarchy.get(u));
+    let mut ordered = sorted(&view.accounts, sort, descending);
+    if let Some(node) = under {
+        ordered.retain(|r| placement.is_under(r.cloud_account_id, &node.id));
+    }
     let total = ordered.len();
     let pages = total.div_ceil(PER_PAGE).max(1);
     let current = q.page.unwrap_or(1).clamp(1, pages);
     let dir = if descending { "desc" } else { "asc" };
-    let href = |page: usize| format!("{base}?sort={sort}&dir={dir}&page={page}");
+    let narrowed = under.map_or_else(String::new, |n| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("under", &n.id);
+        format!("&{}", q.finish())
+    });
+    let href = |page: usize| format!("{base}?sort={sort}&dir={dir}&page={page}{narrowed}");
+    let mut nodes: Vec<NodeChoice> = placement
+        .hierarchy
+        .nodes()
+        .filter(|n| n.parent_id.is_some())
+        .map(|n| NodeChoice {
+            id: n.id.clone(),
+            label: n.path.clone(),
+            selected: under.is_some_and(|u| u.id == n.id),
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.label.cmp(&b.label));
     let columns = COLUMNS
         .iter()
         .map(|(key, label, numeric)| {
@@ -402,7 +510,7 @@ pub async fn show(
             Column {
                 label,
                 numeric: *numeric,
-                href: format!("{base}?sort={key}&dir={next_dir}"),
+                href: format!("{base}?sort={key}&dir={next_dir}{narrowed}"),
                 aria_sort: active.then_some(if descending {
                     "descending"
                 } else {
@@ -446,13 +554,20 @@ pub async fn show(
             in_none: view.in_none.len(),
             unknown: view.unknown.len(),
             gaps: gaps(&view, catalog),
+            categories,
+            tactics,
             columns,
             sort_label: COLUMNS
                 .iter()
                 .find(|(k, _, _)| *k == sort)
                 .map_or("coverage", |(_, l, _)| l),
+            nodes,
+            under: under.map(|n| n.path.clone()),
+            sort_key: sort,
+            dir,
             rows,
-            rows_total: total,
+            shown: total,
+            rows_total: view.accounts.len(),
             page: current,
             pages,
             prev_href: (current > 1).then(|| href(current - 1)),

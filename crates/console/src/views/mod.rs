@@ -11,9 +11,12 @@ pub mod auth;
 pub mod billing;
 pub mod cloud_org_detections;
 pub mod cloud_org_members;
+pub mod cloud_org_scans;
 pub mod cloud_orgs;
 pub mod connect;
 pub mod dashboard;
+mod detection_draft;
+pub mod detection_edit;
 pub mod invitations;
 pub mod layers;
 pub mod links;
@@ -21,10 +24,12 @@ pub mod matrix;
 pub mod members;
 pub mod organization;
 pub mod orgs;
+mod trend;
 pub mod wizard;
 pub mod wizard_tree;
 
 use canopy_kernel::ValidationErrors;
+pub(crate) use cloud_orgs::status_class;
 use poem::web::Data;
 use poem::{Request, Response, handler};
 
@@ -57,6 +62,16 @@ impl FieldErrors {
     /// One error on `field`.
     pub fn one(field: &str, message: impl Into<String>) -> Self {
         Self(vec![(field.to_string(), message.into())])
+    }
+
+    /// Moves every error whose field starts with `prefix` (`techniques.3.technique`) to
+    /// the form's field `to`.
+    pub fn rename_prefix(&mut self, prefix: &str, to: &str) {
+        for (field, _) in &mut self.0 {
+            if field.starts_with(prefix) {
+                *field = to.to_string();
+            }
+        }
     }
 
     /// Whether `field` has an error.
@@ -129,6 +144,12 @@ pub fn check_form(viewer: &Viewer, req: &Request, token: &str) -> Result<(), Fai
     } else {
         Err(Failure::CrossSite)
     }
+}
+
+/// An id from a path: one that does not parse names nothing, so it is a 404 like an id of
+/// another tenant's, never a 400 that tells the two apart.
+pub fn id_of(raw: &str) -> Result<uuid::Uuid, Failure> {
+    uuid::Uuid::parse_str(raw).map_err(|_| Failure::NotFound)
 }
 
 /// Whether the request came from htmx (it then wants a fragment).
