@@ -727,7 +727,10 @@ async fn audit(b: &Browser, url: &str) -> usize {
 
 /// The wizard's tree in a browser, on an AWS Organization in moto: checking an OU checks its
 /// twelve accounts; unchecking one leaves the OU partly checked (indeterminate); what is sent
-/// on is the eleven accounts, not the OU, and the plan check counts eleven.
+/// on is the eleven accounts, not the OU, and the plan check counts eleven. Then the story
+/// goes on: connect, "scan now" from the scans tab, and the gauge, the breakdown's top row
+/// and the heatmap show the API's numbers; detections filtered by tactic through the form
+/// list as many as the API; the Navigator layer the tab offers is a valid 4.5 layer.
 #[tokio::test]
 #[ignore = "needs chromium and moto"]
 async fn the_tree_selects_subtrees_and_sends_what_is_checked() {
@@ -805,6 +808,156 @@ async fn the_tree_selects_subtrees_and_sends_what_is_checked() {
     assert!(!path.contains("under="), "{path}");
     assert!(!path.contains(e.web[0].as_str()), "{path}");
     assert!(b.text().await.unwrap().contains("Connect 11 accounts"));
+
+    // Connect, scan from the scans tab, and the pages show the API's numbers.
+    b.click("form[action$='/connect'] button[type=submit]")
+        .await
+        .unwrap();
+    b.wait_until(
+        "return !!document.querySelector('#job-progress[aria-busy=\"false\"] a.button.primary');",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    // An organization trail in moto, so the scan finds a control every account inherits.
+    let (config, access_key) = canopy_e2e::cloud_org::config_as(&management).await;
+    let bucket = format!("org-trail-{management}");
+    canopy_aws::testing::create_moto_bucket(&access_key, &bucket).await;
+    let trails = aws_sdk_cloudtrail::Client::new(&config);
+    trails
+        .create_trail()
+        .name("org-trail")
+        .s3_bucket_name(&bucket)
+        .is_organization_trail(true)
+        .is_multi_region_trail(true)
+        .send()
+        .await
+        .unwrap();
+    trails
+        .start_logging()
+        .name("org-trail")
+        .send()
+        .await
+        .unwrap();
+    let pages = format!("{base}/org/{slug}/cloud-organizations/{id}");
+    b.goto(&format!("{pages}/scans")).await.unwrap();
+    b.click("form[action$='/scans'] button[type=submit]")
+        .await
+        .unwrap();
+    let api = format!("/v1/organizations/{org}/cloud-organizations/{id}");
+    let mut status = Value::Null;
+    for _ in 0..150 {
+        status = app
+            .get(&format!("{api}/scan-status"), &owner.token)
+            .await
+            .body;
+        if status["members"]["id"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for scan in ["organization", "members"] {
+        let job = status[scan]["id"].as_str().expect("both scans queued");
+        let done = job_done(&app, &owner, &org, job).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    // The scans tab stops polling once nothing runs, both scans listed as succeeded.
+    b.wait_until(
+        "return document.querySelector('#scan-jobs').getAttribute('aria-busy') === 'false';",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let view = app.get(&format!("{api}/coverage"), &owner.token).await.body;
+    assert_eq!(view["accounts"].as_array().unwrap().len(), 11);
+    b.goto(&pages).await.unwrap();
+    let gauge = b
+        .eval("return document.querySelector('.gauge-text').textContent;")
+        .await
+        .unwrap();
+    assert_eq!(
+        gauge,
+        Value::String(format!("{:.2}%", view["average"].as_f64().unwrap()))
+    );
+    let first = b
+        .eval("return [...document.querySelectorAll('table.breakdown tbody tr:first-child td')].map(td => td.textContent.trim());")
+        .await
+        .unwrap();
+    let top = view["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| {
+            a["percent"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["percent"].as_f64().unwrap())
+                .then_with(|| b["account"].as_str().cmp(&a["account"].as_str()))
+        })
+        .unwrap();
+    assert_eq!(first[0], top["account"], "{first}");
+    assert_eq!(first[4], top["totalTechniques"].to_string(), "{first}");
+    b.goto(&format!("{pages}/matrix")).await.unwrap();
+    let total = view["accounts"].as_array().unwrap().len();
+    for t in view["inEvery"].as_array().unwrap().iter().take(5) {
+        let words = b
+            .eval(&format!(
+                "const c = document.querySelector('[data-technique=\"{}\"] .heat-count'); return c && c.textContent;",
+                t.as_str().unwrap()
+            ))
+            .await
+            .unwrap();
+        if let Some(words) = words.as_str() {
+            assert!(
+                words.starts_with(&format!("covered in {total} of {total}")),
+                "{t}: {words}"
+            );
+        }
+    }
+    // Detections filtered by a tactic through the form, as many as the API lists.
+    b.goto(&format!("{pages}/detections")).await.unwrap();
+    b.eval("document.querySelector('#f-tactic').value = 'defense-evasion'; return 1;")
+        .await
+        .unwrap();
+    b.click("form.filters button[type=submit]").await.unwrap();
+    b.wait_until(
+        "return location.search.includes('tactic=defense-evasion');",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let rows = b
+        .eval("return document.querySelectorAll('main table tbody tr').length;")
+        .await
+        .unwrap();
+    let listed = app
+        .get(
+            &format!("{api}/detections?tactic=defense-evasion&limit=200"),
+            &owner.token,
+        )
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(
+        listed > 0,
+        "the organization trail is listed under defense evasion"
+    );
+    assert_eq!(rows, Value::from(listed));
+    // The Navigator layer the tab offers is a valid 4.5 layer.
+    let layer = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.querySelector('a[download][href$=\"navigator-layer.json\"]').href)
+               .then(r => r.json()).then(done).catch(e => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(layer["versions"]["layer"], "4.5", "{layer}");
+    assert_eq!(layer["domain"], "enterprise-attack");
     b.close().await.unwrap();
 }
 
