@@ -539,3 +539,28 @@ pub async fn demo_console(backend: &str) -> DemoConsole {
         token,
     }
 }
+
+/// An organization CloudTrail trail, multi-region and logging, made in moto by `management`;
+/// the SDK configuration acting as `management`, for what the caller adds next.
+pub async fn organization_trail(management: &str) -> aws_config::SdkConfig {
+    let (config, access_key) = config_as(management).await;
+    let bucket = format!("org-trail-{management}");
+    canopy_aws::testing::create_moto_bucket(&access_key, &bucket).await;
+    let trails = aws_sdk_cloudtrail::Client::new(&config);
+    trails
+        .create_trail()
+        .name("org-trail")
+        .s3_bucket_name(&bucket)
+        .is_organization_trail(true)
+        .is_multi_region_trail(true)
+        .send()
+        .await
+        .expect("the organization trail created");
+    trails
+        .start_logging()
+        .name("org-trail")
+        .send()
+        .await
+        .expect("the trail logging");
+    config
+}

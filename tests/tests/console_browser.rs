@@ -820,25 +820,7 @@ async fn the_tree_selects_subtrees_and_sends_what_is_checked() {
     .await
     .unwrap();
     // An organization trail in moto, so the scan finds a control every account inherits.
-    let (config, access_key) = canopy_e2e::cloud_org::config_as(&management).await;
-    let bucket = format!("org-trail-{management}");
-    canopy_aws::testing::create_moto_bucket(&access_key, &bucket).await;
-    let trails = aws_sdk_cloudtrail::Client::new(&config);
-    trails
-        .create_trail()
-        .name("org-trail")
-        .s3_bucket_name(&bucket)
-        .is_organization_trail(true)
-        .is_multi_region_trail(true)
-        .send()
-        .await
-        .unwrap();
-    trails
-        .start_logging()
-        .name("org-trail")
-        .send()
-        .await
-        .unwrap();
+    canopy_e2e::cloud_org::organization_trail(&management).await;
     let pages = format!("{base}/org/{slug}/cloud-organizations/{id}");
     b.goto(&format!("{pages}/scans")).await.unwrap();
     b.click("form[action$='/scans'] button[type=submit]")

@@ -6,7 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use canopy_e2e::cloud_org::{Story, config_as, job_done, job_of, protected, story};
+use canopy_e2e::cloud_org::{
+    Story, config_as, job_done, job_of, organization_trail, protected, story,
+};
 use canopy_e2e::{Session, TestApp, on_both_backends};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -79,25 +81,7 @@ async fn an_organization_scan_finds_its_controls_and_accounts_inherit_what_reach
 
     // In moto, as the management account: an organization trail, and an SCP that keeps trails
     // running, attached to Production only.
-    let (config, access_key) = config_as(&e.management).await;
-    let bucket = format!("org-trail-{}", e.management);
-    canopy_aws::testing::create_moto_bucket(&access_key, &bucket).await;
-    let trails = aws_sdk_cloudtrail::Client::new(&config);
-    trails
-        .create_trail()
-        .name("org-trail")
-        .s3_bucket_name(&bucket)
-        .is_organization_trail(true)
-        .is_multi_region_trail(true)
-        .send()
-        .await
-        .unwrap();
-    trails
-        .start_logging()
-        .name("org-trail")
-        .send()
-        .await
-        .unwrap();
+    let config = organization_trail(&e.management).await;
     let aws = aws_sdk_organizations::Client::new(&config);
     aws.enable_policy_type()
         .root_id(&e.root)
@@ -341,7 +325,7 @@ async fn an_organization_scan_finds_its_controls_and_accounts_inherit_what_reach
     edit.assert_problem(StatusCode::CONFLICT, "detection_not_custom");
 
     // The trail goes; a re-scan updates in place and marks it absent.
-    trails
+    aws_sdk_cloudtrail::Client::new(&config)
         .delete_trail()
         .name("org-trail")
         .send()
