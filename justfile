@@ -68,7 +68,8 @@ bench-scan:
 # Coverage: 1,000 accounts on a 4-level OU tree, 100 own and 50 organization detections. The
 # computation (every account and the organization view, full and compact paths), then the
 # organization view over HTTP from a release `canopy serve` on PostgreSQL driven by wrk at 8
-# connections.
+# connections, then the console's pages of that organization with a session cookie. A larger
+# estate: `canopy-coverage-http-bench --accounts 5000 --own 10` (see docs/benchmarks.md).
 bench-coverage:
     bash -c 'command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)'
     cargo build --release -p canopy-app --bin canopy -p canopy-e2e --bin canopy-coverage-bench --bin canopy-coverage-http-bench

@@ -22,6 +22,7 @@ mod m20261207_000014_mail_relay;
 mod m20261207_000015_account_self_service;
 mod m20261207_000016_grant_notifications;
 mod m20261207_000017_organization_data_notifications;
+mod m20261208_000018_device_authorizations;
 
 /// Applies every Canopy migration in order.
 #[derive(Debug)]
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_account_self_service::Migration),
             Box::new(m20261207_000016_grant_notifications::Migration),
             Box::new(m20261207_000017_organization_data_notifications::Migration),
+            Box::new(m20261208_000018_device_authorizations::Migration),
         ]
     }
 }

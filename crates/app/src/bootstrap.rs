@@ -41,6 +41,7 @@ use canopy_mail::Templates;
 use canopy_metrics::ports::{MetricSource, SeriesCache};
 use canopy_metrics::{MetricsConfig, MetricsPorts, MetricsService};
 use canopy_store::{Store, StoreConfig};
+use canopy_tenancy::device::DeviceLogins;
 use canopy_tenancy::{TenancyConfig, TenancyPorts, TenancyService};
 use chrono::Duration;
 use secrecy::ExposeSecret;
@@ -325,6 +326,12 @@ pub async fn build_state(
             public_url: config.server.public_url.clone(),
         },
     );
+    let devices = DeviceLogins::new(
+        Arc::new(store.device_authorizations()),
+        Arc::new(store.users()),
+        crypto.clone(),
+        clock.clone(),
+    );
     let identity = aws_identity(&config.aws).await;
     let identity_for_orgs = identity.clone();
     let identity_for_scans = identity.clone();
@@ -475,6 +482,7 @@ pub async fn build_state(
             views,
             grants,
             reads,
+            devices,
         },
         store,
         Edge {

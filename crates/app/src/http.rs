@@ -80,6 +80,7 @@ fn console_state(state: &AppState) -> ConsoleState {
         }),
         throttle: Arc::new(SharedThrottle(state.clone())),
         fragments: Arc::new(KeptFragments(state.reads.clone())),
+        devices: state.devices.clone(),
     }
 }
 

@@ -19,6 +19,7 @@ use canopy_store::Store;
 use canopy_tenancy::TenancyService;
 use canopy_tenancy::account::ClientInfo;
 use canopy_tenancy::credential::{CredentialKind, Principal};
+use canopy_tenancy::device::DeviceLogins;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use poem::Request;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub grants: GrantCache,
     /// What organizations hold (accounts, members, invitations, plan), cached in process.
     pub reads: OrgReadCache,
+    /// Device log-in for terminals.
+    pub devices: DeviceLogins,
     /// The database, for readiness checks.
     pub store: Store,
     /// The public base URL, for links and instructions in pages.
@@ -107,6 +110,8 @@ pub struct Services {
     pub grants: GrantCache,
     /// The cache in front of the organization reads.
     pub reads: OrgReadCache,
+    /// Device log-in for terminals.
+    pub devices: DeviceLogins,
 }
 
 impl AppState {
@@ -125,6 +130,7 @@ impl AppState {
             views,
             grants,
             reads,
+            devices,
         } = services;
         Self {
             tenancy,
@@ -138,6 +144,7 @@ impl AppState {
             views,
             grants,
             reads,
+            devices,
             store,
             public_url: edge.public_url.trim_end_matches('/').to_string(),
             demo: edge.demo,

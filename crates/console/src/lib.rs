@@ -127,6 +127,8 @@ pub struct ConsoleState {
     pub throttle: Arc<dyn AuthThrottle>,
     /// Rendered fragments kept while what they show is unchanged.
     pub fragments: Arc<dyn Fragments>,
+    /// Device log-in: terminals approved here.
+    pub devices: canopy_tenancy::device::DeviceLogins,
 }
 
 impl ConsoleState {
@@ -195,6 +197,7 @@ const PATH_WORDS: &[&str] = &[
     "detections",
     "scans",
     "edit",
+    "device",
 ];
 
 /// What the request log writes for a console path: its route with every value (slug, id,
@@ -226,7 +229,7 @@ pub fn logged_path(path: &str) -> Option<String> {
 pub fn endpoint(state: ConsoleState) -> impl Endpoint {
     use views::{
         account, account_coverage, accounts, api_keys, audit, auth, billing, cloud_org_detections,
-        cloud_org_members, cloud_org_scans, cloud_orgs, connect, dashboard, detection_edit,
+        cloud_org_members, cloud_org_scans, cloud_orgs, connect, dashboard, detection_edit, device,
         invitations, layers, links, matrix, members, organization, orgs, wizard, wizard_tree,
     };
     Route::new()
@@ -254,6 +257,7 @@ pub fn endpoint(state: ConsoleState) -> impl Endpoint {
             post(account::revoke_session),
         )
         .at("/pricing", get(billing::pricing))
+        .at("/device", get(device::show).post(device::answer))
         .at(
             "/invitations/:id",
             get(invitations::show).post(invitations::answer),

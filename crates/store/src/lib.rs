@@ -40,8 +40,8 @@ pub use jobs::JobRepository;
 pub use marks::CoverageMarkStore;
 pub use outbox::{Outbox, OutboxFilter, OutboxMessage};
 pub use tenancy::{
-    AuditStore, CredentialStore, InvitationStore, MembershipStore, OrganizationStore,
-    SecurityLogStore, UserStore,
+    AuditStore, CredentialStore, DeviceAuthorizationStore, InvitationStore, MembershipStore,
+    OrganizationStore, SecurityLogStore, UserStore,
 };
 
 use crate::error::db_err;

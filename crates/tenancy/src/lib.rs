@@ -33,6 +33,7 @@
 //! | [`ports::CredentialCrypto`] | password hashing, tokens | [`ports::CryptoError`] |
 //! | [`ports::HistoryRetention`] | how far back history is served | — (`canopy-billing` answers) |
 //! | [`ports::ApiKeyAccess`] | whether API keys may reach an organization | — (`canopy-billing` answers) |
+//! | [`device::DeviceAuthorizationRepository`] | device log-in requests ([`device::DeviceLogins`]); one answer and one redemption win | (`false` when not pending / not approved any more) |
 //!
 //! `canopy-store` implements the storage ports on SQLite and PostgreSQL,
 //! `canopy-credentials` the crypto; the `canopy-embedding-example` crate implements every
@@ -52,6 +53,7 @@
 pub mod account;
 pub mod audit;
 pub mod credential;
+pub mod device;
 pub mod invitation;
 pub mod mail;
 pub mod membership;

@@ -12,6 +12,7 @@ mod coverage;
 mod coverage_history;
 mod detection_wire;
 mod detections;
+mod device;
 mod errors;
 mod invitations;
 mod jobs;
@@ -120,6 +121,7 @@ pub type Api = (
         scans::ScansApi,
         coverage::CoverageApi,
         coverage_history::CoverageHistoryApi,
+        device::DeviceApi,
     ),
 );
 
@@ -147,6 +149,7 @@ pub fn service() -> OpenApiService<Api, ()> {
                 scans::ScansApi,
                 coverage::CoverageApi,
                 coverage_history::CoverageHistoryApi,
+                device::DeviceApi,
             ),
         ),
         "Canopy API",

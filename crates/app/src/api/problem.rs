@@ -99,6 +99,9 @@ pub struct Problem {
     /// members; absent otherwise.
     #[oai(default, skip_serializing_if_is_empty)]
     pub organizations: Vec<ProblemOrganization>,
+    /// `slow_down`: seconds to wait between device-token polls from now on.
+    #[oai(skip_serializing_if_is_none)]
+    pub interval: Option<u32>,
 }
 
 /// An organization a refusal names.
@@ -144,6 +147,7 @@ impl ApiError {
                 exceeded: vec![],
                 job_id: None,
                 organizations: vec![],
+                interval: None,
             }),
             retry_after: None,
         }

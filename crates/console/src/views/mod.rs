@@ -17,6 +17,7 @@ pub mod connect;
 pub mod dashboard;
 mod detection_draft;
 pub mod detection_edit;
+pub mod device;
 pub mod invitations;
 pub mod layers;
 pub mod links;

@@ -16,6 +16,7 @@ pub(crate) mod coverage_revisions;
 pub(crate) mod coverage_snapshots;
 pub(crate) mod detection_techniques;
 pub(crate) mod detections;
+pub(crate) mod device_authorizations;
 pub(crate) mod external_ids;
 pub(crate) mod invitations;
 pub(crate) mod jobs;

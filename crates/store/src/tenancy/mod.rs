@@ -3,6 +3,7 @@
 mod audit;
 mod credentials;
 mod deletion;
+mod devices;
 mod invitations;
 mod memberships;
 mod organizations;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 pub use audit::AuditStore;
 pub(crate) use audit::insert_audit;
 pub use credentials::CredentialStore;
+pub use devices::DeviceAuthorizationStore;
 pub use invitations::InvitationStore;
 pub use memberships::MembershipStore;
 pub use organizations::OrganizationStore;
