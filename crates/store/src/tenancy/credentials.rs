@@ -165,19 +165,7 @@ impl CredentialRepository for CredentialStore {
     }
 
     async fn insert_api_key(&self, key: ApiKey) -> Result<(), StoreError> {
-        api_keys::ActiveModel {
-            id: Set(key.id.as_uuid()),
-            user_id: Set(key.user_id.as_uuid()),
-            name: Set(key.name),
-            prefix: Set(key.prefix),
-            token_digest: Set(key.token_digest),
-            expires_at: Set(key.expires_at),
-            revoked_at: Set(key.revoked_at),
-            created_at: Set(key.created_at),
-        }
-        .insert(self.db())
-        .await
-        .map_err(db_err)?;
+        api_key_row(key).insert(self.db()).await.map_err(db_err)?;
         Ok(())
     }
 
@@ -208,5 +196,19 @@ impl CredentialRepository for CredentialStore {
             .await
             .map_err(db_err)?;
         Ok(result.rows_affected == 1)
+    }
+}
+
+/// The row of a new API key (made by hand, or handed to an approved device).
+pub(crate) fn api_key_row(key: ApiKey) -> api_keys::ActiveModel {
+    api_keys::ActiveModel {
+        id: Set(key.id.as_uuid()),
+        user_id: Set(key.user_id.as_uuid()),
+        name: Set(key.name),
+        prefix: Set(key.prefix),
+        token_digest: Set(key.token_digest),
+        expires_at: Set(key.expires_at),
+        revoked_at: Set(key.revoked_at),
+        created_at: Set(key.created_at),
     }
 }

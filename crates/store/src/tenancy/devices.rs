@@ -11,7 +11,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use uuid::Uuid;
 
-use crate::entity::{api_keys, device_authorizations as rows};
+use crate::entity::device_authorizations as rows;
 use crate::error::{corrupt, db_err};
 
 crate::repository!(
@@ -143,19 +143,10 @@ impl DeviceAuthorizationRepository for DeviceAuthorizationStore {
             txn.rollback().await.map_err(db_err)?;
             return Ok(false);
         }
-        api_keys::ActiveModel {
-            id: Set(key.id.as_uuid()),
-            user_id: Set(key.user_id.as_uuid()),
-            name: Set(key.name),
-            prefix: Set(key.prefix),
-            token_digest: Set(key.token_digest),
-            expires_at: Set(key.expires_at),
-            revoked_at: Set(key.revoked_at),
-            created_at: Set(key.created_at),
-        }
-        .insert(&txn)
-        .await
-        .map_err(db_err)?;
+        super::credentials::api_key_row(key)
+            .insert(&txn)
+            .await
+            .map_err(db_err)?;
         txn.commit().await.map_err(db_err)?;
         Ok(true)
     }
