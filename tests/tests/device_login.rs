@@ -63,9 +63,10 @@ async fn a_terminal_logs_in_once_a_person_approves(app: TestApp) {
     let device = started["deviceCode"].as_str().unwrap();
 
     let (status, body) = poll(&app, device).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["code"], "authorization_pending", "{body}");
-    let (_, body) = poll(&app, device).await;
+    let (status, body) = poll(&app, device).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["code"], "slow_down", "polled again at once: {body}");
     assert_eq!(body["interval"], 10);
 
@@ -110,7 +111,7 @@ async fn a_terminal_logs_in_once_a_person_approves(app: TestApp) {
     // Once: the device code is spent.
     app.clock.advance(Duration::seconds(11));
     let (status, body) = poll(&app, device).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::GONE);
     assert_eq!(body["code"], "expired_token");
     let (_, body) = poll(&app, "cnp_dev_never-issued").await;
     assert_eq!(body["code"], "expired_token");
@@ -132,7 +133,8 @@ async fn denied_expired_and_twice_answered_requests_get_nothing(app: TestApp) {
         .await;
     answer.expect(StatusCode::OK);
     assert!(answer.body.contains("Denied"));
-    let (_, body) = poll(&app, denied["deviceCode"].as_str().unwrap()).await;
+    let (status, body) = poll(&app, denied["deviceCode"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["code"], "access_denied");
     // Answered already: a second answer finds nothing pending.
     browser

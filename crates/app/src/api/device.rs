@@ -1,8 +1,9 @@
 //! Device log-in for terminals, in the style of RFC 8628: the CLI asks for a code, a person
 //! signed in to the console approves it at `/device`, and the CLI, polling, receives an API
-//! key of its own. Polls before approval are refused with the RFC's codes
-//! (`authorization_pending`, `slow_down` with the new `interval`, `access_denied`,
-//! `expired_token`), all 400.
+//! key of its own. Polls before approval are refused with the RFC's error codes as the
+//! problem's `code`, each with the status HTTP gives that situation (RFC 8628 answers 400 for
+//! all): `authorization_pending` 409, `slow_down` 429 with `Retry-After` and the new
+//! `interval`, `access_denied` 403, `expired_token` 410.
 
 use canopy_tenancy::device::{INTERVAL_SECONDS, LIFETIME_MINUTES, PollError, StartError};
 use poem::Request;
@@ -72,16 +73,17 @@ pub struct DeviceTokenDto {
 
 impl From<PollError> for ApiError {
     fn from(e: PollError) -> Self {
-        let code = match e {
-            PollError::AuthorizationPending => "authorization_pending",
-            PollError::SlowDown(_) => "slow_down",
-            PollError::AccessDenied => "access_denied",
-            PollError::ExpiredToken => "expired_token",
+        let (status, code) = match e {
+            PollError::AuthorizationPending => (StatusCode::CONFLICT, "authorization_pending"),
+            PollError::SlowDown(_) => (StatusCode::TOO_MANY_REQUESTS, "slow_down"),
+            PollError::AccessDenied => (StatusCode::FORBIDDEN, "access_denied"),
+            PollError::ExpiredToken => (StatusCode::GONE, "expired_token"),
             PollError::Store(s) => return s.into(),
         };
-        let mut error = ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string());
+        let mut error = ApiError::new(status, code, e.to_string());
         if let PollError::SlowDown(interval) = e {
             error.problem.interval = Some(interval);
+            error.retry_after = Some(u64::from(interval));
         }
         error
     }
@@ -124,8 +126,8 @@ impl DeviceApi {
     }
 
     /// Polls a device log-in: the API key once the person approved (once: later polls are
-    /// `expired_token`), else 400 `authorization_pending`, `slow_down` (with the new
-    /// `interval`), `access_denied` or `expired_token`.
+    /// `expired_token`), else 409 `authorization_pending`, 429 `slow_down` (with the new
+    /// `interval`), 403 `access_denied` or 410 `expired_token`.
     #[oai(
         path = "/auth/device/token",
         method = "post",

@@ -402,7 +402,7 @@ impl CloudOrganizationService {
         id: CloudOrganizationId,
     ) -> Result<TreeView, CloudOrganizationError> {
         self.get(access, id).await?;
-        let (hierarchy, _) = self.ports.repository.snapshot(id).await?;
+        let hierarchy = self.ports.repository.hierarchy(id).await?;
         let counts = self.ports.repository.node_counts(id).await?;
         Ok(TreeView { hierarchy, counts })
     }
